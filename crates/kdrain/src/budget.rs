@@ -1,0 +1,468 @@
+//! PodDisruptionBudget arithmetic: which budgets cover a pod, whether an eviction spends budget,
+//! and whether a budget can ever let the plan's pods go (spent jointly across all of them).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// A budget field that is neither an integer nor "N%".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid budget value {0:?}: use an integer or a percentage such as \"25%\"")]
+pub struct BadValue(pub String);
+
+/// kubernetes' `GetScaledValueFromIntOrPercent`: an integer as is, a percentage of `total`
+/// rounded up (`round_up`) or down.
+pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, BadValue> {
+    match v {
+        IntOrString::Int(i) => Ok(*i),
+        IntOrString::String(s) => {
+            let p: i64 = s
+                .strip_suffix('%')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| BadValue(s.clone()))?;
+            let prod = p * i64::from(total);
+            let v = if round_up {
+                (prod + 99).div_euclid(100)
+            } else {
+                prod.div_euclid(100)
+            };
+            Ok(v as i32)
+        }
+    }
+}
+
+/// The desired healthy count the disruption controller computes for a spec and `expected` pods.
+pub fn desired_healthy(pdb: &PodDisruptionBudget, expected: i32) -> Result<i32, BadValue> {
+    let spec = pdb.spec.as_ref();
+    if let Some(mu) = spec.and_then(|s| s.max_unavailable.as_ref()) {
+        let m = scaled_value(mu, expected, true)?;
+        Ok((expected - m).max(0))
+    } else if let Some(ma) = spec.and_then(|s| s.min_available.as_ref()) {
+        scaled_value(ma, expected, true)
+    } else {
+        Ok(0)
+    }
+}
+
+/// Label selector semantics of a PDB: a missing selector matches nothing, an empty one
+/// matches every pod of the namespace; an invalid one matches nothing (the server skips it).
+pub fn selector_matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(sel) = sel else { return false };
+    if let Some(ml) = &sel.match_labels
+        && !ml.iter().all(|(k, v)| labels.get(k) == Some(v))
+    {
+        return false;
+    }
+    for e in sel.match_expressions.iter().flatten() {
+        let values = e.values.as_deref().unwrap_or(&[]);
+        let have = labels.get(&e.key);
+        let ok = match e.operator.as_str() {
+            "In" => !values.is_empty() && have.is_some_and(|v| values.contains(v)),
+            "NotIn" => !values.is_empty() && have.is_none_or(|v| !values.contains(v)),
+            "Exists" => values.is_empty() && have.is_some(),
+            "DoesNotExist" => values.is_empty() && have.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// `namespace/name` of an object.
+pub fn key_of(ns: Option<&str>, name: Option<&str>) -> String {
+    format!("{}/{}", ns.unwrap_or_default(), name.unwrap_or_default())
+}
+
+/// `namespace/name` of a budget.
+pub fn pdb_key(pdb: &PodDisruptionBudget) -> String {
+    key_of(
+        pdb.metadata.namespace.as_deref(),
+        pdb.metadata.name.as_deref(),
+    )
+}
+
+/// The budgets (of the pod's namespace) whose selector matches the pod.
+pub fn budgets_for<'a>(pod: &Pod, pdbs: &'a [PodDisruptionBudget]) -> Vec<&'a PodDisruptionBudget> {
+    let empty = BTreeMap::new();
+    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    pdbs.iter()
+        .filter(|b| b.metadata.namespace == pod.metadata.namespace)
+        .filter(|b| selector_matches(b.spec.as_ref().and_then(|s| s.selector.as_ref()), labels))
+        .collect()
+}
+
+/// A budget's status as last written by the controller (or by evictions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BudgetNow {
+    /// `status.disruptionsAllowed`.
+    pub allowed: i32,
+    /// `status.currentHealthy`.
+    pub current_healthy: i32,
+    /// `status.desiredHealthy`.
+    pub desired_healthy: i32,
+    /// `status.expectedPods`.
+    pub expected: i32,
+    /// The controller has processed the current spec (`observedGeneration >= generation`).
+    pub observed: bool,
+}
+
+impl BudgetNow {
+    /// Reads the status of a budget.
+    pub fn of(pdb: &PodDisruptionBudget) -> BudgetNow {
+        let st = pdb.status.as_ref();
+        let generation = pdb.metadata.generation.unwrap_or(0);
+        BudgetNow {
+            allowed: st.and_then(|s| s.disruptions_allowed).unwrap_or(0),
+            current_healthy: st.and_then(|s| s.current_healthy).unwrap_or(0),
+            desired_healthy: st.and_then(|s| s.desired_healthy).unwrap_or(0),
+            expected: st.and_then(|s| s.expected_pods).unwrap_or(0),
+            observed: st.and_then(|s| s.observed_generation).unwrap_or(0) >= generation
+                && st.is_some(),
+        }
+    }
+}
+
+/// Ready condition True.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether evicting this pod spends one unit of this budget, following the API server: pending,
+/// finished and terminating pods bypass budgets; an unready pod is free under `AlwaysAllow`, or
+/// when the budget is satisfied (`currentHealthy >= desiredHealthy > 0`).
+pub fn consumes_budget(pod: &Pod, pdb: &PodDisruptionBudget) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Pending") | Some("Succeeded") | Some("Failed")) {
+        return false;
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    if !is_ready(pod) {
+        let policy = pdb
+            .spec
+            .as_ref()
+            .and_then(|s| s.unhealthy_pod_eviction_policy.as_deref());
+        if policy == Some("AlwaysAllow") {
+            return false;
+        }
+        let now = BudgetNow::of(pdb);
+        if now.current_healthy >= now.desired_healthy && now.desired_healthy > 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Why a budget can never allow a disruption, if it cannot: maxUnavailable 0, minAvailable at or
+/// above the expected pods, or no expected pods at all.
+pub fn never_reason(pdb: &PodDisruptionBudget) -> Option<String> {
+    let now = BudgetNow::of(pdb);
+    let spec = pdb.spec.as_ref()?;
+    if let Some(mu) = &spec.max_unavailable {
+        return match scaled_value(mu, now.expected.max(1), true) {
+            Ok(0) => Some(format!("maxUnavailable is {}", show(mu))),
+            Err(e) => Some(e.to_string()),
+            Ok(_) if now.observed && now.expected == 0 => Some(
+                "it expects 0 pods (its pods declare no controller), so it allows no disruption"
+                    .into(),
+            ),
+            Ok(_) => None,
+        };
+    }
+    if let Some(ma) = &spec.min_available {
+        return match ma {
+            IntOrString::String(s)
+                if s.trim_end_matches('%')
+                    .parse::<i64>()
+                    .is_ok_and(|p| p >= 100) =>
+            {
+                Some(format!("minAvailable is {s}"))
+            }
+            IntOrString::Int(n) if now.observed && *n >= now.expected => Some(format!(
+                "minAvailable {n} is not below its {} expected pods",
+                now.expected
+            )),
+            IntOrString::String(_) if now.observed && now.expected == 0 => Some(
+                "it expects 0 pods (its pods declare no controller), so it allows no disruption"
+                    .into(),
+            ),
+            IntOrString::String(s) if scaled_value(ma, 1, true).is_err() => {
+                Some(BadValue(s.clone()).to_string())
+            }
+            _ => None,
+        };
+    }
+    None
+}
+
+fn show(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+/// Joint spending: `allowed` disruptions for `needed` pods, of which `replaceable` are managed by
+/// a controller that will bring replacements. Returns how many can go at once, and whether the
+/// rest could ever go.
+pub fn joint_spend(allowed: i32, needed: i32, replaceable: i32) -> (i32, bool) {
+    let now = allowed.max(0).min(needed);
+    let rest = needed - now;
+    // Each replaced pod restores one unit once its replacement is Ready; bare pods never do.
+    let ever = rest == 0 || replaceable > 0;
+    (now, ever)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::select::tests::{owned, pod};
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
+    use proptest::prelude::*;
+
+    pub(crate) fn pdb(
+        name: &str,
+        labels: &[(&str, &str)],
+        max_unavailable: Option<IntOrString>,
+        min_available: Option<IntOrString>,
+    ) -> PodDisruptionBudget {
+        PodDisruptionBudget {
+            metadata: ObjectMeta {
+                namespace: Some("default".into()),
+                name: Some(name.into()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: Some(PodDisruptionBudgetSpec {
+                selector: Some(LabelSelector {
+                    match_labels: Some(
+                        labels
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ),
+                    match_expressions: None,
+                }),
+                max_unavailable,
+                min_available,
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    pub(crate) fn with_status(
+        mut b: PodDisruptionBudget,
+        allowed: i32,
+        healthy: i32,
+        desired: i32,
+        expected: i32,
+    ) -> PodDisruptionBudget {
+        b.status = Some(PodDisruptionBudgetStatus {
+            disruptions_allowed: Some(allowed),
+            current_healthy: Some(healthy),
+            desired_healthy: Some(desired),
+            expected_pods: Some(expected),
+            observed_generation: Some(1),
+            ..Default::default()
+        });
+        b
+    }
+
+    pub(crate) fn ready(mut p: Pod, ready: bool) -> Pod {
+        p.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        p
+    }
+
+    fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn nil_selector_matches_nothing_and_empty_matches_all() {
+        let l = labels(&[("app", "web")]);
+        assert!(!selector_matches(None, &l));
+        assert!(selector_matches(Some(&LabelSelector::default()), &l));
+        assert!(selector_matches(
+            Some(&LabelSelector::default()),
+            &BTreeMap::new()
+        ));
+        let expr = |op: &str, vals: &[&str]| LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "app".into(),
+                operator: op.into(),
+                values: if vals.is_empty() {
+                    None
+                } else {
+                    Some(vals.iter().map(|s| s.to_string()).collect())
+                },
+            }]),
+        };
+        assert!(selector_matches(Some(&expr("In", &["web", "db"])), &l));
+        assert!(!selector_matches(Some(&expr("NotIn", &["web"])), &l));
+        assert!(selector_matches(
+            Some(&expr("NotIn", &["x"])),
+            &BTreeMap::new()
+        ));
+        assert!(selector_matches(Some(&expr("Exists", &[])), &l));
+        assert!(!selector_matches(Some(&expr("DoesNotExist", &[])), &l));
+        assert!(!selector_matches(Some(&expr("Bogus", &[])), &l));
+    }
+
+    #[test]
+    fn budgets_match_in_the_pods_namespace_only() {
+        let mut p = pod("default", "web-1");
+        p.metadata.labels = Some(labels(&[("app", "web")]));
+        let mut other = pdb(
+            "other-ns",
+            &[("app", "web")],
+            Some(IntOrString::Int(1)),
+            None,
+        );
+        other.metadata.namespace = Some("shop".into());
+        let pdbs = vec![
+            pdb("web", &[("app", "web")], Some(IntOrString::Int(1)), None),
+            other,
+            pdb("db", &[("app", "db")], None, None),
+        ];
+        let m = budgets_for(&p, &pdbs);
+        assert_eq!(m.len(), 1);
+        assert_eq!(pdb_key(m[0]), "default/web");
+    }
+
+    #[test]
+    fn percent_rounds_up() {
+        assert_eq!(
+            scaled_value(&IntOrString::String("25%".into()), 3, true),
+            Ok(1)
+        );
+        assert_eq!(
+            scaled_value(&IntOrString::String("50%".into()), 3, true),
+            Ok(2)
+        );
+        assert_eq!(
+            scaled_value(&IntOrString::String("0%".into()), 3, true),
+            Ok(0)
+        );
+        assert_eq!(scaled_value(&IntOrString::Int(7), 3, true), Ok(7));
+        assert!(scaled_value(&IntOrString::String("7".into()), 3, true).is_err());
+        let b = pdb("web", &[], Some(IntOrString::String("25%".into())), None);
+        assert_eq!(desired_healthy(&b, 3), Ok(2));
+        let b = pdb("web", &[], None, Some(IntOrString::String("50%".into())));
+        assert_eq!(desired_healthy(&b, 3), Ok(2));
+    }
+
+    #[test]
+    fn who_consumes_budget() {
+        let b = with_status(pdb("web", &[], Some(IntOrString::Int(1)), None), 1, 3, 2, 3);
+        assert!(consumes_budget(&ready(pod("default", "a"), true), &b));
+        // unready pod, budget satisfied: free
+        assert!(!consumes_budget(&ready(pod("default", "a"), false), &b));
+        // unready, budget not satisfied: spends
+        let tight = with_status(pdb("web", &[], Some(IntOrString::Int(1)), None), 0, 1, 2, 3);
+        assert!(consumes_budget(&ready(pod("default", "a"), false), &tight));
+        let mut always = tight.clone();
+        always.spec.as_mut().unwrap().unhealthy_pod_eviction_policy = Some("AlwaysAllow".into());
+        assert!(!consumes_budget(
+            &ready(pod("default", "a"), false),
+            &always
+        ));
+        let mut pending = pod("default", "p");
+        pending.status.as_mut().unwrap().phase = Some("Pending".into());
+        assert!(!consumes_budget(&pending, &tight));
+    }
+
+    #[test]
+    fn never_passing_budgets() {
+        let b = with_status(pdb("a", &[], Some(IntOrString::Int(0)), None), 0, 3, 3, 3);
+        assert_eq!(never_reason(&b).as_deref(), Some("maxUnavailable is 0"));
+        let b = with_status(
+            pdb("a", &[], Some(IntOrString::String("0%".into())), None),
+            0,
+            3,
+            3,
+            3,
+        );
+        assert!(never_reason(&b).is_some());
+        let b = with_status(pdb("a", &[], None, Some(IntOrString::Int(3))), 0, 3, 3, 3);
+        assert_eq!(
+            never_reason(&b).as_deref(),
+            Some("minAvailable 3 is not below its 3 expected pods")
+        );
+        let b = with_status(
+            pdb("a", &[], None, Some(IntOrString::String("100%".into()))),
+            0,
+            3,
+            3,
+            3,
+        );
+        assert!(never_reason(&b).is_some());
+        let b = with_status(pdb("a", &[], None, Some(IntOrString::Int(2))), 1, 3, 2, 3);
+        assert_eq!(never_reason(&b), None);
+        let b = with_status(pdb("a", &[], Some(IntOrString::Int(1)), None), 0, 0, 0, 0);
+        assert!(never_reason(&b).unwrap().contains("expects 0 pods"));
+        // spent by unhealthy pods: not "never"
+        let b = with_status(pdb("a", &[], Some(IntOrString::Int(1)), None), 0, 2, 2, 3);
+        assert_eq!(never_reason(&b), None);
+        let _ = owned(pod("a", "b"), "ReplicaSet", "x");
+    }
+
+    #[test]
+    fn joint_spending() {
+        assert_eq!(joint_spend(1, 3, 3), (1, true));
+        assert_eq!(joint_spend(3, 3, 0), (3, true));
+        assert_eq!(joint_spend(1, 3, 0), (1, false));
+        assert_eq!(joint_spend(0, 2, 2), (0, true));
+        assert_eq!(joint_spend(5, 2, 2), (2, true));
+    }
+
+    proptest! {
+        #[test]
+        fn percent_matches_float_ceiling(p in 0i32..=200, total in 0i32..=5000) {
+            let v = scaled_value(&IntOrString::String(format!("{p}%")), total, true).unwrap();
+            let exact = (f64::from(p) * f64::from(total) / 100.0).ceil() as i32;
+            prop_assert_eq!(v, exact);
+            let down = scaled_value(&IntOrString::String(format!("{p}%")), total, false).unwrap();
+            prop_assert_eq!(down, (f64::from(p) * f64::from(total) / 100.0).floor() as i32);
+        }
+
+        #[test]
+        fn desired_is_clamped_and_bounded(m in 0i32..200, expected in 0i32..1000, pct in proptest::bool::ANY) {
+            let v = if pct { IntOrString::String(format!("{m}%")) } else { IntOrString::Int(m) };
+            let b = pdb("x", &[], Some(v), None);
+            let d = desired_healthy(&b, expected).unwrap();
+            prop_assert!(d >= 0 && d <= expected);
+        }
+
+        #[test]
+        fn joint_spend_never_exceeds_allowed_or_needed(allowed in -3i32..20, needed in 0i32..20, repl in 0i32..20) {
+            let repl = repl.min(needed);
+            let (now, ever) = joint_spend(allowed, needed, repl);
+            prop_assert!(now >= 0 && now <= needed && now <= allowed.max(0));
+            if now == needed { prop_assert!(ever); }
+            if repl == 0 && now < needed { prop_assert!(!ever); }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The drain error: what happened, to which node or pod, and what to do about it.
+
+use crate::options::OptionsError;
+use crate::report::{NodeOutcome, Report};
+
+/// Why a drain (or a step of it) did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    /// A target node does not exist. Nothing was changed.
+    #[error("node {node:?} not found; check the name with `kubectl get nodes`")]
+    NodeNotFound {
+        /// The missing node.
+        node: String,
+    },
+    /// The server refused a request for lack of permission.
+    #[error(
+        "permission denied: needs {verb} on {resource}{} ({message}); grant it to the drain's service account or user",
+        namespace.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default()
+    )]
+    Forbidden {
+        /// The verb, e.g. `create`.
+        verb: String,
+        /// The resource, e.g. `pods/eviction`.
+        resource: String,
+        /// The namespace, for namespaced resources.
+        namespace: Option<String>,
+        /// The server's message.
+        message: String,
+    },
+    /// The options are invalid.
+    #[error("invalid options: {0}")]
+    Options(#[from] OptionsError),
+    /// The plan found pods that cannot be drained with these options (or budgets that can never
+    /// allow it). Nothing was evicted.
+    #[error("the drain was refused before any eviction: {}", errors.join("; "))]
+    PlanRefused {
+        /// kubectl's "cannot delete ..." groups, and budget errors.
+        errors: Vec<String>,
+    },
+    /// Some target pods were not seen gone (time out, blocked by budgets, failed).
+    #[error("{}", incomplete_message(report))]
+    Incomplete {
+        /// What happened, including the pending pods.
+        report: Box<Report>,
+    },
+    /// An API request failed.
+    #[error("{context}: {source}")]
+    Api {
+        /// What was being done, with the object's name.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn incomplete_message(report: &Report) -> String {
+    let mut parts = Vec::new();
+    for n in &report.nodes {
+        if n.outcome == NodeOutcome::Drained {
+            continue;
+        }
+        let pending: Vec<String> = n.pending().map(|p| p.pod.to_string()).collect();
+        let what = match &n.outcome {
+            NodeOutcome::BlockedByBudgets => "blocked by disruption budgets".to_string(),
+            NodeOutcome::PodsLeft => "pods left".to_string(),
+            NodeOutcome::Failed { error } => error.clone(),
+            NodeOutcome::Drained => unreachable!(),
+        };
+        if pending.is_empty() {
+            parts.push(format!("node {}: {what}", n.node));
+        } else {
+            parts.push(format!("node {}: {what}: {}", n.node, pending.join(", ")));
+        }
+    }
+    format!(
+        "drain incomplete, pods were not seen gone ({}); see the report for each pod, then retry or raise the timeout",
+        parts.join("; ")
+    )
+}
+
+impl DrainError {
+    /// Process exit code for this error: 1 failed; 2 usage/bad input; 3 blocked by budgets at
+    /// timeout; 4 pods left that could not be evicted; 5 permission denied; 6 cluster unreachable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DrainError::NodeNotFound { .. } | DrainError::Options(_) => 2,
+            DrainError::Forbidden { .. } => 5,
+            DrainError::PlanRefused { .. } => 4,
+            DrainError::Incomplete { report } => {
+                if report
+                    .nodes
+                    .iter()
+                    .any(|n| n.outcome == NodeOutcome::BlockedByBudgets)
+                {
+                    3
+                } else if report
+                    .nodes
+                    .iter()
+                    .any(|n| n.outcome == NodeOutcome::PodsLeft)
+                {
+                    4
+                } else {
+                    1
+                }
+            }
+            DrainError::Api { source, .. } => match source {
+                kube::Error::Api(s) if s.code == 403 => 5,
+                kube::Error::Api(_) => 1,
+                _ => 6,
+            },
+        }
+    }
+
+    /// Wraps a client error with context, turning 403s into [`DrainError::Forbidden`].
+    #[allow(dead_code)]
+    pub(crate) fn api(
+        context: impl Into<String>,
+        verb: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        source: kube::Error,
+    ) -> Self {
+        if let kube::Error::Api(s) = &source
+            && s.code == 403
+            && !is_namespace_terminating(s)
+        {
+            return DrainError::Forbidden {
+                verb: verb.to_string(),
+                resource: resource.to_string(),
+                namespace: namespace.map(str::to_string),
+                message: s.message.clone(),
+            };
+        }
+        DrainError::Api {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The report, when the drain ran far enough to have one.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            DrainError::Incomplete { report } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+/// A 403 caused by a namespace being deleted (cause `NamespaceTerminating`), not by permissions.
+pub fn is_namespace_terminating(s: &kube::core::Status) -> bool {
+    s.details
+        .as_ref()
+        .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+}

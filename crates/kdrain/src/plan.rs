@@ -1,0 +1,552 @@
+//! The plan: every pod with its action and reason, every budget touched with its verdict, and the
+//! errors that stop a drain before anything changes. Computed from reads only.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Serialize;
+
+use crate::budget::{self, BudgetNow};
+use crate::events::PodRef;
+use crate::options::DrainOptions;
+use crate::select::{self, DaemonSetLookup, PodFilter};
+
+/// What the drain will do with a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Evict it through the Eviction API (respecting budgets).
+    Evict,
+    /// DELETE it (`disable_eviction`), bypassing budgets.
+    Delete,
+    /// Leave it on the node (DaemonSet, mirror, opt-out, stale terminating pod...).
+    Skip,
+    /// Do not evict it, but wait until it completes or disappears (`cluster.x-k8s.io/drain=wait-completed`).
+    Wait,
+    /// It cannot be drained with these options: kubectl's "cannot delete ..." error.
+    Refuse,
+}
+
+impl Action {
+    /// The pod has to leave the node (or finish) for the drain to succeed.
+    pub fn is_target(self) -> bool {
+        matches!(self, Action::Evict | Action::Delete | Action::Wait)
+    }
+}
+
+/// Everything a drain would do, before it does anything.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// One entry per target node.
+    pub nodes: Vec<NodePlan>,
+    /// Every budget that covers a pod to be evicted.
+    pub budgets: Vec<BudgetPlan>,
+    /// Errors that stop the drain (kubectl's "cannot delete ..." groups, budgets that never pass).
+    pub errors: Vec<String>,
+    /// kubectl's grouped warnings, over all nodes.
+    pub warnings: Vec<String>,
+    /// Estimated time to empty the nodes from the pods' grace periods, budgets taken into
+    /// account (replacements assumed to become ready at once).
+    pub worst_case_seconds: f64,
+}
+
+impl Plan {
+    /// No error: the drain can start.
+    pub fn can_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Number of pods that will be evicted or deleted.
+    pub fn evictions(&self) -> usize {
+        self.nodes
+            .iter()
+            .flat_map(|n| &n.pods)
+            .filter(|p| matches!(p.action, Action::Evict | Action::Delete))
+            .count()
+    }
+}
+
+/// The plan for one node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodePlan {
+    /// Node name.
+    pub node: String,
+    /// The node was unschedulable when planned.
+    pub cordoned: bool,
+    /// Every pod on the node that matches the pod selector.
+    pub pods: Vec<PodPlan>,
+    /// kubectl's error groups for this node (`cannot delete <msg>: ns/a, ns/b`).
+    pub errors: Vec<String>,
+    /// kubectl's warning groups for this node (`<msg>: ns/a, ns/b`).
+    pub warnings: Vec<String>,
+}
+
+/// The plan for one pod.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodPlan {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// What happens to it.
+    pub action: Action,
+    /// Why.
+    pub reason: String,
+    /// The budget its eviction spends (names joined by ", " when several cover it).
+    pub budget: Option<String>,
+    /// The grace period it gets, in seconds.
+    pub grace_seconds: i64,
+    /// Eviction order: 0 non-critical, 1 non-critical DaemonSet, 2 critical, 3 critical DaemonSet.
+    pub tier: u8,
+}
+
+impl PodPlan {
+    /// The pod's reference.
+    pub fn pod_ref(&self) -> PodRef {
+        PodRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+        }
+    }
+}
+
+/// A budget touched by the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetPlan {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `status.disruptionsAllowed` now.
+    pub disruptions_allowed: i32,
+    /// `status.currentHealthy` now.
+    pub current_healthy: i32,
+    /// `status.desiredHealthy` now.
+    pub desired_healthy: i32,
+    /// `status.expectedPods` now.
+    pub expected_pods: i32,
+    /// The plan's pods whose eviction spends this budget (`ns/name`).
+    pub pods: Vec<String>,
+    /// Can it let them all go?
+    pub verdict: BudgetVerdict,
+}
+
+/// Whether a budget lets the plan's pods go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum BudgetVerdict {
+    /// It allows all of them now.
+    Passes,
+    /// It allows some now; the others must wait (for replacements, or the controller).
+    Waits {
+        /// Why, in words.
+        reason: String,
+    },
+    /// It can never allow them: the drain would hang.
+    Never {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// The inputs for one node, as read from the cluster.
+#[derive(Debug, Clone)]
+pub struct NodeInput {
+    /// Node name.
+    pub node: String,
+    /// `spec.unschedulable`.
+    pub cordoned: bool,
+    /// The node's pods that match the pod selector.
+    pub pods: Vec<Pod>,
+}
+
+/// The grace period a pod gets: the override, else its own (default 30 s); finished pods 0.
+pub fn grace_of(pod: &Pod, opts: &DrainOptions) -> i64 {
+    if select::is_finished(pod) {
+        return 0;
+    }
+    opts.grace_override()
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
+        .unwrap_or(30)
+}
+
+/// The reference of a pod object.
+pub fn pod_ref(pod: &Pod) -> PodRef {
+    PodRef {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
+/// Computes the plan from what was read. Pure: no I/O.
+pub fn build(
+    opts: &DrainOptions,
+    nodes: &[NodeInput],
+    pdbs: &[PodDisruptionBudget],
+    ds: &dyn Fn(&Pod) -> DaemonSetLookup,
+    custom: &[PodFilter],
+    now: jiff::Timestamp,
+) -> Plan {
+    let mut plan = Plan {
+        nodes: Vec::new(),
+        budgets: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        worst_case_seconds: 0.0,
+    };
+    // budget key -> (pods needing it, replaceable count, max grace)
+    let mut needs: BTreeMap<String, (Vec<String>, i32, i64)> = BTreeMap::new();
+    let mut shared: Vec<(String, Vec<String>)> = Vec::new();
+    let mut node_estimates = Vec::new();
+    for input in nodes {
+        let mut np = NodePlan {
+            node: input.node.clone(),
+            cordoned: input.cordoned,
+            pods: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let mut errs = Vec::new();
+        let mut warns = Vec::new();
+        let mut tier_grace = [0i64; 4];
+        for pod in &input.pods {
+            let s = select::select_pod(pod, opts, now, ds, custom);
+            let r = pod_ref(pod);
+            if let Some(e) = &s.error {
+                errs.push((e.clone(), r.to_string()));
+            }
+            if let Some(w) = &s.warning {
+                warns.push((w.clone(), r.to_string()));
+            }
+            let grace = grace_of(pod, opts);
+            let tier = select::tier(pod);
+            let mut budget_name = None;
+            if s.action == Action::Evict {
+                tier_grace[tier as usize] = tier_grace[tier as usize].max(grace);
+                let covering = budget::budgets_for(pod, pdbs);
+                if covering.len() > 1 {
+                    let names: Vec<String> = covering
+                        .iter()
+                        .map(|b| b.metadata.name.clone().unwrap_or_default())
+                        .collect();
+                    budget_name = Some(names.join(", "));
+                    shared.push((
+                        r.to_string(),
+                        covering.iter().map(|b| budget::pdb_key(b)).collect(),
+                    ));
+                    for b in &covering {
+                        needs
+                            .entry(budget::pdb_key(b))
+                            .or_default()
+                            .0
+                            .push(r.to_string());
+                    }
+                } else if let Some(b) = covering.first() {
+                    budget_name = b.metadata.name.clone();
+                    if budget::consumes_budget(pod, b) {
+                        let e = needs.entry(budget::pdb_key(b)).or_default();
+                        e.0.push(r.to_string());
+                        if select::controller_of(pod).is_some() {
+                            e.1 += 1;
+                        }
+                        e.2 = e.2.max(grace);
+                    }
+                }
+            } else if s.action == Action::Delete {
+                tier_grace[tier as usize] = tier_grace[tier as usize].max(grace);
+            }
+            np.pods.push(PodPlan {
+                namespace: r.namespace,
+                name: r.name,
+                uid: r.uid,
+                action: s.action,
+                reason: s.reason,
+                budget: budget_name,
+                grace_seconds: grace,
+                tier,
+            });
+        }
+        np.errors = select::error_lines(errs);
+        np.warnings = select::warning_lines(warns);
+        plan.errors.extend(np.errors.iter().cloned());
+        plan.warnings.extend(np.warnings.iter().cloned());
+        node_estimates.push(tier_grace.iter().sum::<i64>() as f64);
+        plan.nodes.push(np);
+    }
+    for (pod, keys) in &shared {
+        plan.errors.push(format!(
+            "pod {pod} is covered by more than one disruption budget ({}), which the eviction API refuses (HTTP 500): fix the budgets' selectors or use --disable-eviction",
+            keys.join(", ")
+        ));
+    }
+    let mut extra = 0.0;
+    for (key, (pods, replaceable, grace)) in needs {
+        let Some(pdb) = pdbs.iter().find(|b| budget::pdb_key(b) == key) else {
+            continue;
+        };
+        let now_st = BudgetNow::of(pdb);
+        let needed = pods.len() as i32;
+        let shared_with: Vec<&String> = shared
+            .iter()
+            .filter(|(_, keys)| keys.contains(&key))
+            .flat_map(|(_, keys)| keys.iter().filter(|k| **k != key))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let verdict = if !shared_with.is_empty() {
+            let others: Vec<&str> = shared_with.iter().map(|s| s.as_str()).collect();
+            BudgetVerdict::Never {
+                reason: format!(
+                    "it shares pods with {}; a pod under two budgets cannot be evicted",
+                    others.join(", ")
+                ),
+            }
+        } else if let Some(r) = budget::never_reason(pdb) {
+            BudgetVerdict::Never { reason: r }
+        } else if !now_st.observed {
+            BudgetVerdict::Waits {
+                reason: "its status is still being processed by the disruption controller".into(),
+            }
+        } else {
+            let (at_once, ever) = budget::joint_spend(now_st.allowed, needed, replaceable);
+            if at_once == needed {
+                BudgetVerdict::Passes
+            } else {
+                let unhealthy = now_st.expected - now_st.current_healthy;
+                let spent = if unhealthy > 0 && now_st.allowed < needed {
+                    format!(
+                        "; {unhealthy} of its {} expected pods are not healthy",
+                        now_st.expected
+                    )
+                } else {
+                    String::new()
+                };
+                if ever {
+                    if at_once > 0 {
+                        extra += (f64::from(needed) / f64::from(at_once)).ceil() * grace as f64
+                            - grace as f64;
+                    } else {
+                        extra += f64::from(needed) * grace as f64;
+                    }
+                    BudgetVerdict::Waits {
+                        reason: format!(
+                            "it allows {at_once} of the {needed} pods now (needs {} healthy, has {}); the rest wait for replacements to become ready{spent}",
+                            now_st.desired_healthy, now_st.current_healthy
+                        ),
+                    }
+                } else {
+                    BudgetVerdict::Never {
+                        reason: format!(
+                            "it allows {at_once} of the {needed} pods and their pods declare no controller, so nothing replaces them{spent}"
+                        ),
+                    }
+                }
+            }
+        };
+        if let BudgetVerdict::Never { reason } = &verdict {
+            plan.errors.push(format!(
+                "disruption budget {key} can never allow evicting {}: {reason}; fix or delete the budget, or use --disable-eviction",
+                pods.join(", ")
+            ));
+        }
+        plan.budgets.push(BudgetPlan {
+            namespace: pdb.metadata.namespace.clone().unwrap_or_default(),
+            name: pdb.metadata.name.clone().unwrap_or_default(),
+            disruptions_allowed: now_st.allowed,
+            current_healthy: now_st.current_healthy,
+            desired_healthy: now_st.desired_healthy,
+            expected_pods: now_st.expected,
+            pods,
+            verdict,
+        });
+    }
+    // Nodes run in lanes of `parallel_nodes`; each lane is as slow as its slowest node.
+    node_estimates.sort_by(|a, b| b.total_cmp(a));
+    let lanes = opts.parallel_nodes.max(1);
+    plan.worst_case_seconds = node_estimates.chunks(lanes).map(|c| c[0]).sum::<f64>() + extra;
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::tests::{pdb, ready, with_status};
+    use crate::select::tests::{owned, pod};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    fn web(name: &str) -> Pod {
+        let mut p = ready(owned(pod("default", name), "ReplicaSet", "web"), true);
+        p.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(10);
+        p
+    }
+
+    fn found(_: &Pod) -> DaemonSetLookup {
+        DaemonSetLookup::Found
+    }
+
+    fn plan_of(opts: &DrainOptions, nodes: Vec<NodeInput>, pdbs: &[PodDisruptionBudget]) -> Plan {
+        build(opts, &nodes, pdbs, &found, &[], jiff::Timestamp::now())
+    }
+
+    fn node(name: &str, pods: Vec<Pod>) -> NodeInput {
+        NodeInput {
+            node: name.into(),
+            cordoned: false,
+            pods,
+        }
+    }
+
+    #[test]
+    fn budget_spent_jointly_across_nodes() {
+        let b = with_status(
+            pdb("web", &[("app", "web")], Some(IntOrString::Int(1)), None),
+            1,
+            3,
+            2,
+            3,
+        );
+        let p = plan_of(
+            &DrainOptions::default(),
+            vec![node("n1", vec![web("w1")]), node("n2", vec![web("w2")])],
+            &[b],
+        );
+        assert!(p.can_complete(), "{:?}", p.errors);
+        assert_eq!(p.budgets.len(), 1);
+        assert_eq!(p.budgets[0].pods, vec!["default/w1", "default/w2"]);
+        assert!(
+            matches!(&p.budgets[0].verdict, BudgetVerdict::Waits { reason } if reason.contains("allows 1 of the 2"))
+        );
+        assert_eq!(p.nodes[0].pods[0].budget.as_deref(), Some("web"));
+        // two rounds of 10 s in one lane per node: 10 + 10 (per node) + one extra budget round
+        assert_eq!(p.worst_case_seconds, 30.0);
+    }
+
+    #[test]
+    fn unsatisfiable_budgets_are_errors() {
+        let b = with_status(
+            pdb("web", &[("app", "web")], None, Some(IntOrString::Int(3))),
+            0,
+            3,
+            3,
+            3,
+        );
+        let p = plan_of(
+            &DrainOptions::default(),
+            vec![node("n1", vec![web("w1")])],
+            &[b],
+        );
+        assert!(!p.can_complete());
+        assert_eq!(
+            p.errors,
+            vec![
+                "disruption budget default/web can never allow evicting default/w1: minAvailable 3 is not below its 3 expected pods; fix or delete the budget, or use --disable-eviction"
+            ]
+        );
+        assert!(matches!(p.budgets[0].verdict, BudgetVerdict::Never { .. }));
+    }
+
+    #[test]
+    fn pod_under_two_budgets() {
+        let a = with_status(
+            pdb("a", &[("app", "web")], Some(IntOrString::Int(1)), None),
+            1,
+            3,
+            2,
+            3,
+        );
+        let b = with_status(pdb("b", &[], Some(IntOrString::Int(1)), None), 1, 3, 2, 3);
+        let mut b = b;
+        b.spec.as_mut().unwrap().selector = Some(Default::default());
+        let p = plan_of(
+            &DrainOptions::default(),
+            vec![node("n1", vec![web("w1")])],
+            &[a, b],
+        );
+        assert_eq!(p.nodes[0].pods[0].budget.as_deref(), Some("a, b"));
+        assert!(
+            p.errors
+                .iter()
+                .any(|e| e.contains("more than one disruption budget (default/a, default/b)"))
+        );
+        assert_eq!(p.budgets.len(), 2);
+        assert!(
+            p.budgets
+                .iter()
+                .all(|b| matches!(b.verdict, BudgetVerdict::Never { .. }))
+        );
+    }
+
+    #[test]
+    fn budget_spent_by_unhealthy_pods_waits() {
+        let b = with_status(
+            pdb("web", &[("app", "web")], Some(IntOrString::Int(1)), None),
+            0,
+            2,
+            2,
+            3,
+        );
+        let p = plan_of(
+            &DrainOptions::default(),
+            vec![node("n1", vec![web("w1")])],
+            &[b],
+        );
+        assert!(p.can_complete());
+        assert!(
+            matches!(&p.budgets[0].verdict, BudgetVerdict::Waits { reason } if reason.contains("1 of its 3 expected pods are not healthy"))
+        );
+    }
+
+    #[test]
+    fn refusals_group_per_node_and_stop_the_plan() {
+        let p = plan_of(
+            &DrainOptions::default(),
+            vec![node("n1", vec![pod("default", "bare"), web("w1")])],
+            &[],
+        );
+        assert_eq!(
+            p.errors,
+            vec![
+                "cannot delete cannot delete Pods that declare no controller (use --force to override): default/bare"
+            ]
+        );
+        assert_eq!(p.nodes[0].pods[0].action, Action::Refuse);
+        assert_eq!(p.nodes[0].pods[1].action, Action::Evict);
+        assert_eq!(p.evictions(), 1);
+    }
+
+    #[test]
+    fn grace_override_and_lanes() {
+        let opts = DrainOptions {
+            grace_period: Some(3),
+            parallel_nodes: 2,
+            ..Default::default()
+        };
+        let p = plan_of(
+            &opts,
+            vec![
+                node("n1", vec![web("w1")]),
+                node("n2", vec![web("w2")]),
+                node("n3", vec![web("w3")]),
+            ],
+            &[],
+        );
+        assert!(p.nodes.iter().all(|n| n.pods[0].grace_seconds == 3));
+        assert_eq!(p.worst_case_seconds, 6.0);
+        let opts = DrainOptions {
+            disable_eviction: true,
+            ..Default::default()
+        };
+        let p = plan_of(&opts, vec![node("n1", vec![web("w1")])], &[]);
+        assert_eq!(p.nodes[0].pods[0].action, Action::Delete);
+    }
+}

@@ -1,0 +1,692 @@
+//! Which pods a drain touches: kubectl's filter chain, in kubectl's order and with kubectl's
+//! grouped error and warning texts, plus the ecosystem's opt-out annotations and custom filters.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::options::{DrainOptions, OptionsError};
+use crate::plan::Action;
+
+/// kubectl's error text for DaemonSet pods without `--ignore-daemonsets`.
+pub const DAEMONSET_FATAL: &str = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)";
+/// kubectl's warning text for DaemonSet pods that are ignored.
+pub const DAEMONSET_WARNING: &str = "ignoring DaemonSet-managed Pods";
+/// kubectl's error text for emptyDir pods without `--delete-emptydir-data`.
+pub const LOCAL_STORAGE_FATAL: &str =
+    "Pods with local storage (use --delete-emptydir-data to override)";
+/// kubectl's warning text for emptyDir pods that are drained (kubectl's later filters drop it).
+pub const LOCAL_STORAGE_WARNING: &str = "deleting Pods with local storage";
+/// kubectl's error text for controller-less pods without `--force` (the doubled "cannot delete"
+/// in kubectl's output comes from this text).
+pub const UNMANAGED_FATAL: &str =
+    "cannot delete Pods that declare no controller (use --force to override)";
+/// kubectl's warning text for controller-less pods drained with `--force`.
+pub const UNMANAGED_WARNING: &str = "deleting Pods that declare no controller";
+
+/// Annotation of cluster-autoscaler: `"false"` opts a pod out of eviction.
+pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+/// Annotation of Karpenter: `"true"` opts a pod out of eviction.
+pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+/// Label (or annotation) of Cluster API: `skip` or `wait-completed`.
+pub const CAPI_DRAIN: &str = "cluster.x-k8s.io/drain";
+/// Annotation that marks a mirror (static) pod.
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// Error text for pods that opt out of eviction by annotation.
+pub fn opt_out_fatal(annotation: &str, value: &str) -> String {
+    format!("Pods annotated {annotation}={value} (use --override-opt-outs to override)")
+}
+/// Warning text for pods Cluster API asks to skip.
+pub const CAPI_SKIP_WARNING: &str = "skipping Pods labelled cluster.x-k8s.io/drain=skip";
+/// Warning text for pods Cluster API asks to wait for.
+pub const CAPI_WAIT_WARNING: &str =
+    "waiting for Pods labelled cluster.x-k8s.io/drain=wait-completed to complete";
+
+/// The decision of one filter about one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterVerdict {
+    /// No objection: earlier decisions stand.
+    Pass,
+    /// Drain the pod, with a warning grouped under this text.
+    Warn(String),
+    /// Leave the pod alone, silently.
+    Skip(String),
+    /// Leave the pod alone, with a warning grouped under this text.
+    SkipWarn(String),
+    /// Do not drain this node: a kubectl-style error grouped under this text.
+    Refuse(String),
+    /// Do not evict the pod, but wait until it completes or disappears.
+    Wait(String),
+}
+
+/// A filter supplied by a library user; it runs after kubectl's filters and the opt-outs, on pods
+/// that are still to be drained. Think of kubectl's `AdditionalFilters`.
+pub type PodFilter = Arc<dyn Fn(&Pod) -> FilterVerdict + Send + Sync>;
+
+/// Whether the DaemonSet that controls a pod exists (kubectl GETs it for every DaemonSet pod).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonSetLookup {
+    /// It exists.
+    Found,
+    /// It is gone: the pod is an orphan, drained with `force`.
+    NotFound {
+        /// The server's message, e.g. `daemonsets.apps "fluentd" not found`.
+        message: String,
+    },
+    /// The lookup failed.
+    Error {
+        /// The error text.
+        message: String,
+    },
+}
+
+/// The selection's verdict on one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selected {
+    /// What to do.
+    pub action: Action,
+    /// Why, in words.
+    pub reason: String,
+    /// Text under which the pod is grouped in warnings.
+    pub warning: Option<String>,
+    /// Text under which the pod is grouped in errors ("cannot delete <text>: pods").
+    pub error: Option<String>,
+}
+
+/// Parses a `--pod-selector`.
+pub fn parse_pod_selector(sel: &str) -> Result<selectors::LabelSelector, OptionsError> {
+    selectors::LabelSelector::parse(sel).map_err(|e| OptionsError::BadPodSelector {
+        selector: sel.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The controller owner reference of an object, as `metav1.GetControllerOf` finds it.
+pub fn controller_of(pod: &Pod) -> Option<&OwnerReference> {
+    pod.metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// Phase Succeeded or Failed.
+pub fn is_finished(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+/// Controlled by a DaemonSet (kubectl compares the kind only).
+pub fn is_daemonset_pod(pod: &Pod) -> bool {
+    controller_of(pod).is_some_and(|r| r.kind == "DaemonSet")
+}
+
+/// A static pod's mirror.
+pub fn is_mirror_pod(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION))
+}
+
+fn has_local_storage(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()))
+}
+
+/// Karpenter's tiers: 0 non-critical, 1 non-critical DaemonSet, 2 critical, 3 critical DaemonSet.
+pub fn tier(pod: &Pod) -> u8 {
+    let critical = matches!(
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.priority_class_name.as_deref()),
+        Some("system-cluster-critical") | Some("system-node-critical")
+    );
+    let ds = is_daemonset_pod(pod);
+    match (critical, ds) {
+        (false, false) => 0,
+        (false, true) => 1,
+        (true, false) => 2,
+        (true, true) => 3,
+    }
+}
+
+/// Seconds since the pod's deletionTimestamp (negative while its grace period runs).
+pub fn seconds_since_deletion(pod: &Pod, now: jiff::Timestamp) -> Option<f64> {
+    let ts = pod.metadata.deletion_timestamp.as_ref()?.0;
+    Some(now.duration_since(ts).as_secs_f64())
+}
+
+fn meta_value<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .or_else(|| pod.metadata.labels.as_ref().and_then(|l| l.get(key)))
+        .map(String::as_str)
+}
+
+/// The ecosystem's opt-outs; `Pass` when the pod has none.
+pub fn opt_out_filter(pod: &Pod) -> FilterVerdict {
+    if let Some(v) = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SAFE_TO_EVICT))
+        && v == "false"
+    {
+        return FilterVerdict::Refuse(opt_out_fatal(SAFE_TO_EVICT, "false"));
+    }
+    if let Some(v) = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DO_NOT_DISRUPT))
+        && v == "true"
+    {
+        return FilterVerdict::Refuse(opt_out_fatal(DO_NOT_DISRUPT, "true"));
+    }
+    match meta_value(pod, CAPI_DRAIN) {
+        Some("skip") => FilterVerdict::SkipWarn(CAPI_SKIP_WARNING.to_string()),
+        Some("wait-completed") => FilterVerdict::Wait(CAPI_WAIT_WARNING.to_string()),
+        _ => FilterVerdict::Pass,
+    }
+}
+
+/// Runs kubectl's filter chain, then the opt-outs (unless overridden), then the custom filters.
+/// The first filter that keeps the pod on the node ends the chain, as in kubectl. `ds` answers
+/// whether a pod's DaemonSet exists (called only for unfinished DaemonSet pods).
+pub fn select_pod(
+    pod: &Pod,
+    opts: &DrainOptions,
+    now: jiff::Timestamp,
+    ds: &dyn Fn(&Pod) -> DaemonSetLookup,
+    custom: &[PodFilter],
+) -> Selected {
+    let drain_action = if opts.disable_eviction {
+        Action::Delete
+    } else {
+        Action::Evict
+    };
+    let evict = |reason: &str, warning: Option<String>| Selected {
+        action: drain_action,
+        reason: reason.to_string(),
+        warning,
+        error: None,
+    };
+    let refuse = |msg: String| Selected {
+        action: Action::Refuse,
+        reason: format!("cannot delete {msg}"),
+        warning: None,
+        error: Some(msg),
+    };
+    let skip = |reason: &str, warning: Option<String>| Selected {
+        action: Action::Skip,
+        reason: reason.to_string(),
+        warning,
+        error: None,
+    };
+    let finished = is_finished(pod);
+
+    // 1. skipDeletedFilter
+    if let Some(limit) = opts.skip_wait_for_delete_timeout
+        && !limit.is_zero()
+        && let Some(age) = seconds_since_deletion(pod, now)
+        && age.floor() > limit.as_secs() as f64
+    {
+        return skip(
+            &format!("deletionTimestamp older than {} seconds", limit.as_secs()),
+            None,
+        );
+    }
+    // 2. daemonSetFilter. kubectl keeps the status of the last filter that ran, and the
+    // unreplicated filter (5) always runs last, so only its warning survives; the reasons
+    // collected here are for the report.
+    let mut reason: Option<String> = None;
+    if let Some(owner) = controller_of(pod)
+        && owner.kind == "DaemonSet"
+        && !finished
+    {
+        match ds(pod) {
+            DaemonSetLookup::NotFound { .. } if opts.force => {
+                reason = Some("orphaned DaemonSet pod (--force)".into());
+            }
+            DaemonSetLookup::NotFound { message } | DaemonSetLookup::Error { message } => {
+                return refuse(message);
+            }
+            DaemonSetLookup::Found if !opts.ignore_daemonsets => {
+                return refuse(DAEMONSET_FATAL.to_string());
+            }
+            DaemonSetLookup::Found => {
+                return skip("DaemonSet-managed", Some(DAEMONSET_WARNING.to_string()));
+            }
+        }
+    }
+    // 3. mirrorPodFilter
+    if is_mirror_pod(pod) {
+        return skip("mirror pod", None);
+    }
+    // 4. localStorageFilter
+    if has_local_storage(pod) && !finished {
+        if !opts.delete_emptydir_data {
+            return refuse(LOCAL_STORAGE_FATAL.to_string());
+        }
+        reason.get_or_insert_with(|| "has emptyDir data (--delete-emptydir-data)".into());
+    }
+    // 5. unreplicatedFilter
+    let mut current = if finished {
+        evict("finished", None)
+    } else if let Some(owner) = controller_of(pod) {
+        let r = reason.unwrap_or_else(|| format!("managed by {} {}", owner.kind, owner.name));
+        evict(&r, None)
+    } else if opts.force {
+        evict(
+            "declares no controller (--force)",
+            Some(UNMANAGED_WARNING.into()),
+        )
+    } else {
+        return refuse(UNMANAGED_FATAL.to_string());
+    };
+    // 6. opt-outs; finished pods pass, as they do every kubectl filter.
+    if !opts.override_opt_outs && !finished {
+        match opt_out_filter(pod) {
+            FilterVerdict::Refuse(msg) => return refuse(msg),
+            FilterVerdict::SkipWarn(w) => return skip("cluster.x-k8s.io/drain=skip", Some(w)),
+            FilterVerdict::Wait(w) => {
+                return Selected {
+                    action: Action::Wait,
+                    reason: "cluster.x-k8s.io/drain=wait-completed: waiting for it to complete"
+                        .into(),
+                    warning: Some(w),
+                    error: None,
+                };
+            }
+            _ => {}
+        }
+    }
+    // 7. custom filters
+    for f in custom {
+        match f(pod) {
+            FilterVerdict::Pass => {}
+            FilterVerdict::Warn(w) => current = evict(&w, Some(w.clone())),
+            FilterVerdict::Skip(r) => return skip(&r, None),
+            FilterVerdict::SkipWarn(w) => return skip(&w, Some(w.clone())),
+            FilterVerdict::Refuse(msg) => return refuse(msg),
+            FilterVerdict::Wait(w) => {
+                return Selected {
+                    action: Action::Wait,
+                    reason: w.clone(),
+                    warning: Some(w),
+                    error: None,
+                };
+            }
+        }
+    }
+    current
+}
+
+/// The rank of a message group, so that grouped texts come out in a stable order (kubectl's
+/// order is random; this is one of the orders it prints).
+fn group_rank(msg: &str) -> u8 {
+    match msg {
+        UNMANAGED_FATAL | UNMANAGED_WARNING => 0,
+        LOCAL_STORAGE_FATAL | LOCAL_STORAGE_WARNING => 1,
+        DAEMONSET_FATAL | DAEMONSET_WARNING => 2,
+        _ => 3,
+    }
+}
+
+/// Groups `(message, "ns/name")` pairs as kubectl does: one entry per message, pods joined by ", ".
+pub fn group(items: impl IntoIterator<Item = (String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for (msg, pod) in items {
+        match index.get(&msg) {
+            Some(&i) => groups[i].1.push(pod),
+            None => {
+                index.insert(msg.clone(), groups.len());
+                groups.push((msg, vec![pod]));
+            }
+        }
+    }
+    groups.sort_by_key(|(m, _)| group_rank(m));
+    groups
+}
+
+/// kubectl's grouped error lines: `cannot delete <msg>: ns/a, ns/b`.
+pub fn error_lines(items: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    group(items)
+        .into_iter()
+        .map(|(m, pods)| format!("cannot delete {m}: {}", pods.join(", ")))
+        .collect()
+}
+
+/// kubectl's grouped warnings: `<msg>: ns/a, ns/b` (kubectl prints them joined by "; ").
+pub fn warning_lines(items: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+    group(items)
+        .into_iter()
+        .map(|(m, pods)| format!("{m}: {}", pods.join(", ")))
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec, PodStatus, Volume};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use std::time::Duration;
+
+    pub(crate) fn pod(ns: &str, name: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("n1".into()),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub(crate) fn owned(mut p: Pod, kind: &str, name: &str) -> Pod {
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        p
+    }
+
+    fn with_emptydir(mut p: Pod) -> Pod {
+        p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+            name: "cache".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]);
+        p
+    }
+
+    fn annotated(mut p: Pod, k: &str, v: &str) -> Pod {
+        p.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(k.into(), v.into());
+        p
+    }
+
+    fn finished(mut p: Pod) -> Pod {
+        p.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        p
+    }
+
+    fn found(_: &Pod) -> DaemonSetLookup {
+        DaemonSetLookup::Found
+    }
+    fn gone(_: &Pod) -> DaemonSetLookup {
+        DaemonSetLookup::NotFound {
+            message: "daemonsets.apps \"fluentd\" not found".into(),
+        }
+    }
+
+    fn sel(p: &Pod, o: &DrainOptions) -> Selected {
+        select_pod(p, o, jiff::Timestamp::now(), &found, &[])
+    }
+
+    #[test]
+    fn kubectl_defaults_refuse_the_three_kinds() {
+        let o = DrainOptions::default();
+        let bare = pod("default", "bare-pod");
+        let cache = with_emptydir(owned(pod("default", "cache-x"), "ReplicaSet", "cache"));
+        let ds = owned(pod("kube-system", "fluentd-x"), "DaemonSet", "fluentd");
+        let web = owned(pod("default", "web-1"), "ReplicaSet", "web");
+        assert_eq!(sel(&bare, &o).error.as_deref(), Some(UNMANAGED_FATAL));
+        assert_eq!(sel(&cache, &o).error.as_deref(), Some(LOCAL_STORAGE_FATAL));
+        assert_eq!(sel(&ds, &o).error.as_deref(), Some(DAEMONSET_FATAL));
+        assert_eq!(sel(&web, &o).action, Action::Evict);
+        let lines = error_lines(
+            [(&bare, &o), (&cache, &o), (&ds, &o), (&web, &o)]
+                .iter()
+                .filter_map(|(p, o)| {
+                    sel(p, o).error.map(|e| {
+                        (
+                            e,
+                            format!(
+                                "{}/{}",
+                                p.metadata.namespace.as_ref().unwrap(),
+                                p.metadata.name.as_ref().unwrap()
+                            ),
+                        )
+                    })
+                }),
+        );
+        assert_eq!(
+            lines,
+            vec![
+                "cannot delete cannot delete Pods that declare no controller (use --force to override): default/bare-pod",
+                "cannot delete Pods with local storage (use --delete-emptydir-data to override): default/cache-x",
+                "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): kube-system/fluentd-x",
+            ]
+        );
+    }
+
+    #[test]
+    fn flags_turn_errors_into_warnings() {
+        let o = DrainOptions {
+            force: true,
+            ignore_daemonsets: true,
+            delete_emptydir_data: true,
+            ..Default::default()
+        };
+        let bare = sel(&pod("default", "bare-pod"), &o);
+        assert_eq!(
+            (bare.action, bare.warning.as_deref()),
+            (Action::Evict, Some(UNMANAGED_WARNING))
+        );
+        let ds = sel(
+            &owned(pod("kube-system", "fluentd-x"), "DaemonSet", "fluentd"),
+            &o,
+        );
+        assert_eq!(
+            (ds.action, ds.warning.as_deref()),
+            (Action::Skip, Some(DAEMONSET_WARNING))
+        );
+        // kubectl's later filters drop the local-storage warning of a managed pod.
+        let cache = sel(
+            &with_emptydir(owned(pod("default", "cache-x"), "ReplicaSet", "cache")),
+            &o,
+        );
+        assert_eq!((cache.action, cache.warning), (Action::Evict, None));
+        // ... but not for a bare emptyDir pod: the unmanaged warning wins.
+        let bare_cache = sel(&with_emptydir(pod("default", "c2")), &o);
+        assert_eq!(bare_cache.warning.as_deref(), Some(UNMANAGED_WARNING));
+        let w = warning_lines(vec![
+            (
+                DAEMONSET_WARNING.to_string(),
+                "kube-system/fluentd-x".to_string(),
+            ),
+            (
+                UNMANAGED_WARNING.to_string(),
+                "default/bare-pod".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            w.join("; "),
+            "deleting Pods that declare no controller: default/bare-pod; ignoring DaemonSet-managed Pods: kube-system/fluentd-x"
+        );
+    }
+
+    #[test]
+    fn orphaned_daemonset_pods_need_force() {
+        let p = owned(pod("kube-system", "fluentd-x"), "DaemonSet", "fluentd");
+        let o = DrainOptions {
+            ignore_daemonsets: true,
+            ..Default::default()
+        };
+        let s = select_pod(&p, &o, jiff::Timestamp::now(), &gone, &[]);
+        assert_eq!(
+            s.error.as_deref(),
+            Some("daemonsets.apps \"fluentd\" not found")
+        );
+        let o = DrainOptions {
+            force: true,
+            ..Default::default()
+        };
+        let s = select_pod(&p, &o, jiff::Timestamp::now(), &gone, &[]);
+        assert_eq!(s.action, Action::Evict);
+        // like kubectl, the orphan warning is overwritten by the later filters
+        assert_eq!(s.warning, None);
+    }
+
+    #[test]
+    fn finished_pods_pass_every_filter() {
+        let o = DrainOptions::default();
+        for p in [
+            finished(pod("default", "job-1")),
+            finished(with_emptydir(pod("default", "job-2"))),
+            finished(owned(pod("default", "ds-done"), "DaemonSet", "x")),
+            finished(annotated(pod("default", "job-3"), SAFE_TO_EVICT, "false")),
+        ] {
+            let s = select_pod(
+                &p,
+                &o,
+                jiff::Timestamp::now(),
+                &|_| panic!("no DaemonSet lookup"),
+                &[],
+            );
+            assert_eq!(s.action, Action::Evict, "{:?}", p.metadata.name);
+        }
+    }
+
+    #[test]
+    fn mirror_pods_are_skipped_silently() {
+        let p = annotated(
+            owned(pod("kube-system", "etcd-n1"), "Node", "n1"),
+            MIRROR_ANNOTATION,
+            "x",
+        );
+        let s = sel(&p, &DrainOptions::default());
+        assert_eq!((s.action, s.warning, s.error), (Action::Skip, None, None));
+    }
+
+    #[test]
+    fn stale_terminating_pods_are_skipped_only_with_the_flag() {
+        let mut p = owned(pod("default", "web-1"), "ReplicaSet", "web");
+        let now = jiff::Timestamp::now();
+        p.metadata.deletion_timestamp = Some(Time(now - jiff::SignedDuration::from_secs(100)));
+        let o = DrainOptions::default();
+        assert_eq!(select_pod(&p, &o, now, &found, &[]).action, Action::Evict);
+        let o = DrainOptions {
+            skip_wait_for_delete_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        assert_eq!(select_pod(&p, &o, now, &found, &[]).action, Action::Skip);
+        let o = DrainOptions {
+            skip_wait_for_delete_timeout: Some(Duration::from_secs(200)),
+            ..Default::default()
+        };
+        assert_eq!(select_pod(&p, &o, now, &found, &[]).action, Action::Evict);
+    }
+
+    #[test]
+    fn opt_outs_block_unless_overridden() {
+        let base = || owned(pod("default", "web-1"), "ReplicaSet", "web");
+        let o = DrainOptions::default();
+        let s = sel(&annotated(base(), SAFE_TO_EVICT, "false"), &o);
+        assert_eq!(s.action, Action::Refuse);
+        assert_eq!(
+            error_lines([(s.error.unwrap(), "default/web-1".to_string())]),
+            vec![
+                "cannot delete Pods annotated cluster-autoscaler.kubernetes.io/safe-to-evict=false (use --override-opt-outs to override): default/web-1"
+            ]
+        );
+        assert_eq!(
+            sel(&annotated(base(), SAFE_TO_EVICT, "true"), &o).action,
+            Action::Evict
+        );
+        assert_eq!(
+            sel(&annotated(base(), DO_NOT_DISRUPT, "true"), &o).action,
+            Action::Refuse
+        );
+        let mut labelled = base();
+        labelled.metadata.labels = Some([(CAPI_DRAIN.to_string(), "skip".to_string())].into());
+        let s = sel(&labelled, &o);
+        assert_eq!(
+            (s.action, s.warning.as_deref()),
+            (Action::Skip, Some(CAPI_SKIP_WARNING))
+        );
+        assert_eq!(
+            sel(&annotated(base(), CAPI_DRAIN, "wait-completed"), &o).action,
+            Action::Wait
+        );
+        let o = DrainOptions {
+            override_opt_outs: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            sel(&annotated(base(), SAFE_TO_EVICT, "false"), &o).action,
+            Action::Evict
+        );
+        assert_eq!(sel(&labelled, &o).action, Action::Evict);
+    }
+
+    #[test]
+    fn custom_filters_run_last() {
+        let f: PodFilter = Arc::new(|p: &Pod| {
+            if p.metadata.name.as_deref() == Some("mine") {
+                FilterVerdict::Skip("my own pod".into())
+            } else {
+                FilterVerdict::Pass
+            }
+        });
+        let o = DrainOptions::default();
+        let p = owned(pod("default", "mine"), "ReplicaSet", "x");
+        let s = select_pod(
+            &p,
+            &o,
+            jiff::Timestamp::now(),
+            &found,
+            std::slice::from_ref(&f),
+        );
+        assert_eq!((s.action, s.reason.as_str()), (Action::Skip, "my own pod"));
+        // the chain stops before custom filters when kubectl already refused
+        let bare = pod("default", "mine");
+        assert_eq!(
+            select_pod(&bare, &o, jiff::Timestamp::now(), &found, &[f]).action,
+            Action::Refuse
+        );
+    }
+
+    #[test]
+    fn delete_mode_and_tiers() {
+        let o = DrainOptions {
+            disable_eviction: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            sel(&owned(pod("a", "b"), "ReplicaSet", "x"), &o).action,
+            Action::Delete
+        );
+        let mut crit = owned(pod("kube-system", "dns"), "ReplicaSet", "dns");
+        crit.spec.as_mut().unwrap().priority_class_name = Some("system-cluster-critical".into());
+        assert_eq!(tier(&crit), 2);
+        assert_eq!(tier(&owned(pod("a", "ds"), "DaemonSet", "x")), 1);
+        assert_eq!(tier(&pod("a", "b")), 0);
+    }
+}
