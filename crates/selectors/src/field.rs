@@ -1,6 +1,9 @@
 //! Field selectors: the `fieldSelector=` query grammar and matching, following
 //! `k8s.io/apimachinery/pkg/fields` (`ParseSelector`, `EscapeValue`, `UnescapeValue`).
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::str::FromStr;
 

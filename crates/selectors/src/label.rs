@@ -2,6 +2,8 @@
 //! matching against an object's labels, following `k8s.io/apimachinery/pkg/labels`.
 
 mod parser;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
