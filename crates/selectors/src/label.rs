@@ -256,7 +256,8 @@ impl LabelSelector {
         Self::default()
     }
 
-    /// The selector that matches no object, used for a nil `metav1.LabelSelector` (e.g. a PDB without selector).
+    /// The selector that matches no object, used for a nil `metav1.LabelSelector` (e.g. a PDB without selector;
+    /// apimachinery's `LabelSelectorAsSelector(nil)`).
     ///
     /// Like apimachinery's `labels.Nothing()`, it displays as the empty string, which would parse back as
     /// *everything*: check [`LabelSelector::is_nothing`] before sending it anywhere as a query string.
@@ -297,27 +298,33 @@ impl LabelSelector {
         &self.requirements
     }
 
-    /// Builds a selector from the parts of a `metav1.LabelSelector` with apimachinery's
-    /// `LabelSelectorAsSelector` semantics, as PodDisruptionBudgets use them.
+    /// Builds a selector from the parts of a **present** `metav1.LabelSelector`, with apimachinery's
+    /// `LabelSelectorAsSelector` semantics as PodDisruptionBudgets use them.
     ///
-    /// * `match_labels == None` **and** no expressions: the selector is nil, so the result is
-    ///   [`LabelSelector::nothing`].
-    /// * a present but empty selector (`{}`) must be passed as `Some(&BTreeMap::new())` with no expressions: the
-    ///   result is [`LabelSelector::everything`].
-    /// * otherwise each `matchLabels` entry becomes `key=value` and each expression `(key, operator, values)`
+    /// * A **nil** selector (no `selector` field, or `null`) is not handled here: use [`LabelSelector::nothing`],
+    ///   which matches no pod.
+    /// * A present selector with neither `matchLabels` entries nor expressions (`{}`, whether `matchLabels` is
+    ///   absent (`None`) or empty) gives [`LabelSelector::everything`], which matches every pod.
+    /// * Otherwise each `matchLabels` entry becomes `key=value` and each expression `(key, operator, values)`
     ///   (operator `"In"`, `"NotIn"`, `"Exists"` or `"DoesNotExist"`) a requirement; all are ANDed.
     ///
-    /// Callers that already know the selector is nil can use [`LabelSelector::nothing`] directly.
+    /// ```
+    /// # use std::collections::BTreeMap;
+    /// # use selectors::LabelSelector;
+    /// // spec.selector: {}            -> every pod
+    /// assert!(LabelSelector::from_parts(None, &[]).unwrap().is_everything());
+    /// // spec.selector absent / null -> no pod
+    /// assert!(LabelSelector::nothing().is_nothing());
+    /// let ml = BTreeMap::from([("app".to_string(), "web".to_string())]);
+    /// let sel = LabelSelector::from_parts(Some(&ml), &[("tier".into(), "Exists".into(), vec![])]).unwrap();
+    /// assert_eq!(sel.to_string(), "app=web,tier");
+    /// ```
     pub fn from_parts(
         match_labels: Option<&BTreeMap<String, String>>,
         expressions: &[(String, String, Vec<String>)],
     ) -> Result<Self, LabelSelectorError> {
-        let Some(match_labels) = match_labels else {
-            if expressions.is_empty() {
-                return Ok(Self::nothing());
-            }
-            return Self::from_parts(Some(&BTreeMap::new()), expressions);
-        };
+        let empty = BTreeMap::new();
+        let match_labels = match_labels.unwrap_or(&empty);
         let mut requirements = Vec::with_capacity(match_labels.len() + expressions.len());
         for (key, value) in match_labels {
             requirements.push(

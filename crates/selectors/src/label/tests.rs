@@ -427,11 +427,13 @@ fn nothing_matches_no_object_and_is_distinct() {
 #[test]
 fn from_parts_follows_label_selector_as_selector() {
     let empty = BTreeMap::new();
-    // nil selector -> nothing; {} -> everything
+    // A present selector without parts ({}, with or without an empty matchLabels) selects everything; a nil
+    // selector is LabelSelector::nothing(), not something from_parts builds.
     assert_eq!(
         LabelSelector::from_parts(None, &[]).unwrap(),
-        LabelSelector::nothing()
+        LabelSelector::everything()
     );
+    assert!(!LabelSelector::from_parts(None, &[]).unwrap().is_nothing());
     assert_eq!(
         LabelSelector::from_parts(Some(&empty), &[]).unwrap(),
         LabelSelector::everything()
