@@ -165,8 +165,7 @@ pub fn is_valid_label_value(value: &str) -> bool {
 /// Go's `strconv.Quote` (what `%q` prints): double quotes, backslash escapes for quotes, backslashes and
 /// non-printable characters.
 ///
-/// Printability is approximated with Rust's `char` predicates (control and non-ASCII whitespace characters are
-/// escaped); Go's full Unicode table is not reproduced.
+/// Printability is approximated (see `go_is_print`); Go's full Unicode tables are not reproduced.
 pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -184,7 +183,7 @@ pub(crate) fn go_quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() || (c.is_whitespace() && c != ' ') => {
+            c if !go_is_print(c) => {
                 if (c as u32) < 0x10000 {
                     let _ = write!(out, "\\u{:04x}", c as u32);
                 } else {
@@ -196,6 +195,23 @@ pub(crate) fn go_quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Approximates Go's `unicode.IsPrint` without Unicode tables: control characters, whitespace other than the
+/// ASCII space, the common format characters (soft hyphen, zero-width and bidi controls, BOM) and private-use
+/// characters are not printable.
+fn go_is_print(c: char) -> bool {
+    let code = u32::from(c);
+    !(c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || code == 0xAD
+        || (0x200B..=0x200F).contains(&code)
+        || (0x202A..=0x202E).contains(&code)
+        || (0x2060..=0x206F).contains(&code)
+        || code == 0xFEFF
+        || (0xFFF9..=0xFFFB).contains(&code)
+        || (0xE000..=0xF8FF).contains(&code)
+        || (0xF0000..=0x10FFFF).contains(&code))
 }
 
 /// Go's `%#v` of a `[]string` (`[]string{"a", "b"}`), used when a whole value list is reported invalid.
@@ -309,6 +325,9 @@ mod tests {
         assert_eq!(go_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(go_quote("\n\t\u{1}\u{7f}"), "\"\\n\\t\\x01\\x7f\"");
         assert_eq!(go_quote("é\u{a0}"), "\"é\\u00a0\"");
+        assert_eq!(go_quote("a\u{200b}\u{feff}"), "\"a\\u200b\\ufeff\"");
+        assert_eq!(go_quote("\u{10fffd}"), "\"\\U0010fffd\"");
+        assert_eq!(go_quote("日本 ✓"), "\"日本 ✓\"");
         assert_eq!(
             go_string_slice(&["a".into(), "b".into()]),
             "[]string{\"a\", \"b\"}"

@@ -235,6 +235,15 @@ fn syntax_errors_have_apimachinery_texts() {
             "x in (=)",
             "unable to parse requirement: found '=', expected: ',', ')' or identifier".to_string(),
         ),
+        // Two commas in a row consume a third token: apimachinery rejects "(,,)" and "(a,,)".
+        (
+            "x in (,,)",
+            "unable to parse requirement: found ')', expected: ',', or identifier".to_string(),
+        ),
+        (
+            "x in (a,,)",
+            "unable to parse requirement: found ')', expected: ',', or identifier".to_string(),
+        ),
         (
             "x in (a,=)",
             "unable to parse requirement: found '=', expected: ',', or identifier".to_string(),
