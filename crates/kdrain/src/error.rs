@@ -113,7 +113,6 @@ impl DrainError {
     }
 
     /// Wraps a client error with context, turning 403s into [`DrainError::Forbidden`].
-    #[allow(dead_code)]
     pub(crate) fn api(
         context: impl Into<String>,
         verb: &str,

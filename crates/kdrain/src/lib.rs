@@ -3,14 +3,22 @@
 //! per-pod report.
 
 pub mod budget;
+pub mod cordon;
+mod dispatch;
+mod drainer;
 pub mod error;
 pub mod events;
+pub mod evict;
 pub mod options;
 pub mod plan;
 pub mod report;
+mod requests;
 pub mod select;
 mod serde_secs;
+mod watch;
 
+pub use cordon::CordonResult;
+pub use drainer::Drainer;
 pub use error::DrainError;
 pub use events::{Event, PodRef};
 pub use options::{DrainOptions, DryRun, OptionsError, Policy};

@@ -114,6 +114,14 @@ pub enum OptionsError {
         /// The parser's explanation.
         message: String,
     },
+    /// The node selector does not parse.
+    #[error("invalid node selector {selector:?}: {message}; use a label selector such as pool=a")]
+    BadNodeSelector {
+        /// The selector as given.
+        selector: String,
+        /// The parser's explanation.
+        message: String,
+    },
     /// A grace period below -1.
     #[error("invalid --grace-period {0}: use a number of seconds >= 0, or -1 for each pod's own")]
     BadGracePeriod(i64),

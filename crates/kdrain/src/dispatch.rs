@@ -1,0 +1,1260 @@
+//! The budget-aware dispatcher shared by all nodes of a drain. It owns every pod's state, sends
+//! evictions (never more in flight per budget than the budget allows, budget-free pods bounded
+//! by `max_concurrent_evictions`), follows pods to deletion through one watch per node, retries
+//! blocked pods the moment a watched budget allows it (never later than the ceiling), and ends
+//! each node with a fresh LIST.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Api;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::budget::{self, BudgetNow};
+use crate::events::{Event, PodRef};
+use crate::evict::{self, Attempt};
+use crate::options::{DrainOptions, DryRun};
+use crate::plan::{Action, NodePlan, pod_ref};
+use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport};
+use crate::requests::Requests;
+use crate::select::{self, DaemonSetLookup, PodFilter};
+use crate::watch::{self, Change, Listed, Seen};
+
+/// Everything the dispatcher needs that does not change during the drain.
+pub(crate) struct Shared {
+    pub client: kube::Client,
+    pub opts: DrainOptions,
+    pub events: Option<UnboundedSender<Event>>,
+    pub filters: Vec<PodFilter>,
+    pub pod_selector: Option<selectors::LabelSelector>,
+    pub req: Requests,
+    pub ds_cache: HashMap<(String, String), DaemonSetLookup>,
+}
+
+impl Shared {
+    fn emit(&self, ev: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ev);
+        }
+    }
+}
+
+/// One node, as prepared by the drainer (read, cordoned and planned).
+pub(crate) struct NodeSetup {
+    pub name: String,
+    pub was_cordoned: bool,
+    pub listed: Listed<Pod>,
+    pub plan: NodePlan,
+    pub req: Requests,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum St {
+    /// Waiting for its first attempt.
+    Queued,
+    /// A request is in flight.
+    InFlight,
+    /// Accepted (or waiting for completion / namespace deletion): following it to deletion.
+    Following,
+    /// Waiting for `next_at` (blocked by a budget, throttled, or backing off).
+    Retry,
+    /// Finished.
+    Done(PodOutcome),
+}
+
+struct Track {
+    node: usize,
+    r: PodRef,
+    pod: Pod,
+    action: Action,
+    reason: String,
+    tier: u8,
+    st: St,
+    attempts: u32,
+    first_attempt: Option<jiff::Timestamp>,
+    accepted: Option<jiff::Timestamp>,
+    gone: Option<jiff::Timestamp>,
+    blocked_by: Option<String>,
+    by_budget: bool,
+    blocked_since: Option<Instant>,
+    blocked_first: Option<jiff::Timestamp>,
+    blocked_total: Duration,
+    last_cause: Option<String>,
+    next_at: Option<Instant>,
+    not_before: Option<Instant>,
+    backoff: Option<backon::ExponentialBackoff>,
+    inflight_budget: Option<String>,
+    terminating_seen: bool,
+    seq: usize,
+}
+
+impl Track {
+    fn is_target(&self) -> bool {
+        self.action.is_target()
+    }
+    fn done(&self) -> bool {
+        matches!(self.st, St::Done(_))
+    }
+    fn unblock(&mut self, now: Instant) {
+        if let Some(s) = self.blocked_since.take() {
+            self.blocked_total += now - s;
+        }
+    }
+}
+
+struct BudgetState {
+    pdb: PodDisruptionBudget,
+    pending_ack: HashMap<String, Instant>,
+    inflight: i32,
+    last_probe: Option<Instant>,
+}
+
+impl BudgetState {
+    fn effective(&self) -> i32 {
+        let now = BudgetNow::of(&self.pdb);
+        if !now.observed {
+            return 0;
+        }
+        now.allowed - self.pending_ack.len() as i32 - self.inflight
+    }
+}
+
+struct NodeRun {
+    name: String,
+    was_cordoned: bool,
+    req: Requests,
+    listed_rv: String,
+    active: bool,
+    started: Option<Instant>,
+    deadline: Option<Instant>,
+    watch: Option<JoinHandle<()>>,
+    outcome: Option<NodeOutcome>,
+    seconds: f64,
+    order: Vec<String>,
+    final_list_retry: Option<Instant>,
+}
+
+struct Done {
+    uid: String,
+    attempt: Attempt,
+}
+
+/// The dispatcher.
+pub(crate) struct Dispatcher {
+    sh: Shared,
+    nodes: Vec<NodeRun>,
+    tracks: HashMap<String, Track>,
+    ignored: HashSet<String>,
+    budgets: BTreeMap<String, BudgetState>,
+    budgets_rv: Option<String>,
+    pdb_watch: Option<JoinHandle<()>>,
+    inflight: usize,
+    seq: usize,
+    pods_tx: UnboundedSender<Seen<Pod>>,
+    pods_rx: UnboundedReceiver<Seen<Pod>>,
+    pdb_tx: UnboundedSender<Seen<PodDisruptionBudget>>,
+    pdb_rx: UnboundedReceiver<Seen<PodDisruptionBudget>>,
+    done_tx: UnboundedSender<Done>,
+    done_rx: UnboundedReceiver<Done>,
+}
+
+const BUDGETS: usize = usize::MAX;
+
+impl Dispatcher {
+    /// Prepares the dispatcher; `pdbs` is the budget list the plan used (None with `disable_eviction`).
+    pub(crate) fn new(
+        sh: Shared,
+        setups: Vec<NodeSetup>,
+        pdbs: Option<Listed<PodDisruptionBudget>>,
+    ) -> Self {
+        let (pods_tx, pods_rx) = unbounded_channel();
+        let (pdb_tx, pdb_rx) = unbounded_channel();
+        let (done_tx, done_rx) = unbounded_channel();
+        let mut d = Dispatcher {
+            sh,
+            nodes: Vec::new(),
+            tracks: HashMap::new(),
+            ignored: HashSet::new(),
+            budgets: BTreeMap::new(),
+            budgets_rv: None,
+            pdb_watch: None,
+            inflight: 0,
+            seq: 0,
+            pods_tx,
+            pods_rx,
+            pdb_tx,
+            pdb_rx,
+            done_tx,
+            done_rx,
+        };
+        if let Some(l) = pdbs {
+            for b in l.items {
+                d.budgets.insert(
+                    budget::pdb_key(&b),
+                    BudgetState {
+                        pdb: b,
+                        pending_ack: HashMap::new(),
+                        inflight: 0,
+                        last_probe: None,
+                    },
+                );
+            }
+            d.budgets_rv = Some(l.resource_version);
+        }
+        for (i, s) in setups.into_iter().enumerate() {
+            let pods: HashMap<String, &Pod> = s
+                .listed
+                .items
+                .iter()
+                .map(|p| (p.metadata.uid.clone().unwrap_or_default(), p))
+                .collect();
+            let mut order = Vec::new();
+            for pp in &s.plan.pods {
+                let Some(pod) = pods.get(&pp.uid) else {
+                    continue;
+                };
+                let st = match pp.action {
+                    Action::Evict | Action::Delete => St::Queued,
+                    Action::Wait => St::Following,
+                    Action::Skip => St::Done(PodOutcome::Skipped),
+                    Action::Refuse => St::Done(PodOutcome::Failed {
+                        error: pp.reason.clone(),
+                    }),
+                };
+                d.seq += 1;
+                d.tracks.insert(
+                    pp.uid.clone(),
+                    new_track(i, (*pod).clone(), pp.action, pp.reason.clone(), st, d.seq),
+                );
+                order.push(pp.uid.clone());
+            }
+            for p in &s.listed.items {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                if !d.tracks.contains_key(&uid) {
+                    d.ignored.insert(uid);
+                }
+            }
+            d.nodes.push(NodeRun {
+                name: s.name,
+                was_cordoned: s.was_cordoned,
+                req: s.req,
+                listed_rv: s.listed.resource_version,
+                active: false,
+                started: None,
+                deadline: None,
+                watch: None,
+                outcome: None,
+                seconds: 0.0,
+                order,
+                final_list_retry: None,
+            });
+        }
+        d
+    }
+
+    /// Runs the drain of every node to its end and returns the node reports.
+    pub(crate) async fn run(mut self) -> Vec<NodeReport> {
+        for i in 0..self.nodes.len().min(self.sh.opts.parallel_nodes.max(1)) {
+            self.activate(i);
+        }
+        loop {
+            self.expire_acks();
+            self.skip_stale_terminating();
+            self.dispatch();
+            self.check_nodes().await;
+            if self.nodes.iter().all(|n| n.outcome.is_some()) {
+                break;
+            }
+            let wake = self.next_wake();
+            tokio::select! {
+                Some(d) = self.done_rx.recv() => self.on_done(d),
+                Some(s) = self.pods_rx.recv() => self.on_pods(s).await,
+                Some(s) = self.pdb_rx.recv() => self.on_budgets(s),
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        if let Some(h) = self.pdb_watch.take() {
+            h.abort();
+        }
+        self.reports()
+    }
+
+    fn dry(&self) -> DryRun {
+        self.sh.opts.dry_run
+    }
+
+    fn activate(&mut self, i: usize) {
+        let now = Instant::now();
+        let n = &mut self.nodes[i];
+        n.active = true;
+        n.started = Some(now);
+        n.deadline = self
+            .sh
+            .opts
+            .timeout
+            .filter(|t| !t.is_zero())
+            .map(|t| now + t);
+        if self.sh.opts.dry_run == DryRun::None {
+            let api: Api<Pod> = Api::all(self.sh.client.clone());
+            n.watch = Some(tokio::spawn(watch::run(
+                api,
+                Some(format!("spec.nodeName={}", n.name)),
+                n.listed_rv.clone(),
+                self.sh.opts.chunk_size,
+                i,
+                self.pods_tx.clone(),
+                n.req.clone(),
+                "pods",
+            )));
+        }
+        let skipped: Vec<(PodRef, String)> = self
+            .tracks
+            .values()
+            .filter(|t| t.node == i && t.action == Action::Skip)
+            .map(|t| (t.r.clone(), t.reason.clone()))
+            .collect();
+        let name = self.nodes[i].name.clone();
+        for (pod, reason) in skipped {
+            self.sh.emit(Event::Skipped {
+                node: name.clone(),
+                pod,
+                reason,
+            });
+        }
+    }
+
+    fn ensure_pdb_watch(&mut self) {
+        if self.pdb_watch.is_some() || self.dry() != DryRun::None {
+            return;
+        }
+        let Some(rv) = self.budgets_rv.clone() else {
+            return;
+        };
+        let api: Api<PodDisruptionBudget> = Api::all(self.sh.client.clone());
+        self.pdb_watch = Some(tokio::spawn(watch::run(
+            api,
+            None,
+            rv,
+            self.sh.opts.chunk_size,
+            BUDGETS,
+            self.pdb_tx.clone(),
+            self.sh.req.clone(),
+            "poddisruptionbudgets",
+        )));
+    }
+
+    /// The lowest tier with pods still to go, per node (Karpenter's order).
+    fn open_tiers(&self) -> Vec<u8> {
+        let mut open = vec![u8::MAX; self.nodes.len()];
+        for t in self.tracks.values() {
+            if t.is_target() && !t.done() && t.tier < open[t.node] {
+                open[t.node] = t.tier;
+            }
+        }
+        open
+    }
+
+    fn covering(&self, pod: &Pod) -> Vec<String> {
+        let pdbs: Vec<PodDisruptionBudget> = self.budgets.values().map(|b| b.pdb.clone()).collect();
+        budget::budgets_for(pod, &pdbs)
+            .into_iter()
+            .map(budget::pdb_key)
+            .collect()
+    }
+
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        let max = self.sh.opts.max_concurrent_evictions.max(1);
+        if self.inflight >= max {
+            return;
+        }
+        let open = self.open_tiers();
+        let mut due: Vec<(u8, usize, String)> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
+            .filter(|(_, t)| self.nodes[t.node].active && self.nodes[t.node].outcome.is_none())
+            .filter(|(_, t)| match t.st {
+                St::Queued => true,
+                St::Retry => t.next_at.is_none_or(|n| n <= now),
+                _ => false,
+            })
+            .filter(|(_, t)| t.not_before.is_none_or(|n| n <= now))
+            .filter(|(_, t)| t.tier <= open[t.node])
+            .map(|(uid, t)| (t.tier, t.seq, uid.clone()))
+            .collect();
+        due.sort();
+        for (_, _, uid) in due {
+            if self.inflight >= max {
+                break;
+            }
+            let (action, pod) = {
+                let t = &self.tracks[&uid];
+                (t.action, t.pod.clone())
+            };
+            let mut spend: Option<String> = None;
+            if action == Action::Evict && self.dry() == DryRun::None {
+                let cover = self.covering(&pod);
+                if cover.len() == 1 {
+                    let key = cover[0].clone();
+                    self.ensure_pdb_watch();
+                    let b = &self.budgets[&key];
+                    if budget::consumes_budget(&pod, &b.pdb) {
+                        if b.effective() <= 0 {
+                            // Blocked by our own view of the budget: send nothing, except one
+                            // probe per budget and ceiling in case the view is stale.
+                            let ceiling = self.sh.opts.budget_retry_ceiling;
+                            let probe = b.last_probe.is_none_or(|p| now >= p + ceiling)
+                                && self.tracks[&uid].st == St::Retry
+                                && self.tracks[&uid].by_budget;
+                            if !probe {
+                                self.block_locally(&uid, &key, now);
+                                continue;
+                            }
+                        }
+                        let b = self.budgets.get_mut(&key).expect("budget");
+                        b.inflight += 1;
+                        b.last_probe = Some(now);
+                        spend = Some(key);
+                    }
+                } else if cover.len() > 1 {
+                    self.ensure_pdb_watch();
+                }
+            }
+            self.send(&uid, spend, now);
+        }
+    }
+
+    fn block_locally(&mut self, uid: &str, key: &str, now: Instant) {
+        let st = BudgetNow::of(&self.budgets[key].pdb);
+        let name = key
+            .split_once('/')
+            .map(|(_, n)| n)
+            .unwrap_or(key)
+            .to_string();
+        let cause = if st.observed {
+            format!(
+                "The disruption budget {name} needs {} healthy pods and has {} currently",
+                st.desired_healthy, st.current_healthy
+            )
+        } else {
+            format!("The disruption budget {name} is still being processed by the server.")
+        };
+        let ceiling = self.sh.opts.budget_retry_ceiling;
+        self.set_blocked(
+            uid,
+            Some(name),
+            true,
+            cause,
+            "waiting for the budget to allow a disruption (no request sent)".into(),
+            now + ceiling,
+            now,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set_blocked(
+        &mut self,
+        uid: &str,
+        by: Option<String>,
+        by_budget: bool,
+        cause: String,
+        message: String,
+        next: Instant,
+        now: Instant,
+    ) {
+        let node = self.nodes[self.tracks[uid].node].name.clone();
+        let t = self.tracks.get_mut(uid).expect("track");
+        t.st = St::Retry;
+        t.next_at = Some(next);
+        t.by_budget = by_budget;
+        t.blocked_by = by.clone().or_else(|| Some(cause.clone()));
+        if by_budget {
+            t.blocked_since.get_or_insert(now);
+        }
+        let since = *t.blocked_first.get_or_insert_with(jiff::Timestamp::now);
+        let key = format!("{by:?}|{cause}");
+        if t.last_cause.as_deref() != Some(key.as_str()) {
+            t.last_cause = Some(key);
+            let ev = Event::Blocked {
+                node,
+                pod: t.r.clone(),
+                budget: by,
+                cause,
+                message,
+                retry_in_seconds: (next.max(t.not_before.unwrap_or(next)) - now).as_secs_f64(),
+                since,
+            };
+            self.sh.emit(ev);
+        }
+    }
+
+    fn send(&mut self, uid: &str, spend: Option<String>, _now: Instant) {
+        let dry = self.dry();
+        let grace = self.sh.opts.grace_override();
+        let t = self.tracks.get_mut(uid).expect("track");
+        t.st = St::InFlight;
+        t.attempts += 1;
+        t.first_attempt.get_or_insert_with(jiff::Timestamp::now);
+        t.inflight_budget = spend;
+        self.inflight += 1;
+        let node = self.nodes[t.node].name.clone();
+        let req = self.nodes[t.node].req.clone();
+        let r = t.r.clone();
+        let action = t.action;
+        let attempt = t.attempts;
+        if action == Action::Delete {
+            self.sh.emit(Event::DeleteSent {
+                node,
+                pod: r.clone(),
+                dry_run: dry,
+            });
+        } else {
+            self.sh.emit(Event::EvictionSent {
+                node,
+                pod: r.clone(),
+                attempt,
+                dry_run: dry,
+            });
+        }
+        let client = self.sh.client.clone();
+        let tx = self.done_tx.clone();
+        let uid = uid.to_string();
+        tokio::spawn(async move {
+            let attempt = if action == Action::Delete {
+                evict::delete(&client, &r, grace, dry, &req).await
+            } else {
+                evict::evict(&client, &r, grace, dry, &req).await
+            };
+            let _ = tx.send(Done { uid, attempt });
+        });
+    }
+
+    fn finish(&mut self, uid: &str, outcome: PodOutcome) {
+        let now = Instant::now();
+        let Some(t) = self.tracks.get_mut(uid) else {
+            return;
+        };
+        if t.done() {
+            return;
+        }
+        t.unblock(now);
+        if outcome == PodOutcome::Gone {
+            t.gone = Some(jiff::Timestamp::now());
+        }
+        t.st = St::Done(outcome.clone());
+        let node = self.nodes[t.node].name.clone();
+        let pod = t.r.clone();
+        match outcome {
+            PodOutcome::Gone => self.sh.emit(Event::Gone { node, pod }),
+            PodOutcome::Failed { error } => self.sh.emit(Event::PodFailed { node, pod, error }),
+            PodOutcome::Skipped => {
+                let reason = t.reason.clone();
+                self.sh.emit(Event::Skipped { node, pod, reason })
+            }
+            PodOutcome::Blocked | PodOutcome::DryRun => {}
+        }
+    }
+
+    fn retry_jitter(&self) -> Duration {
+        let cap = (self.sh.opts.budget_retry_ceiling / 10).min(Duration::from_millis(500));
+        Duration::from_millis(fastrand::u64(0..=cap.as_millis() as u64))
+    }
+
+    fn on_done(&mut self, d: Done) {
+        let now = Instant::now();
+        self.inflight = self.inflight.saturating_sub(1);
+        let dry = self.dry();
+        let ceiling = self.sh.opts.budget_retry_ceiling;
+        let jitter = self.retry_jitter();
+        let Some(t) = self.tracks.get_mut(&d.uid) else {
+            return;
+        };
+        if let Some(key) = t.inflight_budget.take()
+            && let Some(b) = self.budgets.get_mut(&key)
+        {
+            b.inflight -= 1;
+            if d.attempt == Attempt::Accepted {
+                b.pending_ack.insert(t.r.name.clone(), now);
+            }
+        }
+        if t.done() {
+            return;
+        }
+        t.st = St::Retry;
+        let node = self.nodes[t.node].name.clone();
+        match d.attempt {
+            Attempt::Accepted => {
+                t.unblock(now);
+                t.st = St::Following;
+                t.accepted = Some(jiff::Timestamp::now());
+                let pod = t.r.clone();
+                self.sh.emit(Event::Evicted { node, pod });
+            }
+            Attempt::DryRunPassed => self.finish(&d.uid, PodOutcome::DryRun),
+            Attempt::Gone => self.finish(&d.uid, PodOutcome::Gone),
+            Attempt::Replaced => {
+                t.reason = format!("{} (replaced by a new pod of the same name)", t.reason);
+                self.finish(&d.uid, PodOutcome::Gone)
+            }
+            Attempt::Blocked {
+                budgets,
+                cause,
+                message,
+                retry_after,
+                multiple,
+            } => {
+                let by = if multiple {
+                    let pod = t.pod.clone();
+                    let names: Vec<String> = self
+                        .covering(&pod)
+                        .iter()
+                        .map(|k| {
+                            k.split_once('/')
+                                .map(|(_, n)| n.to_string())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    Some(names.join(", ")).filter(|s| !s.is_empty())
+                } else {
+                    Some(budgets.join(", ")).filter(|s| !s.is_empty())
+                };
+                if dry == DryRun::Server {
+                    let t = self.tracks.get_mut(&d.uid).expect("track");
+                    t.blocked_by = by.or(Some(cause));
+                    self.finish(&d.uid, PodOutcome::Blocked);
+                    return;
+                }
+                let t = self.tracks.get_mut(&d.uid).expect("track");
+                t.not_before = retry_after.map(|ra| now + ra + jitter);
+                let next = (now + ceiling).max(t.not_before.unwrap_or(now));
+                self.set_blocked(&d.uid, by, true, cause, message, next, now);
+            }
+            Attempt::Throttled {
+                retry_after,
+                message,
+            } => {
+                let wait = retry_after.unwrap_or(Duration::from_secs(1)) + jitter;
+                t.not_before = Some(now + wait);
+                let cause = format!("the server asked to retry later (429): {message}");
+                self.set_blocked(&d.uid, None, false, cause, message, now + wait, now);
+            }
+            Attempt::NamespaceTerminating { message } => {
+                if t.pod.metadata.deletion_timestamp.is_some() || dry == DryRun::Server {
+                    t.st = St::Following;
+                    if dry == DryRun::Server {
+                        self.finish(&d.uid, PodOutcome::DryRun);
+                    }
+                } else {
+                    let cause = format!(
+                        "namespace {} is being terminated; waiting for it to delete the pod",
+                        t.r.namespace
+                    );
+                    self.set_blocked(&d.uid, None, false, cause, message, now + ceiling, now);
+                }
+            }
+            Attempt::Forbidden { message } => self.finish(
+                &d.uid,
+                PodOutcome::Failed {
+                    error: format!("permission denied: {message}"),
+                },
+            ),
+            Attempt::Rejected { code, message } => self.finish(
+                &d.uid,
+                PodOutcome::Failed {
+                    error: format!("rejected ({code}): {message}"),
+                },
+            ),
+            Attempt::Transient { code, message } => {
+                let b = t.backoff.get_or_insert_with(|| {
+                    backon::ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_millis(200))
+                        .with_max_delay(Duration::from_secs(10))
+                        .with_jitter()
+                        .without_max_times()
+                        .build()
+                });
+                let wait = b.next().unwrap_or(Duration::from_secs(10));
+                let cause = match code {
+                    Some(c) => format!("error {c}: {message}"),
+                    None => format!("request failed: {message}"),
+                };
+                self.set_blocked(&d.uid, None, false, cause, message, now + wait, now);
+            }
+        }
+    }
+
+    async fn on_pods(&mut self, s: Seen<Pod>) {
+        let node = s.source;
+        match s.change {
+            Change::Upsert(p) => self.upsert_pod(node, p).await,
+            Change::Removed(p) => {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                if self.tracks.get(&uid).is_some_and(|t| t.is_target()) {
+                    self.finish(&uid, PodOutcome::Gone);
+                }
+            }
+            Change::Relisted(pods) => {
+                let present: HashSet<String> =
+                    pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+                let gone: Vec<String> = self
+                    .tracks
+                    .iter()
+                    .filter(|(uid, t)| {
+                        t.node == node && t.is_target() && !t.done() && !present.contains(*uid)
+                    })
+                    .map(|(uid, _)| uid.clone())
+                    .collect();
+                for uid in gone {
+                    self.finish(&uid, PodOutcome::Gone);
+                }
+                for p in pods {
+                    self.upsert_pod(node, p).await;
+                }
+            }
+        }
+    }
+
+    async fn upsert_pod(&mut self, node: usize, p: Pod) {
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        if self.ignored.contains(&uid) {
+            return;
+        }
+        let node_name = self.nodes[node].name.clone();
+        if let Some(t) = self.tracks.get_mut(&uid) {
+            t.pod = p;
+            if t.done() || !t.is_target() {
+                return;
+            }
+            if let Some(dt) = t.pod.metadata.deletion_timestamp.as_ref()
+                && !t.terminating_seen
+            {
+                t.terminating_seen = true;
+                let left =
+                    dt.0.duration_since(jiff::Timestamp::now())
+                        .as_secs_f64()
+                        .max(0.0);
+                let pod = t.r.clone();
+                if t.st == St::Retry && !t.by_budget && t.accepted.is_none() {
+                    // terminating namespace: the namespace controller deletes it; just wait
+                    t.st = St::Following;
+                    t.unblock(Instant::now());
+                }
+                self.sh.emit(Event::Terminating {
+                    node: node_name,
+                    pod,
+                    grace_left_seconds: left,
+                });
+            }
+            let t = &self.tracks[&uid];
+            if t.action == Action::Wait && select::is_finished(&t.pod) {
+                let uid = uid.clone();
+                self.tracks.get_mut(&uid).expect("track").reason = "completed".into();
+                self.finish(&uid, PodOutcome::Skipped);
+            }
+            return;
+        }
+        // A pod we have not seen: it landed on the node during the drain.
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        if self.nodes[node].outcome.is_some()
+            || self
+                .sh
+                .pod_selector
+                .as_ref()
+                .is_some_and(|s| !s.matches(&labels))
+        {
+            self.ignored.insert(uid);
+            return;
+        }
+        if p.metadata.deletion_timestamp.is_some()
+            && p.status.as_ref().and_then(|s| s.phase.as_deref()).is_none()
+        {
+            // nothing to learn yet
+        }
+        let lookup = if select::is_daemonset_pod(&p) && !select::is_finished(&p) {
+            Some(self.daemonset_lookup(node, &p).await)
+        } else {
+            None
+        };
+        let sel = select::select_pod(
+            &p,
+            &self.sh.opts,
+            jiff::Timestamp::now(),
+            &|_| lookup.clone().unwrap_or(DaemonSetLookup::Found),
+            &self.sh.filters,
+        );
+        let r = pod_ref(&p);
+        let st = match sel.action {
+            Action::Evict | Action::Delete => St::Queued,
+            Action::Wait => St::Following,
+            Action::Skip => St::Done(PodOutcome::Skipped),
+            Action::Refuse => St::Done(PodOutcome::Failed {
+                error: sel.reason.clone(),
+            }),
+        };
+        self.seq += 1;
+        let t = new_track(
+            node,
+            p,
+            sel.action,
+            sel.reason.clone(),
+            st.clone(),
+            self.seq,
+        );
+        self.tracks.insert(uid.clone(), t);
+        self.nodes[node].order.push(uid);
+        match st {
+            St::Queued | St::Following => self.sh.emit(Event::Warning {
+                node: node_name,
+                message: format!("pod {r} landed on the node during the drain; draining it too"),
+            }),
+            St::Done(PodOutcome::Skipped) => self.sh.emit(Event::Skipped {
+                node: node_name,
+                pod: r,
+                reason: sel.reason,
+            }),
+            St::Done(PodOutcome::Failed { error }) => self.sh.emit(Event::PodFailed {
+                node: node_name,
+                pod: r,
+                error,
+            }),
+            _ => {}
+        }
+    }
+
+    async fn daemonset_lookup(&mut self, node: usize, p: &Pod) -> DaemonSetLookup {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let name = select::controller_of(p)
+            .map(|o| o.name.clone())
+            .unwrap_or_default();
+        if let Some(l) = self.sh.ds_cache.get(&(ns.clone(), name.clone())) {
+            return l.clone();
+        }
+        let l = lookup_daemonset(&self.sh.client, &ns, &name, &self.nodes[node].req).await;
+        self.sh.ds_cache.insert((ns, name), l.clone());
+        l
+    }
+
+    fn on_budgets(&mut self, s: Seen<PodDisruptionBudget>) {
+        let now = Instant::now();
+        let mut touched: Vec<String> = Vec::new();
+        match s.change {
+            Change::Upsert(b) => {
+                let key = budget::pdb_key(&b);
+                let acked: Vec<String> = b
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.disrupted_pods.as_ref())
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                let e = self
+                    .budgets
+                    .entry(key.clone())
+                    .or_insert_with(|| BudgetState {
+                        pdb: b.clone(),
+                        pending_ack: HashMap::new(),
+                        inflight: 0,
+                        last_probe: None,
+                    });
+                e.pdb = b;
+                for n in acked {
+                    e.pending_ack.remove(&n);
+                }
+                touched.push(key);
+            }
+            Change::Removed(b) => {
+                let key = budget::pdb_key(&b);
+                self.budgets.remove(&key);
+                touched.push(key);
+            }
+            Change::Relisted(all) => {
+                let old: BTreeMap<String, BudgetState> = std::mem::take(&mut self.budgets);
+                for b in all {
+                    let key = budget::pdb_key(&b);
+                    let inflight = old.get(&key).map(|o| o.inflight).unwrap_or(0);
+                    self.budgets.insert(
+                        key.clone(),
+                        BudgetState {
+                            pdb: b,
+                            pending_ack: HashMap::new(),
+                            inflight,
+                            last_probe: None,
+                        },
+                    );
+                    touched.push(key);
+                }
+                touched.extend(old.into_keys());
+            }
+        }
+        // Wake the pods blocked by these budgets: their retry is due now if the budget allows.
+        let uids: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.st == St::Retry && t.by_budget)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for uid in uids {
+            let pod = self.tracks[&uid].pod.clone();
+            let cover = self.covering(&pod);
+            let hit =
+                cover.iter().any(|k| touched.contains(k)) || cover.is_empty() || cover.len() > 1;
+            if !hit {
+                continue;
+            }
+            let allows = cover.len() != 1
+                || self
+                    .budgets
+                    .get(&cover[0])
+                    .is_some_and(|b| b.effective() > 0);
+            let t = self.tracks.get_mut(&uid).expect("track");
+            if allows {
+                t.next_at = Some(now);
+                t.not_before = None;
+            }
+        }
+    }
+
+    fn expire_acks(&mut self) {
+        let now = Instant::now();
+        let ttl = (self.sh.opts.budget_retry_ceiling * 2).max(Duration::from_secs(10));
+        for b in self.budgets.values_mut() {
+            b.pending_ack.retain(|_, at| now < *at + ttl);
+        }
+    }
+
+    fn skip_stale_terminating(&mut self) {
+        let Some(limit) = self
+            .sh
+            .opts
+            .skip_wait_for_delete_timeout
+            .filter(|d| !d.is_zero())
+        else {
+            return;
+        };
+        let now = jiff::Timestamp::now();
+        let stale: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.is_target() && matches!(t.st, St::Following | St::Retry))
+            .filter(|(_, t)| {
+                select::seconds_since_deletion(&t.pod, now)
+                    .is_some_and(|s| s.floor() > limit.as_secs() as f64)
+            })
+            .map(|(u, _)| u.clone())
+            .collect();
+        for uid in stale {
+            let t = self.tracks.get_mut(&uid).expect("track");
+            t.reason = format!(
+                "deletionTimestamp older than {} seconds, skipping",
+                limit.as_secs()
+            );
+            self.finish(&uid, PodOutcome::Skipped);
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = Instant::now() + Duration::from_secs(3600);
+        for t in self.tracks.values() {
+            if t.st == St::Retry
+                && let Some(n) = t.next_at
+            {
+                wake = wake.min(n.max(t.not_before.unwrap_or(n)));
+            }
+            if let Some(limit) = self
+                .sh
+                .opts
+                .skip_wait_for_delete_timeout
+                .filter(|d| !d.is_zero())
+                && matches!(t.st, St::Following | St::Retry)
+                && let Some(dt) = t.pod.metadata.deletion_timestamp.as_ref()
+            {
+                let at = dt.0 + jiff::SignedDuration::from_secs(limit.as_secs() as i64 + 1);
+                let secs = at
+                    .duration_since(jiff::Timestamp::now())
+                    .as_secs_f64()
+                    .max(0.0);
+                wake = wake.min(Instant::now() + Duration::from_secs_f64(secs));
+            }
+        }
+        for n in &self.nodes {
+            if n.outcome.is_none() {
+                if let Some(d) = n.deadline {
+                    wake = wake.min(d);
+                }
+                if let Some(r) = n.final_list_retry {
+                    wake = wake.min(r);
+                }
+            }
+        }
+        for b in self.budgets.values() {
+            if let Some(at) = b.pending_ack.values().min() {
+                wake = wake.min(
+                    *at + (self.sh.opts.budget_retry_ceiling * 2).max(Duration::from_secs(10)),
+                );
+            }
+        }
+        wake
+    }
+
+    async fn check_nodes(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].active || self.nodes[i].outcome.is_some() {
+                continue;
+            }
+            let open = self
+                .tracks
+                .values()
+                .any(|t| t.node == i && t.is_target() && !t.done());
+            if !open {
+                if self.dry() == DryRun::Server {
+                    self.close_node(i, now);
+                    continue;
+                }
+                if self.nodes[i].final_list_retry.is_some_and(|r| r > now) {
+                    continue;
+                }
+                match self.final_list(i).await {
+                    Ok(true) => self.close_node(i, now),
+                    Ok(false) => self.nodes[i].final_list_retry = None,
+                    Err(e) => {
+                        tracing::debug!(node = %self.nodes[i].name, "final list failed: {e}");
+                        self.nodes[i].final_list_retry = Some(now + Duration::from_secs(1));
+                    }
+                }
+                continue;
+            }
+            if self.nodes[i].deadline.is_some_and(|d| now >= d) {
+                let timeout = self.sh.opts.timeout.unwrap_or_default().as_secs_f64();
+                let left: Vec<String> = self
+                    .tracks
+                    .iter()
+                    .filter(|(_, t)| t.node == i && t.is_target() && !t.done())
+                    .map(|(u, _)| u.clone())
+                    .collect();
+                for uid in left {
+                    let t = &self.tracks[&uid];
+                    let outcome = if t.by_budget && t.st == St::Retry {
+                        PodOutcome::Blocked
+                    } else {
+                        let what = match (&t.st, t.action) {
+                            (_, Action::Wait) => "waiting for it to complete".to_string(),
+                            (St::Following, _) => "waiting for it to terminate".to_string(),
+                            (St::Queued, _) => {
+                                "not sent yet (earlier tiers still draining)".to_string()
+                            }
+                            _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
+                        };
+                        PodOutcome::Failed {
+                            error: format!("global timeout reached: {timeout}s ({what})"),
+                        }
+                    };
+                    let t = self.tracks.get_mut(&uid).expect("track");
+                    t.unblock(now);
+                    t.st = St::Done(outcome);
+                }
+                self.close_node(i, now);
+            }
+        }
+    }
+
+    /// A fresh LIST of the node: true when no target pod is left (new pods are taken in).
+    async fn final_list(&mut self, i: usize) -> Result<bool, kube::Error> {
+        let api: Api<Pod> = Api::all(self.sh.client.clone());
+        let fields = format!("spec.nodeName={}", self.nodes[i].name);
+        let req = self.nodes[i].req.clone();
+        let listed = watch::list_all(
+            &api,
+            Some(&fields),
+            None,
+            self.sh.opts.chunk_size,
+            &req,
+            "pods",
+        )
+        .await?;
+        let mut clean = true;
+        for p in listed.items {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            if let Some(t) = self.tracks.get_mut(&uid) {
+                if t.is_target() && t.st == St::Done(PodOutcome::Gone) {
+                    // Never report a pod gone that a fresh list still shows.
+                    tracing::warn!(pod = %t.r, "pod marked gone is still listed; following it again");
+                    t.st = St::Following;
+                    t.gone = None;
+                    clean = false;
+                }
+                continue;
+            }
+            if self.ignored.contains(&uid) {
+                continue;
+            }
+            self.upsert_pod(i, p).await;
+            if self
+                .tracks
+                .get(&uid)
+                .is_some_and(|t| t.is_target() && !t.done())
+            {
+                clean = false;
+            }
+        }
+        Ok(clean)
+    }
+
+    fn close_node(&mut self, i: usize, now: Instant) {
+        let mut blocked = false;
+        let mut left = Vec::new();
+        for uid in &self.nodes[i].order {
+            let t = &self.tracks[uid];
+            match &t.st {
+                St::Done(PodOutcome::Blocked) => {
+                    blocked = true;
+                    left.push(t.r.clone());
+                }
+                St::Done(PodOutcome::Failed { .. })
+                    if t.action != Action::Refuse || t.is_target() =>
+                {
+                    left.push(t.r.clone())
+                }
+                St::Done(PodOutcome::Failed { .. }) => left.push(t.r.clone()),
+                _ => {}
+            }
+        }
+        let n = &mut self.nodes[i];
+        if let Some(h) = n.watch.take() {
+            h.abort();
+        }
+        n.seconds = n.started.map(|s| (now - s).as_secs_f64()).unwrap_or(0.0);
+        let outcome = if left.is_empty() {
+            NodeOutcome::Drained
+        } else if blocked {
+            NodeOutcome::BlockedByBudgets
+        } else {
+            NodeOutcome::PodsLeft
+        };
+        let name = n.name.clone();
+        n.outcome = Some(outcome.clone());
+        match outcome {
+            NodeOutcome::Drained => self.sh.emit(Event::NodeDrained {
+                node: name,
+                dry_run: self.sh.opts.dry_run,
+            }),
+            _ => {
+                let error = if blocked {
+                    "pods still blocked by disruption budgets".to_string()
+                } else {
+                    "pods left that could not be drained".to_string()
+                };
+                self.sh.emit(Event::NodeFailed {
+                    node: name,
+                    error,
+                    pending: left,
+                })
+            }
+        }
+        if let Some(next) = self.nodes.iter().position(|n| !n.active) {
+            self.activate(next);
+        }
+    }
+
+    fn reports(&self) -> Vec<NodeReport> {
+        let now = Instant::now();
+        self.nodes
+            .iter()
+            .map(|n| NodeReport {
+                node: n.name.clone(),
+                was_cordoned: n.was_cordoned,
+                seconds: n.seconds,
+                pods: n
+                    .order
+                    .iter()
+                    .map(|uid| {
+                        let t = &self.tracks[uid];
+                        let ongoing = t.blocked_since.map(|s| now - s).unwrap_or_default();
+                        PodReport {
+                            pod: t.r.clone(),
+                            action: t.action,
+                            reason: t.reason.clone(),
+                            attempts: t.attempts,
+                            first_attempt: t.first_attempt,
+                            accepted: t.accepted,
+                            gone: t.gone,
+                            blocked_by: t.blocked_by.clone(),
+                            blocked_seconds: (t.blocked_total + ongoing).as_secs_f64(),
+                            outcome: match &t.st {
+                                St::Done(o) => o.clone(),
+                                _ => PodOutcome::Failed {
+                                    error: "the drain ended before this pod did".into(),
+                                },
+                            },
+                        }
+                    })
+                    .collect(),
+                requests: n.req.snapshot(),
+                outcome: n.outcome.clone().unwrap_or(NodeOutcome::Failed {
+                    error: "not drained".into(),
+                }),
+            })
+            .collect()
+    }
+}
+
+fn new_track(node: usize, pod: Pod, action: Action, reason: String, st: St, seq: usize) -> Track {
+    Track {
+        node,
+        r: pod_ref(&pod),
+        tier: select::tier(&pod),
+        pod,
+        action,
+        reason,
+        st,
+        attempts: 0,
+        first_attempt: None,
+        accepted: None,
+        gone: None,
+        blocked_by: None,
+        by_budget: false,
+        blocked_since: None,
+        blocked_first: None,
+        blocked_total: Duration::ZERO,
+        last_cause: None,
+        next_at: None,
+        not_before: None,
+        backoff: None,
+        inflight_budget: None,
+        terminating_seen: false,
+        seq,
+    }
+}
+
+/// GETs the DaemonSet that controls a pod (as kubectl does) and says whether it exists.
+pub(crate) async fn lookup_daemonset(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    req: &Requests,
+) -> DaemonSetLookup {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    req.count("get", "daemonsets");
+    match Api::<DaemonSet>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+    {
+        Ok(_) => DaemonSetLookup::Found,
+        Err(kube::Error::Api(s)) if s.code == 404 => DaemonSetLookup::NotFound {
+            message: if s.message.is_empty() {
+                format!("daemonsets.apps \"{name}\" not found")
+            } else {
+                s.message
+            },
+        },
+        Err(kube::Error::Api(s)) => DaemonSetLookup::Error { message: s.message },
+        Err(e) => DaemonSetLookup::Error {
+            message: e.to_string(),
+        },
+    }
+}

@@ -1,0 +1,546 @@
+//! The [`Drainer`]: the entry point that validates, cordons, plans and drains nodes.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Api;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+
+use crate::cordon::{self, CordonResult};
+use crate::dispatch::{self, Dispatcher, NodeSetup, Shared};
+use crate::error::DrainError;
+use crate::events::Event;
+use crate::options::{DrainOptions, DryRun, OptionsError};
+use crate::plan::{self, Action, NodeInput, Plan};
+use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport, Report};
+use crate::requests::Requests;
+use crate::select::{self, DaemonSetLookup, PodFilter};
+use crate::watch::{self, Listed};
+
+/// Drains nodes. Build one with a client and options, optionally attach an event channel and
+/// custom filters, then call [`Drainer::drain`].
+///
+/// The client must be built with `default_retry = false`
+/// (`let mut config = kube::Config::infer().await?; config.default_retry = false;`): otherwise the
+/// `kube` client silently retries 429s for minutes, and kdrain cannot report or time blocked
+/// evictions.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use kdrain::{Drainer, DrainOptions, Event};
+///
+/// let mut config = kube::Config::infer().await?;
+/// config.default_retry = false;
+/// let client = kube::Client::try_from(config)?;
+///
+/// let options = DrainOptions { ignore_daemonsets: true, delete_emptydir_data: true, ..DrainOptions::kubectl() };
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// let drainer = Drainer::new(client, options).with_events(tx);
+/// tokio::spawn(async move {
+///     while let Some(event) = rx.recv().await {
+///         if let Event::Blocked { pod, cause, .. } = event {
+///             eprintln!("{pod} blocked: {cause}");
+///         }
+///     }
+/// });
+/// match drainer.drain(&["node-1".to_string()]).await {
+///     Ok(report) => println!("drained in {:.1}s", report.seconds),
+///     Err(e) => eprintln!("{e} (exit code {})", e.exit_code()),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Drainer {
+    client: kube::Client,
+    options: DrainOptions,
+    events: Option<UnboundedSender<Event>>,
+    filters: Vec<PodFilter>,
+}
+
+/// What the read phase found, for planning and draining.
+struct Gathered {
+    inputs: Vec<NodeInput>,
+    listed: Vec<Listed<Pod>>,
+    pdbs: Option<Listed<PodDisruptionBudget>>,
+    ds_cache: HashMap<(String, String), DaemonSetLookup>,
+}
+
+impl Drainer {
+    /// A drainer with `client` (built with `default_retry = false`) and `options`.
+    pub fn new(client: kube::Client, options: DrainOptions) -> Self {
+        Drainer {
+            client,
+            options,
+            events: None,
+            filters: Vec::new(),
+        }
+    }
+
+    /// Sends progress events to `tx` while working.
+    pub fn with_events(mut self, tx: UnboundedSender<Event>) -> Self {
+        self.events = Some(tx);
+        self
+    }
+
+    /// Adds a custom filter, run after kubectl's filters and the opt-outs (kubectl's
+    /// `AdditionalFilters`).
+    ///
+    /// ```no_run
+    /// # fn demo(drainer: kdrain::Drainer) -> kdrain::Drainer {
+    /// use std::sync::Arc;
+    /// use kdrain::FilterVerdict;
+    /// drainer.with_filter(Arc::new(|pod: &k8s_openapi::api::core::v1::Pod| {
+    ///     if pod.metadata.name.as_deref() == Some("my-operator-0") {
+    ///         FilterVerdict::Skip("the operator running this drain".into())
+    ///     } else {
+    ///         FilterVerdict::Pass
+    ///     }
+    /// }))
+    /// # }
+    /// ```
+    pub fn with_filter(mut self, filter: PodFilter) -> Self {
+        self.filters.push(filter);
+        self
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &DrainOptions {
+        &self.options
+    }
+
+    fn emit(&self, ev: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ev);
+        }
+    }
+
+    /// The names of the nodes matching a label selector (kubectl `-l`), sorted.
+    pub async fn resolve_nodes(&self, selector: &str) -> Result<Vec<String>, DrainError> {
+        selectors::LabelSelector::parse(selector).map_err(|e| {
+            DrainError::Options(OptionsError::BadNodeSelector {
+                selector: selector.to_string(),
+                message: e.to_string(),
+            })
+        })?;
+        let api: Api<Node> = Api::all(self.client.clone());
+        let req = Requests::default();
+        let listed = watch::list_all(
+            &api,
+            None,
+            Some(selector),
+            self.options.chunk_size,
+            &req,
+            "nodes",
+        )
+        .await
+        .map_err(|e| {
+            DrainError::api(
+                format!("listing nodes with selector {selector:?}"),
+                "list",
+                "nodes",
+                None,
+                e,
+            )
+        })?;
+        let mut nodes: Vec<String> = listed
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect();
+        nodes.sort();
+        self.emit(Event::NodesResolved {
+            nodes: nodes.clone(),
+        });
+        Ok(nodes)
+    }
+
+    /// Cordons one node (nothing is sent if it already is unschedulable). Honours the dry-run option.
+    pub async fn cordon(&self, node: &str) -> Result<CordonResult, DrainError> {
+        let req = Requests::default();
+        let n = cordon::get_node(&self.client, node, &req).await?;
+        let r = cordon::cordon(&self.client, &n, self.options.dry_run, &req).await?;
+        self.emit(Event::Cordoned {
+            node: r.node.clone(),
+            already: r.already,
+            dry_run: self.options.dry_run,
+        });
+        Ok(r)
+    }
+
+    /// Makes one node schedulable again (and removes kdrain's cordon annotation).
+    pub async fn uncordon(&self, node: &str) -> Result<CordonResult, DrainError> {
+        let req = Requests::default();
+        let n = cordon::get_node(&self.client, node, &req).await?;
+        let r = cordon::uncordon(&self.client, &n, false, self.options.dry_run, &req)
+            .await?
+            .expect("uncordon without the kdrain condition always answers");
+        self.emit(Event::Uncordoned {
+            node: r.node.clone(),
+            already: r.already,
+        });
+        Ok(r)
+    }
+
+    /// Computes the plan for `nodes` from reads only: nothing is changed.
+    pub async fn plan(&self, nodes: &[String]) -> Result<Plan, DrainError> {
+        self.options.validate()?;
+        let nodes = dedup(nodes);
+        let req = Requests::default();
+        let mut objs = Vec::new();
+        for n in &nodes {
+            objs.push(cordon::get_node(&self.client, n, &req).await?);
+        }
+        let cordoned: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
+        let reqs: Vec<Requests> = nodes.iter().map(|_| req.child()).collect();
+        let (plan, _) = self.gather_and_plan(&nodes, &cordoned, &reqs, &req).await?;
+        Ok(plan)
+    }
+
+    async fn gather_and_plan(
+        &self,
+        nodes: &[String],
+        cordoned: &[bool],
+        reqs: &[Requests],
+        req: &Requests,
+    ) -> Result<(Plan, Gathered), DrainError> {
+        let g = self.gather(nodes, cordoned, reqs, req).await?;
+        let pdbs: Vec<PodDisruptionBudget> =
+            g.pdbs.as_ref().map(|l| l.items.clone()).unwrap_or_default();
+        let cache = g.ds_cache.clone();
+        let lookup = move |p: &Pod| {
+            let key = (
+                p.metadata.namespace.clone().unwrap_or_default(),
+                select::controller_of(p)
+                    .map(|o| o.name.clone())
+                    .unwrap_or_default(),
+            );
+            cache.get(&key).cloned().unwrap_or(DaemonSetLookup::Found)
+        };
+        let plan = plan::build(
+            &self.options,
+            &g.inputs,
+            &pdbs,
+            &lookup,
+            &self.filters,
+            jiff::Timestamp::now(),
+        );
+        self.emit(Event::Planned { plan: plan.clone() });
+        for n in &plan.nodes {
+            if !n.warnings.is_empty() {
+                self.emit(Event::Warning {
+                    node: n.node.clone(),
+                    message: n.warnings.join("; "),
+                });
+            }
+        }
+        Ok((plan, g))
+    }
+
+    async fn gather(
+        &self,
+        nodes: &[String],
+        cordoned: &[bool],
+        reqs: &[Requests],
+        req: &Requests,
+    ) -> Result<Gathered, DrainError> {
+        let pod_sel = match &self.options.pod_selector {
+            Some(s) => Some(select::parse_pod_selector(s)?),
+            None => None,
+        };
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let mut inputs = Vec::new();
+        let mut listed_all = Vec::new();
+        let mut ds_cache: HashMap<(String, String), DaemonSetLookup> = HashMap::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let fields = format!("spec.nodeName={node}");
+            let listed = watch::list_all(
+                &api,
+                Some(&fields),
+                None,
+                self.options.chunk_size,
+                &reqs[i],
+                "pods",
+            )
+            .await
+            .map_err(|e| {
+                DrainError::api(
+                    format!("listing the pods of node {node}"),
+                    "list",
+                    "pods",
+                    None,
+                    e,
+                )
+            })?;
+            let pods: Vec<Pod> = listed
+                .items
+                .iter()
+                .filter(|p| {
+                    pod_sel
+                        .as_ref()
+                        .is_none_or(|s| s.matches(&p.metadata.labels.clone().unwrap_or_default()))
+                })
+                .cloned()
+                .collect();
+            for p in &pods {
+                if select::is_daemonset_pod(p) && !select::is_finished(p) {
+                    let key = (
+                        p.metadata.namespace.clone().unwrap_or_default(),
+                        select::controller_of(p)
+                            .map(|o| o.name.clone())
+                            .unwrap_or_default(),
+                    );
+                    if let std::collections::hash_map::Entry::Vacant(slot) = ds_cache.entry(key) {
+                        let (ns, name) = slot.key().clone();
+                        slot.insert(
+                            dispatch::lookup_daemonset(&self.client, &ns, &name, &reqs[i]).await,
+                        );
+                    }
+                }
+            }
+            inputs.push(NodeInput {
+                node: node.clone(),
+                cordoned: cordoned[i],
+                pods,
+            });
+            listed_all.push(listed);
+        }
+        let pdbs = if self.options.disable_eviction {
+            None
+        } else {
+            let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
+            Some(
+                watch::list_all(
+                    &api,
+                    None,
+                    None,
+                    self.options.chunk_size,
+                    req,
+                    "poddisruptionbudgets",
+                )
+                .await
+                .map_err(|e| {
+                    DrainError::api(
+                        "listing disruption budgets",
+                        "list",
+                        "poddisruptionbudgets",
+                        None,
+                        e,
+                    )
+                })?,
+            )
+        };
+        Ok(Gathered {
+            inputs,
+            listed: listed_all,
+            pdbs,
+            ds_cache,
+        })
+    }
+
+    /// Drains `nodes`: checks that all exist (bad input changes nothing), cordons every one,
+    /// plans, stops on plan errors before any eviction, then drains up to
+    /// `options.parallel_nodes` nodes at once with one budget-aware dispatcher.
+    ///
+    /// Returns the report when every target pod was seen gone, and
+    /// [`DrainError::Incomplete`] (with the report) otherwise.
+    pub async fn drain(&self, nodes: &[String]) -> Result<Report, DrainError> {
+        let started = jiff::Timestamp::now();
+        let t0 = Instant::now();
+        self.options.validate()?;
+        let nodes = dedup(nodes);
+        let dry = self.options.dry_run;
+        let req = Requests::default();
+        let reqs: Vec<Requests> = nodes.iter().map(|_| req.child()).collect();
+        let mut objs = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            objs.push(cordon::get_node(&self.client, n, &reqs[i]).await?);
+        }
+        let was: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
+        for (i, n) in objs.iter().enumerate() {
+            match cordon::cordon(&self.client, n, dry, &reqs[i]).await {
+                Ok(r) => self.emit(Event::Cordoned {
+                    node: r.node,
+                    already: r.already,
+                    dry_run: dry,
+                }),
+                Err(e) => {
+                    self.restore(&nodes[..i], &was, &reqs).await;
+                    return Err(e);
+                }
+            }
+        }
+        let (plan, g) = match self.gather_and_plan(&nodes, &was, &reqs, &req).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.restore(&nodes, &was, &reqs).await;
+                return Err(e);
+            }
+        };
+        if !plan.can_complete() {
+            self.restore(&nodes, &was, &reqs).await;
+            return Err(DrainError::PlanRefused {
+                errors: plan.errors,
+            });
+        }
+        let node_reports = if dry == DryRun::Client {
+            self.client_dry_run(&plan, &was, &reqs)
+        } else {
+            let pod_selector = match &self.options.pod_selector {
+                Some(s) => Some(select::parse_pod_selector(s)?),
+                None => None,
+            };
+            let shared = Shared {
+                client: self.client.clone(),
+                opts: self.options.clone(),
+                events: self.events.clone(),
+                filters: self.filters.clone(),
+                pod_selector,
+                req: req.clone(),
+                ds_cache: g.ds_cache,
+            };
+            let setups: Vec<NodeSetup> = plan
+                .nodes
+                .iter()
+                .zip(g.listed)
+                .enumerate()
+                .map(|(i, (np, listed))| NodeSetup {
+                    name: np.node.clone(),
+                    was_cordoned: was[i],
+                    listed,
+                    plan: np.clone(),
+                    req: reqs[i].clone(),
+                })
+                .collect();
+            Dispatcher::new(shared, setups, g.pdbs).run().await
+        };
+        let failed: Vec<String> = node_reports
+            .iter()
+            .filter(|n| n.outcome != NodeOutcome::Drained)
+            .map(|n| n.node.clone())
+            .collect();
+        if !failed.is_empty() {
+            self.restore(&failed, &was, &reqs).await;
+        }
+        let mut node_reports = node_reports;
+        for (i, n) in node_reports.iter_mut().enumerate() {
+            n.requests = reqs[i].snapshot();
+        }
+        let report = Report {
+            nodes: node_reports,
+            started,
+            seconds: t0.elapsed().as_secs_f64(),
+            requests: req.snapshot(),
+        };
+        self.emit(Event::Done {
+            report: report.clone(),
+        });
+        if report.succeeded() {
+            Ok(report)
+        } else {
+            Err(DrainError::Incomplete {
+                report: Box::new(report),
+            })
+        }
+    }
+
+    /// Client dry run: every pod the plan would evict is reported, nothing is sent.
+    fn client_dry_run(&self, plan: &Plan, was: &[bool], reqs: &[Requests]) -> Vec<NodeReport> {
+        plan.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, np)| {
+                let pods = np
+                    .pods
+                    .iter()
+                    .map(|p| {
+                        let r = p.pod_ref();
+                        let outcome = match p.action {
+                            Action::Evict | Action::Wait => {
+                                self.emit(Event::EvictionSent {
+                                    node: np.node.clone(),
+                                    pod: r.clone(),
+                                    attempt: 1,
+                                    dry_run: DryRun::Client,
+                                });
+                                PodOutcome::DryRun
+                            }
+                            Action::Delete => {
+                                self.emit(Event::DeleteSent {
+                                    node: np.node.clone(),
+                                    pod: r.clone(),
+                                    dry_run: DryRun::Client,
+                                });
+                                PodOutcome::DryRun
+                            }
+                            Action::Skip => PodOutcome::Skipped,
+                            Action::Refuse => PodOutcome::Failed {
+                                error: p.reason.clone(),
+                            },
+                        };
+                        PodReport {
+                            pod: r,
+                            action: p.action,
+                            reason: p.reason.clone(),
+                            attempts: 0,
+                            first_attempt: None,
+                            accepted: None,
+                            gone: None,
+                            blocked_by: None,
+                            blocked_seconds: 0.0,
+                            outcome,
+                        }
+                    })
+                    .collect();
+                self.emit(Event::NodeDrained {
+                    node: np.node.clone(),
+                    dry_run: DryRun::Client,
+                });
+                NodeReport {
+                    node: np.node.clone(),
+                    was_cordoned: was[i],
+                    seconds: 0.0,
+                    pods,
+                    requests: reqs[i].snapshot(),
+                    outcome: NodeOutcome::Drained,
+                }
+            })
+            .collect()
+    }
+
+    /// With `uncordon_on_failure`, uncordons the given nodes if kdrain cordoned them.
+    async fn restore(&self, nodes: &[String], _was: &[bool], _reqs: &[Requests]) {
+        if !self.options.uncordon_on_failure || self.options.dry_run.is_dry() {
+            return;
+        }
+        let req = Requests::default();
+        for n in nodes {
+            let node = match cordon::get_node(&self.client, n, &req).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(node = %n, "cannot restore the node: {e}");
+                    continue;
+                }
+            };
+            match cordon::uncordon(&self.client, &node, true, DryRun::None, &req).await {
+                Ok(Some(r)) => self.emit(Event::Uncordoned {
+                    node: r.node,
+                    already: r.already,
+                }),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(node = %n, "cannot uncordon the node: {e}"),
+            }
+        }
+    }
+}
+
+fn dedup(nodes: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    nodes
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .cloned()
+        .collect()
+}

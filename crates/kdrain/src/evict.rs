@@ -1,0 +1,403 @@
+//! One eviction (or delete) attempt, with a body kdrain builds itself, and the typed outcome of
+//! every answer the API server can give.
+
+use std::time::Duration;
+
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::client::Body;
+use kube::core::Status;
+
+use crate::error::is_namespace_terminating;
+use crate::events::PodRef;
+use crate::options::DryRun;
+use crate::requests::Requests;
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Accepted (201 for an eviction, 200 for a delete): the pod now terminates.
+    Accepted,
+    /// A server dry run passed.
+    DryRunPassed,
+    /// 404: the pod (or its namespace) is gone.
+    Gone,
+    /// 409 on the UID precondition: the name now belongs to another pod, so this one is gone.
+    Replaced,
+    /// Refused by a disruption budget (429 with a `DisruptionBudget` cause, 500 for a pod under
+    /// several budgets, 403 for a budget in a broken state).
+    Blocked {
+        /// Budget names parsed from the causes (empty when the server names none).
+        budgets: Vec<String>,
+        /// The causes in words ("The disruption budget web needs 2 healthy pods and has 2 currently").
+        cause: String,
+        /// The server's message.
+        message: String,
+        /// Retry-After / retryAfterSeconds, when given.
+        retry_after: Option<Duration>,
+        /// Several budgets cover the pod (HTTP 500).
+        multiple: bool,
+    },
+    /// 429 without a budget cause (API priority and fairness), or 503 with Retry-After.
+    Throttled {
+        /// How long the server asked to wait.
+        retry_after: Option<Duration>,
+        /// The server's message.
+        message: String,
+    },
+    /// 403 NamespaceTerminating: the namespace controller will delete the pod.
+    NamespaceTerminating {
+        /// The server's message.
+        message: String,
+    },
+    /// 403 for lack of permission: retrying will not help.
+    Forbidden {
+        /// The server's message.
+        message: String,
+    },
+    /// 400/422 and similar: the request itself is wrong.
+    Rejected {
+        /// HTTP code.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// Other errors and transport failures: retried with backoff.
+    Transient {
+        /// HTTP code, if an answer came.
+        code: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The Eviction body: policy/v1 with `deleteOptions` (camelCase, unlike kube's `EvictParams`),
+/// a UID precondition, the grace period and `dryRun`.
+pub fn eviction_body(pod: &PodRef, grace: Option<i64>, dry: DryRun) -> serde_json::Value {
+    let mut opts = serde_json::json!({ "preconditions": { "uid": pod.uid } });
+    if let Some(g) = grace {
+        opts["gracePeriodSeconds"] = g.into();
+    }
+    if dry == DryRun::Server {
+        opts["dryRun"] = serde_json::json!(["All"]);
+    }
+    serde_json::json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": { "name": pod.name, "namespace": pod.namespace },
+        "deleteOptions": opts,
+    })
+}
+
+fn budget_name(cause: &str) -> Option<String> {
+    let rest = cause.strip_prefix("The disruption budget ")?;
+    let end = rest.find(" needs ").or_else(|| rest.find(" is still"))?;
+    Some(rest[..end].to_string())
+}
+
+/// Maps an answer (HTTP code, Retry-After header, body) to an outcome.
+pub fn classify(
+    code: u16,
+    retry_after_header: Option<u64>,
+    body: &[u8],
+    is_delete: bool,
+) -> Attempt {
+    if (200..300).contains(&code) {
+        return Attempt::Accepted;
+    }
+    let status: Option<Status> = serde_json::from_slice(body).ok();
+    let message = status
+        .as_ref()
+        .map(|s| s.message.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    let retry_after = retry_after_header
+        .or_else(|| {
+            status
+                .as_ref()
+                .and_then(|s| s.details.as_ref())
+                .map(|d| u64::from(d.retry_after_seconds))
+                .filter(|s| *s > 0)
+        })
+        .map(Duration::from_secs);
+    let causes: Vec<&str> = status
+        .as_ref()
+        .and_then(|s| s.details.as_ref())
+        .map(|d| {
+            d.causes
+                .iter()
+                .filter(|c| c.reason == "DisruptionBudget")
+                .map(|c| c.message.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    match code {
+        404 => Attempt::Gone,
+        409 if message.contains("UID in precondition")
+            || message.contains("UID in the precondition") =>
+        {
+            Attempt::Replaced
+        }
+        409 => Attempt::Transient {
+            code: Some(code),
+            message,
+        },
+        429 if !causes.is_empty() => Attempt::Blocked {
+            budgets: causes.iter().filter_map(|c| budget_name(c)).collect(),
+            cause: causes.join("; "),
+            message,
+            retry_after,
+            multiple: false,
+        },
+        429 => Attempt::Throttled {
+            retry_after,
+            message,
+        },
+        500 if !is_delete && message.contains("more than one PodDisruptionBudget") => {
+            Attempt::Blocked {
+                budgets: Vec::new(),
+                cause: "the pod is covered by more than one disruption budget".into(),
+                message,
+                retry_after: None,
+                multiple: true,
+            }
+        }
+        403 if status.as_ref().is_some_and(is_namespace_terminating) => {
+            Attempt::NamespaceTerminating { message }
+        }
+        403 if message.contains("poddisruptionbudget") => Attempt::Blocked {
+            budgets: Vec::new(),
+            cause: message.clone(),
+            message,
+            retry_after: None,
+            multiple: false,
+        },
+        403 | 401 => Attempt::Forbidden { message },
+        503 if retry_after.is_some() => Attempt::Throttled {
+            retry_after,
+            message,
+        },
+        400 | 405 | 415 | 422 => Attempt::Rejected { code, message },
+        _ => Attempt::Transient {
+            code: Some(code),
+            message,
+        },
+    }
+}
+
+async fn send(client: &kube::Client, req: http::Request<Vec<u8>>, is_delete: bool) -> Attempt {
+    match client.send(req.map(Body::from)).await {
+        Ok(res) => {
+            let code = res.status().as_u16();
+            let retry_after = res
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            match res.into_body().collect_bytes().await {
+                Ok(body) => classify(code, retry_after, &body, is_delete),
+                Err(e) => Attempt::Transient {
+                    code: Some(code),
+                    message: format!("reading the answer: {e}"),
+                },
+            }
+        }
+        Err(e) => Attempt::Transient {
+            code: None,
+            message: e.to_string(),
+        },
+    }
+}
+
+fn pods_path(ns: &str) -> String {
+    format!("/api/v1/namespaces/{ns}/pods")
+}
+
+/// Sends one eviction for `pod` and classifies the answer.
+pub(crate) async fn evict(
+    client: &kube::Client,
+    pod: &PodRef,
+    grace: Option<i64>,
+    dry: DryRun,
+    req: &Requests,
+) -> Attempt {
+    let body = serde_json::to_vec(&eviction_body(pod, grace, dry)).expect("serializable");
+    let request = match kube::core::Request::new(pods_path(&pod.namespace)).create_subresource(
+        "eviction",
+        &pod.name,
+        &PostParams::default(),
+        body,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            return Attempt::Rejected {
+                code: 0,
+                message: e.to_string(),
+            };
+        }
+    };
+    req.count("create", "pods/eviction");
+    match send(client, request, false).await {
+        Attempt::Accepted if dry == DryRun::Server => Attempt::DryRunPassed,
+        other => other,
+    }
+}
+
+/// DELETEs `pod` (UID precondition, grace period) and classifies the answer; used with
+/// `disable_eviction`.
+pub(crate) async fn delete(
+    client: &kube::Client,
+    pod: &PodRef,
+    grace: Option<i64>,
+    dry: DryRun,
+    req: &Requests,
+) -> Attempt {
+    let mut dp = DeleteParams {
+        grace_period_seconds: grace.map(|g| g.max(0) as u32),
+        preconditions: Some(Preconditions {
+            uid: Some(pod.uid.clone()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if dry == DryRun::Server {
+        dp = dp.dry_run();
+    }
+    let request = match kube::core::Request::new(pods_path(&pod.namespace)).delete(&pod.name, &dp) {
+        Ok(r) => r,
+        Err(e) => {
+            return Attempt::Rejected {
+                code: 0,
+                message: e.to_string(),
+            };
+        }
+    };
+    req.count("delete", "pods");
+    match send(client, request, true).await {
+        Attempt::Accepted if dry == DryRun::Server => Attempt::DryRunPassed,
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn eviction_body_uses_camel_case_delete_options() {
+        let p = PodRef {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            uid: "u1".into(),
+        };
+        let b = eviction_body(&p, Some(10), DryRun::Server);
+        assert_eq!(b["apiVersion"], "policy/v1");
+        assert_eq!(b["kind"], "Eviction");
+        assert_eq!(b["metadata"]["namespace"], "shop");
+        assert_eq!(b["deleteOptions"]["preconditions"]["uid"], "u1");
+        assert_eq!(b["deleteOptions"]["gracePeriodSeconds"], 10);
+        assert_eq!(b["deleteOptions"]["dryRun"][0], "All");
+        assert!(b.get("delete_options").is_none());
+        let b = eviction_body(&p, None, DryRun::None);
+        assert!(b["deleteOptions"].get("gracePeriodSeconds").is_none());
+        assert!(b["deleteOptions"].get("dryRun").is_none());
+    }
+
+    #[test]
+    fn budget_429_is_blocked_with_name_and_cause() {
+        let b = body(
+            serde_json::json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+            "message":"Cannot evict pod as it would violate the pod's disruption budget.","reason":"TooManyRequests","code":429,
+            "details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web-pdb needs 2 healthy pods and has 2 currently"}]}}),
+        );
+        match classify(429, None, &b, false) {
+            Attempt::Blocked {
+                budgets,
+                cause,
+                retry_after,
+                multiple,
+                ..
+            } => {
+                assert_eq!(budgets, vec!["web-pdb"]);
+                assert_eq!(
+                    cause,
+                    "The disruption budget web-pdb needs 2 healthy pods and has 2 currently"
+                );
+                assert_eq!(retry_after, None);
+                assert!(!multiple);
+            }
+            other => panic!("{other:?}"),
+        }
+        let b = body(
+            serde_json::json!({"kind":"Status","code":429,"message":"Cannot evict",
+            "details":{"retryAfterSeconds":10,"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web is still being processed by the server."}]}}),
+        );
+        match classify(429, Some(10), &b, false) {
+            Attempt::Blocked {
+                budgets,
+                retry_after,
+                ..
+            } => {
+                assert_eq!(budgets, vec!["web"]);
+                assert_eq!(retry_after, Some(Duration::from_secs(10)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_answers() {
+        assert_eq!(classify(201, None, b"{}", false), Attempt::Accepted);
+        assert_eq!(classify(404, None, b"{}", false), Attempt::Gone);
+        let conflict = body(
+            serde_json::json!({"kind":"Status","code":409,"message":"Operation cannot be fulfilled on Pod \"x\": the UID in the precondition (a) does not match the UID in record (b). The object might have been deleted and then recreated"}),
+        );
+        assert_eq!(classify(409, None, &conflict, false), Attempt::Replaced);
+        let multi = body(
+            serde_json::json!({"kind":"Status","code":500,"message":"This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}),
+        );
+        assert!(matches!(
+            classify(500, None, &multi, false),
+            Attempt::Blocked { multiple: true, .. }
+        ));
+        let ns = body(
+            serde_json::json!({"kind":"Status","code":403,"reason":"Forbidden","message":"pods \"x\" is forbidden: unable to create new content in namespace shop because it is being terminated",
+            "details":{"causes":[{"reason":"NamespaceTerminating","message":"namespace shop is being terminated","field":"metadata.namespace"}]}}),
+        );
+        assert!(matches!(
+            classify(403, None, &ns, false),
+            Attempt::NamespaceTerminating { .. }
+        ));
+        let rbac = body(
+            serde_json::json!({"kind":"Status","code":403,"message":"pods \"x\" is forbidden: User cannot create"}),
+        );
+        assert!(matches!(
+            classify(403, None, &rbac, false),
+            Attempt::Forbidden { .. }
+        ));
+        assert_eq!(
+            classify(429, Some(2), b"too many requests", false),
+            Attempt::Throttled {
+                retry_after: Some(Duration::from_secs(2)),
+                message: "too many requests".into()
+            }
+        );
+        assert!(matches!(
+            classify(503, None, b"", false),
+            Attempt::Transient {
+                code: Some(503),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(500, None, b"boom", false),
+            Attempt::Transient {
+                code: Some(500),
+                ..
+            }
+        ));
+    }
+}

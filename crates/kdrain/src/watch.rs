@@ -1,0 +1,215 @@
+//! One LIST + WATCH per collection (a node's pods, the budgets): resumes from the last
+//! resourceVersion when a stream is cut, relists on 410 Expired, and reports changes to the
+//! dispatcher over a channel. No per-object polling.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use futures::StreamExt;
+use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::requests::Requests;
+
+/// A change seen on a watched collection.
+#[derive(Debug, Clone)]
+pub(crate) enum Change<K> {
+    /// Added or modified.
+    Upsert(K),
+    /// Deleted (or no longer matching the selectors).
+    Removed(K),
+    /// After a 410 the collection was listed again: this is all of it now.
+    Relisted(Vec<K>),
+}
+
+/// What a watch reports: which watch (`source`) and the change.
+#[derive(Debug)]
+pub(crate) struct Seen<K> {
+    /// Index of the watch (node index, or `usize::MAX` for budgets).
+    pub source: usize,
+    /// The change.
+    pub change: Change<K>,
+}
+
+/// A complete list of a collection, and the resourceVersion to watch from.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed<K> {
+    /// Every object.
+    pub items: Vec<K>,
+    /// The list's resourceVersion.
+    pub resource_version: String,
+}
+
+/// LISTs a collection page by page (`chunk` items a page; 0 = no paging), as kubectl does.
+pub(crate) async fn list_all<K>(
+    api: &Api<K>,
+    fields: Option<&str>,
+    labels: Option<&str>,
+    chunk: u32,
+    req: &Requests,
+    resource: &str,
+) -> Result<Listed<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    let mut rv = String::new();
+    loop {
+        let mut lp = ListParams::default();
+        if let Some(f) = fields {
+            lp = lp.fields(f);
+        }
+        if let Some(l) = labels {
+            lp = lp.labels(l);
+        }
+        if chunk > 0 {
+            lp = lp.limit(chunk);
+        }
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        req.count("list", resource);
+        let page = api.list(&lp).await?;
+        if rv.is_empty() {
+            rv = page.metadata.resource_version.clone().unwrap_or_default();
+        }
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => token = Some(c),
+            None => break,
+        }
+    }
+    Ok(Listed {
+        items,
+        resource_version: rv,
+    })
+}
+
+/// Watches `api` (with a field selector) from `rv` until the receiver goes away. Cut streams are
+/// resumed from the last resourceVersion seen; a 410 leads to a fresh LIST, reported whole.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run<K>(
+    api: Api<K>,
+    fields: Option<String>,
+    mut rv: String,
+    chunk: u32,
+    source: usize,
+    tx: UnboundedSender<Seen<K>>,
+    req: Requests,
+    resource: &'static str,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let mut backoff = new_backoff();
+    let send = |change: Change<K>| tx.send(Seen { source, change }).is_ok();
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        let mut wp = WatchParams::default().timeout(290);
+        if let Some(f) = &fields {
+            wp = wp.fields(f);
+        }
+        req.count("watch", resource);
+        let mut relist = false;
+        let mut got_event = false;
+        match api.watch(&wp, &rv).await {
+            Ok(stream) => {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(ev) = stream.next().await {
+                    got_event = true;
+                    match ev {
+                        Ok(WatchEvent::Added(o)) | Ok(WatchEvent::Modified(o)) => {
+                            note_rv(&mut rv, &o);
+                            backoff = new_backoff();
+                            if !send(Change::Upsert(o)) {
+                                return;
+                            }
+                        }
+                        Ok(WatchEvent::Deleted(o)) => {
+                            note_rv(&mut rv, &o);
+                            if !send(Change::Removed(o)) {
+                                return;
+                            }
+                        }
+                        Ok(WatchEvent::Bookmark(b)) => {
+                            if !b.metadata.resource_version.is_empty() {
+                                rv = b.metadata.resource_version;
+                            }
+                        }
+                        Ok(WatchEvent::Error(s)) if s.code == 410 => {
+                            tracing::debug!(source, "watch expired (410): relisting");
+                            relist = true;
+                            break;
+                        }
+                        Ok(WatchEvent::Error(s)) => {
+                            tracing::debug!(source, "watch error event: {}", s.message);
+                            got_event = false;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(source, "watch stream failed: {e}");
+                            got_event = false;
+                            break;
+                        }
+                    }
+                }
+                if !got_event && !relist {
+                    // an empty or failed stream: do not spin
+                    sleep_backoff(&mut backoff).await;
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 410 => relist = true,
+            Err(e) => {
+                tracing::debug!(source, "watch request failed: {e}");
+                sleep_backoff(&mut backoff).await;
+            }
+        }
+        if relist {
+            loop {
+                if tx.is_closed() {
+                    return;
+                }
+                match list_all(&api, fields.as_deref(), None, chunk, &req, resource).await {
+                    Ok(l) => {
+                        rv = l.resource_version;
+                        if !send(Change::Relisted(l.items)) {
+                            return;
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(source, "relist failed: {e}");
+                        sleep_backoff(&mut backoff).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn note_rv<K: Resource>(rv: &mut String, o: &K) {
+    if let Some(v) = o.meta().resource_version.as_ref().filter(|v| !v.is_empty()) {
+        rv.clone_from(v);
+    }
+}
+
+type Backoff = backon::ExponentialBackoff;
+
+fn new_backoff() -> Backoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+async fn sleep_backoff(b: &mut Backoff) {
+    let d = b.next().unwrap_or(Duration::from_secs(5));
+    tokio::time::sleep(d).await;
+}
