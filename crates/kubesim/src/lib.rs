@@ -1,1 +1,35 @@
-//! placeholder
+//! kubesim: a Kubernetes API simulator that the real `kubectl` and the `kube` crate accept.
+//!
+//! It serves the REST/JSON protocol of kube-apiserver 1.32 for the kinds a node drain touches
+//! (Namespace, Node, Pod with `status` and `eviction`, PodDisruptionBudget, DaemonSet, ReplicaSet,
+//! Deployment, StatefulSet, Lease, Event) and simulates the controller-manager and kubelet parts
+//! a drain depends on. Start one in-process with [`Sim::start`] from a [`Scenario`].
+
+mod api;
+mod builder;
+mod controllers;
+mod error;
+mod eviction;
+mod faults;
+mod filter;
+mod graceful;
+mod labels;
+mod ledger;
+mod meta;
+mod objects;
+mod patch;
+mod pdb;
+mod pdb_index;
+mod resources;
+mod scenario;
+mod sim;
+mod store;
+
+pub use error::ApiError;
+pub use faults::Fault;
+pub use ledger::{RequestCount, Violation};
+pub use scenario::{
+    IntOrPercent, MirrorPod, NamespaceSpec, NodeSpec, PdbSpec, Scenario, ScenarioError, Settings,
+    Workload, WorkloadKind,
+};
+pub use sim::{Sim, SimError};

@@ -1,0 +1,175 @@
+//! `/version`, `/api`, `/apis` (legacy and aggregated v2) and per-group-version resource lists
+//! (rules D-1 to D-5).
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{json_bytes, json_response};
+use crate::resources::{RESOURCES, Resource, group_versions, verbs};
+use crate::sim::Shared;
+
+const AGGREGATED_CT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// `GET /version`: minor "32" so the gcloud kubectl dispatcher runs kubectl 1.32 (D-1).
+pub fn version() -> Response {
+    json_response(
+        200,
+        &json!({
+            "major": "1", "minor": "32", "gitVersion": "v1.32.9", "gitCommit": "kubesim",
+            "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23.12",
+            "compiler": "gc", "platform": "linux/amd64"
+        }),
+    )
+}
+
+/// Whether the Accept header asks for aggregated v2 discovery.
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .map(|a| {
+            a.split(',').any(|t| {
+                let params: Vec<&str> = t.split(';').map(str::trim).collect();
+                params.contains(&"g=apidiscovery.k8s.io")
+                    && params.contains(&"v=v2")
+                    && params.contains(&"as=APIGroupDiscoveryList")
+            })
+        })
+        .unwrap_or(false)
+}
+
+fn subresource_verbs(sub: &str) -> Vec<&'static str> {
+    if sub == "eviction" {
+        vec!["create"]
+    } else {
+        vec!["get", "patch", "update"]
+    }
+}
+
+fn aggregated_version(group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .map(|r| {
+            let subs: Vec<Value> = r
+                .subresources
+                .iter()
+                .map(|s| {
+                    let kind = if *s == "eviction" {
+                        json!({"group":"policy","version":"v1","kind":"Eviction"})
+                    } else {
+                        json!({"group":r.group,"version":r.version,"kind":r.kind})
+                    };
+                    json!({"subresource": s, "responseKind": kind, "verbs": subresource_verbs(s)})
+                })
+                .collect();
+            let mut v = json!({
+                "resource": r.plural,
+                "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": r.singular,
+                "verbs": verbs(),
+                "subresources": subs,
+            });
+            if !r.short_names.is_empty() {
+                v["shortNames"] = json!(r.short_names);
+            }
+            v
+        })
+        .collect();
+    json!({"version": version, "resources": resources, "freshness": "Current"})
+}
+
+fn aggregated(groups: &[(&str, &str)]) -> Response {
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, v)| {
+            let metadata = if g.is_empty() {
+                json!({})
+            } else {
+                json!({"name": g})
+            };
+            json!({"metadata": metadata, "versions": [aggregated_version(g, v)]})
+        })
+        .collect();
+    let body = json!({"kind":"APIGroupDiscoveryList","apiVersion":"apidiscovery.k8s.io/v2","metadata":{},"items":items});
+    json_bytes(
+        200,
+        serde_json::to_vec(&body).unwrap_or_default(),
+        AGGREGATED_CT,
+    )
+}
+
+/// `GET /api` (D-2).
+pub fn api(shared: &Shared, headers: &HeaderMap) -> Response {
+    if wants_aggregated(headers) {
+        return aggregated(&[("", "v1")]);
+    }
+    json_response(
+        200,
+        &json!({"kind":"APIVersions","versions":["v1"],
+                "serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":shared.addr.to_string()}]}),
+    )
+}
+
+/// `GET /apis` (D-3).
+pub fn apis(headers: &HeaderMap) -> Response {
+    let gvs: Vec<(&str, &str)> = group_versions()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .collect();
+    if wants_aggregated(headers) {
+        return aggregated(&gvs);
+    }
+    let groups: Vec<Value> = gvs
+        .iter()
+        .map(|(g, v)| {
+            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        })
+        .collect();
+    json_response(
+        200,
+        &json!({"kind":"APIGroupList","apiVersion":"v1","groups":groups}),
+    )
+}
+
+fn legacy_entries(r: &Resource) -> Vec<Value> {
+    let mut main = json!({
+        "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+        "kind": r.kind, "verbs": verbs(),
+    });
+    if !r.short_names.is_empty() {
+        main["shortNames"] = json!(r.short_names);
+    }
+    let mut out = vec![main];
+    for s in r.subresources {
+        if *s == "eviction" {
+            out.push(json!({"name": format!("{}/eviction", r.plural), "singularName": "", "namespaced": r.namespaced,
+                            "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
+        } else {
+            out.push(json!({"name": format!("{}/{s}", r.plural), "singularName": "", "namespaced": r.namespaced,
+                            "kind": r.kind, "verbs": subresource_verbs(s)}));
+        }
+    }
+    out
+}
+
+/// `GET /api/v1`, `GET /apis/<g>/<v>` (D-4).
+pub fn group_version(group: &str, version: &str) -> Response {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .flat_map(legacy_entries)
+        .collect();
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    json_response(
+        200,
+        &json!({"kind":"APIResourceList","apiVersion":"v1","groupVersion":gv,"resources":resources}),
+    )
+}

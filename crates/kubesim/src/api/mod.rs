@@ -1,0 +1,238 @@
+//! The HTTP front end: path parsing, verb classification, fault injection, accounting and
+//! dispatch to the handlers of each verb.
+
+mod admin;
+mod delete;
+mod delete_options;
+mod discovery;
+mod list;
+mod query;
+mod watch;
+mod write;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::resources::{self, RESOURCES, ResId};
+use crate::sim::Shared;
+
+pub use query::Query;
+pub use write::{admit_namespace, prepare_create};
+
+/// A parsed resource path.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Resource type.
+    pub res: ResId,
+    /// Namespace from the path, if the path is namespaced.
+    pub ns: Option<String>,
+    /// Object name, if any.
+    pub name: Option<String>,
+    /// Subresource, if any.
+    pub sub: Option<String>,
+}
+
+enum Route {
+    Version,
+    Api,
+    Apis,
+    GroupVersion(String, String),
+    Resource(Target),
+    Admin(String),
+}
+
+fn parse_path(path: &str) -> Option<Route> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segs.as_slice() {
+        ["version"] => return Some(Route::Version),
+        ["api"] => return Some(Route::Api),
+        ["apis"] => return Some(Route::Apis),
+        ["kubesim", rest @ ..] => return Some(Route::Admin(rest.join("/"))),
+        _ => {}
+    }
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    if rest.is_empty() {
+        return resources::group_versions()
+            .contains(&(group, version))
+            .then(|| Route::GroupVersion(group.to_string(), version.to_string()));
+    }
+    let namespaced_path = rest.len() >= 3
+        && rest[0] == "namespaces"
+        && resources::find(group, version, rest[2]).is_some_and(|r| RESOURCES[r].namespaced);
+    let (ns, rest) = if namespaced_path {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
+    let res = resources::find(group, version, rest[0])?;
+    if ns.is_some() && !RESOURCES[res].namespaced {
+        return None;
+    }
+    let name = rest.get(1).map(|s| s.to_string());
+    let sub = rest.get(2).map(|s| s.to_string());
+    if rest.len() > 3 {
+        return None;
+    }
+    if let Some(s) = &sub
+        && !RESOURCES[res].subresources.contains(&s.as_str())
+    {
+        return None;
+    }
+    Some(Route::Resource(Target { res, ns, name, sub }))
+}
+
+/// Kubernetes verb name of a request on a resource path.
+fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
+    match *method {
+        Method::GET if t.name.is_none() && q.flag("watch") => "watch",
+        Method::GET if t.name.is_none() => "list",
+        Method::GET => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if t.name.is_none() => "deletecollection",
+        Method::DELETE => "delete",
+        _ => "unknown",
+    }
+}
+
+/// Build a JSON response.
+pub fn json_response(code: u16, body: &Value) -> Response {
+    json_bytes(
+        code,
+        serde_json::to_vec(body).unwrap_or_default(),
+        "application/json",
+    )
+}
+
+fn json_bytes(code: u16, body: Vec<u8>, content_type: &str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    h.insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, private"),
+    );
+    r
+}
+
+/// Build the response of an API error, with `Retry-After` when the Status carries one (D-0.3).
+pub fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(s) = e.retry_after()
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
+}
+
+fn respond(r: ApiResult<Response>) -> Response {
+    r.unwrap_or_else(|e| error_response(&e))
+}
+
+/// Whether the client accepts JSON (D-0.4): 406 only when nothing acceptable is offered.
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let Some(a) = headers.get("accept").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    a.split(',').any(|t| {
+        let t = t.trim();
+        t.is_empty()
+            || t.starts_with("application/json")
+            || t.starts_with("*/*")
+            || t.starts_with("application/*")
+    })
+}
+
+/// The one axum handler: everything goes through here.
+pub async fn handle(
+    AxState(shared): AxState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let q = Query::parse(uri.query().unwrap_or(""));
+    let Some(route) = parse_path(uri.path()) else {
+        shared.ledger.count("get", uri.path(), "", 404);
+        return error_response(&ApiError::path_not_found());
+    };
+    let (verb, resource, sub) = match &route {
+        Route::Resource(t) => (
+            verb_of(&method, t, &q),
+            RESOURCES[t.res].plural.to_string(),
+            t.sub.clone().unwrap_or_default(),
+        ),
+        Route::Admin(_) => ("", String::new(), String::new()),
+        _ => ("get", uri.path().to_string(), String::new()),
+    };
+    if let Route::Admin(p) = &route {
+        return admin::handle(&shared, &method, p, &body);
+    }
+    if !accepts_json(&headers) {
+        let e = ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json",
+        );
+        shared.ledger.count(verb, &resource, &sub, 406);
+        return error_response(&e);
+    }
+    let fault = shared.faults.pick(verb, &resource, &sub);
+    if let Some(f) = &fault {
+        if let Some(ms) = f.latency_ms.filter(|m| *m > 0) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        if let Some(e) = f.error() {
+            shared.ledger.count(verb, &resource, &sub, e.code);
+            return error_response(&e);
+        }
+    }
+    let resp = match route {
+        Route::Version => discovery::version(),
+        Route::Api => discovery::api(&shared, &headers),
+        Route::Apis => discovery::apis(&headers),
+        Route::GroupVersion(g, v) => discovery::group_version(&g, &v),
+        Route::Resource(t) => {
+            let watch_cut = fault.as_ref().and_then(|f| f.watch_cut_seconds);
+            let r = match (verb, t.name.is_some()) {
+                ("watch", _) => watch::watch(&shared, &t, &q, &headers, watch_cut),
+                ("list", _) => list::list(&shared, &t, &q, &headers).await,
+                ("get", _) => list::get(&shared, &t, &q, &headers),
+                ("create", _) => write::create(&shared, &t, &q, &body),
+                ("update", _) => write::update(&shared, &t, &q, &body),
+                ("patch", _) => write::patch(&shared, &t, &q, &headers, &body),
+                ("delete", _) => delete::delete(&shared, &t, &q, &headers, &body),
+                ("deletecollection", _) => {
+                    delete::delete_collection(&shared, &t, &q, &headers, &body)
+                }
+                _ => Err(ApiError::method_not_allowed(method.as_str())),
+            };
+            respond(r)
+        }
+        Route::Admin(_) => unreachable!("handled above"),
+    };
+    shared
+        .ledger
+        .count(verb, &resource, &sub, resp.status().as_u16());
+    resp
+}

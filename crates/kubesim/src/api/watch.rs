@@ -1,0 +1,247 @@
+//! WATCH streams: start point (W-2), too-old ERROR event (W-3), selector transitions (W-4),
+//! bookmarks (W-5), timeouts (W-6) and streaming lists (W-7).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::list::{to_metadata, validate_rv_options, wants_metadata};
+use super::{Query, Target};
+use crate::error::{ApiError, ApiResult};
+use crate::filter::Filter;
+use crate::resources::RESOURCES;
+use crate::sim::Shared;
+use crate::store::{Event, EventType};
+
+struct Stream {
+    pending: VecDeque<Bytes>,
+    rx: broadcast::Receiver<Arc<Event>>,
+    filter: Filter,
+    deadline: Instant,
+    bookmark_every: Option<Duration>,
+    next_bookmark: Instant,
+    last_rv: u64,
+    min_rv: u64,
+    done: bool,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    metadata_only: bool,
+}
+
+fn line(ty: &str, obj: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": ty, "object": obj})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+impl Stream {
+    fn object(&self, o: &Value) -> Value {
+        if self.metadata_only {
+            to_metadata(o)
+        } else {
+            o.clone()
+        }
+    }
+
+    fn bookmark(&self, annotations: Option<Value>) -> Bytes {
+        let r = &RESOURCES[self.filter.res];
+        let (kind, av) = if self.metadata_only {
+            (
+                "PartialObjectMetadata".to_string(),
+                "meta.k8s.io/v1".to_string(),
+            )
+        } else {
+            (r.kind.to_string(), r.api_version())
+        };
+        let mut md = json!({"resourceVersion": self.last_rv.to_string()});
+        if let Some(a) = annotations {
+            md["annotations"] = a;
+        }
+        line(
+            "BOOKMARK",
+            &json!({"kind": kind, "apiVersion": av, "metadata": md}),
+        )
+    }
+
+    /// Translate a store event for this watcher, applying selector transitions (W-4).
+    fn convert(&self, ev: &Event) -> Option<Bytes> {
+        if ev.res != self.filter.res || ev.rv <= self.min_rv {
+            return None;
+        }
+        match ev.ty {
+            EventType::Added | EventType::Deleted => self
+                .filter
+                .matches(&ev.object)
+                .then(|| line(ev.ty.as_str(), &self.object(&ev.object))),
+            EventType::Modified => {
+                let now = self.filter.matches(&ev.object);
+                let before = ev.prev.as_ref().is_some_and(|p| self.filter.matches(p));
+                match (before, now) {
+                    (true, true) => Some(line("MODIFIED", &self.object(&ev.object))),
+                    (false, true) => Some(line("ADDED", &self.object(&ev.object))),
+                    (true, false) => {
+                        let mut last = (**ev.prev.as_ref()?).clone();
+                        last["metadata"]["resourceVersion"] = json!(ev.rv.to_string());
+                        Some(line("DELETED", &self.object(&last)))
+                    }
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, std::io::Error>, Stream)> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Some((Ok(b), self));
+            }
+            if self.done {
+                return None;
+            }
+            let bookmark_at = if self.bookmark_every.is_some() {
+                self.next_bookmark
+            } else {
+                self.deadline + Duration::from_secs(3600)
+            };
+            tokio::select! {
+                ev = self.rx.recv() => match ev {
+                    Ok(ev) => {
+                        self.last_rv = self.last_rv.max(ev.rv);
+                        if let Some(b) = self.convert(&ev) {
+                            self.pending.push_back(b);
+                        }
+                    }
+                    Err(_) => self.done = true,
+                },
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    if self.bookmark_every.is_some() {
+                        let b = self.bookmark(None);
+                        self.pending.push_back(b);
+                    }
+                    self.done = true;
+                }
+                _ = tokio::time::sleep_until(bookmark_at) => {
+                    let b = self.bookmark(None);
+                    self.pending.push_back(b);
+                    self.next_bookmark += self.bookmark_every.unwrap_or(Duration::from_secs(60));
+                }
+                _ = self.shutdown.changed() => self.done = true,
+            }
+        }
+    }
+}
+
+/// `GET ...?watch=true`.
+pub fn watch(
+    shared: &Arc<Shared>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    cut_after: Option<f64>,
+) -> ApiResult<Response> {
+    validate_rv_options(q, true)?;
+    let send_initial = q.flag("sendInitialEvents");
+    if send_initial
+        && (q.get("resourceVersionMatch") != Some("NotOlderThan") || !q.flag("allowWatchBookmarks"))
+    {
+        return Err(ApiError::invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            &[(
+                "FieldValueForbidden",
+                "sendInitialEvents",
+                "Forbidden: sendInitialEvents is forbidden unless resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true".into(),
+            )],
+        ));
+    }
+    let filter = Filter::new(
+        t.res,
+        t.ns.clone(),
+        q.get("labelSelector"),
+        q.get("fieldSelector"),
+    )?;
+    let metadata_only = wants_metadata(headers);
+    let timeout = match q.get("timeoutSeconds").and_then(|s| s.parse::<f64>().ok()) {
+        Some(s) if s > 0.0 => s,
+        _ => 1800.0 + fastrand::f64() * 1800.0,
+    };
+    let timeout = cut_after.map_or(timeout, |c| timeout.min(c));
+    let rv_param = q.non_empty("resourceVersion");
+    let settings = &shared.settings;
+    let st = shared.store.lock();
+    let rx = st.subscribe();
+    let current = st.rv();
+    let mut s = Stream {
+        pending: VecDeque::new(),
+        rx,
+        filter,
+        deadline: Instant::now() + Duration::from_secs_f64(timeout),
+        bookmark_every: q
+            .flag("allowWatchBookmarks")
+            .then(|| Duration::from_secs_f64(settings.bookmark_seconds.max(0.1))),
+        next_bookmark: Instant::now() + Duration::from_secs_f64(settings.bookmark_seconds.max(0.1)),
+        last_rv: current,
+        min_rv: current,
+        done: false,
+        shutdown: shared.shutdown.clone(),
+        metadata_only,
+    };
+    let from_scratch = send_initial || rv_param.is_none_or(|v| v == "0");
+    if from_scratch {
+        for (_, o) in st.iter(t.res, t.ns.as_deref()) {
+            if s.filter.matches(o) {
+                let b = line("ADDED", &s.object(o));
+                s.pending.push_back(b);
+            }
+        }
+        if send_initial {
+            let b = s.bookmark(Some(json!({"k8s.io/initial-events-end": "true"})));
+            s.pending.push_back(b);
+        }
+    } else {
+        let n: u64 = rv_param.unwrap_or("0").parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid resource version: {}",
+                rv_param.unwrap_or("")
+            ))
+        })?;
+        match st.events_since(n) {
+            Ok(events) => {
+                s.min_rv = n;
+                for ev in events {
+                    if let Some(b) = s.convert(&ev) {
+                        s.pending.push_back(b);
+                    }
+                }
+                s.min_rv = n.max(current);
+                if n > current {
+                    s.min_rv = n;
+                }
+            }
+            Err(floor) => {
+                let e = ApiError::expired(format!("too old resource version: {n} ({floor})"));
+                s.pending.push_back(line("ERROR", &e.to_status()));
+                s.done = true;
+            }
+        }
+    }
+    drop(st);
+    let body = Body::from_stream(futures::stream::unfold(s, |s| s.next_chunk()));
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        "cache-control",
+        axum::http::HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(r)
+}

@@ -1,0 +1,407 @@
+//! The cluster behaviour behind the API: kubelet, scheduler, workload controllers, garbage
+//! collector and disruption controller, all driven by the store's event stream plus a short tick.
+
+mod disruption;
+mod kubelet;
+mod scheduler;
+mod workloads;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use crate::graceful::{self, DeleteOptions};
+use crate::meta::{self, Key};
+use crate::objects::PodParams;
+use crate::resources::{
+    DAEMONSETS, DEPLOYMENTS, NODES, PDBS, PODS, REPLICASETS, ResId, STATEFULSETS,
+};
+use crate::sim::Shared;
+use crate::store::{Event, EventType, State};
+
+const TICK: Duration = Duration::from_millis(50);
+
+struct Terminating {
+    key: Key,
+    start: Instant,
+    due: Instant,
+    killed: bool,
+}
+
+struct Starting {
+    key: Key,
+    ready_at: Option<Instant>,
+}
+
+/// All simulated controllers with their work queues.
+pub struct Controllers {
+    shared: Arc<Shared>,
+    terminating: HashMap<String, Terminating>,
+    starting: HashMap<String, Starting>,
+    unscheduled: BTreeSet<Key>,
+    dirty_owners: HashSet<String>,
+    dirty_workloads: HashSet<(ResId, Key)>,
+    all_daemonsets: bool,
+    pdb_due: BTreeMap<Key, Instant>,
+    pdb_label_checks: Vec<(String, BTreeMap<String, String>)>,
+    pdb_namespaces: HashSet<String>,
+    gc: Vec<String>,
+}
+
+fn is_workload(res: ResId) -> bool {
+    matches!(res, REPLICASETS | DEPLOYMENTS | STATEFULSETS | DAEMONSETS)
+}
+
+impl Controllers {
+    /// New controllers over the shared simulator state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Controllers {
+            shared,
+            terminating: HashMap::new(),
+            starting: HashMap::new(),
+            unscheduled: BTreeSet::new(),
+            dirty_owners: HashSet::new(),
+            dirty_workloads: HashSet::new(),
+            all_daemonsets: false,
+            pdb_due: BTreeMap::new(),
+            pdb_label_checks: Vec::new(),
+            pdb_namespaces: HashSet::new(),
+            gc: Vec::new(),
+        }
+    }
+
+    fn params_for(&self, pod: &Value) -> PodParams {
+        let params = self.shared.params.lock().unwrap_or_else(|p| p.into_inner());
+        meta::controller_ref(pod)
+            .and_then(|r| r["uid"].as_str())
+            .and_then(|u| params.get(u))
+            .or_else(|| params.get(meta::uid(pod)))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn delay(&self) -> Duration {
+        Duration::from_secs_f64(self.shared.settings.disruption_delay_seconds.max(0.0))
+    }
+
+    fn dirty_pdb(&mut self, key: Key, at: Instant) {
+        let e = self.pdb_due.entry(key).or_insert(at);
+        if at < *e {
+            *e = at;
+        }
+    }
+
+    /// Queue everything for a full pass (start-up, or after the event stream lagged).
+    pub fn full_resync(&mut self) {
+        let st = self.shared.store.lock();
+        let pods: Vec<Arc<Value>> = st.iter(PODS, None).map(|(_, p)| p.clone()).collect();
+        let mut workloads = Vec::new();
+        for res in [REPLICASETS, DEPLOYMENTS, STATEFULSETS, DAEMONSETS] {
+            workloads.extend(st.iter(res, None).map(|(k, _)| (res, k.clone())));
+        }
+        let pdbs: Vec<Key> = st.iter(PDBS, None).map(|(k, _)| k.clone()).collect();
+        drop(st);
+        for p in pods {
+            self.observe_pod(&p, None, false);
+        }
+        self.dirty_workloads.extend(workloads);
+        let now = Instant::now();
+        for k in pdbs {
+            self.dirty_pdb(k, now);
+        }
+    }
+
+    fn observe_pod(&mut self, pod: &Value, prev: Option<&Value>, deleted: bool) {
+        let uid = meta::uid(pod).to_string();
+        let key = meta::key(pod);
+        let ns = meta::namespace(pod).to_string();
+        self.pdb_label_checks.push((ns.clone(), meta::labels(pod)));
+        if let Some(p) = prev
+            && p["metadata"]["labels"] != pod["metadata"]["labels"]
+        {
+            self.pdb_label_checks.push((ns, meta::labels(p)));
+        }
+        if let Some(owner) = meta::controller_ref(pod).and_then(|r| r["uid"].as_str()) {
+            self.dirty_owners.insert(owner.to_string());
+        }
+        if deleted {
+            self.terminating.remove(&uid);
+            self.starting.remove(&uid);
+            self.unscheduled.remove(&key);
+            return;
+        }
+        let node = meta::node_name(pod);
+        let now = Instant::now();
+        if meta::is_terminating(pod) {
+            self.starting.remove(&uid);
+            self.unscheduled.remove(&key);
+            if node.is_empty() {
+                return;
+            }
+            let grace = pod["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(0)
+                .max(0) as f64;
+            let term = self.params_for(pod).termination_seconds.max(0.0);
+            let start = self.terminating.get(&uid).map_or(now, |t| t.start);
+            let due = start + Duration::from_secs_f64(term.min(grace));
+            let killed = term > grace;
+            match self.terminating.get_mut(&uid) {
+                Some(t) if due < t.due => {
+                    t.due = due;
+                    t.killed = killed;
+                }
+                Some(_) => {}
+                None => {
+                    self.terminating.insert(
+                        uid,
+                        Terminating {
+                            key,
+                            start,
+                            due,
+                            killed,
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        if node.is_empty() {
+            if !meta::is_terminal(pod) {
+                self.unscheduled.insert(key);
+            }
+            return;
+        }
+        self.unscheduled.remove(&key);
+        if meta::phase(pod) == "Pending" && !self.starting.contains_key(&uid) {
+            self.starting.insert(
+                uid,
+                Starting {
+                    key,
+                    ready_at: None,
+                },
+            );
+        }
+    }
+
+    /// React to one store event.
+    pub fn observe(&mut self, ev: &Event) {
+        let deleted = ev.ty == EventType::Deleted;
+        match ev.res {
+            PODS => self.observe_pod(&ev.object, ev.prev.as_deref(), deleted),
+            PDBS => {
+                let at = Instant::now() + self.delay();
+                self.dirty_pdb(meta::key(&ev.object), at);
+            }
+            NODES
+                if ev.ty != EventType::Modified
+                    || ev.prev.as_ref().is_some_and(|p| {
+                        p["metadata"]["labels"] != ev.object["metadata"]["labels"]
+                    }) =>
+            {
+                self.all_daemonsets = true;
+            }
+            r if is_workload(r) => {
+                if !deleted {
+                    self.dirty_workloads.insert((r, meta::key(&ev.object)));
+                }
+                if ev
+                    .prev
+                    .as_ref()
+                    .is_none_or(|p| p["spec"] != ev.object["spec"])
+                {
+                    self.pdb_namespaces
+                        .insert(meta::namespace(&ev.object).to_string());
+                }
+                if let Some(owner) =
+                    meta::controller_ref(&ev.object).and_then(|r| r["uid"].as_str())
+                {
+                    self.dirty_owners.insert(owner.to_string());
+                }
+            }
+            _ => {}
+        }
+        if deleted && !meta::uid(&ev.object).is_empty() {
+            self.gc.push(meta::uid(&ev.object).to_string());
+        }
+    }
+
+    /// Do all work that is due.
+    pub fn step(&mut self) {
+        let now = Instant::now();
+        let shared = self.shared.clone();
+        let mut st = shared.store.lock();
+        self.kubelet(&mut st, now);
+        self.schedule(&mut st);
+        self.garbage_collect(&mut st);
+        self.workloads(&mut st);
+        self.disruption(&mut st, now);
+    }
+
+    fn kubelet(&mut self, st: &mut State, now: Instant) {
+        let due: Vec<String> = self
+            .terminating
+            .iter()
+            .filter(|(_, t)| t.due <= now)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for uid in due {
+            let Some(t) = self.terminating.remove(&uid) else {
+                continue;
+            };
+            if let Some(pod) = st.get(PODS, &t.key.0, &t.key.1).cloned()
+                && meta::uid(&pod) == uid
+            {
+                kubelet::stop(st, &pod, t.killed);
+            }
+        }
+        let uids: Vec<String> = self.starting.keys().cloned().collect();
+        for uid in uids {
+            let Some(s) = self.starting.get(&uid) else {
+                continue;
+            };
+            let Some(pod) = st
+                .get(PODS, &s.key.0, &s.key.1)
+                .cloned()
+                .filter(|p| meta::uid(p) == uid && !meta::is_terminating(p))
+            else {
+                self.starting.remove(&uid);
+                continue;
+            };
+            match s.ready_at {
+                None => {
+                    let ready_secs = self.params_for(&pod).ready_seconds.max(0.0);
+                    let ready = ready_secs == 0.0;
+                    kubelet::start(st, &pod, ready);
+                    if ready {
+                        self.starting.remove(&uid);
+                    } else if let Some(s) = self.starting.get_mut(&uid) {
+                        s.ready_at = Some(now + Duration::from_secs_f64(ready_secs));
+                    }
+                }
+                Some(at) if at <= now => {
+                    kubelet::start(st, &pod, true);
+                    self.starting.remove(&uid);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn schedule(&mut self, st: &mut State) {
+        let keys: Vec<Key> = self.unscheduled.iter().cloned().collect();
+        for key in keys {
+            let Some(pod) = st.get(PODS, &key.0, &key.1).cloned() else {
+                self.unscheduled.remove(&key);
+                continue;
+            };
+            if !meta::node_name(&pod).is_empty() || meta::is_terminating(&pod) {
+                self.unscheduled.remove(&key);
+                continue;
+            }
+            if scheduler::bind(st, &pod) {
+                self.unscheduled.remove(&key);
+            }
+        }
+    }
+
+    fn garbage_collect(&mut self, st: &mut State) {
+        for uid in std::mem::take(&mut self.gc) {
+            for (res, child) in st.children_of(&uid) {
+                if res == PODS {
+                    if !meta::is_terminating(&child) {
+                        let _ = graceful::delete_pod(
+                            st,
+                            meta::namespace(&child),
+                            meta::name(&child),
+                            &DeleteOptions::default(),
+                        );
+                    }
+                } else {
+                    st.remove(res, meta::namespace(&child), meta::name(&child));
+                }
+            }
+        }
+    }
+
+    fn workloads(&mut self, st: &mut State) {
+        for uid in std::mem::take(&mut self.dirty_owners) {
+            if let Some((res, o)) = st.get_by_uid(&uid)
+                && is_workload(res)
+            {
+                self.dirty_workloads.insert((res, meta::key(o)));
+            }
+        }
+        if std::mem::take(&mut self.all_daemonsets) {
+            let all: Vec<Key> = st.iter(DAEMONSETS, None).map(|(k, _)| k.clone()).collect();
+            self.dirty_workloads
+                .extend(all.into_iter().map(|k| (DAEMONSETS, k)));
+        }
+        let dirty: Vec<(ResId, Key)> = self.dirty_workloads.drain().collect();
+        let mut params = self.shared.params.lock().unwrap_or_else(|p| p.into_inner());
+        for (res, (ns, name)) in dirty {
+            workloads::reconcile(st, &mut params, res, &ns, &name);
+        }
+    }
+
+    fn disruption(&mut self, st: &mut State, now: Instant) {
+        let at = now + self.delay();
+        for (ns, labels) in std::mem::take(&mut self.pdb_label_checks) {
+            for name in st.pdbs.matching(&ns, &labels) {
+                self.dirty_pdb((ns.clone(), name), at);
+            }
+        }
+        for ns in std::mem::take(&mut self.pdb_namespaces) {
+            let names: Vec<Key> = st.iter(PDBS, Some(&ns)).map(|(k, _)| k.clone()).collect();
+            for k in names {
+                self.dirty_pdb(k, at);
+            }
+        }
+        let due: Vec<Key> = self
+            .pdb_due
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.pdb_due.remove(&key);
+            if let Some(expiry) = disruption::sync(st, &key.0, &key.1) {
+                let ms = expiry.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+                let wait = Duration::from_millis(ms.max(0) as u64);
+                self.dirty_pdb(key, now + wait + Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Run until shutdown.
+    pub async fn run(mut self) {
+        let mut rx = self.shared.store.lock().subscribe();
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) => self.observe(&ev),
+                    Err(RecvError::Lagged(_)) => self.full_resync(),
+                    Err(RecvError::Closed) => break,
+                },
+                _ = tick.tick() => {
+                    loop {
+                        match rx.try_recv() {
+                            Ok(ev) => self.observe(&ev),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => self.full_resync(),
+                            Err(_) => break,
+                        }
+                    }
+                    self.step();
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! ReplicaSet, Deployment, StatefulSet and DaemonSet controllers: keep the declared number of
+//! pods (replacing deleted or terminating ones), and a workload status kubectl can show.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::api::prepare_create;
+use crate::graceful::{self, DeleteOptions};
+use crate::meta;
+use crate::objects::{self, PodParams};
+use crate::resources::{DAEMONSETS, DEPLOYMENTS, NODES, PODS, REPLICASETS, ResId, STATEFULSETS};
+use crate::store::State;
+
+/// Pod parameters by owner or pod UID.
+pub type Params = HashMap<String, PodParams>;
+
+fn owned_pods(st: &State, owner: &Value) -> Vec<Arc<Value>> {
+    st.children_of(meta::uid(owner))
+        .into_iter()
+        .filter(|(r, _)| *r == PODS)
+        .map(|(_, o)| o)
+        .collect()
+}
+
+fn active(p: &Value) -> bool {
+    !meta::is_terminating(p) && !meta::is_terminal(p)
+}
+
+fn unique_pod_name(st: &State, ns: &str, prefix: &str) -> String {
+    loop {
+        let n = format!("{prefix}{}", meta::random_suffix(5));
+        if st.get(PODS, ns, &n).is_none() {
+            return n;
+        }
+    }
+}
+
+fn create_pod(st: &mut State, owner: &Value, template: &Value, name: &str, node: Option<&str>) {
+    let ns = meta::namespace(owner);
+    let pod = objects::pod_from_template(template, name, ns, Some(owner), node);
+    let pod = prepare_create(PODS, pod, ns);
+    st.insert(PODS, pod);
+}
+
+fn write_status(st: &mut State, res: ResId, obj: &Value, status: Value) {
+    let mut next = obj.clone();
+    next["status"] = status;
+    st.replace(res, next);
+}
+
+/// Reconcile one workload object.
+pub fn reconcile(st: &mut State, params: &mut Params, res: ResId, ns: &str, name: &str) {
+    let Some(obj) = st.get(res, ns, name).cloned() else {
+        return;
+    };
+    if meta::is_terminating(&obj) {
+        return;
+    }
+    match res {
+        REPLICASETS => replica_set(st, &obj),
+        DEPLOYMENTS => deployment(st, params, &obj),
+        STATEFULSETS => stateful_set(st, &obj),
+        DAEMONSETS => daemon_set(st, &obj),
+        _ => {}
+    }
+}
+
+fn delete_pod(st: &mut State, p: &Value) {
+    let _ = graceful::delete_pod(
+        st,
+        meta::namespace(p),
+        meta::name(p),
+        &DeleteOptions::default(),
+    );
+}
+
+fn replica_set(st: &mut State, rs: &Value) {
+    let replicas = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+    let ns = meta::namespace(rs).to_string();
+    let mut live: Vec<Arc<Value>> = owned_pods(st, rs)
+        .into_iter()
+        .filter(|p| active(p))
+        .collect();
+    if live.len() < replicas {
+        for _ in live.len()..replicas {
+            let name = unique_pod_name(st, &ns, &format!("{}-", meta::name(rs)));
+            create_pod(st, rs, &rs["spec"]["template"], &name, None);
+        }
+    } else if live.len() > replicas {
+        live.sort_by_key(|p| {
+            (
+                !meta::node_name(p).is_empty(),
+                meta::is_ready(p),
+                std::cmp::Reverse(
+                    p["metadata"]["creationTimestamp"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+            )
+        });
+        for p in live.iter().take(live.len() - replicas) {
+            delete_pod(st, p);
+        }
+    }
+    let pods: Vec<Arc<Value>> = owned_pods(st, rs)
+        .into_iter()
+        .filter(|p| active(p))
+        .collect();
+    let ready = pods.iter().filter(|p| meta::is_ready(p)).count();
+    write_status(
+        st,
+        REPLICASETS,
+        rs,
+        json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
+               "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"]}),
+    );
+}
+
+fn deployment(st: &mut State, params: &mut Params, d: &Value) {
+    let ns = meta::namespace(d).to_string();
+    let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+    let sets: Vec<Arc<Value>> = st
+        .children_of(meta::uid(d))
+        .into_iter()
+        .filter(|(r, _)| *r == REPLICASETS)
+        .map(|(_, o)| o)
+        .collect();
+    let rs = match sets.first() {
+        Some(rs) => {
+            if rs["spec"]["replicas"].as_i64() != Some(replicas) {
+                let mut next = (**rs).clone();
+                next["spec"]["replicas"] = json!(replicas);
+                let g = next["metadata"]["generation"].as_i64().unwrap_or(1);
+                next["metadata"]["generation"] = json!(g + 1);
+                st.replace(REPLICASETS, next)
+            } else {
+                rs.clone()
+            }
+        }
+        None => {
+            let tpl = &d["spec"]["template"];
+            let hash = meta::stable_hash(tpl);
+            let mut labels = meta::labels(&json!({"metadata": tpl["metadata"]}));
+            labels.insert("pod-template-hash".into(), hash.clone());
+            let mut rs_tpl = tpl.clone();
+            rs_tpl["metadata"]["labels"] = json!(labels);
+            let mut rs = objects::workload(
+                "ReplicaSet",
+                &format!("{}-{hash}", meta::name(d)),
+                &ns,
+                Some(replicas),
+                &labels,
+                &rs_tpl,
+            );
+            rs["metadata"]["ownerReferences"] = json!([meta::owner_ref(d)]);
+            let rs = st.insert(REPLICASETS, prepare_create(REPLICASETS, rs, &ns));
+            let p = params.get(meta::uid(d)).copied().unwrap_or_default();
+            params.insert(meta::uid(&rs).to_string(), p);
+            rs
+        }
+    };
+    let s = &rs["status"];
+    let ready = s["readyReplicas"].as_i64().unwrap_or(0);
+    let available = if ready >= replicas { "True" } else { "False" };
+    let mut next = d.clone();
+    next["status"]["replicas"] = json!(s["replicas"].as_i64().unwrap_or(0));
+    next["status"]["updatedReplicas"] = json!(s["replicas"].as_i64().unwrap_or(0));
+    next["status"]["readyReplicas"] = json!(ready);
+    next["status"]["availableReplicas"] = json!(ready);
+    next["status"]["observedGeneration"] = d["metadata"]["generation"].clone();
+    meta::set_condition(
+        &mut next,
+        json!({"type":"Available","status":available,"reason": if available == "True" {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"},
+               "message":"","lastTransitionTime":meta::now_rfc3339(),"lastUpdateTime":meta::now_rfc3339()}),
+    );
+    if let Some(c) = next["status"]["conditions"]
+        .as_array_mut()
+        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Available"))
+        && let Some(old) = d["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
+        && old["status"] == c["status"]
+    {
+        c["lastUpdateTime"] = old["lastUpdateTime"].clone();
+    }
+    st.replace(DEPLOYMENTS, next);
+}
+
+fn stateful_set(st: &mut State, s: &Value) {
+    let replicas = s["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
+    let ns = meta::namespace(s).to_string();
+    let base = meta::name(s).to_string();
+    for i in 0..replicas {
+        let name = format!("{base}-{i}");
+        if st.get(PODS, &ns, &name).is_none() {
+            let mut tpl = s["spec"]["template"].clone();
+            tpl["spec"]["hostname"] = json!(name);
+            tpl["spec"]["subdomain"] = s["spec"]["serviceName"].clone();
+            tpl["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = json!(name);
+            create_pod(st, s, &tpl, &name, None);
+        }
+    }
+    for p in owned_pods(st, s) {
+        let ordinal = meta::name(&p)
+            .rsplit('-')
+            .next()
+            .and_then(|o| o.parse::<i64>().ok())
+            .unwrap_or(0);
+        if ordinal >= replicas && !meta::is_terminating(&p) {
+            delete_pod(st, &p);
+        }
+    }
+    let pods: Vec<Arc<Value>> = owned_pods(st, s)
+        .into_iter()
+        .filter(|p| active(p))
+        .collect();
+    let ready = pods.iter().filter(|p| meta::is_ready(p)).count();
+    write_status(
+        st,
+        STATEFULSETS,
+        s,
+        json!({"replicas": pods.len(), "readyReplicas": ready, "currentReplicas": pods.len(), "updatedReplicas": pods.len(),
+               "availableReplicas": ready, "observedGeneration": s["metadata"]["generation"]}),
+    );
+}
+
+/// Whether a DaemonSet's template allows a node (nodeSelector and metadata.name matchFields).
+fn ds_allows(tpl: &Value, node: &Value) -> bool {
+    let labels = meta::labels(node);
+    if !meta::string_map(&tpl["spec"]["nodeSelector"])
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
+    {
+        return false;
+    }
+    let terms = &tpl["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"];
+    let Some(terms) = terms.as_array() else {
+        return true;
+    };
+    terms.iter().any(|t| {
+        t["matchFields"].as_array().is_none_or(|fs| {
+            fs.iter().all(|f| {
+                f["key"] != "metadata.name"
+                    || f["values"]
+                        .as_array()
+                        .is_some_and(|vs| vs.iter().any(|v| v == meta::name(node)))
+            })
+        })
+    })
+}
+
+fn daemon_set(st: &mut State, ds: &Value) {
+    let tpl = &ds["spec"]["template"];
+    let nodes: Vec<String> = st
+        .iter(NODES, None)
+        .filter(|(_, n)| ds_allows(tpl, n))
+        .map(|(_, n)| meta::name(n).to_string())
+        .collect();
+    let pods = owned_pods(st, ds);
+    let ns = meta::namespace(ds).to_string();
+    let mut desired = 0;
+    for node in &nodes {
+        desired += 1;
+        if !pods.iter().any(|p| meta::node_name(p) == node && active(p)) {
+            let name = unique_pod_name(st, &ns, &format!("{}-", meta::name(ds)));
+            create_pod(st, ds, tpl, &name, Some(node));
+        }
+    }
+    for p in &pods {
+        if active(p) && !nodes.iter().any(|n| n == meta::node_name(p)) {
+            delete_pod(st, p);
+        }
+    }
+    let pods: Vec<Arc<Value>> = owned_pods(st, ds)
+        .into_iter()
+        .filter(|p| active(p))
+        .collect();
+    let ready = pods.iter().filter(|p| meta::is_ready(p)).count();
+    write_status(
+        st,
+        DAEMONSETS,
+        ds,
+        json!({"desiredNumberScheduled": desired, "currentNumberScheduled": pods.len(), "numberReady": ready,
+               "numberAvailable": ready, "updatedNumberScheduled": pods.len(), "numberMisscheduled": 0,
+               "observedGeneration": ds["metadata"]["generation"]}),
+    );
+}

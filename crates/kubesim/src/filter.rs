@@ -1,0 +1,126 @@
+//! List/watch filtering: namespace, label selector and field selector.
+
+use selectors::{FieldSelector, LabelSelector};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::meta;
+use crate::resources::{RESOURCES, ResId};
+
+/// What a LIST or WATCH selects.
+pub struct Filter {
+    /// Resource type.
+    pub res: ResId,
+    /// Namespace restriction.
+    pub ns: Option<String>,
+    /// Parsed label selector.
+    pub labels: Option<LabelSelector>,
+    /// Parsed field selector.
+    pub fields: Option<FieldSelector>,
+}
+
+fn bool_str(v: &Value) -> String {
+    if v.as_bool().unwrap_or(false) {
+        "true".into()
+    } else {
+        "false".into()
+    }
+}
+
+/// Value of a selectable field of an object (None when the key is unknown).
+pub fn field_value(res: ResId, o: &Value, key: &str) -> Option<String> {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    Some(match key {
+        "metadata.name" => meta::name(o).to_string(),
+        "metadata.namespace" => meta::namespace(o).to_string(),
+        "spec.nodeName" | "spec.host" => s(&o["spec"]["nodeName"]),
+        "spec.restartPolicy" => s(&o["spec"]["restartPolicy"]),
+        "spec.schedulerName" => s(&o["spec"]["schedulerName"]),
+        "spec.serviceAccountName" => s(&o["spec"]["serviceAccountName"]),
+        "spec.hostNetwork" => bool_str(&o["spec"]["hostNetwork"]),
+        "spec.unschedulable" => bool_str(&o["spec"]["unschedulable"]),
+        "status.phase" => s(&o["status"]["phase"]),
+        "status.podIP" => s(&o["status"]["podIP"]),
+        "status.nominatedNodeName" => s(&o["status"]["nominatedNodeName"]),
+        "status.replicas" => o["status"]["replicas"].as_i64().unwrap_or(0).to_string(),
+        "involvedObject.name"
+        | "involvedObject.kind"
+        | "involvedObject.namespace"
+        | "involvedObject.uid" => s(&o["involvedObject"][&key["involvedObject.".len()..]]),
+        "reason" => s(&o["reason"]),
+        "type" => s(&o["type"]),
+        "source" => s(&o["source"]["component"]),
+        _ => {
+            let _ = res;
+            return None;
+        }
+    })
+}
+
+impl Filter {
+    /// Build from `labelSelector`/`fieldSelector` query values; 400 on parse errors or unknown field keys.
+    pub fn new(
+        res: ResId,
+        ns: Option<String>,
+        label: Option<&str>,
+        field: Option<&str>,
+    ) -> ApiResult<Self> {
+        let labels = match label.filter(|s| !s.trim().is_empty()) {
+            Some(s) => {
+                Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
+            None => None,
+        };
+        let fields = match field.filter(|s| !s.trim().is_empty()) {
+            Some(s) => {
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let mut allowed: Vec<&str> = vec!["metadata.name", "metadata.namespace"];
+                allowed.extend_from_slice(RESOURCES[res].field_keys);
+                f.check_keys(&allowed)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(Filter {
+            res,
+            ns,
+            labels,
+            fields,
+        })
+    }
+
+    /// Whether any selector is set (R-4: remainingItemCount only without selectors).
+    pub fn has_selectors(&self) -> bool {
+        self.labels.is_some() || self.fields.is_some()
+    }
+
+    /// The node a `spec.nodeName=X` term pins the selection to.
+    pub fn node(&self) -> Option<String> {
+        let f = self.fields.as_ref()?;
+        f.equals_value("spec.nodeName")
+            .or_else(|| f.equals_value("spec.host"))
+            .map(|s| s.to_string())
+    }
+
+    /// Whether an object is selected.
+    pub fn matches(&self, o: &Value) -> bool {
+        if let Some(ns) = &self.ns
+            && meta::namespace(o) != ns
+        {
+            return false;
+        }
+        if let Some(l) = &self.labels
+            && !l.matches(&meta::labels(o))
+        {
+            return false;
+        }
+        if let Some(f) = &self.fields
+            && !f.matches(|k| field_value(self.res, o, k))
+        {
+            return false;
+        }
+        true
+    }
+}

@@ -1,0 +1,174 @@
+//! PodDisruptionBudget arithmetic shared by the disruption controller, the eviction handler
+//! and the invariant ledger (rules C-2 to C-5).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::meta;
+use crate::resources::{DEPLOYMENTS, PODS, REPLICASETS, STATEFULSETS};
+use crate::store::State;
+
+/// How long an eviction's `disruptedPods` entry is honoured (C-4).
+pub const DELETION_TIMEOUT_SECS: i64 = 120;
+
+/// The numbers of a PDB's status.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Budget {
+    /// expectedPods.
+    pub expected: i64,
+    /// desiredHealthy.
+    pub desired: i64,
+    /// currentHealthy.
+    pub healthy: i64,
+    /// disruptionsAllowed.
+    pub allowed: i64,
+    /// Pruned disruptedPods map (pod name → RFC 3339 time).
+    pub disrupted: BTreeMap<String, String>,
+    /// Earliest expiry among the kept disruptedPods entries.
+    pub next_expiry: Option<jiff::Timestamp>,
+}
+
+/// An IntOrString value: integer or "N%". Err when a string has no `%` (C-2).
+fn int_or_percent(v: &Value, total: i64) -> Result<i64, String> {
+    match v {
+        Value::Number(n) => Ok(n.as_i64().unwrap_or(0)),
+        Value::String(s) => {
+            let Some(p) = s.strip_suffix('%') else {
+                return Err(format!(
+                    "invalid value for IntOrString: invalid type: string is not a percentage: {s:?}"
+                ));
+            };
+            let p: i64 = p
+                .parse()
+                .map_err(|_| format!("invalid value for IntOrString: invalid value {s:?}"))?;
+            Ok((p * total + 99) / 100)
+        }
+        _ => Err("invalid value for IntOrString".to_string()),
+    }
+}
+
+fn is_percent(v: &Value) -> bool {
+    v.as_str().is_some()
+}
+
+/// Sum of the owning controllers' scale for the given pods (C-3).
+fn expected_scale(st: &State, pods: &[&Value]) -> Result<i64, String> {
+    let mut scales: HashMap<String, i64> = HashMap::new();
+    for pod in pods {
+        let Some(cref) = meta::controller_ref(pod) else {
+            continue;
+        };
+        let uid = cref["uid"].as_str().unwrap_or("");
+        if scales.contains_key(uid) {
+            continue;
+        }
+        let kind = cref["kind"].as_str().unwrap_or("");
+        let owner = st.get_by_uid(uid);
+        let scale = match (kind, owner) {
+            ("ReplicaSet", Some((REPLICASETS, rs))) => {
+                match meta::controller_ref(rs).filter(|r| r["kind"] == "Deployment") {
+                    Some(dref) => match st.get_by_uid(dref["uid"].as_str().unwrap_or("")) {
+                        Some((DEPLOYMENTS, d)) => d["spec"]["replicas"].as_i64().unwrap_or(1),
+                        _ => rs["spec"]["replicas"].as_i64().unwrap_or(1),
+                    },
+                    None => rs["spec"]["replicas"].as_i64().unwrap_or(1),
+                }
+            }
+            ("StatefulSet", Some((STATEFULSETS, s))) => s["spec"]["replicas"].as_i64().unwrap_or(1),
+            ("ReplicaSet" | "StatefulSet" | "ReplicationController", _) => {
+                return Err(format!(
+                    "found no controllers for pod {:?}",
+                    meta::name(pod)
+                ));
+            }
+            (_, _) => return Err("the server could not find the requested resource".to_string()),
+        };
+        scales.insert(uid.to_string(), scale);
+    }
+    Ok(scales.values().sum())
+}
+
+/// Compute a PDB's status numbers from the live state (C-2..C-5). Err is a sync error (fail-safe, C-7).
+pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, String> {
+    let ns = meta::namespace(pdb);
+    let names: Vec<String> = st
+        .pdbs
+        .members(ns, meta::name(pdb))
+        .map(|m| m.iter().cloned().collect())
+        .unwrap_or_default();
+    let pods: Vec<&Value> = names
+        .iter()
+        .filter_map(|n| st.get(PODS, ns, n))
+        .map(|p| &**p)
+        .collect();
+    let spec = &pdb["spec"];
+    let (expected, desired) = if !spec["maxUnavailable"].is_null() {
+        let expected = expected_scale(st, &pods)?;
+        let m = int_or_percent(&spec["maxUnavailable"], expected)?;
+        (expected, (expected - m).max(0))
+    } else if !spec["minAvailable"].is_null() {
+        if is_percent(&spec["minAvailable"]) {
+            let expected = expected_scale(st, &pods)?;
+            (expected, int_or_percent(&spec["minAvailable"], expected)?)
+        } else {
+            (pods.len() as i64, int_or_percent(&spec["minAvailable"], 0)?)
+        }
+    } else {
+        (0, 0)
+    };
+    let mut disrupted = BTreeMap::new();
+    let mut next_expiry: Option<jiff::Timestamp> = None;
+    if let Some(m) = pdb["status"]["disruptedPods"].as_object() {
+        for (pod_name, t) in m {
+            let Some(ts) = t.as_str().and_then(meta::parse_time) else {
+                continue;
+            };
+            let Some(pod) = st.get(PODS, ns, pod_name) else {
+                continue;
+            };
+            if meta::is_terminating(pod) {
+                continue;
+            }
+            let expiry = ts + jiff::SignedDuration::from_secs(DELETION_TIMEOUT_SECS);
+            if expiry <= now {
+                continue;
+            }
+            next_expiry = Some(next_expiry.map_or(expiry, |e: jiff::Timestamp| e.min(expiry)));
+            disrupted.insert(pod_name.clone(), t.as_str().unwrap_or("").to_string());
+        }
+    }
+    let healthy = pods
+        .iter()
+        .filter(|p| {
+            !meta::is_terminating(p) && !disrupted.contains_key(meta::name(p)) && meta::is_ready(p)
+        })
+        .count() as i64;
+    let allowed = if expected <= 0 {
+        0
+    } else {
+        (healthy - desired).max(0)
+    };
+    Ok(Budget {
+        expected,
+        desired,
+        healthy,
+        allowed,
+        disrupted,
+        next_expiry,
+    })
+}
+
+/// Live count of a PDB's Ready, non-terminating member pods (for the invariant ledger).
+pub fn live_healthy(st: &State, pdb: &Value) -> i64 {
+    let ns = meta::namespace(pdb);
+    st.pdbs
+        .members(ns, meta::name(pdb))
+        .map(|m| {
+            m.iter()
+                .filter_map(|n| st.get(PODS, ns, n))
+                .filter(|p| !meta::is_terminating(p) && meta::is_ready(p))
+                .count() as i64
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,97 @@
+//! Which pods each PodDisruptionBudget selects, kept current on every pod and PDB write so the
+//! eviction handler and the disruption controller never scan a namespace.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use selectors::LabelSelector;
+use serde_json::Value;
+
+use crate::{labels, meta};
+
+/// One PDB's parsed selector and its member pod names.
+pub struct PdbEntry {
+    /// Parsed selector; None when the PDB's selector is invalid (such PDBs match nothing, E-4).
+    pub selector: Option<LabelSelector>,
+    /// Names of the pods (in the PDB's namespace) the selector matches.
+    pub members: BTreeSet<String>,
+}
+
+/// PDB entries by namespace and name.
+#[derive(Default)]
+pub struct PdbIndex {
+    by_ns: HashMap<String, BTreeMap<String, PdbEntry>>,
+}
+
+impl PdbIndex {
+    /// Build an entry for `pdb` from the pods of its namespace.
+    pub fn build_entry(pdb: &Value, pods: &[&Value]) -> PdbEntry {
+        let selector = labels::from_json(&pdb["spec"]["selector"]);
+        let members = match &selector {
+            Some(sel) => pods
+                .iter()
+                .filter(|p| labels::matches(sel, &meta::labels(p)))
+                .map(|p| meta::name(p).to_string())
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        PdbEntry { selector, members }
+    }
+
+    /// Store an entry.
+    pub fn set(&mut self, ns: &str, name: &str, entry: PdbEntry) {
+        self.by_ns
+            .entry(ns.to_string())
+            .or_default()
+            .insert(name.to_string(), entry);
+    }
+
+    /// Forget a PDB.
+    pub fn remove(&mut self, ns: &str, name: &str) {
+        if let Some(m) = self.by_ns.get_mut(ns) {
+            m.remove(name);
+        }
+    }
+
+    /// Update memberships after a pod write.
+    pub fn pod_changed(&mut self, old: Option<&Value>, new: Option<&Value>) {
+        let Some(any) = new.or(old) else { return };
+        let Some(pdbs) = self.by_ns.get_mut(meta::namespace(any)) else {
+            return;
+        };
+        let name = meta::name(any);
+        let labels = new.map(meta::labels);
+        for entry in pdbs.values_mut() {
+            let member = match (&entry.selector, &labels) {
+                (Some(sel), Some(l)) => labels::matches(sel, l),
+                _ => false,
+            };
+            if member {
+                entry.members.insert(name.to_string());
+            } else {
+                entry.members.remove(name);
+            }
+        }
+    }
+
+    /// Names of the PDBs in `ns` whose selector matches a pod with these labels.
+    pub fn matching(&self, ns: &str, pod_labels: &BTreeMap<String, String>) -> Vec<String> {
+        self.by_ns
+            .get(ns)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, e)| {
+                        e.selector
+                            .as_ref()
+                            .is_some_and(|s| labels::matches(s, pod_labels))
+                    })
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Member pod names of one PDB.
+    pub fn members(&self, ns: &str, name: &str) -> Option<&BTreeSet<String>> {
+        self.by_ns.get(ns)?.get(name).map(|e| &e.members)
+    }
+}

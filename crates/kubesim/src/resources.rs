@@ -1,0 +1,247 @@
+//! The table of simulated resource types: names, groups, scope and discovery facts.
+
+/// Index of a resource type in [`RESOURCES`]; used as the store's table number.
+pub type ResId = usize;
+
+/// Static description of one simulated resource type.
+#[derive(Debug)]
+pub struct Resource {
+    /// Plural lower-case name used in URLs (`pods`).
+    pub plural: &'static str,
+    /// Singular name (`pod`).
+    pub singular: &'static str,
+    /// Kind (`Pod`).
+    pub kind: &'static str,
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// API version.
+    pub version: &'static str,
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// Whether the kind has `metadata.generation` bumped on spec changes (U-4).
+    pub generational: bool,
+    /// Whether PUT without `resourceVersion` is allowed (U-2).
+    pub unconditional_update: bool,
+    /// Short names for discovery.
+    pub short_names: &'static [&'static str],
+    /// Subresources served (`status`, `eviction`).
+    pub subresources: &'static [&'static str],
+    /// Field selector keys this kind supports besides `metadata.name`/`metadata.namespace`.
+    pub field_keys: &'static [&'static str],
+}
+
+impl Resource {
+    /// `apiVersion` string (`v1`, `apps/v1`).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+const VERBS_ALL: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Verbs served on every main resource.
+pub fn verbs() -> &'static [&'static str] {
+    VERBS_ALL
+}
+
+const POD_FIELDS: &[&str] = &[
+    "spec.nodeName",
+    "spec.host",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+];
+
+/// Every simulated resource type.
+pub static RESOURCES: &[Resource] = &[
+    Resource {
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        group: "",
+        version: "v1",
+        namespaced: false,
+        generational: false,
+        unconditional_update: true,
+        short_names: &["ns"],
+        subresources: &["status"],
+        field_keys: &["status.phase"],
+    },
+    Resource {
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        group: "",
+        version: "v1",
+        namespaced: false,
+        generational: false,
+        unconditional_update: true,
+        short_names: &["no"],
+        subresources: &["status"],
+        field_keys: &["spec.unschedulable"],
+    },
+    Resource {
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        group: "",
+        version: "v1",
+        namespaced: true,
+        generational: false,
+        unconditional_update: true,
+        short_names: &["po"],
+        subresources: &["status", "eviction"],
+        field_keys: POD_FIELDS,
+    },
+    Resource {
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        group: "",
+        version: "v1",
+        namespaced: true,
+        generational: false,
+        unconditional_update: true,
+        short_names: &["ev"],
+        subresources: &[],
+        field_keys: &[
+            "involvedObject.name",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.uid",
+            "reason",
+            "type",
+            "source",
+        ],
+    },
+    Resource {
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        kind: "PodDisruptionBudget",
+        group: "policy",
+        version: "v1",
+        namespaced: true,
+        generational: true,
+        unconditional_update: false,
+        short_names: &["pdb"],
+        subresources: &["status"],
+        field_keys: &[],
+    },
+    Resource {
+        plural: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        group: "apps",
+        version: "v1",
+        namespaced: true,
+        generational: true,
+        unconditional_update: false,
+        short_names: &["ds"],
+        subresources: &["status"],
+        field_keys: &[],
+    },
+    Resource {
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        group: "apps",
+        version: "v1",
+        namespaced: true,
+        generational: true,
+        unconditional_update: false,
+        short_names: &["rs"],
+        subresources: &["status"],
+        field_keys: &["status.replicas"],
+    },
+    Resource {
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        group: "apps",
+        version: "v1",
+        namespaced: true,
+        generational: true,
+        unconditional_update: false,
+        short_names: &["deploy"],
+        subresources: &["status"],
+        field_keys: &[],
+    },
+    Resource {
+        plural: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        group: "apps",
+        version: "v1",
+        namespaced: true,
+        generational: true,
+        unconditional_update: false,
+        short_names: &["sts"],
+        subresources: &["status"],
+        field_keys: &[],
+    },
+    Resource {
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        group: "coordination.k8s.io",
+        version: "v1",
+        namespaced: true,
+        generational: false,
+        unconditional_update: true,
+        short_names: &[],
+        subresources: &[],
+        field_keys: &[],
+    },
+];
+
+/// Table index of Namespaces.
+pub const NAMESPACES: ResId = 0;
+/// Table index of Nodes.
+pub const NODES: ResId = 1;
+/// Table index of Pods.
+pub const PODS: ResId = 2;
+/// Table index of PodDisruptionBudgets.
+pub const PDBS: ResId = 4;
+/// Table index of DaemonSets.
+pub const DAEMONSETS: ResId = 5;
+/// Table index of ReplicaSets.
+pub const REPLICASETS: ResId = 6;
+/// Table index of Deployments.
+pub const DEPLOYMENTS: ResId = 7;
+/// Table index of StatefulSets.
+pub const STATEFULSETS: ResId = 8;
+
+/// Look a resource up by group and plural name.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<ResId> {
+    RESOURCES
+        .iter()
+        .position(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// All group/versions served, core first.
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}

@@ -1,0 +1,412 @@
+//! Scenario files: the YAML description of a simulated cluster (nodes, namespaces, workloads,
+//! mirror pods, budgets, faults and simulator settings). Unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::Fault;
+
+/// Errors reading a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has unknown keys.
+    #[error("invalid scenario: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    /// The content is inconsistent (e.g. a node entry without name or namePrefix).
+    #[error("invalid scenario: {0}")]
+    Invalid(String),
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    /// Simulator settings.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Nodes (single or generated with a prefix and count).
+    #[serde(default)]
+    pub nodes: Vec<NodeSpec>,
+    /// Extra namespaces (default, kube-system, kube-public and kube-node-lease always exist).
+    #[serde(default)]
+    pub namespaces: Vec<NamespaceSpec>,
+    /// Workloads and bare pods.
+    #[serde(default)]
+    pub workloads: Vec<Workload>,
+    /// Mirror (static) pods.
+    #[serde(default)]
+    pub mirror_pods: Vec<MirrorPod>,
+    /// PodDisruptionBudgets.
+    #[serde(default)]
+    pub pdbs: Vec<PdbSpec>,
+    /// Faults active from the start.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+/// Simulator settings (all optional).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// Number of watch events kept for resuming watches (W-8); older RVs get 410.
+    #[serde(default = "default_history")]
+    pub watch_history: usize,
+    /// Interval of watch bookmarks when clients allow them.
+    #[serde(default = "default_bookmark")]
+    pub bookmark_seconds: f64,
+    /// Delay before the disruption controller processes a change (C-1).
+    #[serde(default)]
+    pub disruption_delay_seconds: f64,
+}
+
+fn default_history() -> usize {
+    10_000
+}
+
+fn default_bookmark() -> f64 {
+    60.0
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            watch_history: default_history(),
+            bookmark_seconds: default_bookmark(),
+            disruption_delay_seconds: 0.0,
+        }
+    }
+}
+
+/// A node or a generated group of nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Node name (or use `namePrefix` + `count`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Prefix of generated names (`pool-a-` gives pool-a-0, pool-a-1, ...).
+    #[serde(default)]
+    pub name_prefix: Option<String>,
+    /// How many nodes to generate with `namePrefix`.
+    #[serde(default)]
+    pub count: Option<usize>,
+    /// Node labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Pod capacity (default 110).
+    #[serde(default = "default_max_pods")]
+    pub max_pods: usize,
+    /// Start cordoned.
+    #[serde(default)]
+    pub unschedulable: bool,
+}
+
+fn default_max_pods() -> usize {
+    110
+}
+
+/// A namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespaceSpec {
+    /// Name.
+    pub name: String,
+    /// Whether the namespace is being deleted (phase Terminating).
+    #[serde(default)]
+    pub terminating: bool,
+}
+
+/// Workload kinds a scenario can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment (with a ReplicaSet).
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 ReplicaSet.
+    ReplicaSet,
+    /// apps/v1 DaemonSet (one pod per node).
+    DaemonSet,
+    /// Bare pods without a controller.
+    Pod,
+}
+
+/// A workload and the behaviour of its pods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workload {
+    /// Kind.
+    pub kind: WorkloadKind,
+    /// Name.
+    pub name: String,
+    /// Namespace (default `default`).
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    /// Replicas (ignored for DaemonSets; for bare pods the number of pods). Default 1.
+    #[serde(default = "default_replicas")]
+    pub replicas: i64,
+    /// Pod labels (default `{app: <name>}`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Nodes for the first pods (round robin); default all nodes.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Seconds the app takes to stop once asked (capped by the grace period).
+    #[serde(default)]
+    pub termination_seconds: f64,
+    /// terminationGracePeriodSeconds (default 30).
+    #[serde(default = "default_grace")]
+    pub grace_period_seconds: i64,
+    /// Seconds a new pod takes to become Ready (default 1).
+    #[serde(default = "default_ready")]
+    pub ready_seconds: f64,
+    /// Give pods an emptyDir volume.
+    #[serde(default)]
+    pub empty_dir: bool,
+    /// priorityClassName of the pods.
+    #[serde(default)]
+    pub priority_class_name: Option<String>,
+    /// Annotations of the pods.
+    #[serde(default)]
+    pub pod_annotations: BTreeMap<String, String>,
+}
+
+fn default_ns() -> String {
+    "default".into()
+}
+
+fn default_replicas() -> i64 {
+    1
+}
+
+fn default_grace() -> i64 {
+    30
+}
+
+fn default_ready() -> f64 {
+    1.0
+}
+
+/// A mirror pod (static pod shown by the kubelet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MirrorPod {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (default kube-system).
+    #[serde(default = "default_mirror_ns")]
+    pub namespace: String,
+    /// Node it runs on.
+    pub node: String,
+}
+
+fn default_mirror_ns() -> String {
+    "kube-system".into()
+}
+
+/// An integer or a percentage string such as "25%".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    /// Integer.
+    Int(i64),
+    /// String, normally "N%".
+    Str(String),
+}
+
+/// A PodDisruptionBudget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PdbSpec {
+    /// Name.
+    pub name: String,
+    /// Namespace (default `default`).
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    /// Label selector: a map of labels (matchLabels), or a full selector with
+    /// `matchLabels`/`matchExpressions`. Absent = nil selector (matches nothing).
+    #[serde(default)]
+    pub selector: Option<serde_json::Value>,
+    /// maxUnavailable.
+    #[serde(default)]
+    pub max_unavailable: Option<IntOrPercent>,
+    /// minAvailable.
+    #[serde(default)]
+    pub min_available: Option<IntOrPercent>,
+    /// IfHealthyBudget or AlwaysAllow.
+    #[serde(default)]
+    pub unhealthy_pod_eviction_policy: Option<String>,
+}
+
+impl Scenario {
+    /// Parse a scenario from YAML.
+    pub fn from_yaml_str(s: &str) -> Result<Scenario, ScenarioError> {
+        let sc: Scenario = serde_yaml::from_str(s)?;
+        sc.validate()?;
+        Ok(sc)
+    }
+
+    /// Read and parse a scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        let s = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml_str(&s)
+    }
+
+    /// Node names in declaration order.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            match (&n.name, &n.name_prefix) {
+                (Some(name), _) => out.push(name.clone()),
+                (None, Some(p)) => out.extend((0..n.count.unwrap_or(1)).map(|i| format!("{p}{i}"))),
+                (None, None) => {}
+            }
+        }
+        out
+    }
+
+    /// Check cross-field consistency.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        for (i, n) in self.nodes.iter().enumerate() {
+            match (&n.name, &n.name_prefix) {
+                (Some(_), Some(_)) => {
+                    return bad(format!(
+                        "nodes[{i}]: give either name or namePrefix, not both"
+                    ));
+                }
+                (None, None) => return bad(format!("nodes[{i}]: needs name or namePrefix")),
+                (Some(_), None) if n.count.is_some() => {
+                    return bad(format!("nodes[{i}]: count needs namePrefix"));
+                }
+                _ => {}
+            }
+        }
+        let names = self.node_names();
+        let mut seen = std::collections::HashSet::new();
+        for n in &names {
+            if !seen.insert(n) {
+                return bad(format!("node {n} is declared twice"));
+            }
+        }
+        for w in &self.workloads {
+            for n in &w.nodes {
+                if !seen.contains(n) {
+                    return bad(format!("workload {}: unknown node {n}", w.name));
+                }
+            }
+            if w.replicas < 0 {
+                return bad(format!(
+                    "workload {}: replicas must not be negative",
+                    w.name
+                ));
+            }
+        }
+        for m in &self.mirror_pods {
+            if !seen.contains(&m.node) {
+                return bad(format!("mirror pod {}: unknown node {}", m.name, m.node));
+            }
+        }
+        for p in &self.pdbs {
+            if p.max_unavailable.is_some() && p.min_available.is_some() {
+                return bad(format!(
+                    "pdb {}: give minAvailable or maxUnavailable, not both",
+                    p.name
+                ));
+            }
+            if let Some(pol) = &p.unhealthy_pod_eviction_policy
+                && pol != "IfHealthyBudget"
+                && pol != "AlwaysAllow"
+            {
+                return bad(format!(
+                    "pdb {}: unhealthyPodEvictionPolicy must be IfHealthyBudget or AlwaysAllow",
+                    p.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_example_parses() {
+        let s = r#"
+nodes:
+  - name: n1
+    labels: {pool: a}
+    maxPods: 110
+    unschedulable: false
+  - {namePrefix: pool-a-, count: 3}
+namespaces:
+  - name: team-a
+    terminating: false
+workloads:
+  - kind: Deployment
+    name: web
+    namespace: default
+    replicas: 4
+    labels: {app: web}
+    nodes: [n1]
+    terminationSeconds: 0.5
+    gracePeriodSeconds: 30
+    readySeconds: 1
+    emptyDir: false
+    priorityClassName: system-cluster-critical
+    podAnnotations: {}
+mirrorPods:
+  - {name: etcd-n1, namespace: kube-system, node: n1}
+pdbs:
+  - name: web
+    namespace: default
+    selector: {app: web}
+    maxUnavailable: 1
+    unhealthyPodEvictionPolicy: IfHealthyBudget
+  - {name: p, selector: {app: x}, minAvailable: "50%"}
+faults:
+  - {verb: create, resource: pods/eviction, status: 500, probability: 0.05}
+"#;
+        let sc = Scenario::from_yaml_str(s).unwrap();
+        assert_eq!(
+            sc.node_names(),
+            vec!["n1", "pool-a-0", "pool-a-1", "pool-a-2"]
+        );
+        assert_eq!(
+            sc.pdbs[1].min_available,
+            Some(IntOrPercent::Str("50%".into()))
+        );
+        assert_eq!(sc.faults[0].probability, 0.05);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = Scenario::from_yaml_str("nodes: [{name: n1, maxpods: 3}]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `maxpods`"), "{e}");
+        let e = Scenario::from_yaml_str("workloads: [{kind: Job, name: x}]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Job"), "{e}");
+        let e = Scenario::from_yaml_str("workloads: [{kind: Pod, name: x, nodes: [nope]}]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown node nope"), "{e}");
+    }
+}

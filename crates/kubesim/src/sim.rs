@@ -1,0 +1,207 @@
+//! A running simulator: the shared state, the HTTP server and the controllers, plus the
+//! in-process API other crates use (URL, kubeconfig, kube client, counters, faults).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::controllers::Controllers;
+use crate::faults::{Fault, FaultSet};
+use crate::ledger::{Ledger, RequestCount, Violation};
+use crate::objects::PodParams;
+use crate::scenario::{Scenario, ScenarioError, Settings};
+use crate::store::Store;
+
+/// State shared by the HTTP handlers and the controllers.
+pub struct Shared {
+    /// The object store.
+    pub store: Store,
+    /// Counters and invariant log.
+    pub ledger: Ledger,
+    /// Active fault rules.
+    pub faults: FaultSet,
+    /// Scenario settings.
+    pub settings: Settings,
+    /// Becomes true when the simulator shuts down (ends watch streams).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The address the server listens on.
+    pub addr: SocketAddr,
+    /// Simulated pod behaviour by owner or pod UID.
+    pub params: Mutex<HashMap<String, PodParams>>,
+}
+
+/// Errors starting a simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Requested address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The scenario is invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+}
+
+/// A running simulator. Dropping it (or [`Sim::shutdown`]) stops the server.
+pub struct Sim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    controllers: Option<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Start on 127.0.0.1 with a free port.
+    pub async fn start(scenario: Scenario) -> Result<Sim, SimError> {
+        Self::start_on(scenario, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Start on the given address.
+    pub async fn start_on(scenario: Scenario, addr: SocketAddr) -> Result<Sim, SimError> {
+        scenario.validate()?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let store = Store::new(scenario.settings.watch_history);
+        let mut params = HashMap::new();
+        crate::builder::load(&scenario, &mut store.lock(), &mut params);
+        let faults = FaultSet::default();
+        faults.set(scenario.faults.clone());
+        let shared = Arc::new(Shared {
+            store,
+            ledger: Ledger::default(),
+            faults,
+            settings: scenario.settings.clone(),
+            shutdown: shutdown.clone(),
+            addr: local,
+            params: Mutex::new(params),
+        });
+        let mut ctl = Controllers::new(shared.clone());
+        ctl.full_resync();
+        ctl.step();
+        let controllers = tokio::spawn(ctl.run());
+        let app = axum::Router::new()
+            .fallback(crate::api::handle)
+            .with_state(shared.clone());
+        let mut sig = shutdown;
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = sig.wait_for(|v| *v).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "kubesim server stopped with an error");
+            }
+        });
+        tracing::debug!(%local, "kubesim serving");
+        Ok(Sim {
+            shared,
+            addr: local,
+            stop,
+            server: Some(server),
+            controllers: Some(controllers),
+        })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig with cluster, context and user all named `kubesim`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:\n    token: kubesim\npreferences: {{}}\n",
+            self.url()
+        )
+    }
+
+    /// Write [`Sim::kubeconfig_yaml`] to a file.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// A kube client configuration for this simulator, with the client's own retries off.
+    pub fn kube_config(&self) -> kube::Config {
+        let mut c = kube::Config::new(self.url().parse().expect("valid URL"));
+        c.default_retry = false;
+        c.default_namespace = "default".into();
+        c
+    }
+
+    /// A kube client for this simulator.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.kube_config()).expect("kube client for kubesim")
+    }
+
+    /// Request counters.
+    pub fn requests(&self) -> Vec<RequestCount> {
+        self.shared.ledger.requests()
+    }
+
+    /// Zero the request counters.
+    pub fn reset_requests(&self) {
+        self.shared.ledger.reset_requests()
+    }
+
+    /// The invariant log.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared.ledger.violations()
+    }
+
+    /// Replace the fault rules.
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        self.shared.faults.set(faults)
+    }
+
+    /// The current fault rules.
+    pub fn faults(&self) -> Vec<Fault> {
+        self.shared.faults.get()
+    }
+
+    /// Stop the server and controllers, waiting briefly for connections to close.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(s) = self.server.take() {
+            let abort = s.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), s)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        if let Some(c) = self.controllers.take() {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+        if let Some(c) = self.controllers.take() {
+            c.abort();
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The in-memory object store: one table of JSON objects per resource type, one global
+//! resourceVersion counter (D-0.7), indexes (pods by node, children by owner, objects by UID,
+//! PDB membership) and the watch event history (W-8).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::meta::{self, Key};
+use crate::pdb_index::PdbIndex;
+use crate::resources::{PDBS, PODS, RESOURCES, ResId};
+
+/// Type of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name (`ADDED`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to the store, as kept in the history and fanned out to watchers.
+#[derive(Debug)]
+pub struct Event {
+    /// The resourceVersion this change produced.
+    pub rv: u64,
+    /// Resource type.
+    pub res: ResId,
+    /// What happened.
+    pub ty: EventType,
+    /// The object after the change (for DELETED: its last state carrying the deletion RV).
+    pub object: Arc<Value>,
+    /// The object before the change (MODIFIED only), for selector transitions (W-4).
+    pub prev: Option<Arc<Value>>,
+}
+
+/// The mutable state behind the store's lock.
+pub struct State {
+    rv: u64,
+    tables: Vec<BTreeMap<Key, Arc<Value>>>,
+    pods_by_node: HashMap<String, BTreeSet<Key>>,
+    children: HashMap<String, BTreeSet<(ResId, Key)>>,
+    by_uid: HashMap<String, (ResId, Key)>,
+    history: VecDeque<Arc<Event>>,
+    history_cap: usize,
+    history_floor: u64,
+    record_history: bool,
+    tx: broadcast::Sender<Arc<Event>>,
+    /// PDB selectors and their member pods, kept current on every write.
+    pub pdbs: PdbIndex,
+}
+
+/// The store: state behind one lock, so compound operations (eviction) are serialized.
+pub struct Store {
+    state: Mutex<State>,
+}
+
+impl Store {
+    /// A new empty store keeping `history_cap` watch events.
+    pub fn new(history_cap: usize) -> Self {
+        let (tx, _) = broadcast::channel(65536);
+        Store {
+            state: Mutex::new(State {
+                rv: 1,
+                tables: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
+                pods_by_node: HashMap::new(),
+                children: HashMap::new(),
+                by_uid: HashMap::new(),
+                history: VecDeque::new(),
+                history_cap: history_cap.max(1),
+                history_floor: 1,
+                record_history: true,
+                tx,
+                pdbs: PdbIndex::default(),
+            }),
+        }
+    }
+
+    /// Lock the state.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    /// The current global resourceVersion.
+    pub fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// Turn history recording off (bulk load) or on; turning it on starts history at the current RV.
+    pub fn set_recording(&mut self, on: bool) {
+        self.record_history = on;
+        if on {
+            self.history.clear();
+            self.history_floor = self.rv;
+        }
+    }
+
+    /// Subscribe to live events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Events with RV > `since`, or Err(floor) when they are no longer all retained.
+    pub fn events_since(&self, since: u64) -> Result<Vec<Arc<Event>>, u64> {
+        if since < self.history_floor {
+            return Err(self.history_floor);
+        }
+        let start = self.history.partition_point(|e| e.rv <= since);
+        Ok(self.history.iter().skip(start).cloned().collect())
+    }
+
+    /// One object.
+    pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<&Arc<Value>> {
+        self.tables[res].get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Object by UID.
+    pub fn get_by_uid(&self, uid: &str) -> Option<(ResId, &Arc<Value>)> {
+        let (res, key) = self.by_uid.get(uid)?;
+        self.tables[*res].get(key).map(|o| (*res, o))
+    }
+
+    /// All objects of a type, optionally in one namespace, in key order.
+    pub fn iter(
+        &self,
+        res: ResId,
+        ns: Option<&str>,
+    ) -> Box<dyn Iterator<Item = (&Key, &Arc<Value>)> + '_> {
+        match ns {
+            None => Box::new(self.tables[res].iter()),
+            Some(ns) => {
+                let ns = ns.to_string();
+                let start = (ns.clone(), String::new());
+                Box::new(
+                    self.tables[res]
+                        .range(start..)
+                        .take_while(move |(k, _)| k.0 == ns),
+                )
+            }
+        }
+    }
+
+    /// Keys of pods bound to a node, in key order.
+    pub fn pods_on_node(&self, node: &str) -> Option<&BTreeSet<Key>> {
+        self.pods_by_node.get(node)
+    }
+
+    /// Objects whose controller owner has this UID.
+    pub fn children_of(&self, owner_uid: &str) -> Vec<(ResId, Arc<Value>)> {
+        self.children
+            .get(owner_uid)
+            .map(|set| {
+                set.iter()
+                    .filter_map(|(r, k)| self.tables[*r].get(k).map(|o| (*r, o.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn index_add(&mut self, res: ResId, o: &Value) {
+        let key = meta::key(o);
+        if res == PODS {
+            let node = meta::node_name(o);
+            if !node.is_empty() {
+                self.pods_by_node
+                    .entry(node.to_string())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+        if let Some(owner) = meta::controller_ref(o).and_then(|r| r["uid"].as_str()) {
+            self.children
+                .entry(owner.to_string())
+                .or_default()
+                .insert((res, key.clone()));
+        }
+        let uid = meta::uid(o);
+        if !uid.is_empty() {
+            self.by_uid.insert(uid.to_string(), (res, key));
+        }
+    }
+
+    fn index_remove(&mut self, res: ResId, o: &Value) {
+        let key = meta::key(o);
+        if res == PODS {
+            let node = meta::node_name(o);
+            if let Some(set) = self.pods_by_node.get_mut(node) {
+                set.remove(&key);
+                if set.is_empty() {
+                    self.pods_by_node.remove(node);
+                }
+            }
+        }
+        if let Some(owner) = meta::controller_ref(o).and_then(|r| r["uid"].as_str())
+            && let Some(set) = self.children.get_mut(owner)
+        {
+            set.remove(&(res, key));
+            if set.is_empty() {
+                self.children.remove(owner);
+            }
+        }
+        self.by_uid.remove(meta::uid(o));
+    }
+
+    fn emit(&mut self, ev: Event) {
+        let ev = Arc::new(ev);
+        if self.record_history {
+            self.history.push_back(ev.clone());
+            while self.history.len() > self.history_cap {
+                if let Some(old) = self.history.pop_front() {
+                    self.history_floor = old.rv;
+                }
+            }
+        }
+        let _ = self.tx.send(ev);
+    }
+
+    fn after_write(&mut self, res: ResId, old: Option<&Arc<Value>>, new: Option<&Arc<Value>>) {
+        if res == PODS {
+            self.pdbs.pod_changed(old.map(|v| &**v), new.map(|v| &**v));
+        } else if res == PDBS {
+            match (old, new) {
+                (Some(o), Some(n)) if o["spec"]["selector"] == n["spec"]["selector"] => {}
+                (_, Some(n)) => {
+                    let ns = meta::namespace(n).to_string();
+                    let pods: Vec<&Value> = self.iter(PODS, Some(&ns)).map(|(_, p)| &**p).collect();
+                    let entry = PdbIndex::build_entry(n, &pods);
+                    self.pdbs.set(&ns, meta::name(n), entry);
+                }
+                (Some(o), None) => self.pdbs.remove(meta::namespace(o), meta::name(o)),
+                (None, None) => {}
+            }
+        }
+    }
+
+    /// Insert a new object (the caller has validated it): stamps the next RV and emits ADDED.
+    pub fn insert(&mut self, res: ResId, mut obj: Value) -> Arc<Value> {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let obj = Arc::new(obj);
+        self.index_add(res, &obj);
+        self.tables[res].insert(meta::key(&obj), obj.clone());
+        self.after_write(res, None, Some(&obj));
+        self.emit(Event {
+            rv: self.rv,
+            res,
+            ty: EventType::Added,
+            object: obj.clone(),
+            prev: None,
+        });
+        obj
+    }
+
+    /// Replace an existing object. A byte-identical write is a no-op: no RV bump, no event (D-0.7).
+    pub fn replace(&mut self, res: ResId, mut obj: Value) -> Arc<Value> {
+        let key = meta::key(&obj);
+        let Some(old) = self.tables[res].get(&key).cloned() else {
+            return self.insert(res, obj);
+        };
+        obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if *old == obj {
+            return old;
+        }
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let obj = Arc::new(obj);
+        self.index_remove(res, &old);
+        self.index_add(res, &obj);
+        self.tables[res].insert(key, obj.clone());
+        self.after_write(res, Some(&old), Some(&obj));
+        self.emit(Event {
+            rv: self.rv,
+            res,
+            ty: EventType::Modified,
+            object: obj.clone(),
+            prev: Some(old),
+        });
+        obj
+    }
+
+    /// Remove an object; the DELETED event carries its last state with the deletion's RV (W-4).
+    pub fn remove(&mut self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
+        let key = (ns.to_string(), name.to_string());
+        let old = self.tables[res].remove(&key)?;
+        self.index_remove(res, &old);
+        self.rv += 1;
+        let mut last = (*old).clone();
+        last["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let last = Arc::new(last);
+        self.after_write(res, Some(&old), None);
+        self.emit(Event {
+            rv: self.rv,
+            res,
+            ty: EventType::Deleted,
+            object: last.clone(),
+            prev: None,
+        });
+        Some(last)
+    }
+}
