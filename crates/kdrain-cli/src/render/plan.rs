@@ -1,0 +1,125 @@
+//! `kdrain plan` output: per node every pod with its action and reason, every budget that will
+//! block and whether it can ever pass, and the worst-case time.
+
+use std::fmt::Write;
+
+use kdrain::{Action, BudgetVerdict, Plan};
+
+use super::summary::columns;
+use crate::duration::format_short;
+use crate::exit::{BLOCKED_BY_BUDGETS, OK, PODS_LEFT};
+
+/// Exit code of `plan`: 0 when the drain can complete, 3 when a budget can never pass, 4 otherwise.
+pub fn exit_code(plan: &Plan) -> i32 {
+    if plan.can_complete() {
+        OK
+    } else if plan
+        .budgets
+        .iter()
+        .any(|b| matches!(b.verdict, BudgetVerdict::Never { .. }))
+    {
+        BLOCKED_BY_BUDGETS
+    } else {
+        PODS_LEFT
+    }
+}
+
+fn action_word(action: &Action) -> &'static str {
+    match action {
+        Action::Evict => "evict",
+        Action::Delete => "delete",
+        Action::Skip => "skip",
+        Action::Wait => "wait",
+        Action::Refuse => "REFUSE",
+    }
+}
+
+/// The human-readable plan.
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for node in &plan.nodes {
+        let state = if node.cordoned {
+            "already cordoned"
+        } else {
+            "schedulable, will be cordoned"
+        };
+        let _ = writeln!(out, "node/{} ({state})", node.node);
+        if node.pods.is_empty() {
+            let _ = writeln!(out, "  no pods");
+        } else {
+            let mut rows = vec![vec![
+                "  ACTION".to_string(),
+                "POD".to_string(),
+                "GRACE".to_string(),
+                "BUDGET".to_string(),
+                "REASON".to_string(),
+            ]];
+            for pod in &node.pods {
+                rows.push(vec![
+                    format!("  {}", action_word(&pod.action)),
+                    format!("{}/{}", pod.namespace, pod.name),
+                    if matches!(pod.action, Action::Evict | Action::Delete | Action::Wait) {
+                        format!("{}s", pod.grace_seconds)
+                    } else {
+                        "-".to_string()
+                    },
+                    pod.budget.clone().unwrap_or_else(|| "-".to_string()),
+                    pod.reason.clone(),
+                ]);
+            }
+            out.push_str(&columns(&rows));
+        }
+        out.push('\n');
+    }
+    if plan.budgets.is_empty() {
+        let _ = writeln!(out, "budgets: none cover the pods to evict");
+    } else {
+        let _ = writeln!(out, "budgets:");
+        let mut rows = vec![vec![
+            "  BUDGET".to_string(),
+            "ALLOWED".to_string(),
+            "HEALTHY".to_string(),
+            "DESIRED".to_string(),
+            "EXPECTED".to_string(),
+            "PODS TO EVICT".to_string(),
+            "VERDICT".to_string(),
+        ]];
+        for b in &plan.budgets {
+            let verdict = match &b.verdict {
+                BudgetVerdict::Passes => "passes".to_string(),
+                BudgetVerdict::Waits { reason } => format!("waits: {reason}"),
+                BudgetVerdict::Never { reason } => format!("NEVER passes: {reason}"),
+            };
+            rows.push(vec![
+                format!("  {}/{}", b.namespace, b.name),
+                b.disruptions_allowed.to_string(),
+                b.current_healthy.to_string(),
+                b.desired_healthy.to_string(),
+                b.expected_pods.to_string(),
+                b.pods.len().to_string(),
+                verdict,
+            ]);
+        }
+        out.push_str(&columns(&rows));
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "Warning: {w}");
+    }
+    for e in &plan.errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let _ = writeln!(
+        out,
+        "worst case: {} (grace periods, budgets permitting)",
+        format_short(plan.worst_case_seconds)
+    );
+    let verdict = match exit_code(plan) {
+        OK => "the drain can complete".to_string(),
+        BLOCKED_BY_BUDGETS => {
+            "the drain cannot complete: a disruption budget can never allow it (exit 3)".to_string()
+        }
+        _ => "the drain cannot complete: pods would be left on the node (exit 4)".to_string(),
+    };
+    let _ = writeln!(out, "result: {verdict}");
+    out
+}

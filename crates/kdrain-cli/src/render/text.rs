@@ -1,0 +1,288 @@
+//! kubectl's exact output lines, so scripts that parse `kubectl drain` keep working.
+//! One deliberate difference: a pod's retry line is printed when its cause changes,
+//! not every time the eviction is retried.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+
+use kdrain::{DrainError, Event, PodRef, Report};
+
+use super::{Renderer, dry_run_suffix, exit_code};
+use crate::duration::format_go_duration;
+
+/// Writes kubectl-compatible lines: results on stdout, warnings and errors on stderr.
+pub struct TextRenderer {
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
+    /// Pods whose eviction was accepted (they print `pod/NAME evicted` when gone).
+    evicted: HashSet<String>,
+    /// Pods deleted with DELETE (they print `pod/NAME deleted` when gone).
+    deleted: HashSet<String>,
+    /// The (cause, message) last printed for each blocked pod.
+    last_block: HashMap<String, (String, String)>,
+    /// Pods whose next eviction attempt gets an `evicting pod` line again (their cause changed).
+    announce_retry: HashSet<String>,
+    /// Per-pod errors by node, for kubectl's pending-pods blocks.
+    pod_errors: BTreeMap<String, Vec<String>>,
+    /// Nodes that failed, in order, with the errors to list at the end.
+    failed_nodes: Vec<(String, Vec<String>)>,
+    /// kubectl's error groups from the plan, by node.
+    refused: BTreeMap<String, Vec<String>>,
+    /// Node order as seen in events.
+    nodes: Vec<String>,
+}
+
+impl Default for TextRenderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TextRenderer {
+    /// A renderer writing to the process's stdout and stderr.
+    pub fn new() -> Self {
+        Self::with_writers(Box::new(std::io::stdout()), Box::new(std::io::stderr()))
+    }
+
+    /// A renderer writing to the given streams (used by tests).
+    pub fn with_writers(out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Self {
+        TextRenderer {
+            out,
+            err,
+            evicted: HashSet::new(),
+            deleted: HashSet::new(),
+            last_block: HashMap::new(),
+            announce_retry: HashSet::new(),
+            pod_errors: BTreeMap::new(),
+            failed_nodes: Vec::new(),
+            refused: BTreeMap::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    fn stdout(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
+    }
+
+    fn stderr(&mut self, line: &str) {
+        let _ = writeln!(self.err, "{line}");
+        let _ = self.err.flush();
+    }
+
+    fn see_node(&mut self, node: &str) {
+        if !self.nodes.iter().any(|n| n == node) {
+            self.nodes.push(node.to_string());
+        }
+    }
+
+    fn key(pod: &PodRef) -> String {
+        format!("{}/{}/{}", pod.namespace, pod.name, pod.uid)
+    }
+
+    /// kubectl's refusal groups for a node (`cannot delete <msg>: ns/a, ns/b`), from the plan.
+    fn refusal_errors(&self, node: &str) -> Vec<String> {
+        self.refused.get(node).cloned().unwrap_or_default()
+    }
+
+    fn node_failed(&mut self, node: &str, error: &str, pending: &[PodRef]) {
+        let mut errors = self.pod_errors.remove(node).unwrap_or_default();
+        if errors.is_empty() {
+            errors = self.refusal_errors(node);
+        }
+        if errors.is_empty() {
+            errors.push(error.to_string());
+        }
+        let joined = join_errors(&errors);
+        if !pending.is_empty() {
+            self.stderr(&format!(
+                "There are pending pods in node {node:?} when an error occurred: {joined}"
+            ));
+            for pod in pending {
+                self.stderr(&format!("pod/{}", pod.name));
+            }
+        }
+        self.stderr(&format!(
+            "error: unable to drain node {node:?} due to error: {joined}, continuing command..."
+        ));
+        self.failed_nodes.push((node.to_string(), errors));
+    }
+}
+
+/// kubectl's formatting of an aggregate error: one error as is, several in brackets.
+fn join_errors(errors: &[String]) -> String {
+    if errors.len() == 1 {
+        errors[0].clone()
+    } else {
+        format!("[{}]", errors.join(", "))
+    }
+}
+
+impl Renderer for TextRenderer {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Cordoned {
+                node,
+                already,
+                dry_run,
+            } => {
+                self.see_node(node);
+                let what = if *already {
+                    "already cordoned"
+                } else {
+                    "cordoned"
+                };
+                self.stdout(&format!("node/{node} {what}{}", dry_run_suffix(*dry_run)));
+            }
+            Event::Uncordoned { node, already } => {
+                let what = if *already {
+                    "already uncordoned"
+                } else {
+                    "uncordoned"
+                };
+                self.stdout(&format!("node/{node} {what}"));
+            }
+            Event::Planned { plan } => {
+                for node_plan in &plan.nodes {
+                    if !node_plan.errors.is_empty() {
+                        self.refused
+                            .insert(node_plan.node.clone(), node_plan.errors.clone());
+                    }
+                }
+            }
+            Event::Warning { message, .. } => {
+                if message.starts_with("Warning:") {
+                    self.stderr(message);
+                } else {
+                    self.stderr(&format!("Warning: {message}"));
+                }
+            }
+            Event::EvictionSent {
+                pod,
+                attempt,
+                dry_run,
+                ..
+            } => {
+                let key = Self::key(pod);
+                if *attempt <= 1 || self.announce_retry.remove(&key) {
+                    self.stdout(&format!("evicting pod {pod}{}", dry_run_suffix(*dry_run)));
+                }
+            }
+            Event::DeleteSent { pod, dry_run, .. } => {
+                if dry_run.is_dry() {
+                    // kubectl prints nothing per pod for a dry-run delete; say what would happen.
+                    self.stdout(&format!(
+                        "pod/{} deleted{}",
+                        pod.name,
+                        dry_run_suffix(*dry_run)
+                    ));
+                } else {
+                    self.deleted.insert(Self::key(pod));
+                }
+            }
+            Event::Evicted { pod, .. } => {
+                self.evicted.insert(Self::key(pod));
+            }
+            Event::Blocked {
+                pod,
+                cause,
+                message,
+                retry_in_seconds,
+                ..
+            } => {
+                let key = Self::key(pod);
+                let now = (cause.clone(), message.clone());
+                if self.last_block.get(&key) != Some(&now) {
+                    let retry = std::time::Duration::from_secs_f64(retry_in_seconds.max(0.0));
+                    let retry = std::time::Duration::from_millis(retry.as_millis() as u64);
+                    let text = if message.is_empty() { cause } else { message };
+                    self.stderr(&format!(
+                        "error when evicting pods/{:?} -n {:?} (will retry after {}): {text}",
+                        pod.name,
+                        pod.namespace,
+                        format_go_duration(retry)
+                    ));
+                    self.last_block.insert(key.clone(), now);
+                    self.announce_retry.insert(key);
+                }
+            }
+            Event::Gone { pod, .. } => {
+                let key = Self::key(pod);
+                if self.evicted.remove(&key) {
+                    self.stdout(&format!("pod/{} evicted", pod.name));
+                } else if self.deleted.remove(&key) {
+                    self.stdout(&format!("pod/{} deleted", pod.name));
+                }
+                self.last_block.remove(&key);
+                self.announce_retry.remove(&key);
+            }
+            Event::PodFailed { node, error, .. } => {
+                self.pod_errors
+                    .entry(node.clone())
+                    .or_default()
+                    .push(error.clone());
+            }
+            Event::NodeDrained { node, dry_run } => {
+                self.see_node(node);
+                self.stdout(&format!("node/{node} drained{}", dry_run_suffix(*dry_run)));
+            }
+            Event::NodeFailed {
+                node,
+                error,
+                pending,
+            } => {
+                self.see_node(node);
+                self.node_failed(node, error, pending);
+            }
+            Event::NodesResolved { .. }
+            | Event::Terminating { .. }
+            | Event::Skipped { .. }
+            | Event::Done { .. } => {}
+        }
+    }
+
+    fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {
+        // A refused plan that the engine reported without per-node events: kubectl's block per node.
+        if let Err(DrainError::PlanRefused { .. }) = result
+            && self.failed_nodes.is_empty()
+        {
+            let nodes: Vec<String> = self.refused.keys().cloned().collect();
+            for node in nodes {
+                let errors = self.refusal_errors(&node);
+                self.stderr(&format!(
+                    "error: unable to drain node {node:?} due to error: {}, continuing command...",
+                    join_errors(&errors)
+                ));
+                self.failed_nodes.push((node, errors));
+            }
+        }
+        if !self.failed_nodes.is_empty() {
+            self.stderr("There are pending nodes to be drained:");
+            let failed = std::mem::take(&mut self.failed_nodes);
+            for (node, _) in &failed {
+                self.stderr(&format!(" {node}"));
+            }
+            for (_, errors) in &failed {
+                for error in errors {
+                    self.stderr(error);
+                }
+            }
+            self.failed_nodes = failed;
+        } else {
+            match result {
+                Ok(report) if !report.succeeded() => {
+                    let e = DrainError::Incomplete {
+                        report: Box::new(report.clone()),
+                    };
+                    self.stderr(&format!("error: {e}"));
+                }
+                Ok(_) => {}
+                Err(e) => self.stderr(&format!(
+                    "error: {}",
+                    crate::config::one_line(&e.to_string())
+                )),
+            }
+        }
+        exit_code(result)
+    }
+}
