@@ -1,0 +1,130 @@
+//! The command line itself: help, exit-code documentation, completions, usage errors.
+
+use crate::common::run_raw;
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn help_documents_kubectl_flags_and_exit_codes() {
+    let r = run_raw(args(&["drain", "--help"]), vec![]).await;
+    assert_eq!(r.code, 0);
+    for flag in [
+        "--force",
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--grace-period",
+        "--timeout",
+        "--pod-selector",
+        "--disable-eviction",
+        "--skip-wait-for-delete-timeout",
+        "--chunk-size",
+        "--dry-run",
+        "--selector",
+        "--kubeconfig",
+        "--context",
+        "--parallel",
+        "--uncordon-on-failure",
+        "--output",
+        "--override-opt-outs",
+    ] {
+        assert!(r.stdout.contains(flag), "help lacks {flag}");
+    }
+    for code in [
+        "0  drained",
+        "2  usage",
+        "3  blocked by disruption budgets",
+        "4  pods left",
+        "5  permission denied",
+        "6  cluster unreachable",
+    ] {
+        assert!(
+            r.stdout.contains(code),
+            "help lacks exit code line {code:?}"
+        );
+    }
+    let top = run_raw(args(&["--help"]), vec![]).await;
+    assert!(top.stdout.contains("Exit codes:"));
+    for sub in ["drain", "plan", "cordon", "uncordon", "completions", "demo"] {
+        assert!(top.stdout.contains(sub), "top help lacks {sub}");
+    }
+}
+
+#[tokio::test]
+async fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = run_raw(args(&["completions", shell]), vec![]).await;
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("kdrain"),
+            "{shell} script names the command"
+        );
+        assert!(
+            r.stdout.contains("ignore-daemonsets"),
+            "{shell} script completes drain flags"
+        );
+    }
+    let r = run_raw(args(&["completions", "tcsh"]), vec![]).await;
+    assert_eq!(r.code, 2);
+}
+
+#[tokio::test]
+async fn node_name_and_selector_is_kubectls_usage_error() {
+    let r = run_raw(
+        args(&[
+            "drain",
+            "n1",
+            "-l",
+            "pool=a",
+            "--kubeconfig",
+            "/nonexistent",
+        ]),
+        vec![],
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.err_lines(),
+        vec!["error: cannot specify both a node name and a --selector option"]
+    );
+    assert!(r.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn no_node_is_a_usage_error() {
+    let r = run_raw(args(&["drain", "--kubeconfig", "/nonexistent"]), vec![]).await;
+    assert_eq!(r.code, 2);
+    assert_eq!(r.err_lines().len(), 1);
+    assert!(
+        r.stderr
+            .contains("name at least one node or give --selector")
+    );
+}
+
+#[tokio::test]
+async fn malformed_duration_and_dry_run_are_one_line_usage_errors() {
+    for (flag, expect) in [
+        ("--timeout=5x", "unknown unit"),
+        ("--timeout=soon", "90s, 5m, 1h30m"),
+        (
+            "--dry-run=maybe",
+            "Must be \"none\", \"server\", or \"client\"",
+        ),
+        ("--grace-period=abc", "--grace-period"),
+        ("--chunk-size=-3", "--chunk-size"),
+        ("--parallel=0", "--parallel"),
+    ] {
+        let r = run_raw(args(&["drain", "n1", flag]), vec![]).await;
+        assert_eq!(r.code, 2, "{flag}");
+        assert_eq!(r.err_lines().len(), 1, "{flag}: {}", r.stderr);
+        assert!(r.stderr.contains(expect), "{flag}: {}", r.stderr);
+    }
+}
+
+#[tokio::test]
+async fn version_prints() {
+    let r = run_raw(args(&["--version"]), vec![]).await;
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.starts_with("kdrain "));
+}

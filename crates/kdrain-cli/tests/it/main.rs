@@ -1,0 +1,6 @@
+//! Integration tests: the real `kdrain` binary against an in-process kubesim.
+
+mod bad_input;
+mod cli_args;
+mod common;
+mod drain_text;
