@@ -78,7 +78,7 @@ pub fn validate_rv_options(q: &Query, watch: bool) -> ApiResult<()> {
                 ),
             ));
         }
-        if rv.is_none() {
+        if rv.is_none() && !(watch && q.flag("sendInitialEvents")) {
             return Err(invalid_list(
                 "resourceVersionMatch",
                 "FieldValueForbidden",

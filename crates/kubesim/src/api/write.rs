@@ -264,7 +264,7 @@ pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     match meta::rv(&obj) {
         "" if !r.unconditional_update => {
             return Err(ApiError::invalid(
-                r.kind,
+                r.plural,
                 r.group,
                 name,
                 &[(

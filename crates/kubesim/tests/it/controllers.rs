@@ -1,0 +1,162 @@
+//! Cluster behaviour: replacements by workload controllers on schedulable nodes, StatefulSet
+//! identity, DaemonSets, readiness and the Deployment's ReplicaSet ownership.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
+
+use crate::common::{eventually, pod_with_prefix, sim};
+
+const CLUSTER: &str = r#"
+nodes: [{name: n1}, {name: n2, maxPods: 4}, {name: n3}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 3, labels: {app: web}, nodes: [n1], readySeconds: 0.3}
+  - {kind: StatefulSet, name: db, replicas: 2, labels: {app: db}, nodes: [n1], terminationSeconds: 0.3}
+  - {kind: DaemonSet, name: agent, labels: {app: agent}}
+"#;
+
+#[tokio::test]
+async fn deployment_pods_have_a_replicaset_owner_and_are_replaced_on_schedulable_nodes() {
+    let s = sim(CLUSTER).await;
+    let client = s.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rs = rss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .unwrap();
+    let rs_name = rs.metadata.name.clone().unwrap();
+    assert!(rs_name.starts_with("web-"));
+    let owner = &rs.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("Deployment", "web", Some(true))
+    );
+    let web = pod_with_prefix(&pods, "web-").await;
+    let pod_owner = &web.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (pod_owner.kind.as_str(), pod_owner.uid.as_str()),
+        ("ReplicaSet", rs.metadata.uid.as_deref().unwrap())
+    );
+    assert!(
+        web.metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("{rs_name}-"))
+    );
+    nodes.cordon("n1").await.unwrap();
+    nodes.cordon("n3").await.unwrap();
+    for p in pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+    {
+        pods.delete(
+            p.metadata.name.as_deref().unwrap(),
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let placed = eventually("3 Ready web replacements", || async {
+        let l = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items;
+        let ready = l.iter().filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        });
+        (ready.count() == 3).then_some(l)
+    })
+    .await;
+    // n2 is the only schedulable node, and it has room for 4 pods, one taken by the DaemonSet.
+    assert!(
+        placed
+            .iter()
+            .all(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some("n2"))
+    );
+}
+
+#[tokio::test]
+async fn statefulset_pod_comes_back_with_the_same_name_and_a_new_uid() {
+    let s = sim(CLUSTER).await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let old = pods.get("db-0").await.unwrap();
+    let old_uid = old.metadata.uid.clone().unwrap();
+    pods.delete("db-0", &DeleteParams::default()).await.unwrap();
+    let same = pods.get("db-0").await.unwrap();
+    assert_eq!(
+        same.metadata.uid.as_deref(),
+        Some(old_uid.as_str()),
+        "not replaced while the old one terminates"
+    );
+    let new = eventually("db-0 with a new UID", || async {
+        pods.get_opt("db-0")
+            .await
+            .unwrap()
+            .filter(|p| p.metadata.uid.as_deref() != Some(old_uid.as_str()))
+    })
+    .await;
+    assert!(new.metadata.deletion_timestamp.is_none());
+}
+
+#[tokio::test]
+async fn daemonset_keeps_one_pod_per_node() {
+    let s = sim(CLUSTER).await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let on_n1 = pods
+        .list(
+            &ListParams::default()
+                .labels("app=agent")
+                .fields("spec.nodeName=n1"),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(on_n1.len(), 1);
+    let name = on_n1[0].metadata.name.clone().unwrap();
+    pods.delete(
+        &name,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    eventually("a new agent pod on n1", || async {
+        let l = pods
+            .list(
+                &ListParams::default()
+                    .labels("app=agent")
+                    .fields("spec.nodeName=n1"),
+            )
+            .await
+            .unwrap()
+            .items;
+        (l.len() == 1 && l[0].metadata.name.as_deref() != Some(name.as_str())).then_some(())
+    })
+    .await;
+    let total = pods
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(total, 3);
+}

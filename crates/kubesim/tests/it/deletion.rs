@@ -1,0 +1,239 @@
+//! DELETE and graceful deletion (G-1 to G-8), the kubelet's part (K-1 to K-3) and protobuf bodies.
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::common::{eventually, raw, raw_json, sim};
+
+const SLOW: &str = r#"
+nodes: [{name: n1, unschedulable: true}]
+workloads:
+  - {kind: Pod, name: slow, terminationSeconds: 60, gracePeriodSeconds: 30}
+  - {kind: Pod, name: quick, terminationSeconds: 0.2, gracePeriodSeconds: 30}
+  - {kind: Pod, name: stubborn, terminationSeconds: 60, gracePeriodSeconds: 1}
+"#;
+
+#[tokio::test]
+async fn graceful_delete_sets_deadline_and_only_shortens() {
+    let s = sim(SLOW).await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let r = raw_json(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/slow",
+        &json!({}),
+    )
+    .await;
+    assert_eq!(r.code, 200);
+    let body = r.json();
+    assert_eq!(body["kind"], "Pod");
+    assert_eq!(body["metadata"]["deletionGracePeriodSeconds"], 30);
+    let ts: jiff::Timestamp = body["metadata"]["deletionTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ahead = ts.as_second() - jiff::Timestamp::now().as_second();
+    assert!(
+        (28..=31).contains(&ahead),
+        "deadline is now + grace, got {ahead}"
+    );
+    // A second delete without a grace period changes nothing.
+    let again = pods
+        .delete("slow", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("pods return the object");
+    assert_eq!(
+        again.metadata.resource_version.as_deref(),
+        body["metadata"]["resourceVersion"].as_str()
+    );
+    // A longer grace period changes nothing; a shorter one moves the deadline.
+    let longer = pods
+        .delete(
+            "slow",
+            &DeleteParams {
+                grace_period_seconds: Some(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(longer.metadata.deletion_grace_period_seconds, Some(30));
+    let shorter = pods
+        .delete(
+            "slow",
+            &DeleteParams {
+                grace_period_seconds: Some(5),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(shorter.metadata.deletion_grace_period_seconds, Some(5));
+    let new_ts = shorter.metadata.deletion_timestamp.unwrap().0.as_second();
+    assert_eq!(ts.as_second() - new_ts, 25);
+    // Grace 0 removes it now; the response is still the pod.
+    let gone = pods
+        .delete(
+            "slow",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(gone.is_left());
+    assert_eq!(
+        raw(&s, "GET", "/api/v1/namespaces/default/pods/slow", &[], b"")
+            .await
+            .code,
+        404
+    );
+}
+
+#[tokio::test]
+async fn kubelet_stops_pods_after_termination_seconds_capped_by_grace() {
+    let s = sim(SLOW).await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    pods.delete("quick", &DeleteParams::default())
+        .await
+        .unwrap();
+    pods.delete("stubborn", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("quick to disappear", || async {
+        pods.get_opt("quick").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(
+        pods.get_opt("stubborn").await.unwrap().is_some(),
+        "grace 1 s has not passed yet"
+    );
+    eventually("stubborn to be killed at its grace period", || async {
+        pods.get_opt("stubborn")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_preconditions_conflict_names_the_kind() {
+    let s = sim(SLOW).await;
+    let r = raw_json(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/slow",
+        &json!({"preconditions":{"resourceVersion":"1"}}),
+    )
+    .await;
+    assert_eq!(r.code, 409);
+    let st = r.json();
+    assert!(st["message"].as_str().unwrap().starts_with(
+        "Operation cannot be fulfilled on Pod \"slow\": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record"
+    ));
+    assert_eq!(st["details"]["kind"], "Pod");
+}
+
+#[tokio::test]
+async fn protobuf_delete_options_are_decoded() {
+    let s = sim(SLOW).await;
+    let hex = "6b3873000a130a027631120d44656c6574654f7074696f6e731202080a1a002200";
+    let body: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let r = raw(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/slow",
+        &[
+            ("Content-Type", "application/vnd.kubernetes.protobuf"),
+            (
+                "Accept",
+                "application/vnd.kubernetes.protobuf,application/json",
+            ),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(r.code, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["metadata"]["deletionGracePeriodSeconds"], 10);
+    // dryRun inside the protobuf body: nothing changes.
+    let hex = "6b3873000a130a027631120d44656c6574654f7074696f6e7312052a03416c6c1a002200";
+    let body: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let r = raw(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/quick",
+        &[("Content-Type", "application/vnd.kubernetes.protobuf")],
+        &body,
+    )
+    .await;
+    assert_eq!(r.code, 200);
+    let pod: Value = raw(&s, "GET", "/api/v1/namespaces/default/pods/quick", &[], b"")
+        .await
+        .json();
+    assert!(pod["metadata"]["deletionTimestamp"].is_null());
+}
+
+#[tokio::test]
+async fn unscheduled_pods_and_finalizers() {
+    let s = sim(SLOW).await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let p: Pod = serde_json::from_value(
+        json!({"metadata":{"name":"f","finalizers":["example.com/hold"]},
+        "spec":{"containers":[{"name":"c","image":"x"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    // No node (the only node is cordoned): grace is 0, but the finalizer keeps it.
+    let held = pods
+        .delete("f", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(held.metadata.deletion_grace_period_seconds, Some(0));
+    assert!(pods.get_opt("f").await.unwrap().is_some());
+    // Removing the last finalizer deletes it in the same request (U-5).
+    pods.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata":{"finalizers":null}})),
+    )
+    .await
+    .unwrap();
+    assert!(pods.get_opt("f").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn node_delete_returns_a_status() {
+    let s = sim(SLOW).await;
+    let nodes: Api<Node> = Api::all(s.client());
+    let uid = nodes.get("n1").await.unwrap().metadata.uid.unwrap();
+    let r = raw_json(&s, "DELETE", "/api/v1/nodes/n1", &json!({})).await;
+    assert_eq!(r.code, 200);
+    assert_eq!(
+        r.json(),
+        json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"n1","kind":"nodes","uid":uid}})
+    );
+    let r = raw(&s, "GET", "/api/v1/nodes/n1", &[], b"").await;
+    assert_eq!(r.code, 404);
+    assert_eq!(r.json()["message"], "nodes \"n1\" not found");
+}

@@ -1,0 +1,12 @@
+//! kubesim integration tests: real HTTP against an in-process simulator.
+
+mod accounting;
+mod common;
+mod controllers;
+mod deletion;
+mod discovery;
+mod eviction;
+mod list;
+mod patch;
+mod pdb_status;
+mod watch;
