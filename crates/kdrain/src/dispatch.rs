@@ -579,7 +579,15 @@ impl Dispatcher {
             && let Some(b) = self.budgets.get_mut(&key)
         {
             b.inflight -= 1;
-            if d.attempt == Attempt::Accepted {
+            // The server spent one unit before answering. Until a budget status carrying this
+            // pod in disruptedPods is seen, count it as spent (the status may already be here).
+            let acked = b
+                .pdb
+                .status
+                .as_ref()
+                .and_then(|s| s.disrupted_pods.as_ref())
+                .is_some_and(|m| m.contains_key(&t.r.name));
+            if d.attempt == Attempt::Accepted && !acked {
                 b.pending_ack.insert(t.r.name.clone(), now);
             }
         }
@@ -1083,9 +1091,22 @@ impl Dispatcher {
             if let Some(t) = self.tracks.get_mut(&uid) {
                 if t.is_target() && t.st == St::Done(PodOutcome::Gone) {
                     // Never report a pod gone that a fresh list still shows.
-                    tracing::warn!(pod = %t.r, "pod marked gone is still listed; following it again");
-                    t.st = St::Following;
+                    tracing::warn!(pod = %t.r, "pod marked gone is still listed; draining it again");
                     t.gone = None;
+                    if t.accepted.is_some() {
+                        t.st = St::Following;
+                    } else {
+                        // e.g. a 404 from something other than the pod being gone: try again
+                        t.st = St::Retry;
+                        t.next_at = Some(
+                            Instant::now()
+                                + self
+                                    .sh
+                                    .opts
+                                    .budget_retry_ceiling
+                                    .min(Duration::from_secs(1)),
+                        );
+                    }
                     clean = false;
                 }
                 continue;

@@ -1,0 +1,40 @@
+//! Exact request counts.
+
+use crate::*;
+
+#[tokio::test]
+async fn draining_110_budget_free_pods_sends_110_evictions_and_few_other_requests() {
+    let sim = sim(
+        r#"
+nodes: [{name: n1, maxPods: 110}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 110, nodes: [n1], terminationSeconds: 0.2, readySeconds: 0.1}
+"#,
+    )
+    .await;
+    assert_eq!(pods_on(&sim, "n1").await.len(), 110);
+    sim.reset_requests();
+    let (res, _) = drain(&sim, all_flags(), &["n1"]).await;
+    let report = res.expect("drained");
+    let evictions = count(&sim, "create", "pods", "eviction");
+    assert_eq!(evictions, 110);
+    assert_eq!(count_code(&sim, "create", "pods", "eviction", 201), 110);
+    assert_eq!(count(&sim, "get", "pods", ""), 0, "no per-pod GETs");
+    let total: u64 = sim.requests().iter().map(|r| r.count).sum();
+    let others = total - evictions;
+    assert!(
+        others < 15,
+        "{others} other requests: {:#?}",
+        sim.requests()
+    );
+    eprintln!(
+        "110-pod drain: {evictions} evictions, {others} other requests: {:?}",
+        report.requests
+    );
+    assert_eq!(report.requests.get("create pods/eviction"), Some(&110));
+    assert_eq!(
+        report.nodes[0].requests.get("create pods/eviction"),
+        Some(&110)
+    );
+    no_violations(&sim);
+}
