@@ -82,6 +82,10 @@ impl Renderer for JsonRenderer {
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {
         let line = result_line(result);
         self.line(&line);
+        // The one-line error goes to stderr as in every mode, so a terminal user sees it.
+        if let Some(error) = &line.error {
+            eprintln!("error: {error}");
+        }
         exit_code(result)
     }
 }

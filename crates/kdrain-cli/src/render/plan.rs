@@ -64,7 +64,8 @@ pub fn text(plan: &Plan) -> String {
                         "-".to_string()
                     },
                     pod.budget.clone().unwrap_or_else(|| "-".to_string()),
-                    pod.reason.clone(),
+                    // The kubectl error text doubles "cannot delete"; the table only needs why.
+                    pod.reason.trim_start_matches("cannot delete ").to_string(),
                 ]);
             }
             out.push_str(&columns(&rows));

@@ -208,10 +208,11 @@ impl Renderer for TextRenderer {
             }
             Event::Gone { pod, .. } => {
                 let key = Self::key(pod);
-                if self.evicted.remove(&key) {
-                    self.stdout(&format!("pod/{} evicted", pod.name));
-                } else if self.deleted.remove(&key) {
+                let evicted = self.evicted.remove(&key);
+                if self.deleted.remove(&key) {
                     self.stdout(&format!("pod/{} deleted", pod.name));
+                } else if evicted {
+                    self.stdout(&format!("pod/{} evicted", pod.name));
                 }
                 self.last_block.remove(&key);
                 self.announce_retry.remove(&key);

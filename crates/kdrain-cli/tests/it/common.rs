@@ -231,8 +231,12 @@ pub fn mask(line: &str, prefixes: &[&str]) -> String {
             for p in prefixes {
                 for lead in ["", "pod/", "default/", "kube-system/"] {
                     let full = format!("{lead}{p}-");
-                    if word.starts_with(&full) {
-                        return format!("{full}*");
+                    if let Some(rest) = word.strip_prefix(&full) {
+                        let tail: String = rest
+                            .chars()
+                            .skip_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                            .collect();
+                        return format!("{full}*{tail}");
                     }
                 }
             }

@@ -3,4 +3,8 @@
 mod bad_input;
 mod cli_args;
 mod common;
+mod cordon;
 mod drain_text;
+mod json;
+mod parallel;
+mod plan;

@@ -1,0 +1,113 @@
+//! `kdrain plan`: reads only; per node every pod with action and reason, budgets and verdicts.
+
+use crate::common::{ALL_FLAGS, BASIC, cluster};
+
+const WAITS: &str = r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 2, labels: {app: web}, nodes: [n1, n1], terminationSeconds: 0.1, gracePeriodSeconds: 40}
+pdbs:
+  - {name: web, namespace: default, selector: {app: web}, minAvailable: 1}
+"#;
+
+const NEVER: &str = r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: db, replicas: 2, labels: {app: db}, nodes: [n1, n2]}
+pdbs:
+  - {name: db, namespace: default, selector: {app: db}, minAvailable: 2}
+"#;
+
+#[tokio::test]
+async fn blocking_budget_waits_but_can_complete() {
+    let c = cluster(WAITS).await;
+    let r = c.run(&["plan", "n1"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("node/n1 (schedulable, will be cordoned)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stdout.matches("  evict   default/web-").count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("default/web "), "{}", r.stdout);
+    assert!(r.stdout.contains("waits: "), "{}", r.stdout);
+    assert!(r.stdout.contains("worst case: "), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("result: the drain can complete"),
+        "{}",
+        r.stdout
+    );
+    let j = c.run(&["plan", "n1", "-o", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).unwrap();
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["plan"]["budgets"][0]["verdict"]["verdict"], "waits");
+    assert_eq!(v["plan"]["nodes"][0]["pods"][0]["grace_seconds"], 40);
+    assert!(v["plan"]["worst_case_seconds"].as_f64().unwrap() >= 40.0);
+    assert!(
+        c.all_writes().is_empty(),
+        "plan changes nothing: {:?}",
+        c.all_writes()
+    );
+    assert!(!c.cordoned("n1").await);
+}
+
+#[tokio::test]
+async fn unsatisfiable_budget_exits_3() {
+    let c = cluster(NEVER).await;
+    let r = c.run(&["plan", "n1"]).await;
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("NEVER passes: "), "{}", r.stdout);
+    assert!(r.stdout.contains(
+        "result: the drain cannot complete: a disruption budget can never allow it (exit 3)"
+    ));
+    assert!(c.all_writes().is_empty());
+}
+
+#[tokio::test]
+async fn refused_pods_exit_4_and_name_the_flag() {
+    let c = cluster(BASIC).await;
+    let r = c.run(&["plan", "n1"]).await;
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("  REFUSE  default/bare-pod"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("Pods that declare no controller (use --force to override)")
+    );
+    assert!(
+        r.stdout.contains("  skip    kube-system/kube-apiserver-n1"),
+        "{}",
+        r.stdout
+    );
+    let mut args = vec!["plan", "n1"];
+    args.extend(ALL_FLAGS);
+    let r = c.run(&args).await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("  evict   default/bare-pod"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("budgets: none"), "{}", r.stdout);
+    assert!(c.all_writes().is_empty());
+}
+
+#[tokio::test]
+async fn plan_by_selector_covers_each_node() {
+    let c = cluster(BASIC).await;
+    let mut args = vec!["plan", "-l", "pool=a"];
+    args.extend(ALL_FLAGS);
+    let r = c.run(&args).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("node/n1 ("));
+    assert!(r.stdout.contains("node/n2 ("));
+    assert!(!r.stdout.contains("node/n3 ("));
+}
