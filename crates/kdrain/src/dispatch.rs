@@ -312,6 +312,16 @@ impl Dispatcher {
                 "pods",
             )));
         }
+        if self.sh.opts.dry_run == DryRun::Server {
+            // nothing changes in a server dry run: there is nothing to wait for
+            for t in self
+                .tracks
+                .values_mut()
+                .filter(|t| t.node == i && t.action == Action::Wait)
+            {
+                t.st = St::Done(PodOutcome::DryRun);
+            }
+        }
         let skipped: Vec<(PodRef, String)> = self
             .tracks
             .values()
@@ -617,8 +627,10 @@ impl Dispatcher {
                 retry_after,
                 multiple,
             } => {
+                // the server knows a budget we may not: watch the budgets from now on
+                let pod = t.pod.clone();
+                self.ensure_pdb_watch();
                 let by = if multiple {
-                    let pod = t.pod.clone();
                     let names: Vec<String> = self
                         .covering(&pod)
                         .iter()

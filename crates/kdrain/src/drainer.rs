@@ -367,7 +367,7 @@ impl Drainer {
                     dry_run: dry,
                 }),
                 Err(e) => {
-                    self.restore(&nodes[..i], &was, &reqs).await;
+                    self.restore(&nodes[..i], &nodes, &reqs).await;
                     return Err(e);
                 }
             }
@@ -375,12 +375,12 @@ impl Drainer {
         let (plan, g) = match self.gather_and_plan(&nodes, &was, &reqs, &req).await {
             Ok(x) => x,
             Err(e) => {
-                self.restore(&nodes, &was, &reqs).await;
+                self.restore(&nodes, &nodes, &reqs).await;
                 return Err(e);
             }
         };
         if !plan.can_complete() {
-            self.restore(&nodes, &was, &reqs).await;
+            self.restore(&nodes, &nodes, &reqs).await;
             return Err(DrainError::PlanRefused {
                 errors: plan.errors,
             });
@@ -422,7 +422,7 @@ impl Drainer {
             .map(|n| n.node.clone())
             .collect();
         if !failed.is_empty() {
-            self.restore(&failed, &was, &reqs).await;
+            self.restore(&failed, &nodes, &reqs).await;
         }
         let mut node_reports = node_reports;
         for (i, n) in node_reports.iter_mut().enumerate() {
@@ -511,12 +511,16 @@ impl Drainer {
     }
 
     /// With `uncordon_on_failure`, uncordons the given nodes if kdrain cordoned them.
-    async fn restore(&self, nodes: &[String], _was: &[bool], _reqs: &[Requests]) {
+    async fn restore(&self, nodes: &[String], all: &[String], reqs: &[Requests]) {
         if !self.options.uncordon_on_failure || self.options.dry_run.is_dry() {
             return;
         }
-        let req = Requests::default();
         for n in nodes {
+            let req = all
+                .iter()
+                .position(|a| a == n)
+                .map(|i| reqs[i].clone())
+                .unwrap_or_default();
             let node = match cordon::get_node(&self.client, n, &req).await {
                 Ok(n) => n,
                 Err(e) => {

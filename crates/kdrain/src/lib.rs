@@ -2,6 +2,8 @@
 //! polling, with budget-aware dispatch, a plan before any write, typed progress events and a
 //! per-pod report.
 
+#![deny(missing_docs)]
+
 pub mod budget;
 pub mod cordon;
 mod dispatch;

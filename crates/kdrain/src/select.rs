@@ -92,7 +92,7 @@ pub struct Selected {
     pub reason: String,
     /// Text under which the pod is grouped in warnings.
     pub warning: Option<String>,
-    /// Text under which the pod is grouped in errors ("cannot delete <text>: pods").
+    /// Text under which the pod is grouped in errors ("cannot delete `text`: pods").
     pub error: Option<String>,
 }
 

@@ -535,3 +535,71 @@ async fn cordon_and_uncordon_remember_state() {
     assert!(matches!(err, DrainError::NodeNotFound { .. }));
     assert!(!kdrain::cordon::is_cordoned(&node(&sim, "n1").await));
 }
+
+#[tokio::test]
+async fn skip_wait_for_delete_timeout_stops_waiting_for_stuck_pods() {
+    let sim = sim("nodes: [{name: n1}]").await;
+    create_pod(
+        &sim,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "stuck", "finalizers": ["example.com/hold"]},
+            "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "x"}]}
+        }),
+    )
+    .await;
+    let opts = DrainOptions {
+        force: true,
+        skip_wait_for_delete_timeout: Some(Duration::from_secs(1)),
+        ..fast()
+    };
+    let (res, _) = drain(&sim, opts, &["n1"]).await;
+    let report = res.expect("the stuck pod is skipped once its deletion is older than 1 s");
+    let p = &report.nodes[0].pods[0];
+    assert_eq!(p.outcome, PodOutcome::Skipped);
+    assert_eq!(p.reason, "deletionTimestamp older than 1 seconds, skipping");
+    assert!(p.accepted.is_some());
+    assert_eq!(
+        pods_on(&sim, "n1").await.len(),
+        1,
+        "still there, held by its finalizer"
+    );
+    // without the flag the same pod keeps the drain waiting
+    let opts = DrainOptions {
+        force: true,
+        timeout: Some(Duration::from_secs(1)),
+        ..fast()
+    };
+    let (res, _) = drain(&sim, opts, &["n1"]).await;
+    let err = res.expect_err("waits for the stuck pod");
+    assert_eq!(
+        err.report().unwrap().nodes[0].outcome,
+        NodeOutcome::PodsLeft
+    );
+}
+
+#[tokio::test]
+async fn chunk_size_pages_pod_lists() {
+    let sim = sim(
+        r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 5, nodes: [n1], terminationSeconds: 0.1, readySeconds: 0.1}
+"#,
+    )
+    .await;
+    let (res, _) = drain(
+        &sim,
+        DrainOptions {
+            chunk_size: 2,
+            ..fast()
+        },
+        &["n1"],
+    )
+    .await;
+    let report = res.expect("drained");
+    assert_eq!(report.nodes[0].pods.len(), 5);
+    // plan: 3 pages; final check: 1 page (nothing left)
+    assert_eq!(count(&sim, "list", "pods", ""), 4, "{:?}", sim.requests());
+    assert_eq!(report.nodes[0].requests.get("list pods"), Some(&4));
+}

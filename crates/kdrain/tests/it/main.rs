@@ -1,5 +1,6 @@
 //! Integration tests: the drain engine against a real in-process kubesim over HTTP.
 
+mod api;
 mod budgets;
 mod filters;
 mod outcomes;

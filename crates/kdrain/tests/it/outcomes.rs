@@ -274,3 +274,127 @@ async fn injected_500_503_and_429_are_retried() {
         .expect("a throttled event");
     assert!(retry >= 1.0, "Retry-After honoured: {retry}");
 }
+
+fn latency(verb: &str, resource: &str, ms: u64) -> Fault {
+    Fault {
+        verb: Some(verb.into()),
+        resource: Some(resource.into()),
+        status: None,
+        probability: 1.0,
+        retry_after_seconds: None,
+        latency_ms: Some(ms),
+        watch_cut_seconds: None,
+    }
+}
+
+#[tokio::test]
+async fn a_409_on_the_uid_precondition_means_replaced() {
+    let sim = sim("nodes: [{name: n1}]").await;
+    let api: Api<Pod> = Api::namespaced(sim.client(), "default");
+    let spec = |name: &str| {
+        serde_json::from_value::<Pod>(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "x"}]}
+        }))
+        .unwrap()
+    };
+    api.create(&PostParams::default(), &spec("a-first"))
+        .await
+        .unwrap();
+    let old = api
+        .create(&PostParams::default(), &spec("db-0"))
+        .await
+        .unwrap();
+    // evictions take 1 s and the watch starts 3 s late, so db-0's eviction goes out with the
+    // UID of the plan while the test replaces the pod
+    sim.set_faults(vec![
+        latency("create", "pods/eviction", 1000),
+        latency("watch", "pods", 3000),
+    ]);
+    let opts = DrainOptions {
+        force: true,
+        max_concurrent_evictions: 1,
+        ..fast()
+    };
+    let (run, mut rx) = spawn_drain(&sim, opts, "n1");
+    let mut seen = Vec::new();
+    wait_event(
+        &mut rx,
+        &mut seen,
+        |e| matches!(e, Event::EvictionSent { pod, .. } if pod.name == "a-first"),
+    )
+    .await;
+    api.delete("db-0", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    let new = api
+        .create(&PostParams::default(), &spec("db-0"))
+        .await
+        .unwrap();
+    let report = run.await.unwrap().expect("drained");
+    assert_eq!(
+        count_code(&sim, "create", "pods", "eviction", 409),
+        1,
+        "{:?}",
+        sim.requests()
+    );
+    let db: Vec<_> = report.nodes[0]
+        .pods
+        .iter()
+        .filter(|p| p.pod.name == "db-0")
+        .collect();
+    assert_eq!(db.len(), 2);
+    assert_eq!(Some(&db[0].pod.uid), old.metadata.uid.as_ref());
+    assert!(db[0].reason.contains("replaced"), "{}", db[0].reason);
+    assert_eq!(Some(&db[1].pod.uid), new.metadata.uid.as_ref());
+    assert!(
+        db.iter()
+            .all(|p| p.outcome == PodOutcome::Gone && p.attempts == 1)
+    );
+    assert!(pods_on(&sim, "n1").await.is_empty());
+}
+
+#[tokio::test]
+async fn two_budgets_appearing_during_the_drain_block_until_one_goes() {
+    let sim = sim(
+        r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 1, nodes: [n1], terminationSeconds: 0.1, readySeconds: 0.1}
+"#,
+    )
+    .await;
+    sim.set_faults(vec![latency("create", "pods/eviction", 500)]);
+    let (run, mut rx) = spawn_drain(&sim, fast(), "n1");
+    let mut seen = Vec::new();
+    wait_event(&mut rx, &mut seen, |e| {
+        matches!(e, Event::EvictionSent { .. })
+    })
+    .await;
+    let pdbs: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(sim.client(), "default");
+    for name in ["web", "web-too"] {
+        let pdb = serde_json::from_value(serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "maxUnavailable": 1}
+        }))
+        .unwrap();
+        pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    }
+    // once the budgets are known, the Blocked event names both
+    wait_event(
+        &mut rx,
+        &mut seen,
+        |e| matches!(e, Event::Blocked { budget: Some(b), .. } if b == "web, web-too"),
+    )
+    .await;
+    assert!(seen.iter().any(|e| matches!(e, Event::Blocked { cause, .. } if cause.contains("more than one disruption budget"))));
+    sim.set_faults(Vec::new());
+    pdbs.delete("web-too", &DeleteParams::default())
+        .await
+        .unwrap();
+    let report = run.await.unwrap().expect("drained once one budget went");
+    assert_eq!(report.nodes[0].pods[0].outcome, PodOutcome::Gone);
+    assert!(count_code(&sim, "create", "pods", "eviction", 500) >= 1);
+    no_violations(&sim);
+}
