@@ -1,0 +1,248 @@
+//! kdrain-bench: kdrain against the installed `kubectl drain` on identical kubesim clusters, both
+//! measured against the floor the workloads impose. Writes `bench/results/latest.md` and one SVG chart
+//! per scenario.
+//!
+//! `cargo run --release -p kdrain-bench -- [--quick] [--reps N] [--scenario B1 ...]`
+
+mod cases;
+mod chart;
+mod child;
+mod floor;
+mod measure;
+mod report;
+mod scenario;
+mod tracker;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use crate::cases::all_cases;
+use crate::measure::{Programs, Tool, run_once};
+use crate::report::{CaseResults, RunInfo};
+use crate::scenario::ScenarioModel;
+
+/// Benchmark kdrain against kubectl drain on kubesim.
+#[derive(Debug, Parser)]
+#[command(name = "kdrain-bench", version)]
+struct Args {
+    /// Tiny versions of each scenario, one repetition: checks the harness works and no invariant is
+    /// violated (a smoke test, not a measurement). Results go to target/kdrain-bench-quick unless --out.
+    #[arg(long)]
+    quick: bool,
+    /// Repetitions per tool (kdrain and kubectl alternate).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Only these scenarios (B1, B2, B3, B4); repeat the flag for several. Default: all.
+    #[arg(long = "scenario", value_name = "ID")]
+    scenarios: Vec<String>,
+    /// The kdrain binary. Default: build kdrain-cli with the same profile as this program and use it.
+    #[arg(long)]
+    kdrain: Option<PathBuf>,
+    /// The kubectl binary.
+    #[arg(long, default_value = "kubectl")]
+    kubectl: PathBuf,
+    /// Run kdrain only.
+    #[arg(long)]
+    skip_kubectl: bool,
+    /// Directory for latest.md and the charts. Default: bench/results (quick: target/kdrain-bench-quick).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.join("..").join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// Builds kdrain-cli with this program's profile (a no-op when up to date) and returns the binary.
+fn locate_kdrain(root: &Path) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let dir = exe.parent().context("this program has no directory")?;
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut build = std::process::Command::new(&cargo);
+    build
+        .current_dir(root)
+        .args(["build", "-p", "kdrain-cli", "--bin", "kdrain"]);
+    if release {
+        build.arg("--release");
+    }
+    eprintln!("building kdrain: {build:?}");
+    match build.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            bail!("building kdrain failed ({status}); pass --kdrain PATH to use a prebuilt binary")
+        }
+        Err(e) => eprintln!("cannot run cargo ({e}); using whatever kdrain binary is there"),
+    }
+    let path = dir.join("kdrain");
+    if !path.exists() {
+        bail!(
+            "{} does not exist; build it or pass --kdrain PATH",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn kubectl_version(kubectl: &Path) -> String {
+    std::process::Command::new(kubectl)
+        .args(["version", "--client"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "not found".to_string())
+}
+
+fn describe(run: &measure::RunResult) -> String {
+    format!(
+        "wall {} s, {} pods left, {} requests, {} × 429, cpu {} s, rss {} MiB, exit {:?}, {} violations",
+        run.observed
+            .wall_seconds
+            .map_or("–".to_string(), |w| format!("{w:.3}")),
+        run.observed.remaining,
+        run.total_requests(),
+        run.throttled(),
+        run.child
+            .cpu_seconds
+            .map_or("–".to_string(), |c| format!("{c:.2}")),
+        run.child.max_rss_bytes.map_or("–".to_string(), |b| format!(
+            "{:.1}",
+            b as f64 / 1048576.0
+        )),
+        run.child.exit_code,
+        run.violations.len()
+    )
+}
+
+async fn run(args: Args) -> Result<bool> {
+    let root = workspace_root();
+    let quick = args.quick;
+    let reps = if quick { 1 } else { args.reps.max(1) };
+    let programs = Programs {
+        kdrain: match &args.kdrain {
+            Some(path) => path.clone(),
+            None => locate_kdrain(&root)?,
+        },
+        kubectl: args.kubectl.clone(),
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        if quick {
+            root.join("target").join("kdrain-bench-quick")
+        } else {
+            root.join("bench").join("results")
+        }
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let wanted: Vec<String> = args.scenarios.iter().map(|s| s.to_uppercase()).collect();
+    let cases: Vec<_> = all_cases(quick)
+        .into_iter()
+        .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.id))
+        .collect();
+    if cases.is_empty() {
+        bail!(
+            "no scenario matches {:?}; use B1, B2, B3 or B4",
+            args.scenarios
+        );
+    }
+    let info = RunInfo {
+        when: jiff::Timestamp::now()
+            .strftime("%Y-%m-%d %H:%M UTC")
+            .to_string(),
+        command: std::iter::once("kdrain-bench".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+        reps,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        kubectl_version: kubectl_version(&programs.kubectl),
+        quick,
+    };
+
+    let mut results: Vec<CaseResults> = Vec::new();
+    let mut ok = true;
+    for case in &cases {
+        let path = case.scenario_path(&root, quick);
+        let model = ScenarioModel::from_file(&path)?;
+        let mut runs = Vec::new();
+        for rep in 0..reps {
+            let order = if rep % 2 == 0 {
+                [Tool::Kdrain, Tool::Kubectl]
+            } else {
+                [Tool::Kubectl, Tool::Kdrain]
+            };
+            for tool in order {
+                if tool == Tool::Kubectl && args.skip_kubectl {
+                    continue;
+                }
+                eprintln!("{} rep {rep} {}: running", case.id, tool.label());
+                let result = run_once(case, &path, &model, tool, rep, &programs)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "{} rep {rep} with {}: the harness failed",
+                            case.id,
+                            tool.label()
+                        )
+                    })?;
+                eprintln!(
+                    "{} rep {rep} {}: {}",
+                    case.id,
+                    tool.label(),
+                    describe(&result)
+                );
+                if !result.violations.is_empty() {
+                    ok = false;
+                }
+                if quick && !result.completed() {
+                    eprintln!("{}", result.child.output_tail);
+                    ok = false;
+                }
+                runs.push(result);
+            }
+        }
+        let chart = format!("{}.svg", case.stem);
+        let floor = runs.iter().find_map(|r| r.floor.clone().ok());
+        chart::draw(&out.join(&chart), case.title, &runs, floor)?;
+        results.push(CaseResults {
+            id: case.id.to_string(),
+            title: case.title.to_string(),
+            chart,
+            runs,
+            kubectl_note: args
+                .skip_kubectl
+                .then(|| "--skip-kubectl was given".to_string()),
+        });
+        // Written after every scenario, so a long run leaves its partial results behind.
+        let md = report::markdown(&info, &results);
+        std::fs::write(out.join("latest.md"), &md)?;
+    }
+    let md = report::markdown(&info, &results);
+    let table_end = md.find("\n## Targets").unwrap_or(md.len());
+    println!("{}", &md[..table_end]);
+    eprintln!("results written to {}", out.join("latest.md").display());
+    Ok(ok)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!(
+                "kdrain-bench: some run violated an invariant or (with --quick) did not complete"
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("kdrain-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

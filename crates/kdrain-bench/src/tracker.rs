@@ -1,0 +1,386 @@
+//! Watches the pods of the drained nodes from the harness, so the wall time ("last target pod gone")
+//! and the pods-remaining curve are measured on the harness's clock, independent of the drain tool.
+//!
+//! One LIST + WATCH per target node (field selector `spec.nodeName`). The harness's own requests made
+//! after the counters were reset are counted here, so they can be subtracted from the simulator's totals.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, WatchEvent, WatchParams};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What the harness knows about one pod on a target node.
+#[derive(Debug, Clone)]
+pub struct TrackedPod {
+    /// Namespace.
+    pub namespace: String,
+    /// Node it runs on.
+    pub node: String,
+    /// Labels, to find its workload.
+    pub labels: BTreeMap<String, String>,
+    /// Ready condition is True.
+    pub ready: bool,
+    /// Owned by a DaemonSet or a mirror pod: a drain leaves it alone.
+    pub not_drained: bool,
+    /// When the harness saw it gone.
+    pub gone_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    pods: HashMap<String, TrackedPod>,
+    /// UIDs whose removal the run is timing (set by `start_timing`).
+    targets: HashSet<String>,
+    /// (moment, target pods left) every time a target pod goes.
+    timeline: Vec<(Instant, usize)>,
+    /// Nodes whose first LIST has finished.
+    listed: HashSet<String>,
+}
+
+impl State {
+    fn remaining(&self) -> usize {
+        self.targets
+            .iter()
+            .filter(|uid| self.pods.get(*uid).is_some_and(|p| p.gone_at.is_none()))
+            .count()
+    }
+
+    fn mark_gone(&mut self, uid: &str, at: Instant) {
+        let Some(pod) = self.pods.get_mut(uid) else {
+            return;
+        };
+        if pod.gone_at.is_some() {
+            return;
+        }
+        pod.gone_at = Some(at);
+        if self.targets.contains(uid) {
+            let left = self.remaining();
+            self.timeline.push((at, left));
+        }
+    }
+}
+
+/// Requests the tracker sent while counting was on (after the simulator's counters were reset).
+#[derive(Debug, Default)]
+pub struct OwnRequests {
+    counting: AtomicBool,
+    lists: AtomicU64,
+    watches: AtomicU64,
+}
+
+impl OwnRequests {
+    /// (list pods, watch pods) sent since counting started.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.lists.load(Ordering::SeqCst),
+            self.watches.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// The result of one timed drain as the harness saw it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// Seconds from the start until the last target pod was gone, or None if some remain.
+    pub wall_seconds: Option<f64>,
+    /// Target pods still present at the end.
+    pub remaining: usize,
+    /// Target pods at the start.
+    pub targets: usize,
+    /// (seconds since start, pods left) including the starting point.
+    pub timeline: Vec<(f64, usize)>,
+}
+
+/// Watches every pod on the target nodes.
+pub struct Tracker {
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    own: Arc<OwnRequests>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn not_drained(pod: &Pod) -> bool {
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    let daemon = pod
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.kind == "DaemonSet"));
+    mirror || daemon
+}
+
+fn tracked(pod: &Pod) -> Option<(String, TrackedPod)> {
+    let uid = pod.metadata.uid.clone()?;
+    Some((
+        uid,
+        TrackedPod {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            node: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            ready: is_ready(pod),
+            not_drained: not_drained(pod),
+            gone_at: None,
+        },
+    ))
+}
+
+impl Tracker {
+    /// Starts one LIST + WATCH loop per node and waits (bounded) until each has listed once.
+    pub async fn start(client: kube::Client, nodes: &[String]) -> Result<Self> {
+        let state = Arc::new(Mutex::new(State::default()));
+        let changed = Arc::new(Notify::new());
+        let own = Arc::new(OwnRequests::default());
+        let tasks = nodes
+            .iter()
+            .map(|node| {
+                tokio::spawn(watch_node(
+                    Api::all(client.clone()),
+                    node.clone(),
+                    state.clone(),
+                    changed.clone(),
+                    own.clone(),
+                ))
+            })
+            .collect();
+        let tracker = Tracker {
+            state,
+            changed,
+            own,
+            tasks,
+        };
+        let want = nodes.len();
+        tracker
+            .wait_until(Duration::from_secs(120), |s| s.listed.len() >= want)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the harness could not list the pods of the target nodes within 120 s"
+                )
+            })?;
+        Ok(tracker)
+    }
+
+    async fn wait_until(&self, limit: Duration, done: impl Fn(&State) -> bool) -> Result<(), ()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            if done(&self.state.lock().unwrap()) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(());
+            }
+        }
+    }
+
+    /// Waits until every pod a drain would remove is Ready (bounded).
+    pub async fn wait_all_ready(&self, limit: Duration) -> Result<()> {
+        let ok = self
+            .wait_until(limit, |s| {
+                s.pods
+                    .values()
+                    .filter(|p| p.gone_at.is_none() && !p.not_drained)
+                    .all(|p| p.ready)
+            })
+            .await;
+        if ok.is_err() {
+            bail!("pods on the target nodes were not all Ready within {limit:?}");
+        }
+        Ok(())
+    }
+
+    /// The pods a drain will remove, as (namespace, labels), present now.
+    pub fn target_pods(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        let state = self.state.lock().unwrap();
+        state
+            .pods
+            .values()
+            .filter(|p| p.gone_at.is_none() && !p.not_drained)
+            .map(|p| (p.namespace.clone(), p.labels.clone()))
+            .collect()
+    }
+
+    /// Fixes the set of target pods (all drainable pods present now) and starts counting own requests.
+    pub fn start_timing(&self) {
+        let mut state = self.state.lock().unwrap();
+        let targets: HashSet<String> = state
+            .pods
+            .iter()
+            .filter(|(_, p)| p.gone_at.is_none() && !p.not_drained)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        state.targets = targets;
+        state.timeline.clear();
+        self.own.counting.store(true, Ordering::SeqCst);
+    }
+
+    /// The harness's own requests since `start_timing`.
+    pub fn own_requests(&self) -> &OwnRequests {
+        &self.own
+    }
+
+    /// Waits (bounded) until no target pod is left; true when none is.
+    pub async fn wait_all_gone(&self, limit: Duration) -> bool {
+        self.wait_until(limit, |s| s.remaining() == 0).await.is_ok()
+    }
+
+    /// Summarises the run relative to `origin` (the moment the drain was started).
+    pub fn observed(&self, origin: Instant) -> Observed {
+        let state = self.state.lock().unwrap();
+        let targets = state.targets.len();
+        let remaining = state.remaining();
+        let mut timeline = vec![(0.0, targets)];
+        timeline.extend(
+            state
+                .timeline
+                .iter()
+                .map(|(at, left)| (at.saturating_duration_since(origin).as_secs_f64(), *left)),
+        );
+        let wall_seconds = (remaining == 0).then(|| {
+            state
+                .targets
+                .iter()
+                .filter_map(|uid| state.pods.get(uid).and_then(|p| p.gone_at))
+                .max()
+                .map_or(0.0, |last| {
+                    last.saturating_duration_since(origin).as_secs_f64()
+                })
+        });
+        Observed {
+            wall_seconds,
+            remaining,
+            targets,
+            timeline,
+        }
+    }
+
+    /// Stops the watch loops.
+    pub fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn watch_node(
+    api: Api<Pod>,
+    node: String,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    own: Arc<OwnRequests>,
+) {
+    let fields = format!("spec.nodeName={node}");
+    loop {
+        // LIST: replaces what is known about this node's pods.
+        if own.counting.load(Ordering::SeqCst) {
+            own.lists.fetch_add(1, Ordering::SeqCst);
+        }
+        let list = match api.list(&ListParams::default().fields(&fields)).await {
+            Ok(list) => list,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let now = Instant::now();
+        {
+            let mut s = state.lock().unwrap();
+            let present: HashSet<String> = list
+                .items
+                .iter()
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect();
+            let on_node: Vec<String> = s
+                .pods
+                .iter()
+                .filter(|(uid, p)| p.gone_at.is_none() && p.node == node && !present.contains(*uid))
+                .map(|(uid, _)| uid.clone())
+                .collect();
+            for uid in on_node {
+                s.mark_gone(&uid, now);
+            }
+            for pod in &list.items {
+                if let Some((uid, info)) = tracked(pod) {
+                    upsert(&mut s, uid, info);
+                }
+            }
+            s.listed.insert(node.clone());
+        }
+        changed.notify_waiters();
+        let mut version = list.metadata.resource_version.unwrap_or_default();
+        // WATCH until the server ends the stream or answers 410.
+        'watch: loop {
+            if own.counting.load(Ordering::SeqCst) {
+                own.watches.fetch_add(1, Ordering::SeqCst);
+            }
+            let params = WatchParams::default().fields(&fields).timeout(290);
+            let mut stream = match api.watch(&params, &version).await {
+                Ok(stream) => stream.boxed(),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break 'watch;
+                }
+            };
+            while let Some(event) = stream.next().await {
+                let now = Instant::now();
+                match event {
+                    Ok(WatchEvent::Added(pod)) | Ok(WatchEvent::Modified(pod)) => {
+                        version = pod.metadata.resource_version.clone().unwrap_or(version);
+                        if let Some((uid, info)) = tracked(&pod) {
+                            upsert(&mut state.lock().unwrap(), uid, info);
+                        }
+                    }
+                    Ok(WatchEvent::Deleted(pod)) => {
+                        version = pod.metadata.resource_version.clone().unwrap_or(version);
+                        if let Some(uid) = &pod.metadata.uid {
+                            state.lock().unwrap().mark_gone(uid, now);
+                        }
+                    }
+                    Ok(WatchEvent::Bookmark(mark)) => {
+                        version = mark.metadata.resource_version;
+                    }
+                    // 410 Expired or any other error event: list again.
+                    Ok(WatchEvent::Error(_)) | Err(_) => break 'watch,
+                }
+                changed.notify_waiters();
+            }
+        }
+    }
+}
+
+fn upsert(state: &mut State, uid: String, info: TrackedPod) {
+    match state.pods.get_mut(&uid) {
+        Some(existing) if existing.gone_at.is_some() => {}
+        Some(existing) => {
+            existing.ready = info.ready;
+            existing.labels = info.labels;
+        }
+        None => {
+            state.pods.insert(uid, info);
+        }
+    }
+}
