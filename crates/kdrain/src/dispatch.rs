@@ -358,10 +358,19 @@ impl Dispatcher {
         )));
     }
 
+    /// The tracks of the nodes being drained now (active and not finished).
+    fn live(&self) -> impl Iterator<Item = (&String, &Track)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.active && n.outcome.is_none())
+            .flat_map(|n| n.order.iter())
+            .filter_map(|u| self.tracks.get(u).map(|t| (u, t)))
+    }
+
     /// The lowest tier with pods still to go, per node (Karpenter's order).
     fn open_tiers(&self) -> Vec<u8> {
         let mut open = vec![u8::MAX; self.nodes.len()];
-        for t in self.tracks.values() {
+        for (_, t) in self.live() {
             if t.is_target() && !t.done() && t.tier < open[t.node] {
                 open[t.node] = t.tier;
             }
@@ -370,10 +379,18 @@ impl Dispatcher {
     }
 
     fn covering(&self, pod: &Pod) -> Vec<String> {
-        let pdbs: Vec<PodDisruptionBudget> = self.budgets.values().map(|b| b.pdb.clone()).collect();
-        budget::budgets_for(pod, &pdbs)
-            .into_iter()
-            .map(budget::pdb_key)
+        let empty = BTreeMap::new();
+        let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+        self.budgets
+            .iter()
+            .filter(|(_, b)| b.pdb.metadata.namespace == pod.metadata.namespace)
+            .filter(|(_, b)| {
+                budget::selector_matches(
+                    b.pdb.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                    labels,
+                )
+            })
+            .map(|(k, _)| k.clone())
             .collect()
     }
 
@@ -385,10 +402,8 @@ impl Dispatcher {
         }
         let open = self.open_tiers();
         let mut due: Vec<(u8, usize, String)> = self
-            .tracks
-            .iter()
+            .live()
             .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
-            .filter(|(_, t)| self.nodes[t.node].active && self.nodes[t.node].outcome.is_none())
             .filter(|(_, t)| match t.st {
                 St::Queued => true,
                 St::Retry => t.next_at.is_none_or(|n| n <= now),
@@ -913,8 +928,7 @@ impl Dispatcher {
         }
         // Wake the pods blocked by these budgets: their retry is due now if the budget allows.
         let uids: Vec<String> = self
-            .tracks
-            .iter()
+            .live()
             .filter(|(_, t)| t.st == St::Retry && t.by_budget)
             .map(|(u, _)| u.clone())
             .collect();
@@ -958,8 +972,7 @@ impl Dispatcher {
         };
         let now = jiff::Timestamp::now();
         let stale: Vec<String> = self
-            .tracks
-            .iter()
+            .live()
             .filter(|(_, t)| t.is_target() && matches!(t.st, St::Following | St::Retry))
             .filter(|(_, t)| {
                 select::seconds_since_deletion(&t.pod, now)
@@ -979,7 +992,7 @@ impl Dispatcher {
 
     fn next_wake(&self) -> Instant {
         let mut wake = Instant::now() + Duration::from_secs(3600);
-        for t in self.tracks.values() {
+        for (_, t) in self.live() {
             if t.st == St::Retry
                 && let Some(n) = t.next_at
             {
@@ -1027,10 +1040,11 @@ impl Dispatcher {
             if !self.nodes[i].active || self.nodes[i].outcome.is_some() {
                 continue;
             }
-            let open = self
-                .tracks
-                .values()
-                .any(|t| t.node == i && t.is_target() && !t.done());
+            let open = self.nodes[i].order.iter().any(|u| {
+                self.tracks
+                    .get(u)
+                    .is_some_and(|t| t.is_target() && !t.done())
+            });
             if !open {
                 if self.dry() == DryRun::Server {
                     self.close_node(i, now);
@@ -1059,7 +1073,11 @@ impl Dispatcher {
                     .collect();
                 for uid in left {
                     let t = &self.tracks[&uid];
-                    let outcome = if t.by_budget && t.st == St::Retry {
+                    // blocked by a budget last (a probe may be in flight right now)
+                    let outcome = if t.by_budget
+                        && t.accepted.is_none()
+                        && matches!(t.st, St::Retry | St::InFlight)
+                    {
                         PodOutcome::Blocked
                     } else {
                         let what = match (&t.st, t.action) {

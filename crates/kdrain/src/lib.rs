@@ -1,6 +1,51 @@
 //! kdrain: drain Kubernetes nodes with `kubectl drain`'s meaning, driven by watches instead of
 //! polling, with budget-aware dispatch, a plan before any write, typed progress events and a
 //! per-pod report.
+//!
+//! The entry point is [`Drainer`]. A drain:
+//! 1. checks that every node exists (bad input changes nothing) and cordons them all;
+//! 2. lists their pods and runs kubectl's filter chain ([`select`]), the ecosystem's opt-outs and
+//!    your own filters, and lists the disruption budgets;
+//! 3. builds a [`Plan`]: every pod with its [`Action`], every budget with its [`BudgetVerdict`]
+//!    (budgets are spent jointly over all pods of all nodes). Errors stop the drain before any
+//!    eviction ([`DrainError::PlanRefused`]);
+//! 4. evicts through one budget-aware dispatcher (never more requests in flight for a budget than
+//!    it allows), follows every pod through one LIST + WATCH per node, retries blocked pods the
+//!    moment a watched budget allows it, and ends each node with a fresh LIST;
+//! 5. returns a [`Report`], or [`DrainError::Incomplete`] (carrying the report) whenever a target
+//!    pod was not seen gone.
+//!
+//! The `kube::Client` must be built with `default_retry = false`: the client's own retry layer
+//! would otherwise swallow 429s for minutes.
+//!
+//! # Example
+//!
+//! Draining a node of an in-process simulated cluster (the workspace's `kubesim` crate):
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() {
+//! use kdrain::{DrainOptions, Drainer, PodOutcome};
+//!
+//! let scenario = kubesim::Scenario::from_yaml_str(r#"
+//! nodes: [{name: n1}, {name: n2}]
+//! workloads:
+//!   - {kind: Deployment, name: web, replicas: 3, nodes: [n1], terminationSeconds: 0.1, readySeconds: 0.1}
+//! pdbs:
+//!   - {name: web, selector: {app: web}, maxUnavailable: 1}
+//! "#).unwrap();
+//! let sim = kubesim::Sim::start(scenario).await.unwrap();
+//!
+//! let drainer = Drainer::new(sim.client(), DrainOptions::kubectl());
+//! let plan = drainer.plan(&["n1".to_string()]).await.unwrap();
+//! assert_eq!(plan.evictions(), 3);
+//! assert!(plan.can_complete());
+//!
+//! let report = drainer.drain(&["n1".to_string()]).await.unwrap();
+//! assert!(report.nodes[0].pods.iter().all(|p| p.outcome == PodOutcome::Gone));
+//! assert_eq!(report.requests["create pods/eviction"], 3);
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 
