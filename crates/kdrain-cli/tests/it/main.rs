@@ -4,6 +4,7 @@ mod bad_input;
 mod cli_args;
 mod common;
 mod cordon;
+mod demo;
 mod drain_text;
 mod json;
 mod parallel;
