@@ -24,7 +24,7 @@ Exit codes:
   0  drained (or: the command did what it was asked)
   1  failed for another reason
   2  usage error or bad input (unknown node or context, bad selector, duration or kubeconfig); nothing was changed
-  3  blocked by disruption budgets when --timeout ran out (plan: a budget will block or can never pass)
+  3  blocked by disruption budgets when --timeout ran out (plan: a budget can never let the pods go)
   4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag)
   5  permission denied (the message names the verb and resource needed)
   6  cluster unreachable";

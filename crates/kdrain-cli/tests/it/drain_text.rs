@@ -448,3 +448,48 @@ async fn selector_cordons_all_then_drains_each() {
     );
     assert!(c.sim.violations().is_empty());
 }
+
+#[tokio::test]
+async fn server_429_prints_one_retry_line_per_cause() {
+    let c = cluster(BASIC).await;
+    // Every eviction is refused with 429 (Retry-After 1 s): kdrain retries on its own schedule
+    // and prints kubectl's retry line once, not once per attempt.
+    c.sim.set_faults(vec![
+        serde_json::from_value(serde_json::json!({
+            "verb": "create", "resource": "pods/eviction", "status": 429, "retryAfterSeconds": 1
+        }))
+        .unwrap(),
+    ]);
+    let r = c
+        .run(&["drain", "n1", "--pod-selector", "app=web", "--timeout=4s"])
+        .await;
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let attempts = c.count("create", "pods", "eviction");
+    assert!(attempts >= 2, "retried: {attempts}");
+    let retry_lines: Vec<&str> = r
+        .err_lines()
+        .into_iter()
+        .filter(|l| l.contains("(will retry after "))
+        .collect();
+    assert_eq!(retry_lines.len(), 1, "{}", r.stderr);
+    assert!(
+        retry_lines[0].starts_with("error when evicting pods/\"web-"),
+        "{}",
+        retry_lines[0]
+    );
+    assert!(
+        retry_lines[0].contains(" -n \"default\" (will retry after "),
+        "{}",
+        retry_lines[0]
+    );
+    let evicting = r
+        .out_lines()
+        .iter()
+        .filter(|l| l.starts_with("evicting pod default/web-"))
+        .count();
+    assert_eq!(
+        evicting, 2,
+        "the first attempt and the one after the cause changed: {}",
+        r.stdout
+    );
+}
