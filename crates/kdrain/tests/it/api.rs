@@ -49,4 +49,5 @@ pdbs:
     let err = bounded(d.resolve_nodes("pool in (")).await.unwrap_err();
     assert!(matches!(err, DrainError::Options(_)));
     assert_eq!(err.exit_code(), 2);
+    no_violations(&sim);
 }

@@ -137,6 +137,7 @@ pdbs:
             .all(|b| matches!(b.verdict, BudgetVerdict::Never { .. }))
     );
     assert_eq!(count(&sim, "create", "pods", "eviction"), 0);
+    no_violations(&sim);
 }
 
 #[tokio::test]

@@ -236,6 +236,7 @@ workloads:
         (Action::Wait, &PodOutcome::Skipped, 0)
     );
     assert_eq!(count(&sim, "create", "pods", "eviction"), 0);
+    no_violations(&sim);
 }
 
 async fn sim_with_waiter() -> kubesim::Sim {
@@ -296,6 +297,14 @@ async fn orphaned_daemonset_pods_are_evicted_with_force() {
     let report = res.expect("orphan evicted with --force");
     assert_eq!(report.nodes[0].pods[0].outcome, PodOutcome::Gone);
     assert!(pods_on(&sim, "n1").await.is_empty());
+    // kubesim logs every removal of a DaemonSet-owned pod, even an orphan's (kubectl evicts
+    // orphans with --force, as here): that entry is the only one allowed
+    let v = sim.violations();
+    assert!(
+        v.iter()
+            .all(|v| v.kind == "DaemonSetPodRemoved" && v.object == "default/orphan"),
+        "{v:#?}"
+    );
 }
 
 #[tokio::test]
@@ -322,6 +331,7 @@ async fn finished_pods_pass_every_filter() {
     let report = res.expect("a finished bare emptyDir pod passes kubectl's filters");
     assert_eq!(report.nodes[0].pods[0].reason, "finished");
     assert!(pods_on(&sim, "n1").await.is_empty());
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -360,6 +370,7 @@ async fn client_dry_run_sends_no_write() {
         }
     )));
     assert_eq!(pods_on(&sim, "n1").await.len(), 6);
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -438,6 +449,7 @@ pdbs:
             .count(),
         2
     );
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -470,6 +482,7 @@ workloads:
         })
         .expect("terminating seen");
     assert!(left <= 1.0, "grace left {left}");
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -510,6 +523,7 @@ workloads:
         2,
         "cordon n1, uncordon n1"
     );
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -534,6 +548,7 @@ async fn cordon_and_uncordon_remember_state() {
         .unwrap_err();
     assert!(matches!(err, DrainError::NodeNotFound { .. }));
     assert!(!kdrain::cordon::is_cordoned(&node(&sim, "n1").await));
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -576,6 +591,7 @@ async fn skip_wait_for_delete_timeout_stops_waiting_for_stuck_pods() {
         err.report().unwrap().nodes[0].outcome,
         NodeOutcome::PodsLeft
     );
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -602,4 +618,5 @@ workloads:
     // plan: 3 pages; final check: 1 page (nothing left)
     assert_eq!(count(&sim, "list", "pods", ""), 4, "{:?}", sim.requests());
     assert_eq!(report.nodes[0].requests.get("list pods"), Some(&4));
+    no_violations(&sim);
 }

@@ -125,6 +125,7 @@ workloads:
     );
     assert_eq!(pods_on(&sim, "n1").await.len(), 1);
     assert_eq!(err.exit_code(), 4);
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -188,6 +189,7 @@ workloads:
     );
     assert_eq!(db[1].attempts, 1);
     assert!(pods_on(&sim, "n1").await.is_empty());
+    no_violations(&sim);
 }
 
 #[tokio::test]
@@ -224,6 +226,7 @@ workloads:
         .expect("drained once the namespace removed the pod");
     assert_eq!(report.nodes[0].pods[0].outcome, PodOutcome::Gone);
     assert!(count_code(&sim, "create", "pods", "eviction", 403) >= 1);
+    no_violations(&sim);
 }
 
 async fn drain_through_fault(status: u16, retry_after: Option<u64>) -> (kubesim::Sim, Vec<Event>) {
@@ -352,6 +355,7 @@ async fn a_409_on_the_uid_precondition_means_replaced() {
             .all(|p| p.outcome == PodOutcome::Gone && p.attempts == 1)
     );
     assert!(pods_on(&sim, "n1").await.is_empty());
+    no_violations(&sim);
 }
 
 #[tokio::test]
