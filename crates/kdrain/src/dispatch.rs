@@ -617,6 +617,12 @@ impl Dispatcher {
             }
         }
         if t.done() {
+            // the watch saw it go before the answer came
+            if d.attempt == Attempt::Accepted && t.accepted.is_none() {
+                t.accepted = Some(jiff::Timestamp::now());
+                let (node, pod) = (self.nodes[t.node].name.clone(), t.r.clone());
+                self.sh.emit(Event::Evicted { node, pod });
+            }
             return;
         }
         t.st = St::Retry;

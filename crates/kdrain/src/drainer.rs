@@ -66,6 +66,8 @@ struct Gathered {
     listed: Vec<Listed<Pod>>,
     pdbs: Option<Listed<PodDisruptionBudget>>,
     ds_cache: HashMap<(String, String), DaemonSetLookup>,
+    /// Warnings of the read phase (e.g. budgets that could not be listed).
+    warnings: Vec<String>,
 }
 
 impl Drainer {
@@ -219,7 +221,7 @@ impl Drainer {
             );
             cache.get(&key).cloned().unwrap_or(DaemonSetLookup::Found)
         };
-        let plan = plan::build(
+        let mut plan = plan::build(
             &self.options,
             &g.inputs,
             &pdbs,
@@ -227,6 +229,15 @@ impl Drainer {
             &self.filters,
             jiff::Timestamp::now(),
         );
+        plan.warnings.extend(g.warnings.iter().cloned());
+        for w in &g.warnings {
+            for n in nodes {
+                self.emit(Event::Warning {
+                    node: n.clone(),
+                    message: w.clone(),
+                });
+            }
+        }
         self.emit(Event::Planned { plan: plan.clone() });
         for n in &plan.nodes {
             if !n.warnings.is_empty() {
@@ -307,36 +318,48 @@ impl Drainer {
             });
             listed_all.push(listed);
         }
+        let mut warnings = Vec::new();
         let pdbs = if self.options.disable_eviction {
             None
         } else {
             let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
-            Some(
-                watch::list_all(
-                    &api,
-                    None,
-                    None,
-                    self.options.chunk_size,
-                    req,
-                    "poddisruptionbudgets",
-                )
-                .await
-                .map_err(|e| {
-                    DrainError::api(
+            match watch::list_all(
+                &api,
+                None,
+                None,
+                self.options.chunk_size,
+                req,
+                "poddisruptionbudgets",
+            )
+            .await
+            {
+                Ok(l) => Some(l),
+                // Without the right to list budgets the plan cannot check them, but the
+                // evictions still respect them (the server does): go on, and say so.
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    warnings.push(format!(
+                        "cannot list disruption budgets ({}): the plan does not check budgets; evictions still respect them",
+                        s.message
+                    ));
+                    None
+                }
+                Err(e) => {
+                    return Err(DrainError::api(
                         "listing disruption budgets",
                         "list",
                         "poddisruptionbudgets",
                         None,
                         e,
-                    )
-                })?,
-            )
+                    ));
+                }
+            }
         };
         Ok(Gathered {
             inputs,
             listed: listed_all,
             pdbs,
             ds_cache,
+            warnings,
         })
     }
 

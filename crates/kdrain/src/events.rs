@@ -99,7 +99,8 @@ pub enum Event {
         /// When this pod was first blocked.
         since: jiff::Timestamp,
     },
-    /// The eviction was accepted (HTTP 201); the pod now terminates.
+    /// The eviction was accepted (HTTP 201); the pod now terminates. When the pod disappears
+    /// before the answer arrives, this comes after its `Gone`.
     Evicted {
         /// Node of the pod.
         node: String,
