@@ -266,9 +266,14 @@ impl Dispatcher {
             self.expire_acks();
             self.skip_stale_terminating();
             self.dispatch();
+            let active = self.nodes.iter().filter(|n| n.active).count();
             self.check_nodes().await;
             if self.nodes.iter().all(|n| n.outcome.is_some()) {
                 break;
+            }
+            if self.nodes.iter().filter(|n| n.active).count() != active {
+                // a node was just activated: dispatch its pods before sleeping
+                continue;
             }
             let wake = self.next_wake();
             tokio::select! {

@@ -165,8 +165,12 @@ pub(crate) async fn run<K>(
             }
             Err(kube::Error::Api(s)) if s.code == 410 => relist = true,
             Err(e) => {
+                // The watch could not even start (server error, missing permission...): catch up
+                // with a LIST after the backoff, so deletions are still seen if watching keeps
+                // failing.
                 tracing::debug!(source, "watch request failed: {e}");
                 sleep_backoff(&mut backoff).await;
+                relist = true;
             }
         }
         if relist {

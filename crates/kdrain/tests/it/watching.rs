@@ -100,3 +100,29 @@ workloads:
     assert!(pods_on(&sim, "n1").await.is_empty());
     no_violations(&sim);
 }
+
+#[tokio::test]
+async fn failing_watch_requests_fall_back_to_lists() {
+    let sim = sim(
+        r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 3, nodes: [n1], terminationSeconds: 0.3, readySeconds: 0.1}
+faults:
+  - {verb: watch, resource: pods, status: 500}
+"#,
+    )
+    .await;
+    let (res, _) = drain(&sim, fast(), &["n1"]).await;
+    let report = res.expect("drained although every pod watch failed");
+    assert!(
+        report.nodes[0]
+            .pods
+            .iter()
+            .all(|p| p.outcome == PodOutcome::Gone)
+    );
+    assert_eq!(count_code(&sim, "watch", "pods", "", 200), 0);
+    assert!(count(&sim, "list", "pods", "") >= 3, "{:?}", sim.requests());
+    assert_eq!(count(&sim, "get", "pods", ""), 0);
+    no_violations(&sim);
+}
