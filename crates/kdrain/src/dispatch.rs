@@ -90,6 +90,7 @@ struct Track {
     backoff: Option<backon::ExponentialBackoff>,
     inflight_budget: Option<String>,
     terminating_seen: bool,
+    last_sent: Option<Instant>,
     seq: usize,
 }
 
@@ -453,7 +454,30 @@ impl Dispatcher {
                         spend = Some(key);
                     }
                 } else if cover.len() > 1 {
+                    // The server answers 500 for a pod under several budgets: ask only once per
+                    // ceiling (in case our view is stale), and say which budgets.
                     self.ensure_pdb_watch();
+                    let ceiling = self.sh.opts.budget_retry_ceiling;
+                    let probe = self.tracks[&uid]
+                        .last_sent
+                        .is_none_or(|l| now >= l + ceiling);
+                    if !probe {
+                        let names: Vec<&str> = cover
+                            .iter()
+                            .map(|k| k.split_once('/').map(|(_, n)| n).unwrap_or(k))
+                            .collect();
+                        let by = names.join(", ");
+                        self.set_blocked(
+                            &uid,
+                            Some(by.clone()),
+                            true,
+                            format!("the pod is covered by more than one disruption budget ({by})"),
+                            "the eviction API refuses pods under several budgets; waiting for the budgets to change (no request sent)".into(),
+                            now + ceiling,
+                            now,
+                        );
+                        continue;
+                    }
                 }
             }
             self.send(&uid, spend, now);
@@ -532,6 +556,7 @@ impl Dispatcher {
         t.attempts += 1;
         t.first_attempt.get_or_insert_with(jiff::Timestamp::now);
         t.inflight_budget = spend;
+        t.last_sent = Some(Instant::now());
         self.inflight += 1;
         let node = self.nodes[t.node].name.clone();
         let req = self.nodes[t.node].req.clone();
@@ -1289,6 +1314,7 @@ fn new_track(node: usize, pod: Pod, action: Action, reason: String, st: St, seq:
         backoff: None,
         inflight_budget: None,
         terminating_seen: false,
+        last_sent: None,
         seq,
     }
 }
