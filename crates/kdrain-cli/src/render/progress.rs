@@ -195,11 +195,15 @@ impl ProgressRenderer {
                     .max(0) as f64
                     / 1000.0;
                 let retry = retry_at.saturating_duration_since(now).as_secs_f64();
+                let next = if retry > 0.0 {
+                    format!("retry in {}", format_short(retry))
+                } else {
+                    "retry when the budget allows".to_string()
+                };
                 format!(
-                    "    blocked      {} {by}: {why} · since {} · retry in {}",
+                    "    blocked      {} {by}: {why} · since {} · {next}",
                     view.pod,
-                    format_short(blocked_for),
-                    format_short(retry)
+                    format_short(blocked_for)
                 )
             }
             PodState::Terminating {

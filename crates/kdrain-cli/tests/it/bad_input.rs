@@ -231,3 +231,30 @@ async fn missing_permission_to_list_pods_in_plan() {
     assert!(r.stderr.contains("needs list on pods"), "{}", r.stderr);
     assert!(c.all_writes().is_empty());
 }
+
+#[tokio::test]
+async fn plan_of_unknown_node_is_bad_input() {
+    let c = cluster(BASIC).await;
+    let r = c.run(&["plan", "n1", "nx"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.err_lines().len(), 1);
+    assert!(r.stderr.contains("\"nx\" not found"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(c.all_writes().is_empty());
+}
+
+#[tokio::test]
+async fn selector_matching_no_node_changes_nothing() {
+    let c = cluster(BASIC).await;
+    let before = c.pods_on("n1").await;
+    c.sim.reset_requests();
+    let r = c.run(&with_flags(&["drain", "-l", "pool=nothing"])).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.err_lines(),
+        vec![
+            "error: no nodes match --selector \"pool=nothing\"; check the labels with `kubectl get nodes --show-labels`"
+        ]
+    );
+    assert_unchanged(&c, &before).await;
+}

@@ -61,3 +61,17 @@ async fn cordon_unknown_node() {
     assert_eq!(r.err_lines().len(), 1);
     assert!(r.stderr.contains("\"nx\" not found"), "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn explicit_context_and_json_output() {
+    let c = cluster(BASIC).await;
+    let r = c
+        .run(&["cordon", "n1", "--context", "kubesim", "-o", "json"])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["event"], "cordoned");
+    assert_eq!(v["node"], "n1");
+    assert_eq!(v["already"], false);
+    assert!(c.cordoned("n1").await);
+}
