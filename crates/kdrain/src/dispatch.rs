@@ -842,11 +842,6 @@ impl Dispatcher {
             self.ignored.insert(uid);
             return;
         }
-        if p.metadata.deletion_timestamp.is_some()
-            && p.status.as_ref().and_then(|s| s.phase.as_deref()).is_none()
-        {
-            // nothing to learn yet
-        }
         let lookup = if select::is_daemonset_pod(&p) && !select::is_finished(&p) {
             Some(self.daemonset_lookup(node, &p).await)
         } else {
@@ -1201,11 +1196,6 @@ impl Dispatcher {
                 St::Done(PodOutcome::Blocked) => {
                     blocked = true;
                     left.push(t.r.clone());
-                }
-                St::Done(PodOutcome::Failed { .. })
-                    if t.action != Action::Refuse || t.is_target() =>
-                {
-                    left.push(t.r.clone())
                 }
                 St::Done(PodOutcome::Failed { .. }) => left.push(t.r.clone()),
                 _ => {}

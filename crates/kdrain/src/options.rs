@@ -64,7 +64,8 @@ pub struct DrainOptions {
     pub chunk_size: u32,
     /// kubectl `--dry-run`.
     pub dry_run: DryRun,
-    /// How many budget-free pods may have an eviction request in flight at once.
+    /// How many eviction (or delete) requests may be in flight at once; budget-free pods go as
+    /// fast as this allows, pods under a budget also wait for the budget.
     pub max_concurrent_evictions: usize,
     /// Evict pods even when they opt out (`cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`,
     /// `karpenter.sh/do-not-disrupt: "true"`, `cluster.x-k8s.io/drain: skip|wait-completed`).
