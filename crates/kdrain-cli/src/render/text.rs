@@ -196,12 +196,25 @@ impl Renderer for TextRenderer {
                     let retry = std::time::Duration::from_secs_f64(retry_in_seconds.max(0.0));
                     let retry = std::time::Duration::from_millis(retry.as_millis() as u64);
                     let text = if message.is_empty() { cause } else { message };
-                    self.stderr(&format!(
-                        "error when evicting pods/{:?} -n {:?} (will retry after {}): {text}",
-                        pod.name,
-                        pod.namespace,
-                        format_go_duration(retry)
-                    ));
+                    let line = if cause.starts_with("namespace ")
+                        && cause.contains(" is being terminated")
+                    {
+                        // kubectl's own wording for a 403 NamespaceTerminating.
+                        format!(
+                            "error when evicting pod {:?} from terminating namespace {:?} (will retry after {})",
+                            pod.name,
+                            pod.namespace,
+                            format_go_duration(retry)
+                        )
+                    } else {
+                        format!(
+                            "error when evicting pods/{:?} -n {:?} (will retry after {}): {text}",
+                            pod.name,
+                            pod.namespace,
+                            format_go_duration(retry)
+                        )
+                    };
+                    self.stderr(&line);
                     self.last_block.insert(key.clone(), now);
                     self.announce_retry.insert(key);
                 }
@@ -285,5 +298,176 @@ impl Renderer for TextRenderer {
             }
         }
         exit_code(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use kdrain::DryRun;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn pod(name: &str) -> PodRef {
+        PodRef {
+            namespace: "shop".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+        }
+    }
+
+    fn renderer() -> (TextRenderer, Buf, Buf) {
+        let (out, err) = (Buf::default(), Buf::default());
+        let r = TextRenderer::with_writers(Box::new(out.clone()), Box::new(err.clone()));
+        (r, out, err)
+    }
+
+    fn blocked(p: &PodRef, cause: &str) -> Event {
+        Event::Blocked {
+            node: "n1".into(),
+            pod: p.clone(),
+            budget: Some("web".into()),
+            cause: cause.into(),
+            message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+            retry_in_seconds: 5.0,
+            since: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn sent(p: &PodRef, attempt: u32) -> Event {
+        Event::EvictionSent {
+            node: "n1".into(),
+            pod: p.clone(),
+            attempt,
+            dry_run: DryRun::None,
+        }
+    }
+
+    #[test]
+    fn retry_line_only_when_the_cause_changes() {
+        let (mut r, out, err) = renderer();
+        let web = pod("web-1");
+        let needs = "The disruption budget web needs 2 healthy pods and has 2 currently";
+        r.event(&sent(&web, 1));
+        r.event(&blocked(&web, needs));
+        r.event(&sent(&web, 2));
+        r.event(&blocked(&web, needs));
+        r.event(&sent(&web, 3));
+        r.event(&blocked(&web, needs));
+        r.event(&sent(&web, 4));
+        r.event(&blocked(
+            &web,
+            "The disruption budget web needs 2 healthy pods and has 1 currently",
+        ));
+        r.event(&sent(&web, 5));
+        r.event(&Event::Evicted {
+            node: "n1".into(),
+            pod: web.clone(),
+        });
+        r.event(&Event::Gone {
+            node: "n1".into(),
+            pod: web.clone(),
+        });
+        assert_eq!(
+            out.text(),
+            "evicting pod shop/web-1\nevicting pod shop/web-1\nevicting pod shop/web-1\npod/web-1 evicted\n"
+        );
+        let line = "error when evicting pods/\"web-1\" -n \"shop\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.\n";
+        assert_eq!(err.text(), format!("{line}{line}"));
+    }
+
+    #[test]
+    fn deleted_pods_say_deleted() {
+        let (mut r, out, _) = renderer();
+        let p = pod("db-0");
+        r.event(&Event::DeleteSent {
+            node: "n1".into(),
+            pod: p.clone(),
+            dry_run: DryRun::None,
+        });
+        r.event(&Event::Evicted {
+            node: "n1".into(),
+            pod: p.clone(),
+        });
+        r.event(&Event::Gone {
+            node: "n1".into(),
+            pod: p,
+        });
+        assert_eq!(out.text(), "pod/db-0 deleted\n");
+    }
+
+    #[test]
+    fn failed_node_prints_kubectls_block() {
+        let (mut r, _, err) = renderer();
+        let (a, b) = (pod("a"), pod("b"));
+        r.event(&Event::PodFailed {
+            node: "n1".into(),
+            pod: a.clone(),
+            error: "error when evicting pods/\"a\" -n \"shop\": boom".into(),
+        });
+        r.event(&Event::PodFailed {
+            node: "n1".into(),
+            pod: b.clone(),
+            error: "error when evicting pods/\"b\" -n \"shop\": bang".into(),
+        });
+        r.event(&Event::NodeFailed {
+            node: "n1".into(),
+            error: "pods left".into(),
+            pending: vec![a, b],
+        });
+        let code = r.finish(&Err(DrainError::NodeNotFound { node: "x".into() }));
+        assert_eq!(code, 2);
+        let agg = "[error when evicting pods/\"a\" -n \"shop\": boom, error when evicting pods/\"b\" -n \"shop\": bang]";
+        assert_eq!(
+            err.text(),
+            format!(
+                "There are pending pods in node \"n1\" when an error occurred: {agg}\npod/a\npod/b\n\
+                 error: unable to drain node \"n1\" due to error: {agg}, continuing command...\n\
+                 There are pending nodes to be drained:\n n1\n\
+                 error when evicting pods/\"a\" -n \"shop\": boom\nerror when evicting pods/\"b\" -n \"shop\": bang\n"
+            )
+        );
+    }
+
+    #[test]
+    fn suffixes_and_already() {
+        let (mut r, out, _) = renderer();
+        r.event(&Event::Cordoned {
+            node: "n1".into(),
+            already: true,
+            dry_run: DryRun::Server,
+        });
+        r.event(&Event::NodeDrained {
+            node: "n1".into(),
+            dry_run: DryRun::Client,
+        });
+        r.event(&Event::Uncordoned {
+            node: "n2".into(),
+            already: false,
+        });
+        assert_eq!(
+            out.text(),
+            "node/n1 already cordoned (server dry run)\nnode/n1 drained (dry run)\nnode/n2 uncordoned\n"
+        );
     }
 }

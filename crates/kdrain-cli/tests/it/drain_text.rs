@@ -493,3 +493,36 @@ async fn server_429_prints_one_retry_line_per_cause() {
         r.stdout
     );
 }
+
+#[tokio::test]
+async fn terminating_namespace_prints_kubectls_retry_line() {
+    let c = cluster(
+        r#"
+nodes: [{name: n1}, {name: n2}]
+namespaces:
+  - {name: leaving, terminating: true}
+workloads:
+  - {kind: Deployment, name: app, namespace: leaving, replicas: 1, nodes: [n1], terminationSeconds: 0.1}
+"#,
+    )
+    .await;
+    let r = c.run(&["drain", "n1", "--timeout=2s"]).await;
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<String> = r
+        .err_lines()
+        .iter()
+        .filter(|l| l.contains("terminating namespace"))
+        .map(|l| mask(l, &["app"]))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(
+        lines[0].starts_with("error when evicting pod \"app-"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("\" from terminating namespace \"leaving\" (will retry after "),
+        "{}",
+        lines[0]
+    );
+}
