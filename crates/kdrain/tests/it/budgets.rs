@@ -183,6 +183,15 @@ pdbs:
         1,
         "the blocked pod was not touched"
     );
+    // one probe per retry ceiling meets the server's own refusal
+    let refused = count_code(&sim, "create", "pods", "eviction", 429);
+    assert!((1..=5).contains(&refused), "{refused} refused evictions");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Blocked { cause, .. }
+        if cause == "The disruption budget web needs 1 healthy pods and has 1 currently"))
+    );
     no_violations(&sim);
 }
 

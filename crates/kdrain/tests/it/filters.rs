@@ -620,3 +620,52 @@ workloads:
     assert_eq!(report.nodes[0].requests.get("list pods"), Some(&4));
     no_violations(&sim);
 }
+
+#[tokio::test]
+async fn seed_policy_drains_what_the_seed_drained_and_nodes_go_one_by_one() {
+    let sim = sim(
+        r#"
+nodes: [{name: n1}, {name: n2}, {name: n3}]
+workloads:
+  - {kind: Deployment, name: cache, replicas: 2, nodes: [n1, n2], emptyDir: true, terminationSeconds: 0.2, readySeconds: 0.1}
+  - {kind: Pod, name: bare, nodes: [n1, n2], replicas: 2, terminationSeconds: 0.2}
+  - {kind: DaemonSet, name: agent, namespace: kube-system}
+mirrorPods:
+  - {name: etcd-n1, node: n1}
+"#,
+    )
+    .await;
+    let opts = DrainOptions {
+        budget_retry_ceiling: Duration::from_millis(500),
+        ..DrainOptions::from_policy(kdrain::Policy::Seed)
+    };
+    let (res, events) = drain(&sim, opts, &["n1", "n2"]).await;
+    let report = res.expect("the seed's choices drain emptyDir and bare pods");
+    for n in &report.nodes {
+        assert_eq!(
+            n.pods
+                .iter()
+                .filter(|p| p.outcome == PodOutcome::Gone)
+                .count(),
+            2,
+            "{}",
+            n.node
+        );
+    }
+    // parallel_nodes = 1: n2's first eviction comes after n1 is drained
+    let n1_done = events
+        .iter()
+        .position(|e| matches!(e, Event::NodeDrained { node, .. } if node == "n1"))
+        .unwrap();
+    let n2_first = events
+        .iter()
+        .position(|e| matches!(e, Event::EvictionSent { node, .. } if node == "n2"))
+        .unwrap();
+    assert!(n1_done < n2_first);
+    assert_eq!(
+        pod_names_on(&sim, "n1").await.len(),
+        2,
+        "DaemonSet and mirror pods stay"
+    );
+    no_violations(&sim);
+}
