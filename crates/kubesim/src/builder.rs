@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 
 use crate::api::prepare_create;
-use crate::meta;
+use crate::meta::{self, Key};
 use crate::objects::{self, PodParams};
 use crate::resources::{
     DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, STATEFULSETS,
@@ -55,7 +55,7 @@ impl Placer {
 fn unique_name(st: &State, ns: &str, prefix: &str) -> String {
     loop {
         let n = format!("{prefix}{}", meta::random_suffix(5));
-        if st.get(PODS, ns, &n).is_none() {
+        if !st.exists(PODS, ns, &n) {
             return n;
         }
     }
@@ -69,13 +69,17 @@ fn add_pod(
     ns: &str,
     owner: Option<&Value>,
     node: Option<String>,
+    unplaced: &mut Vec<Key>,
 ) -> Value {
+    if node.is_none() {
+        unplaced.push((ns.to_string(), name.to_string()));
+    }
     let pod = objects::pod_from_template(template, name, ns, owner, node.as_deref());
     let mut pod = prepare_create(PODS, pod, ns);
     if let Some(n) = &node {
         let ip = st
             .get(NODES, "", n)
-            .map(|o| objects::node_ip(o))
+            .map(|o| objects::node_ip(&o))
             .unwrap_or_default();
         pod["status"] = objects::running_status(&pod, true, &ip, &objects::pod_ip());
     }
@@ -106,7 +110,9 @@ fn selector_json(sel: &Option<Value>) -> Value {
 }
 
 /// Load every object of the scenario. `params` receives pod behaviour by owner or pod UID.
-pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParams>) {
+/// Returns the pods that could not be placed (no node with room), for the scheduler.
+pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParams>) -> Vec<Key> {
+    let mut unplaced = Vec::new();
     st.set_recording(false);
     let mut namespaces: Vec<(String, bool)> =
         ["default", "kube-system", "kube-public", "kube-node-lease"]
@@ -162,10 +168,25 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
             placer.names.push(n);
         }
     }
+    // Budgets first, so each pod insert updates their membership without rescans.
+    for p in &sc.pdbs {
+        let mut spec = json!({"selector": selector_json(&p.selector)});
+        if let Some(v) = &p.max_unavailable {
+            spec["maxUnavailable"] = int_or_percent(v);
+        }
+        if let Some(v) = &p.min_available {
+            spec["minAvailable"] = int_or_percent(v);
+        }
+        if let Some(pol) = &p.unhealthy_pod_eviction_policy {
+            spec["unhealthyPodEvictionPolicy"] = json!(pol);
+        }
+        let obj = json!({"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":p.name,"namespace":p.namespace},"spec":spec});
+        st.insert(PDBS, prepare_create(PDBS, obj, &p.namespace));
+    }
     for m in &sc.mirror_pods {
         let node_uid = st
             .get(NODES, "", &m.node)
-            .map(|n| meta::uid(n).to_string())
+            .map(|n| meta::uid(&n).to_string())
             .unwrap_or_default();
         let tpl = objects::pod_template(
             &BTreeMap::from([("component".to_string(), m.name.clone())]),
@@ -182,7 +203,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
         let mut pod = prepare_create(PODS, pod, &m.namespace);
         let ip = st
             .get(NODES, "", &m.node)
-            .map(|o| objects::node_ip(o))
+            .map(|o| objects::node_ip(&o))
             .unwrap_or_default();
         pod["status"] = objects::running_status(&pod, true, &ip, &ip);
         st.insert(PODS, pod);
@@ -234,7 +255,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 for i in 0..n {
                     let node = placer.place(&w.nodes, i);
                     let name = unique_name(st, ns, &format!("{}-", meta::name(&rs)));
-                    add_pod(st, &rs_tpl, &name, ns, Some(&rs), node);
+                    add_pod(st, &rs_tpl, &name, ns, Some(&rs), node, &mut unplaced);
                 }
             }
             WorkloadKind::ReplicaSet => {
@@ -248,7 +269,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 for i in 0..n {
                     let node = placer.place(&w.nodes, i);
                     let name = unique_name(st, ns, &format!("{}-", w.name));
-                    add_pod(st, &tpl, &name, ns, Some(&rs), node);
+                    add_pod(st, &tpl, &name, ns, Some(&rs), node, &mut unplaced);
                 }
             }
             WorkloadKind::StatefulSet => {
@@ -266,7 +287,15 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                     t["spec"]["subdomain"] = json!(w.name);
                     t["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] =
                         json!(format!("{}-{i}", w.name));
-                    add_pod(st, &t, &format!("{}-{i}", w.name), ns, Some(&s), node);
+                    add_pod(
+                        st,
+                        &t,
+                        &format!("{}-{i}", w.name),
+                        ns,
+                        Some(&s),
+                        node,
+                        &mut unplaced,
+                    );
                 }
             }
             WorkloadKind::DaemonSet => {
@@ -285,7 +314,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 for node in targets {
                     *placer.used.entry(node.clone()).or_default() += 1;
                     let name = unique_name(st, ns, &format!("{}-", w.name));
-                    add_pod(st, &tpl, &name, ns, Some(&ds), Some(node));
+                    add_pod(st, &tpl, &name, ns, Some(&ds), Some(node), &mut unplaced);
                 }
             }
             WorkloadKind::Pod => {
@@ -296,25 +325,12 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                     } else {
                         format!("{}-{i}", w.name)
                     };
-                    let pod = add_pod(st, &tpl, &name, ns, None, node);
+                    let pod = add_pod(st, &tpl, &name, ns, None, node, &mut unplaced);
                     params.insert(meta::uid(&pod).to_string(), p);
                 }
             }
         }
     }
-    for p in &sc.pdbs {
-        let mut spec = json!({"selector": selector_json(&p.selector)});
-        if let Some(v) = &p.max_unavailable {
-            spec["maxUnavailable"] = int_or_percent(v);
-        }
-        if let Some(v) = &p.min_available {
-            spec["minAvailable"] = int_or_percent(v);
-        }
-        if let Some(pol) = &p.unhealthy_pod_eviction_policy {
-            spec["unhealthyPodEvictionPolicy"] = json!(pol);
-        }
-        let obj = json!({"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":p.name,"namespace":p.namespace},"spec":spec});
-        st.insert(PDBS, prepare_create(PDBS, obj, &p.namespace));
-    }
     st.set_recording(true);
+    unplaced
 }

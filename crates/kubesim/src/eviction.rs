@@ -173,7 +173,6 @@ pub fn evict(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult<
     crate::api::admit_namespace(&st, PODS, &ns, &name)?;
     let pod = st
         .get(PODS, &ns, &name)
-        .cloned()
         .ok_or_else(|| ApiError::not_found("", "pods", &name))?;
     let phase = meta::phase(&pod);
     if matches!(phase, "Succeeded" | "Failed" | "Pending") || meta::is_terminating(&pod) {
@@ -195,7 +194,6 @@ pub fn evict(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult<
     }
     let pdb_obj = st
         .get(PDBS, &ns, &pdbs[0])
-        .cloned()
         .ok_or_else(|| ApiError::internal("PodDisruptionBudget vanished"))?;
     if !meta::is_ready(&pod) {
         let status = &pdb_obj["status"];

@@ -1,6 +1,6 @@
 //! List/watch filtering: namespace, label selector and field selector.
 
-use selectors::{FieldSelector, LabelSelector};
+use selectors::{FieldOp, FieldSelector, LabelSelector};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -102,6 +102,19 @@ impl Filter {
         f.equals_value("spec.nodeName")
             .or_else(|| f.equals_value("spec.host"))
             .map(|s| s.to_string())
+    }
+
+    /// Whether deciding needs the object itself (anything beyond the namespace, and beyond
+    /// `spec.nodeName=<node>` when the pods-by-node index already chose the candidates).
+    pub fn needs_object(&self, node: Option<&str>) -> bool {
+        self.labels.is_some()
+            || self.fields.as_ref().is_some_and(|f| {
+                f.terms().iter().any(|t| {
+                    !(matches!(t.key.as_str(), "spec.nodeName" | "spec.host")
+                        && t.op == FieldOp::Equals
+                        && Some(t.value.as_str()) == node)
+                })
+            })
     }
 
     /// Whether an object is selected.

@@ -103,7 +103,6 @@ pub fn delete_pod(
 ) -> ApiResult<Arc<Value>> {
     let pod = st
         .get(PODS, ns, name)
-        .cloned()
         .ok_or_else(|| ApiError::not_found("", "pods", name))?;
     check_preconditions(&pod, "Pod", opts)?;
     let forced_zero = meta::node_name(&pod).is_empty() || meta::is_terminal(&pod);

@@ -144,8 +144,8 @@ impl Ledger {
             let Some(p) = st.get(PDBS, ns, name) else {
                 continue;
             };
-            let healthy = pdb::live_healthy(st, p);
-            if let Some(desired) = eviction::live_desired(st, p)
+            let healthy = pdb::live_healthy(st, &p);
+            if let Some(desired) = eviction::live_desired(st, &p)
                 && healthy < desired
             {
                 self.record(

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::meta;
+use crate::pdb_index::Member;
 use crate::resources::{DEPLOYMENTS, PODS, REPLICASETS, STATEFULSETS};
 use crate::store::State;
 
@@ -53,21 +54,19 @@ fn is_percent(v: &Value) -> bool {
 }
 
 /// Sum of the owning controllers' scale for the given pods (C-3).
-fn expected_scale(st: &State, pods: &[&Value]) -> Result<i64, String> {
-    let mut scales: HashMap<String, i64> = HashMap::new();
-    for pod in pods {
-        let Some(cref) = meta::controller_ref(pod) else {
+fn expected_scale(st: &State, pods: &BTreeMap<String, Member>) -> Result<i64, String> {
+    let mut scales: HashMap<&str, i64> = HashMap::new();
+    for (pod_name, m) in pods {
+        let Some((kind, uid)) = &m.controller else {
             continue;
         };
-        let uid = cref["uid"].as_str().unwrap_or("");
-        if scales.contains_key(uid) {
+        if scales.contains_key(uid.as_str()) {
             continue;
         }
-        let kind = cref["kind"].as_str().unwrap_or("");
         let owner = st.get_by_uid(uid);
-        let scale = match (kind, owner) {
+        let scale = match (kind.as_str(), owner) {
             ("ReplicaSet", Some((REPLICASETS, rs))) => {
-                match meta::controller_ref(rs).filter(|r| r["kind"] == "Deployment") {
+                match meta::controller_ref(&rs).filter(|r| r["kind"] == "Deployment") {
                     Some(dref) => match st.get_by_uid(dref["uid"].as_str().unwrap_or("")) {
                         Some((DEPLOYMENTS, d)) => d["spec"]["replicas"].as_i64().unwrap_or(1),
                         _ => rs["spec"]["replicas"].as_i64().unwrap_or(1),
@@ -77,14 +76,11 @@ fn expected_scale(st: &State, pods: &[&Value]) -> Result<i64, String> {
             }
             ("StatefulSet", Some((STATEFULSETS, s))) => s["spec"]["replicas"].as_i64().unwrap_or(1),
             ("ReplicaSet" | "StatefulSet" | "ReplicationController", _) => {
-                return Err(format!(
-                    "found no controllers for pod {:?}",
-                    meta::name(pod)
-                ));
+                return Err(format!("found no controllers for pod {pod_name:?}"));
             }
             (_, _) => return Err("the server could not find the requested resource".to_string()),
         };
-        scales.insert(uid.to_string(), scale);
+        scales.insert(uid, scale);
     }
     Ok(scales.values().sum())
 }
@@ -92,24 +88,16 @@ fn expected_scale(st: &State, pods: &[&Value]) -> Result<i64, String> {
 /// Compute a PDB's status numbers from the live state (C-2..C-5). Err is a sync error (fail-safe, C-7).
 pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, String> {
     let ns = meta::namespace(pdb);
-    let names: Vec<String> = st
-        .pdbs
-        .members(ns, meta::name(pdb))
-        .map(|m| m.iter().cloned().collect())
-        .unwrap_or_default();
-    let pods: Vec<&Value> = names
-        .iter()
-        .filter_map(|n| st.get(PODS, ns, n))
-        .map(|p| &**p)
-        .collect();
+    let empty = BTreeMap::new();
+    let pods = st.pdbs.members(ns, meta::name(pdb)).unwrap_or(&empty);
     let spec = &pdb["spec"];
     let (expected, desired) = if !spec["maxUnavailable"].is_null() {
-        let expected = expected_scale(st, &pods)?;
+        let expected = expected_scale(st, pods)?;
         let m = int_or_percent(&spec["maxUnavailable"], expected)?;
         (expected, (expected - m).max(0))
     } else if !spec["minAvailable"].is_null() {
         if is_percent(&spec["minAvailable"]) {
-            let expected = expected_scale(st, &pods)?;
+            let expected = expected_scale(st, pods)?;
             (expected, int_or_percent(&spec["minAvailable"], expected)?)
         } else {
             (pods.len() as i64, int_or_percent(&spec["minAvailable"], 0)?)
@@ -124,10 +112,14 @@ pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, 
             let Some(ts) = t.as_str().and_then(meta::parse_time) else {
                 continue;
             };
-            let Some(pod) = st.get(PODS, ns, pod_name) else {
-                continue;
+            let terminating = match pods.get(pod_name) {
+                Some(member) => member.terminating,
+                None => match st.get(PODS, ns, pod_name) {
+                    Some(p) => meta::is_terminating(&p),
+                    None => continue,
+                },
             };
-            if meta::is_terminating(pod) {
+            if terminating {
                 continue;
             }
             let expiry = ts + jiff::SignedDuration::from_secs(DELETION_TIMEOUT_SECS);
@@ -140,9 +132,7 @@ pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, 
     }
     let healthy = pods
         .iter()
-        .filter(|p| {
-            !meta::is_terminating(p) && !disrupted.contains_key(meta::name(p)) && meta::is_ready(p)
-        })
+        .filter(|(n, m)| !m.terminating && m.ready && !disrupted.contains_key(n.as_str()))
         .count() as i64;
     let allowed = if expected <= 0 {
         0
@@ -161,14 +151,8 @@ pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, 
 
 /// Live count of a PDB's Ready, non-terminating member pods (for the invariant ledger).
 pub fn live_healthy(st: &State, pdb: &Value) -> i64 {
-    let ns = meta::namespace(pdb);
     st.pdbs
-        .members(ns, meta::name(pdb))
-        .map(|m| {
-            m.iter()
-                .filter_map(|n| st.get(PODS, ns, n))
-                .filter(|p| !meta::is_terminating(p) && meta::is_ready(p))
-                .count() as i64
-        })
+        .members(meta::namespace(pdb), meta::name(pdb))
+        .map(|m| m.values().filter(|m| !m.terminating && m.ready).count() as i64)
         .unwrap_or(0)
 }

@@ -1,19 +1,46 @@
 //! Which pods each PodDisruptionBudget selects, kept current on every pod and PDB write so the
 //! eviction handler and the disruption controller never scan a namespace.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use selectors::LabelSelector;
 use serde_json::Value;
 
 use crate::{labels, meta};
 
-/// One PDB's parsed selector and its member pod names.
+/// What the disruption arithmetic needs to know about a member pod, kept so it never has to
+/// unpack stored pods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// Has a `Ready=True` condition.
+    pub ready: bool,
+    /// Has a deletionTimestamp.
+    pub terminating: bool,
+    /// Controller owner (kind, uid), if any.
+    pub controller: Option<(String, String)>,
+}
+
+impl Member {
+    fn of(pod: &Value) -> Member {
+        Member {
+            ready: meta::is_ready(pod),
+            terminating: meta::is_terminating(pod),
+            controller: meta::controller_ref(pod).map(|r| {
+                (
+                    r["kind"].as_str().unwrap_or("").to_string(),
+                    r["uid"].as_str().unwrap_or("").to_string(),
+                )
+            }),
+        }
+    }
+}
+
+/// One PDB's parsed selector and its member pods.
 pub struct PdbEntry {
     /// Parsed selector; None when the PDB's selector is invalid (such PDBs match nothing, E-4).
     pub selector: Option<LabelSelector>,
-    /// Names of the pods (in the PDB's namespace) the selector matches.
-    pub members: BTreeSet<String>,
+    /// The pods (in the PDB's namespace, by name) the selector matches.
+    pub members: BTreeMap<String, Member>,
 }
 
 /// PDB entries by namespace and name.
@@ -30,9 +57,9 @@ impl PdbIndex {
             Some(sel) => pods
                 .iter()
                 .filter(|p| labels::matches(sel, &meta::labels(p)))
-                .map(|p| meta::name(p).to_string())
+                .map(|p| (meta::name(p).to_string(), Member::of(p)))
                 .collect(),
-            None => BTreeSet::new(),
+            None => BTreeMap::new(),
         };
         PdbEntry { selector, members }
     }
@@ -60,13 +87,14 @@ impl PdbIndex {
         };
         let name = meta::name(any);
         let labels = new.map(meta::labels);
+        let info = new.map(Member::of);
         for entry in pdbs.values_mut() {
             let member = match (&entry.selector, &labels) {
                 (Some(sel), Some(l)) => labels::matches(sel, l),
                 _ => false,
             };
-            if member {
-                entry.members.insert(name.to_string());
+            if member && let Some(i) = &info {
+                entry.members.insert(name.to_string(), i.clone());
             } else {
                 entry.members.remove(name);
             }
@@ -90,8 +118,8 @@ impl PdbIndex {
             .unwrap_or_default()
     }
 
-    /// Member pod names of one PDB.
-    pub fn members(&self, ns: &str, name: &str) -> Option<&BTreeSet<String>> {
+    /// Member pods of one PDB.
+    pub fn members(&self, ns: &str, name: &str) -> Option<&BTreeMap<String, Member>> {
         self.by_ns.get(ns)?.get(name).map(|e| &e.members)
     }
 }

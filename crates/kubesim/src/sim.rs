@@ -77,7 +77,9 @@ impl Sim {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let store = Store::new(scenario.settings.watch_history);
         let mut params = HashMap::new();
-        crate::builder::load(&scenario, &mut store.lock(), &mut params);
+        let t0 = std::time::Instant::now();
+        let unplaced = crate::builder::load(&scenario, &mut store.lock(), &mut params);
+        tracing::debug!(elapsed = ?t0.elapsed(), "scenario loaded");
         let faults = FaultSet::default();
         faults.set(scenario.faults.clone());
         let shared = Arc::new(Shared {
@@ -90,8 +92,9 @@ impl Sim {
             params: Mutex::new(params),
         });
         let mut ctl = Controllers::new(shared.clone());
-        ctl.full_resync();
+        ctl.resync(Some(&unplaced));
         ctl.step();
+        tracing::debug!(elapsed = ?t0.elapsed(), "controllers synced");
         let controllers = tokio::spawn(ctl.run());
         let app = axum::Router::new()
             .fallback(crate::api::handle)

@@ -49,12 +49,50 @@ pub struct Event {
     pub prev: Option<Arc<Value>>,
 }
 
+/// How an object is kept: parsed (recently written), or packed as JSON bytes (bulk-loaded pods,
+/// about ten times smaller than a parsed `Value`, parsed again on each read).
+enum Slot {
+    Hot(Arc<Value>),
+    Cold(Box<[u8]>),
+}
+
+impl Slot {
+    fn value(&self) -> Arc<Value> {
+        match self {
+            Slot::Hot(v) => v.clone(),
+            Slot::Cold(b) => Arc::new(serde_json::from_slice(b).unwrap_or(Value::Null)),
+        }
+    }
+}
+
+/// What workload controllers need to know about an owned object, kept so they never unpack pods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Child {
+    /// Not terminating and (for pods) not Succeeded/Failed.
+    pub active: bool,
+    /// Has a `Ready=True` condition.
+    pub ready: bool,
+    /// `spec.nodeName` for pods ("" when unscheduled or not a pod).
+    pub node: String,
+}
+
+impl Child {
+    fn of(o: &Value) -> Child {
+        Child {
+            active: !meta::is_terminating(o) && !meta::is_terminal(o),
+            ready: meta::is_ready(o),
+            node: meta::node_name(o).to_string(),
+        }
+    }
+}
+
 /// The mutable state behind the store's lock.
 pub struct State {
     rv: u64,
-    tables: Vec<BTreeMap<Key, Arc<Value>>>,
+    tables: Vec<BTreeMap<Key, Slot>>,
+    pack_pods: bool,
     pods_by_node: HashMap<String, BTreeSet<Key>>,
-    children: HashMap<String, BTreeSet<(ResId, Key)>>,
+    children: HashMap<String, BTreeMap<(ResId, Key), Child>>,
     by_uid: HashMap<String, (ResId, Key)>,
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
@@ -78,6 +116,7 @@ impl Store {
             state: Mutex::new(State {
                 rv: 1,
                 tables: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
+                pack_pods: false,
                 pods_by_node: HashMap::new(),
                 children: HashMap::new(),
                 by_uid: HashMap::new(),
@@ -103,9 +142,11 @@ impl State {
         self.rv
     }
 
-    /// Turn history recording off (bulk load) or on; turning it on starts history at the current RV.
+    /// Turn history recording off (bulk load: pods are also stored packed) or on; turning it on
+    /// starts history at the current RV.
     pub fn set_recording(&mut self, on: bool) {
         self.record_history = on;
+        self.pack_pods = !on;
         if on {
             self.history.clear();
             self.history_floor = self.rv;
@@ -127,14 +168,21 @@ impl State {
     }
 
     /// One object.
-    pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<&Arc<Value>> {
-        self.tables[res].get(&(ns.to_string(), name.to_string()))
+    pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
+        self.tables[res]
+            .get(&(ns.to_string(), name.to_string()))
+            .map(Slot::value)
+    }
+
+    /// Whether an object exists (without unpacking it).
+    pub fn exists(&self, res: ResId, ns: &str, name: &str) -> bool {
+        self.tables[res].contains_key(&(ns.to_string(), name.to_string()))
     }
 
     /// Object by UID.
-    pub fn get_by_uid(&self, uid: &str) -> Option<(ResId, &Arc<Value>)> {
+    pub fn get_by_uid(&self, uid: &str) -> Option<(ResId, Arc<Value>)> {
         let (res, key) = self.by_uid.get(uid)?;
-        self.tables[*res].get(key).map(|o| (*res, o))
+        self.tables[*res].get(key).map(|o| (*res, o.value()))
     }
 
     /// All objects of a type, optionally in one namespace, in key order.
@@ -142,18 +190,65 @@ impl State {
         &self,
         res: ResId,
         ns: Option<&str>,
-    ) -> Box<dyn Iterator<Item = (&Key, &Arc<Value>)> + '_> {
+    ) -> Box<dyn Iterator<Item = (&Key, Arc<Value>)> + '_> {
         match ns {
-            None => Box::new(self.tables[res].iter()),
+            None => Box::new(self.tables[res].iter().map(|(k, v)| (k, v.value()))),
             Some(ns) => {
                 let ns = ns.to_string();
                 let start = (ns.clone(), String::new());
                 Box::new(
                     self.tables[res]
                         .range(start..)
-                        .take_while(move |(k, _)| k.0 == ns),
+                        .take_while(move |(k, _)| k.0 == ns)
+                        .map(|(k, v)| (k, v.value())),
                 )
             }
+        }
+    }
+
+    /// Keys of all objects of a type in a namespace (or all), in order, without unpacking.
+    pub fn keys(&self, res: ResId, ns: Option<&str>) -> Vec<Key> {
+        match ns {
+            None => self.tables[res].keys().cloned().collect(),
+            Some(ns) => {
+                let start = (ns.to_string(), String::new());
+                self.tables[res]
+                    .range(start..)
+                    .take_while(|(k, _)| k.0 == ns)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            }
+        }
+    }
+
+    /// Keys in order from `start` (inclusive), within a namespace if given, without unpacking.
+    pub fn keys_from<'a>(
+        &'a self,
+        res: ResId,
+        ns: Option<&'a str>,
+        start: Option<&Key>,
+    ) -> Box<dyn Iterator<Item = &'a Key> + 'a> {
+        let floor = (ns.unwrap_or("").to_string(), String::new());
+        let from = match start {
+            Some(s) if *s > floor => s.clone(),
+            _ => floor,
+        };
+        let it = self.tables[res].range(from..).map(|(k, _)| k);
+        match ns {
+            Some(ns) => Box::new(it.take_while(move |k| k.0 == ns)),
+            None => Box::new(it),
+        }
+    }
+
+    /// Append an object's JSON to `out` (packed objects are copied as they are). False if missing.
+    pub fn write_json(&self, res: ResId, key: &Key, out: &mut Vec<u8>) -> bool {
+        match self.tables[res].get(key) {
+            Some(Slot::Cold(b)) => {
+                out.extend_from_slice(b);
+                true
+            }
+            Some(Slot::Hot(v)) => serde_json::to_writer(out, &**v).is_ok(),
+            None => false,
         }
     }
 
@@ -167,8 +262,20 @@ impl State {
         self.children
             .get(owner_uid)
             .map(|set| {
-                set.iter()
-                    .filter_map(|(r, k)| self.tables[*r].get(k).map(|o| (*r, o.clone())))
+                set.keys()
+                    .filter_map(|(r, k)| self.tables[*r].get(k).map(|o| (*r, o.value())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Summaries of the objects whose controller owner has this UID (no unpacking).
+    pub fn child_infos(&self, owner_uid: &str) -> Vec<(ResId, Key, Child)> {
+        self.children
+            .get(owner_uid)
+            .map(|m| {
+                m.iter()
+                    .map(|((r, k), c)| (*r, k.clone(), c.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -189,7 +296,7 @@ impl State {
             self.children
                 .entry(owner.to_string())
                 .or_default()
-                .insert((res, key.clone()));
+                .insert((res, key.clone()), Child::of(o));
         }
         let uid = meta::uid(o);
         if !uid.is_empty() {
@@ -211,7 +318,7 @@ impl State {
         if let Some(owner) = meta::controller_ref(o).and_then(|r| r["uid"].as_str())
             && let Some(set) = self.children.get_mut(owner)
         {
-            set.remove(&(res, key));
+            set.remove(&(res, key.clone()));
             if set.is_empty() {
                 self.children.remove(owner);
             }
@@ -240,7 +347,9 @@ impl State {
                 (Some(o), Some(n)) if o["spec"]["selector"] == n["spec"]["selector"] => {}
                 (_, Some(n)) => {
                     let ns = meta::namespace(n).to_string();
-                    let pods: Vec<&Value> = self.iter(PODS, Some(&ns)).map(|(_, p)| &**p).collect();
+                    let pods: Vec<Arc<Value>> =
+                        self.iter(PODS, Some(&ns)).map(|(_, p)| p).collect();
+                    let pods: Vec<&Value> = pods.iter().map(|p| &**p).collect();
                     let entry = PdbIndex::build_entry(n, &pods);
                     self.pdbs.set(&ns, meta::name(n), entry);
                 }
@@ -256,7 +365,16 @@ impl State {
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let obj = Arc::new(obj);
         self.index_add(res, &obj);
-        self.tables[res].insert(meta::key(&obj), obj.clone());
+        let slot = if self.pack_pods && res == PODS {
+            Slot::Cold(
+                serde_json::to_vec(&*obj)
+                    .unwrap_or_default()
+                    .into_boxed_slice(),
+            )
+        } else {
+            Slot::Hot(obj.clone())
+        };
+        self.tables[res].insert(meta::key(&obj), slot);
         self.after_write(res, None, Some(&obj));
         self.emit(Event {
             rv: self.rv,
@@ -271,7 +389,7 @@ impl State {
     /// Replace an existing object. A byte-identical write is a no-op: no RV bump, no event (D-0.7).
     pub fn replace(&mut self, res: ResId, mut obj: Value) -> Arc<Value> {
         let key = meta::key(&obj);
-        let Some(old) = self.tables[res].get(&key).cloned() else {
+        let Some(old) = self.tables[res].get(&key).map(Slot::value) else {
             return self.insert(res, obj);
         };
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
@@ -283,7 +401,7 @@ impl State {
         let obj = Arc::new(obj);
         self.index_remove(res, &old);
         self.index_add(res, &obj);
-        self.tables[res].insert(key, obj.clone());
+        self.tables[res].insert(key, Slot::Hot(obj.clone()));
         self.after_write(res, Some(&old), Some(&obj));
         self.emit(Event {
             rv: self.rv,
@@ -298,7 +416,7 @@ impl State {
     /// Remove an object; the DELETED event carries its last state with the deletion's RV (W-4).
     pub fn remove(&mut self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
         let key = (ns.to_string(), name.to_string());
-        let old = self.tables[res].remove(&key)?;
+        let old = self.tables[res].remove(&key)?.value();
         self.index_remove(res, &old);
         self.rv += 1;
         let mut last = (*old).clone();

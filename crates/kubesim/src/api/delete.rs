@@ -27,7 +27,7 @@ fn delete_one(
     match t.res {
         PODS => {
             if !opts.dry_run
-                && let Some(pod) = st.get(PODS, ns, name).cloned()
+                && let Some(pod) = st.get(PODS, ns, name)
                 && graceful::check_preconditions(&pod, "Pod", opts).is_ok()
             {
                 shared.ledger.client_removal(st, &pod, "deleted");
@@ -37,7 +37,6 @@ fn delete_one(
         NAMESPACES => {
             let obj = st
                 .get(NAMESPACES, "", name)
-                .cloned()
                 .ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
             graceful::check_preconditions(&obj, r.kind, opts)?;
             let mut next = (*obj).clone();
@@ -54,7 +53,6 @@ fn delete_one(
         _ => {
             let obj = st
                 .get(t.res, ns, name)
-                .cloned()
                 .ok_or_else(|| ApiError::not_found(r.group, r.plural, name))?;
             graceful::check_preconditions(&obj, r.kind, opts)?;
             if !opts.dry_run {

@@ -51,7 +51,7 @@ pub fn get(shared: &Shared, t: &Target, q: &Query, headers: &HeaderMap) -> ApiRe
     }
     let obj = {
         let st = shared.store.lock();
-        st.get(t.res, t.ns.as_deref().unwrap_or(""), name).cloned()
+        st.get(t.res, t.ns.as_deref().unwrap_or(""), name)
     }
     .ok_or_else(|| ApiError::not_found(r.group, r.plural, name))?;
     if wants_metadata(headers) {
@@ -110,6 +110,12 @@ pub fn validate_rv_options(q: &Query, watch: bool) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// One selected list item: a key to copy from the store, or an already unpacked object.
+enum Item {
+    Key(Key),
+    Obj(Arc<Value>),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -223,45 +229,47 @@ pub async fn list(
     };
     let st = shared.store.lock();
     let list_rv = snapshot_rv.unwrap_or(st.rv());
-    let mut items: Vec<Arc<Value>> = Vec::new();
+    let metadata_only = wants_metadata(headers);
+    let node = if t.res == PODS { filter.node() } else { None };
+    let parse = metadata_only || filter.needs_object(node.as_deref());
+    let keys: Box<dyn Iterator<Item = &Key>> = match &node {
+        Some(n) => match st.pods_on_node(n) {
+            Some(set) => match &start {
+                Some(s) => Box::new(set.range::<Key, _>(s.clone()..)),
+                None => Box::new(set.iter()),
+            },
+            None => Box::new(std::iter::empty()),
+        },
+        None => st.keys_from(t.res, t.ns.as_deref(), start.as_ref()),
+    };
+    let mut items: Vec<Item> = Vec::new();
     let mut next: Option<Key> = None;
     let mut remaining: usize = 0;
-    let after = |k: &Key| start.as_ref().is_none_or(|s| k >= s);
-    if let (PODS, Some(node)) = (t.res, filter.node()) {
-        if let Some(keys) = st.pods_on_node(&node) {
-            let mut iter = keys.iter().filter(|k| after(k));
-            for k in iter.by_ref() {
-                let Some(o) = st.get(PODS, &k.0, &k.1) else {
-                    continue;
-                };
-                if !filter.matches(o) {
-                    continue;
-                }
-                if limit > 0 && items.len() == limit {
-                    next = Some(k.clone());
-                    break;
-                }
-                items.push(o.clone());
-            }
-        }
-    } else {
-        let mut iter = st.iter(t.res, t.ns.as_deref()).filter(|(k, _)| after(k));
-        for (k, o) in iter.by_ref() {
-            if !filter.matches(o) {
+    let mut keys = keys.filter(|k| t.ns.as_ref().is_none_or(|ns| k.0 == *ns));
+    for k in keys.by_ref() {
+        let item = if parse {
+            let Some(o) = st.get(t.res, &k.0, &k.1) else {
+                continue;
+            };
+            if !filter.matches(&o) {
                 continue;
             }
-            if limit > 0 && items.len() == limit {
-                next = Some(k.clone());
-                remaining = 1;
-                break;
-            }
-            items.push(o.clone());
+            Item::Obj(o)
+        } else {
+            Item::Key(k.clone())
+        };
+        if limit > 0 && items.len() == limit {
+            next = Some(k.clone());
+            remaining = 1;
+            break;
         }
-        if next.is_some() && !filter.has_selectors() {
-            remaining += iter.count();
-        }
+        items.push(item);
     }
-    drop(st);
+    if next.is_some() && !filter.has_selectors() {
+        remaining += keys.count();
+    } else {
+        drop(keys);
+    }
     let mut md = json!({"resourceVersion": list_rv.to_string()});
     if let Some(k) = &next {
         md["continue"] = json!(encode_continue(list_rv, k, r.namespaced));
@@ -269,7 +277,6 @@ pub async fn list(
             md["remainingItemCount"] = json!(remaining);
         }
     }
-    let metadata_only = wants_metadata(headers);
     let (kind, api_version) = if metadata_only {
         (
             "PartialObjectMetadataList".to_string(),
@@ -286,16 +293,19 @@ pub async fn list(
     out.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut out, &md).ok();
     out.extend_from_slice(b",\"items\":[");
-    for (i, o) in items.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        if metadata_only {
-            serde_json::to_writer(&mut out, &to_metadata(o)).ok();
-        } else {
-            serde_json::to_writer(&mut out, &**o).ok();
-        }
+        match item {
+            Item::Obj(o) if metadata_only => {
+                serde_json::to_writer(&mut out, &to_metadata(o)).is_ok()
+            }
+            Item::Obj(o) => serde_json::to_writer(&mut out, &**o).is_ok(),
+            Item::Key(k) => st.write_json(t.res, k, &mut out),
+        };
     }
+    drop(st);
     out.extend_from_slice(b"]}");
     Ok(json_bytes(200, out, "application/json"))
 }

@@ -196,8 +196,8 @@ pub fn watch(
     let from_scratch = send_initial || rv_param.is_none_or(|v| v == "0");
     if from_scratch {
         for (_, o) in st.iter(t.res, t.ns.as_deref()) {
-            if s.filter.matches(o) {
-                let b = line("ADDED", &s.object(o));
+            if s.filter.matches(&o) {
+                let b = line("ADDED", &s.object(&o));
                 s.pending.push_back(b);
             }
         }

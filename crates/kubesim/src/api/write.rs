@@ -259,7 +259,6 @@ pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     let mut st = shared.store.lock();
     let old = st
         .get(t.res, t.ns.as_deref().unwrap_or(""), name)
-        .cloned()
         .ok_or_else(|| ApiError::not_found(r.group, r.plural, name))?;
     match meta::rv(&obj) {
         "" if !r.unconditional_update => {
@@ -349,7 +348,7 @@ pub fn patch(
     };
     let ns = t.ns.clone().unwrap_or_default();
     let mut st = shared.store.lock();
-    let Some(old) = st.get(t.res, &ns, name).cloned() else {
+    let Some(old) = st.get(t.res, &ns, name) else {
         if apply && t.sub.is_none() {
             if r.namespaced {
                 admit_namespace(&st, t.res, &ns, name)?;

@@ -14,7 +14,7 @@ use crate::store::State;
 pub fn start(st: &mut State, pod: &Value, ready: bool) {
     let ip = st
         .get(NODES, "", meta::node_name(pod))
-        .map(|n| objects::node_ip(n))
+        .map(|n| objects::node_ip(&n))
         .unwrap_or_default();
     let pod_ip = pod["status"]["podIP"]
         .as_str()

@@ -43,6 +43,8 @@ pub struct Controllers {
     terminating: HashMap<String, Terminating>,
     starting: HashMap<String, Starting>,
     unscheduled: BTreeSet<Key>,
+    parked: BTreeSet<Key>,
+    wake_parked: bool,
     dirty_owners: HashSet<String>,
     dirty_workloads: HashSet<(ResId, Key)>,
     all_daemonsets: bool,
@@ -64,6 +66,8 @@ impl Controllers {
             terminating: HashMap::new(),
             starting: HashMap::new(),
             unscheduled: BTreeSet::new(),
+            parked: BTreeSet::new(),
+            wake_parked: false,
             dirty_owners: HashSet::new(),
             dirty_workloads: HashSet::new(),
             all_daemonsets: false,
@@ -95,15 +99,27 @@ impl Controllers {
         }
     }
 
-    /// Queue everything for a full pass (start-up, or after the event stream lagged).
+    /// Queue everything for a full pass (after the event stream lagged).
     pub fn full_resync(&mut self) {
+        self.resync(None);
+    }
+
+    /// Queue workloads and budgets, and the given pods (None: scan every pod). At start-up the
+    /// bulk-loaded pods are in their steady state, so only the unplaced ones need the scheduler.
+    pub fn resync(&mut self, only_pods: Option<&[Key]>) {
         let st = self.shared.store.lock();
-        let pods: Vec<Arc<Value>> = st.iter(PODS, None).map(|(_, p)| p.clone()).collect();
+        let pods: Vec<Arc<Value>> = match only_pods {
+            None => st.iter(PODS, None).map(|(_, p)| p).collect(),
+            Some(keys) => keys
+                .iter()
+                .filter_map(|k| st.get(PODS, &k.0, &k.1))
+                .collect(),
+        };
         let mut workloads = Vec::new();
         for res in [REPLICASETS, DEPLOYMENTS, STATEFULSETS, DAEMONSETS] {
-            workloads.extend(st.iter(res, None).map(|(k, _)| (res, k.clone())));
+            workloads.extend(st.keys(res, None).into_iter().map(|k| (res, k)));
         }
-        let pdbs: Vec<Key> = st.iter(PDBS, None).map(|(k, _)| k.clone()).collect();
+        let pdbs: Vec<Key> = st.keys(PDBS, None);
         drop(st);
         for p in pods {
             self.observe_pod(&p, None, false);
@@ -132,6 +148,8 @@ impl Controllers {
             self.terminating.remove(&uid);
             self.starting.remove(&uid);
             self.unscheduled.remove(&key);
+            self.parked.remove(&key);
+            self.wake_parked = true;
             return;
         }
         let node = meta::node_name(pod);
@@ -139,6 +157,7 @@ impl Controllers {
         if meta::is_terminating(pod) {
             self.starting.remove(&uid);
             self.unscheduled.remove(&key);
+            self.parked.remove(&key);
             if node.is_empty() {
                 return;
             }
@@ -171,7 +190,7 @@ impl Controllers {
             return;
         }
         if node.is_empty() {
-            if !meta::is_terminal(pod) {
+            if !meta::is_terminal(pod) && !self.parked.contains(&key) {
                 self.unscheduled.insert(key);
             }
             return;
@@ -197,13 +216,16 @@ impl Controllers {
                 let at = Instant::now() + self.delay();
                 self.dirty_pdb(meta::key(&ev.object), at);
             }
-            NODES
+            NODES => {
+                self.wake_parked = true;
                 if ev.ty != EventType::Modified
-                    || ev.prev.as_ref().is_some_and(|p| {
-                        p["metadata"]["labels"] != ev.object["metadata"]["labels"]
-                    }) =>
-            {
-                self.all_daemonsets = true;
+                    || ev
+                        .prev
+                        .as_ref()
+                        .is_some_and(|p| p["metadata"]["labels"] != ev.object["metadata"]["labels"])
+                {
+                    self.all_daemonsets = true;
+                }
             }
             r if is_workload(r) => {
                 if !deleted {
@@ -253,7 +275,7 @@ impl Controllers {
             let Some(t) = self.terminating.remove(&uid) else {
                 continue;
             };
-            if let Some(pod) = st.get(PODS, &t.key.0, &t.key.1).cloned()
+            if let Some(pod) = st.get(PODS, &t.key.0, &t.key.1)
                 && meta::uid(&pod) == uid
             {
                 kubelet::stop(st, &pod, t.killed);
@@ -266,7 +288,6 @@ impl Controllers {
             };
             let Some(pod) = st
                 .get(PODS, &s.key.0, &s.key.1)
-                .cloned()
                 .filter(|p| meta::uid(p) == uid && !meta::is_terminating(p))
             else {
                 self.starting.remove(&uid);
@@ -293,18 +314,24 @@ impl Controllers {
     }
 
     fn schedule(&mut self, st: &mut State) {
-        let keys: Vec<Key> = self.unscheduled.iter().cloned().collect();
+        if std::mem::take(&mut self.wake_parked) {
+            let parked = std::mem::take(&mut self.parked);
+            self.unscheduled.extend(parked);
+        }
+        if self.unscheduled.is_empty() {
+            return;
+        }
+        let mut nodes = scheduler::candidates(st);
+        let keys: Vec<Key> = std::mem::take(&mut self.unscheduled).into_iter().collect();
         for key in keys {
-            let Some(pod) = st.get(PODS, &key.0, &key.1).cloned() else {
-                self.unscheduled.remove(&key);
+            let Some(pod) = st.get(PODS, &key.0, &key.1) else {
                 continue;
             };
             if !meta::node_name(&pod).is_empty() || meta::is_terminating(&pod) {
-                self.unscheduled.remove(&key);
                 continue;
             }
-            if scheduler::bind(st, &pod) {
-                self.unscheduled.remove(&key);
+            if !scheduler::bind(st, &mut nodes, &pod) {
+                self.parked.insert(key);
             }
         }
     }
@@ -333,11 +360,11 @@ impl Controllers {
             if let Some((res, o)) = st.get_by_uid(&uid)
                 && is_workload(res)
             {
-                self.dirty_workloads.insert((res, meta::key(o)));
+                self.dirty_workloads.insert((res, meta::key(&o)));
             }
         }
         if std::mem::take(&mut self.all_daemonsets) {
-            let all: Vec<Key> = st.iter(DAEMONSETS, None).map(|(k, _)| k.clone()).collect();
+            let all: Vec<Key> = st.keys(DAEMONSETS, None);
             self.dirty_workloads
                 .extend(all.into_iter().map(|k| (DAEMONSETS, k)));
         }
@@ -356,7 +383,7 @@ impl Controllers {
             }
         }
         for ns in std::mem::take(&mut self.pdb_namespaces) {
-            let names: Vec<Key> = st.iter(PDBS, Some(&ns)).map(|(k, _)| k.clone()).collect();
+            let names: Vec<Key> = st.keys(PDBS, Some(&ns));
             for k in names {
                 self.dirty_pdb(k, at);
             }

@@ -1,12 +1,22 @@
 //! The simulated scheduler: binds unscheduled pods to the least loaded schedulable node that
 //! has room (never a cordoned node) and matches the pod's nodeSelector.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use crate::meta;
 use crate::objects;
 use crate::resources::{NODES, PODS};
 use crate::store::State;
+
+/// A node that can take pods, with its current load.
+pub struct Candidate {
+    name: String,
+    used: usize,
+    cap: usize,
+    labels: BTreeMap<String, String>,
+}
 
 /// Whether a node may run new pods.
 fn schedulable(node: &Value) -> bool {
@@ -18,36 +28,40 @@ fn schedulable(node: &Value) -> bool {
         })
 }
 
-fn selector_ok(pod: &Value, node: &Value) -> bool {
-    let labels = meta::labels(node);
+/// The schedulable nodes with free capacity, computed once per scheduling pass.
+pub fn candidates(st: &State) -> Vec<Candidate> {
+    st.iter(NODES, None)
+        .filter(|(_, n)| schedulable(n))
+        .map(|(_, n)| {
+            let name = meta::name(&n).to_string();
+            Candidate {
+                used: st.pods_on_node(&name).map_or(0, |s| s.len()),
+                cap: objects::max_pods(&n),
+                labels: meta::labels(&n),
+                name,
+            }
+        })
+        .filter(|c| c.used < c.cap)
+        .collect()
+}
+
+/// Pick the least loaded fitting node and count the pod on it.
+fn pick(nodes: &mut [Candidate], pod: &Value) -> Option<String> {
     let sel = meta::string_map(&pod["spec"]["nodeSelector"]);
-    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+    let best = nodes
+        .iter_mut()
+        .filter(|c| c.used < c.cap && sel.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
+        .min_by_key(|c| c.used)?;
+    best.used += 1;
+    Some(best.name.clone())
 }
 
-/// Pick a node for a pod, or None when no node fits.
-pub fn pick(st: &State, pod: &Value) -> Option<String> {
-    let mut best: Option<(usize, String)> = None;
-    for (_, node) in st.iter(NODES, None) {
-        if !schedulable(node) || !selector_ok(pod, node) {
-            continue;
-        }
-        let name = meta::name(node);
-        let used = st.pods_on_node(name).map_or(0, |s| s.len());
-        if used >= objects::max_pods(node) {
-            continue;
-        }
-        if best.as_ref().is_none_or(|(u, _)| used < *u) {
-            best = Some((used, name.to_string()));
-        }
-    }
-    best.map(|(_, n)| n)
-}
-
-/// Try to bind one pod; returns true when bound.
-pub fn bind(st: &mut State, pod: &Value) -> bool {
+/// Try to bind one pod; returns true when bound. A pod that fits nowhere gets
+/// `PodScheduled=False/Unschedulable` once.
+pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value) -> bool {
     let now = meta::now_rfc3339();
     let mut next = pod.clone();
-    match pick(st, pod) {
+    match pick(nodes, pod) {
         Some(node) => {
             next["spec"]["nodeName"] = json!(node);
             meta::set_condition(

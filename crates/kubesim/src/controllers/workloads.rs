@@ -9,29 +9,35 @@ use serde_json::{Value, json};
 use crate::api::prepare_create;
 use crate::graceful::{self, DeleteOptions};
 use crate::meta;
+use crate::meta::Key;
 use crate::objects::{self, PodParams};
 use crate::resources::{DAEMONSETS, DEPLOYMENTS, NODES, PODS, REPLICASETS, ResId, STATEFULSETS};
-use crate::store::State;
+use crate::store::{Child, State};
 
 /// Pod parameters by owner or pod UID.
 pub type Params = HashMap<String, PodParams>;
 
-fn owned_pods(st: &State, owner: &Value) -> Vec<Arc<Value>> {
-    st.children_of(meta::uid(owner))
+/// Pods owned by a workload, as (key, summary), without unpacking them.
+fn owned_pods(st: &State, owner: &Value) -> Vec<(Key, Child)> {
+    st.child_infos(meta::uid(owner))
         .into_iter()
-        .filter(|(r, _)| *r == PODS)
-        .map(|(_, o)| o)
+        .filter(|(r, _, _)| *r == PODS)
+        .map(|(_, k, c)| (k, c))
         .collect()
 }
 
-fn active(p: &Value) -> bool {
-    !meta::is_terminating(p) && !meta::is_terminal(p)
+/// (active, ready) pod counts of a workload.
+fn counts(st: &State, owner: &Value) -> (usize, usize) {
+    let pods = owned_pods(st, owner);
+    let active = pods.iter().filter(|(_, c)| c.active).count();
+    let ready = pods.iter().filter(|(_, c)| c.active && c.ready).count();
+    (active, ready)
 }
 
 fn unique_pod_name(st: &State, ns: &str, prefix: &str) -> String {
     loop {
         let n = format!("{prefix}{}", meta::random_suffix(5));
-        if st.get(PODS, ns, &n).is_none() {
+        if !st.exists(PODS, ns, &n) {
             return n;
         }
     }
@@ -52,7 +58,7 @@ fn write_status(st: &mut State, res: ResId, obj: &Value, status: Value) {
 
 /// Reconcile one workload object.
 pub fn reconcile(st: &mut State, params: &mut Params, res: ResId, ns: &str, name: &str) {
-    let Some(obj) = st.get(res, ns, name).cloned() else {
+    let Some(obj) = st.get(res, ns, name) else {
         return;
     };
     if meta::is_terminating(&obj) {
@@ -67,21 +73,16 @@ pub fn reconcile(st: &mut State, params: &mut Params, res: ResId, ns: &str, name
     }
 }
 
-fn delete_pod(st: &mut State, p: &Value) {
-    let _ = graceful::delete_pod(
-        st,
-        meta::namespace(p),
-        meta::name(p),
-        &DeleteOptions::default(),
-    );
+fn delete_pod(st: &mut State, key: &Key) {
+    let _ = graceful::delete_pod(st, &key.0, &key.1, &DeleteOptions::default());
 }
 
 fn replica_set(st: &mut State, rs: &Value) {
     let replicas = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let ns = meta::namespace(rs).to_string();
-    let mut live: Vec<Arc<Value>> = owned_pods(st, rs)
+    let mut live: Vec<(Key, Child)> = owned_pods(st, rs)
         .into_iter()
-        .filter(|p| active(p))
+        .filter(|(_, c)| c.active)
         .collect();
     if live.len() < replicas {
         for _ in live.len()..replicas {
@@ -89,32 +90,18 @@ fn replica_set(st: &mut State, rs: &Value) {
             create_pod(st, rs, &rs["spec"]["template"], &name, None);
         }
     } else if live.len() > replicas {
-        live.sort_by_key(|p| {
-            (
-                !meta::node_name(p).is_empty(),
-                meta::is_ready(p),
-                std::cmp::Reverse(
-                    p["metadata"]["creationTimestamp"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                ),
-            )
-        });
-        for p in live.iter().take(live.len() - replicas) {
-            delete_pod(st, p);
+        // Scale down: unscheduled first, then not ready, then by name.
+        live.sort_by_key(|(k, c)| (!c.node.is_empty(), c.ready, k.1.clone()));
+        for (k, _) in live.iter().take(live.len() - replicas) {
+            delete_pod(st, k);
         }
     }
-    let pods: Vec<Arc<Value>> = owned_pods(st, rs)
-        .into_iter()
-        .filter(|p| active(p))
-        .collect();
-    let ready = pods.iter().filter(|p| meta::is_ready(p)).count();
+    let (active, ready) = counts(st, rs);
     write_status(
         st,
         REPLICASETS,
         rs,
-        json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
+        json!({"replicas": active, "fullyLabeledReplicas": active, "readyReplicas": ready,
                "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"]}),
     );
 }
@@ -203,26 +190,22 @@ fn stateful_set(st: &mut State, s: &Value) {
             create_pod(st, s, &tpl, &name, None);
         }
     }
-    for p in owned_pods(st, s) {
-        let ordinal = meta::name(&p)
-            .rsplit('-')
-            .next()
-            .and_then(|o| o.parse::<i64>().ok())
-            .unwrap_or(0);
-        if ordinal >= replicas && !meta::is_terminating(&p) {
-            delete_pod(st, &p);
+    for (k, c) in owned_pods(st, s) {
+        let ordinal =
+            k.1.rsplit('-')
+                .next()
+                .and_then(|o| o.parse::<i64>().ok())
+                .unwrap_or(0);
+        if ordinal >= replicas && c.active {
+            delete_pod(st, &k);
         }
     }
-    let pods: Vec<Arc<Value>> = owned_pods(st, s)
-        .into_iter()
-        .filter(|p| active(p))
-        .collect();
-    let ready = pods.iter().filter(|p| meta::is_ready(p)).count();
+    let (active, ready) = counts(st, s);
     write_status(
         st,
         STATEFULSETS,
         s,
-        json!({"replicas": pods.len(), "readyReplicas": ready, "currentReplicas": pods.len(), "updatedReplicas": pods.len(),
+        json!({"replicas": active, "readyReplicas": ready, "currentReplicas": active, "updatedReplicas": active,
                "availableReplicas": ready, "observedGeneration": s["metadata"]["generation"]}),
     );
 }
@@ -258,34 +241,28 @@ fn daemon_set(st: &mut State, ds: &Value) {
     let nodes: Vec<String> = st
         .iter(NODES, None)
         .filter(|(_, n)| ds_allows(tpl, n))
-        .map(|(_, n)| meta::name(n).to_string())
+        .map(|(_, n)| meta::name(&n).to_string())
         .collect();
     let pods = owned_pods(st, ds);
     let ns = meta::namespace(ds).to_string();
-    let mut desired = 0;
     for node in &nodes {
-        desired += 1;
-        if !pods.iter().any(|p| meta::node_name(p) == node && active(p)) {
+        if !pods.iter().any(|(_, c)| c.node == *node && c.active) {
             let name = unique_pod_name(st, &ns, &format!("{}-", meta::name(ds)));
             create_pod(st, ds, tpl, &name, Some(node));
         }
     }
-    for p in &pods {
-        if active(p) && !nodes.iter().any(|n| n == meta::node_name(p)) {
-            delete_pod(st, p);
+    for (k, c) in &pods {
+        if c.active && !nodes.contains(&c.node) {
+            delete_pod(st, k);
         }
     }
-    let pods: Vec<Arc<Value>> = owned_pods(st, ds)
-        .into_iter()
-        .filter(|p| active(p))
-        .collect();
-    let ready = pods.iter().filter(|p| meta::is_ready(p)).count();
+    let (active, ready) = counts(st, ds);
     write_status(
         st,
         DAEMONSETS,
         ds,
-        json!({"desiredNumberScheduled": desired, "currentNumberScheduled": pods.len(), "numberReady": ready,
-               "numberAvailable": ready, "updatedNumberScheduled": pods.len(), "numberMisscheduled": 0,
+        json!({"desiredNumberScheduled": nodes.len(), "currentNumberScheduled": active, "numberReady": ready,
+               "numberAvailable": ready, "updatedNumberScheduled": active, "numberMisscheduled": 0,
                "observedGeneration": ds["metadata"]["generation"]}),
     );
 }
