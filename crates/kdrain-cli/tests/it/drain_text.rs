@@ -296,7 +296,7 @@ async fn skip_wait_for_delete_timeout_skips_old_terminating_pods() {
     api.delete("stuck", &DeleteParams::default().grace_period(0))
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let r = c
         .run(&[
             "drain",
