@@ -428,7 +428,6 @@ async fn override_opt_outs() {
 }
 
 #[tokio::test]
-#[ignore = "engine bug: with --parallel 1 the dispatcher sleeps after activating the next node (fix: crates/kdrain/src/dispatch.rs run loop, edit pending there)"]
 async fn selector_cordons_all_then_drains_each() {
     let c = cluster(BASIC).await;
     let r = c.run(&with_flags(&["drain", "-l", "pool=a"])).await;
