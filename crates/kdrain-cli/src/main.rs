@@ -131,8 +131,13 @@ async fn plan(global: &GlobalArgs, args: &DrainArgs) -> anyhow::Result<i32> {
     let plan = drainer.plan(&nodes).await?;
     let code = render::plan::exit_code(&plan);
     if global.output == Some(OutputFormat::Json) {
-        let value = serde_json::json!({ "event": "plan", "exit_code": code, "can_complete": plan.can_complete(), "plan": plan });
-        println!("{value}");
+        let line = render::plan::PlanLine {
+            event: "plan",
+            exit_code: code,
+            can_complete: plan.can_complete(),
+            plan: &plan,
+        };
+        println!("{}", serde_json::to_string(&line)?);
     } else {
         print!("{}", render::plan::text(&plan));
     }
@@ -160,9 +165,13 @@ async fn cordon(global: &GlobalArgs, args: &CordonArgs, cordon: bool) -> anyhow:
         let verb = if cordon { "cordoned" } else { "uncordoned" };
         let already = if result.already { "already " } else { "" };
         if global.output == Some(OutputFormat::Json) {
-            let value =
-                serde_json::json!({ "event": verb, "node": node, "already": result.already });
-            println!("{value}");
+            let line = render::json::CordonLine {
+                event: verb,
+                node,
+                already: result.already,
+                dry_run: args.dry_run.to_library(),
+            };
+            println!("{}", serde_json::to_string(&line)?);
         } else {
             println!("node/{node} {already}{verb}{suffix}");
         }

@@ -53,6 +53,19 @@ pub struct ResultLine<'a> {
     pub report: Option<&'a Report>,
 }
 
+/// `kdrain cordon|uncordon -o json`: one line per node.
+#[derive(Debug, Serialize)]
+pub struct CordonLine<'a> {
+    /// `"cordoned"` or `"uncordoned"`.
+    pub event: &'static str,
+    /// The node.
+    pub node: &'a str,
+    /// Nothing had to change.
+    pub already: bool,
+    /// Dry-run mode of the request.
+    pub dry_run: kdrain::DryRun,
+}
+
 /// Builds the final line for a finished drain.
 pub fn result_line(result: &Result<Report, DrainError>) -> ResultLine<'_> {
     let exit_code = exit_code(result);

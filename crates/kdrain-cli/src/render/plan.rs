@@ -9,6 +9,19 @@ use super::summary::columns;
 use crate::duration::format_short;
 use crate::exit::{BLOCKED_BY_BUDGETS, OK, PODS_LEFT};
 
+/// `kdrain plan -o json`: one object with the verdict first, then the library's plan.
+#[derive(Debug, serde::Serialize)]
+pub struct PlanLine<'a> {
+    /// Always `"plan"`.
+    pub event: &'static str,
+    /// The exit status `plan` ends with.
+    pub exit_code: i32,
+    /// The drain can complete with these options.
+    pub can_complete: bool,
+    /// The plan itself.
+    pub plan: &'a Plan,
+}
+
 /// Exit code of `plan`: 0 when the drain can complete, 3 when a budget can never pass, 4 otherwise.
 pub fn exit_code(plan: &Plan) -> i32 {
     if plan.can_complete() {
