@@ -228,8 +228,13 @@ pub(crate) async fn drain_with(
     let drainer = Drainer::new(client, options).with_events(events);
     let mut renderer = render::renderer(mode, &format!("draining {}", describe_nodes(&nodes)));
     // The task owns the drainer; when it ends, the event sender is dropped and `pump` returns.
+    let names = nodes.clone();
     let task = tokio::spawn(async move { drainer.drain(&nodes).await });
-    render::pump(renderer.as_mut(), receiver).await;
+    if !render::pump(renderer.as_mut(), receiver).await {
+        task.abort();
+        renderer.interrupted(&names);
+        return Ok((render::INTERRUPTED, None));
+    }
     let result: Result<Report, DrainError> = task.await.context("the drain task panicked")?;
     let code = renderer.finish(&result);
     let report = match &result {

@@ -92,6 +92,18 @@ impl Renderer for JsonRenderer {
         self.line(event);
     }
 
+    fn interrupted(&mut self, nodes: &[String]) {
+        let line = ResultLine {
+            event: "result",
+            exit_code: super::INTERRUPTED,
+            succeeded: false,
+            error: Some(super::interrupted_line(nodes)),
+            report: None,
+        };
+        self.line(&line);
+        eprintln!("{}", super::interrupted_line(nodes));
+    }
+
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {
         let line = result_line(result);
         self.line(&line);

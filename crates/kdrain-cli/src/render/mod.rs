@@ -46,7 +46,22 @@ pub trait Renderer {
     fn tick(&mut self) {}
     /// Shows the end of the command and returns its exit code.
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32;
+    /// The user pressed Ctrl-C: stop drawing, say what state the nodes are left in.
+    fn interrupted(&mut self, nodes: &[String]) {
+        eprintln!("{}", interrupted_line(nodes));
+    }
 }
+
+/// The line printed when a drain is interrupted.
+pub fn interrupted_line(nodes: &[String]) -> String {
+    format!(
+        "interrupted: the drain stopped; cordoned nodes stay cordoned (undo with `kdrain uncordon {}`)",
+        nodes.join(" ")
+    )
+}
+
+/// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+pub const INTERRUPTED: i32 = 130;
 
 /// Builds the renderer for a mode. `title` names the run in the progress view.
 pub fn renderer(mode: Mode, title: &str) -> Box<dyn Renderer + Send> {
@@ -58,16 +73,23 @@ pub fn renderer(mode: Mode, title: &str) -> Box<dyn Renderer + Send> {
 }
 
 /// Feeds events to the renderer until the sender side is dropped (the drain finished).
-pub async fn pump(renderer: &mut (dyn Renderer + Send), mut events: UnboundedReceiver<Event>) {
+/// Returns false if the user pressed Ctrl-C first.
+pub async fn pump(
+    renderer: &mut (dyn Renderer + Send),
+    mut events: UnboundedReceiver<Event>,
+) -> bool {
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             maybe = events.recv() => match maybe {
                 Some(event) => renderer.event(&event),
-                None => break,
+                None => return true,
             },
             _ = ticker.tick() => renderer.tick(),
+            _ = &mut ctrl_c => return false,
         }
     }
 }

@@ -431,6 +431,20 @@ impl Renderer for ProgressRenderer {
         ));
     }
 
+    fn interrupted(&mut self, nodes: &[String]) {
+        for (_, view) in self.pods.drain() {
+            view.line.finish_and_clear();
+            self.multi.remove(&view.line);
+        }
+        for n in &self.nodes {
+            if !n.bar.is_finished() {
+                n.bar.abandon_with_message(" · interrupted");
+            }
+        }
+        self.header.abandon();
+        eprintln!("{}", super::interrupted_line(nodes));
+    }
+
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {
         for (_, view) in self.pods.drain() {
             view.line.finish_and_clear();

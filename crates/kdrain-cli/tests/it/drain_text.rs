@@ -525,3 +525,38 @@ workloads:
         lines[0]
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_and_says_how_to_undo() {
+    let c = cluster(SLOW_BUDGET).await;
+    let bin = assert_cmd::cargo::cargo_bin("kdrain");
+    let kubeconfig = c.kubeconfig.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let child = std::process::Command::new(bin)
+            .args(["drain", "n1", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn kdrain");
+        // Let it cordon and get blocked by the budget, then press Ctrl-C.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        child.wait_with_output().expect("kdrain output")
+    });
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), job)
+        .await
+        .expect("kdrain stopped after Ctrl-C")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted: the drain stopped; cordoned nodes stay cordoned (undo with `kdrain uncordon n1`)"),
+        "{stderr}"
+    );
+    assert!(c.cordoned("n1").await);
+}
