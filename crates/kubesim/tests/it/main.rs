@@ -6,6 +6,7 @@ mod controllers;
 mod deletion;
 mod discovery;
 mod eviction;
+mod kubectl;
 mod list;
 mod patch;
 mod pdb_status;

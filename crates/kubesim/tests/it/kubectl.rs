@@ -1,0 +1,455 @@
+//! The installed `kubectl` against kubesim: cordon, uncordon, get and drain with its flags.
+//! Every run uses its own HOME, kubeconfig and discovery cache directory.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::ListParams;
+use kubesim::Sim;
+
+use crate::common::{eventually, sim};
+
+/// Result of one kubectl run.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn out_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+struct Kubectl {
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(s: &Sim) -> Kubectl {
+        let dir = tempfile::tempdir().unwrap();
+        s.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
+        Kubectl { dir }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let kc = self.dir.path().join("kubeconfig");
+        let cache = self.dir.path().join("cache");
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&kc)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args);
+        cmd.env("HOME", self.dir.path()).env_remove("KUBECONFIG");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+            .await
+            .expect("kubectl finished in time")
+            .expect("kubectl is installed and on PATH");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+const CLUSTER: &str = r#"
+nodes: [{name: n1, labels: {pool: a}}, {name: n2, labels: {pool: a}}, {name: n3, labels: {pool: b}}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 2, labels: {app: web}, nodes: [n1, n2], terminationSeconds: 0.3, readySeconds: 0.3}
+  - {kind: ReplicaSet, name: cache, replicas: 2, labels: {app: cache}, nodes: [n1, n2], emptyDir: true, terminationSeconds: 0.2}
+  - {kind: Pod, name: bare-pod, labels: {app: bare}, nodes: [n1]}
+  - {kind: DaemonSet, name: fluentd, namespace: kube-system, labels: {app: fluentd}}
+mirrorPods: [{name: kube-apiserver-n1, namespace: kube-system, node: n1}]
+pdbs: [{name: web, selector: {app: web}, maxUnavailable: 1}]
+"#;
+
+async fn pods_on(s: &Sim, node: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::all(s.client());
+    pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+        .unwrap()
+        .items
+}
+
+fn names(pods: &[Pod]) -> Vec<String> {
+    let mut v: Vec<String> = pods
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn unschedulable(s: &Sim, node: &str) -> bool {
+    let nodes: Api<Node> = Api::all(s.client());
+    nodes.get(node).await.unwrap().spec.unwrap().unschedulable == Some(true)
+}
+
+fn count(s: &Sim, verb: &str, resource: &str, sub: &str) -> u64 {
+    s.requests()
+        .iter()
+        .filter(|r| r.verb == verb && r.resource == resource && r.subresource == sub)
+        .map(|r| r.count)
+        .sum()
+}
+
+#[tokio::test]
+async fn cordon_uncordon_and_get() {
+    let s = sim(CLUSTER).await;
+    let k = Kubectl::new(&s);
+    let r = k.run(&["cordon", "n1"]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "node/n1 cordoned\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(unschedulable(&s, "n1").await);
+    let r = k.run(&["cordon", "n1"]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "node/n1 already cordoned\n")
+    );
+    let r = k.run(&["uncordon", "n1"]).await;
+    assert_eq!((r.code, r.stdout.as_str()), (0, "node/n1 uncordoned\n"));
+    assert!(!unschedulable(&s, "n1").await);
+    let r = k.run(&["uncordon", "n1"]).await;
+    assert_eq!(r.stdout, "node/n1 already uncordoned\n");
+    let r = k.run(&["get", "nodes", "-o", "name"]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "node/n1\nnode/n2\nnode/n3\n")
+    );
+    let r = k
+        .run(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.split(' ').filter(|n| *n == "n1").count(),
+        2,
+        "fluentd and the mirror pod: {}",
+        r.stdout
+    );
+    let r = k
+        .run(&[
+            "get",
+            "pdb",
+            "web",
+            "-o",
+            "jsonpath={.status.disruptionsAllowed}",
+        ])
+        .await;
+    assert_eq!(r.stdout, "1");
+    let r = k.run(&["get", "node", "nx"]).await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nodes \"nx\" not found"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn drain_with_all_flags_evicts_everything_but_daemonsets_and_mirror_pods() {
+    let s = sim(CLUSTER).await;
+    let k = Kubectl::new(&s);
+    let before = names(&pods_on(&s, "n1").await);
+    let r = k
+        .run(&[
+            "drain",
+            "n1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let lines = r.out_lines();
+    assert_eq!(lines.first(), Some(&"node/n1 cordoned"));
+    assert_eq!(lines.last(), Some(&"node/n1 drained"));
+    let evicted: Vec<&str> = before
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|n| !n.starts_with("fluentd") && !n.starts_with("kube-apiserver"))
+        .collect();
+    assert_eq!(evicted.len(), 3);
+    for n in &evicted {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("evicting pod ") && l.ends_with(&format!("/{n}"))),
+            "{n}: {lines:?}"
+        );
+        assert!(
+            lines.contains(&format!("pod/{n} evicted").as_str()),
+            "{n}: {lines:?}"
+        );
+    }
+    assert!(r.stderr.contains("Warning: "), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("deleting Pods that declare no controller: default/bare-pod"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("ignoring DaemonSet-managed Pods: kube-system/fluentd-"),
+        "{}",
+        r.stderr
+    );
+    let left = names(&pods_on(&s, "n1").await);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.iter().any(|n| n.starts_with("fluentd-"))
+            && left.contains(&"kube-apiserver-n1".to_string())
+    );
+    assert!(unschedulable(&s, "n1").await);
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+    assert_eq!(count(&s, "create", "pods", "eviction"), 3);
+}
+
+#[tokio::test]
+async fn drain_without_flags_refuses_and_only_cordons() {
+    let s = sim(CLUSTER).await;
+    let k = Kubectl::new(&s);
+    let r = k.run(&["drain", "n1"]).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "node/n1 cordoned\n");
+    assert!(r.stderr.contains("cannot delete Pods that declare no controller (use --force to override): default/bare-pod"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot delete Pods with local storage (use --delete-emptydir-data to override): default/cache-"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): kube-system/fluentd-"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("There are pending nodes to be drained:\n n1\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count(&s, "create", "pods", "eviction"), 0);
+    assert_eq!(pods_on(&s, "n1").await.len(), 5);
+    assert!(s.violations().is_empty());
+}
+
+#[tokio::test]
+async fn drain_with_pod_selector_and_disable_eviction() {
+    let s = sim(CLUSTER).await;
+    let k = Kubectl::new(&s);
+    let r = k.run(&["drain", "n1", "--pod-selector", "app=web"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let web: Vec<String> = names(&pods_on(&s, "n1").await)
+        .into_iter()
+        .filter(|n| n.starts_with("web-"))
+        .collect();
+    assert!(web.is_empty());
+    assert_eq!(count(&s, "create", "pods", "eviction"), 1);
+    let r = k
+        .run(&[
+            "drain",
+            "n2",
+            "--disable-eviction",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = r.out_lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("evicting")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with(" deleted")).count(),
+        2,
+        "{lines:?}"
+    );
+    assert_eq!(lines.last(), Some(&"node/n2 drained"));
+    assert_eq!(count(&s, "delete", "pods", ""), 2);
+    assert_eq!(count(&s, "create", "pods", "eviction"), 1);
+    assert_eq!(
+        names(&pods_on(&s, "n2").await).len(),
+        1,
+        "only the DaemonSet pod is left"
+    );
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+}
+
+#[tokio::test]
+async fn dry_runs_change_nothing() {
+    let s = sim(CLUSTER).await;
+    let k = Kubectl::new(&s);
+    let before = names(&pods_on(&s, "n1").await);
+    let r = k
+        .run(&[
+            "drain",
+            "n1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            "--dry-run=client",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = r.out_lines();
+    assert_eq!(lines.first(), Some(&"node/n1 cordoned (dry run)"));
+    assert_eq!(lines.last(), Some(&"node/n1 drained (dry run)"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("evicting pod ") && l.ends_with(" (dry run)"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        count(&s, "patch", "nodes", "") + count(&s, "create", "pods", "eviction"),
+        0
+    );
+    let r = k
+        .run(&[
+            "drain",
+            "n1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            "--dry-run=server",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = r.out_lines();
+    assert_eq!(lines.first(), Some(&"node/n1 cordoned (server dry run)"));
+    assert_eq!(lines.last(), Some(&"node/n1 drained (server dry run)"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with(" (server dry run)") && l.starts_with("evicting pod "))
+            .count(),
+        3
+    );
+    assert_eq!(count(&s, "create", "pods", "eviction"), 3);
+    assert!(!unschedulable(&s, "n1").await);
+    assert_eq!(names(&pods_on(&s, "n1").await), before);
+    assert!(s.violations().is_empty());
+}
+
+#[tokio::test]
+async fn drain_passes_the_grace_period() {
+    let s = sim("nodes: [{name: n1}, {name: n2}]\nworkloads: [{kind: Deployment, name: slow, replicas: 1, nodes: [n1], terminationSeconds: 600}]\n").await;
+    let k = Kubectl::new(&s);
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let name = names(&pods_on(&s, "n1").await).remove(0);
+    let watch = async {
+        eventually("the pod to terminate with grace 1", || async {
+            pods.get_opt(&name)
+                .await
+                .unwrap()
+                .and_then(|p| p.metadata.deletion_grace_period_seconds)
+                .filter(|g| *g == 1)
+        })
+        .await
+    };
+    let (r, grace) = tokio::join!(k.run(&["drain", "n1", "--grace-period=1"]), watch);
+    assert_eq!(grace, 1);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("pod/{name} evicted")));
+}
+
+#[tokio::test]
+async fn drain_times_out_on_a_budget_that_never_allows() {
+    let s = sim("nodes: [{name: n1}, {name: n2}]\nworkloads: [{kind: Deployment, name: one, replicas: 1, nodes: [n1]}]\npdbs: [{name: one, selector: {app: one}, minAvailable: 1}]\n").await;
+    let k = Kubectl::new(&s);
+    let r = k.run(&["drain", "n1", "--timeout=3s"]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("There are pending pods in node \"n1\" when an error occurred"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("There are pending nodes to be drained:\n n1\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(pods_on(&s, "n1").await.len(), 1);
+    assert!(s.violations().is_empty());
+}
+
+#[tokio::test]
+async fn drain_by_label_does_nodes_one_after_the_other() {
+    let s = sim(CLUSTER).await;
+    let k = Kubectl::new(&s);
+    let r = k
+        .run(&[
+            "drain",
+            "-l",
+            "pool=a",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = r.out_lines();
+    assert_eq!(&lines[..2], &["node/n1 cordoned", "node/n2 cordoned"]);
+    let d1 = lines.iter().position(|l| *l == "node/n1 drained").unwrap();
+    let d2 = lines.iter().position(|l| *l == "node/n2 drained").unwrap();
+    assert!(d1 < d2 && d2 == lines.len() - 1);
+    let n1_pods: Vec<String> = names(&pods_on(&s, "n1").await);
+    let n2_pods: Vec<String> = names(&pods_on(&s, "n2").await);
+    assert_eq!((n1_pods.len(), n2_pods.len()), (2, 1));
+    // Replacements went to the only schedulable node.
+    let n3 = names(&pods_on(&s, "n3").await);
+    assert_eq!(
+        n3.iter().filter(|n| n.starts_with("web-")).count(),
+        2,
+        "{n3:?}"
+    );
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+}
+
+#[tokio::test]
+async fn budget_blocks_until_replacements_are_ready_then_drain_completes() {
+    let s = sim(
+        r#"
+nodes: [{name: n1}, {name: n2}]
+workloads: [{kind: Deployment, name: api, replicas: 2, labels: {app: api}, nodes: [n1], terminationSeconds: 0.2, readySeconds: 1}]
+pdbs: [{name: api, selector: {app: api}, maxUnavailable: 1}]
+"#,
+    )
+    .await;
+    let k = Kubectl::new(&s);
+    let r = k.run(&["drain", "n1"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."),
+        "{}",
+        r.stderr
+    );
+    let lines = r.out_lines();
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with(" evicted")).count(),
+        2,
+        "{lines:?}"
+    );
+    assert_eq!(lines.last(), Some(&"node/n1 drained"));
+    assert!(pods_on(&s, "n1").await.is_empty());
+    assert_eq!(pods_on(&s, "n2").await.len(), 2);
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+    assert!(
+        count(&s, "create", "pods", "eviction") >= 3,
+        "one 429 at least"
+    );
+}
