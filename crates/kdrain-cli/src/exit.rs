@@ -27,7 +27,8 @@ Exit codes:
   3  blocked by disruption budgets when --timeout ran out (plan: a budget can never let the pods go)
   4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag)
   5  permission denied (the message names the verb and resource needed)
-  6  cluster unreachable";
+  6  cluster unreachable
+  130 interrupted (Ctrl-C); cordoned nodes stay cordoned";
 
 /// An error the command prints as one `error: ...` line and exits with `code`.
 #[derive(Debug)]
