@@ -287,3 +287,50 @@ async fn demo_progress_view_in_a_real_terminal() {
     insta::assert_snapshot!("demo_live_view", live_shape(&during[0]));
     insta::assert_snapshot!("demo_final_screen", redact(&last));
 }
+
+#[tokio::test]
+async fn demo_with_own_scenario_and_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.yaml");
+    std::fs::write(
+        &file,
+        "nodes: [{name: a}, {name: b}]\nworkloads:\n  - {kind: Deployment, name: web, replicas: 2, nodes: [a, b], terminationSeconds: 0.1}\n",
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    let r = run_raw(
+        vec![
+            "demo".into(),
+            "--scenario".into(),
+            path.clone(),
+            "--node".into(),
+            "b".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let out: Vec<String> = r.out_lines().iter().map(|l| mask(l, &["web"])).collect();
+    assert_eq!(
+        &out[..4],
+        &[
+            "node/b cordoned",
+            "evicting pod default/web-*",
+            "pod/web-* evicted",
+            "node/b drained"
+        ]
+    );
+
+    let r = run_raw(
+        vec![
+            "demo".into(),
+            "--scenario".into(),
+            dir.path().join("none.yaml").display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    assert_eq!(r.err_lines().len(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot load scenario"), "{}", r.stderr);
+}
