@@ -75,3 +75,46 @@ async fn explicit_context_and_json_output() {
     assert_eq!(v["already"], false);
     assert!(c.cordoned("n1").await);
 }
+
+#[tokio::test]
+async fn works_as_a_kubectl_plugin() {
+    if std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        println!("note: kubectl is not installed; skipping the plugin check");
+        return;
+    }
+    let c = cluster(BASIC).await;
+    let bin_dir = tempfile::tempdir().unwrap();
+    let link = bin_dir.path().join("kubectl-kdrain");
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("kdrain"), &link).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kubeconfig = c.kubeconfig.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .args(["kdrain", "cordon", "n1", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env("PATH", path)
+            .output()
+            .expect("run kubectl")
+    });
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), out)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "node/n1 cordoned\n");
+    assert!(c.cordoned("n1").await);
+}
