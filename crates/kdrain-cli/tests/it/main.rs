@@ -7,5 +7,6 @@ mod cordon;
 mod demo;
 mod drain_text;
 mod json;
+mod kubectl_parity;
 mod parallel;
 mod plan;

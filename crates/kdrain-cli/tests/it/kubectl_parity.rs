@@ -1,0 +1,108 @@
+//! The same drain run by the real `kubectl` and by `kdrain` on two identical kubesim clusters:
+//! stdout and stderr must match once generated pod names are masked and the order of parallel
+//! evictions is normalised.
+
+use crate::common::{BASIC, cluster, mask};
+
+const NAMES: [&str; 3] = ["web", "cache", "fluentd"];
+
+fn normalise(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| mask(l, &NAMES))
+        .collect();
+    lines.sort();
+    lines
+}
+
+async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--kubeconfig".to_string(), kubeconfig.display().to_string()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let job = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl").args(&all).output()
+    });
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), job)
+        .await
+        .expect("kubectl finished in time")
+        .unwrap()
+        .expect("run kubectl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn same_lines_as_kubectl() {
+    if std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        println!("note: kubectl is not installed; skipping the side-by-side comparison");
+        return;
+    }
+    let cases: [(&[&str], i32, i32); 6] = [
+        (&["drain", "n1"], 1, 4),
+        (
+            &[
+                "drain",
+                "n1",
+                "--force",
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+            ],
+            0,
+            0,
+        ),
+        (
+            &[
+                "drain",
+                "n1",
+                "--force",
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--dry-run=client",
+            ],
+            0,
+            0,
+        ),
+        (
+            &[
+                "drain",
+                "n1",
+                "--force",
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--dry-run=server",
+            ],
+            0,
+            0,
+        ),
+        (&["drain", "n1", "--pod-selector", "app=web"], 0, 0),
+        (
+            &[
+                "drain",
+                "n1",
+                "--force",
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--disable-eviction",
+            ],
+            0,
+            0,
+        ),
+    ];
+    for (args, kubectl_code, kdrain_code) in cases {
+        let (k, d) = (cluster(BASIC).await, cluster(BASIC).await);
+        let (code, out, err) = kubectl(&k.kubeconfig, args).await;
+        let r = d.run(args).await;
+        assert_eq!(code, kubectl_code, "kubectl {args:?}: {err}");
+        assert_eq!(r.code, kdrain_code, "kdrain {args:?}: {}", r.stderr);
+        assert_eq!(normalise(&r.stdout), normalise(&out), "stdout of {args:?}");
+        assert_eq!(normalise(&r.stderr), normalise(&err), "stderr of {args:?}");
+    }
+}
