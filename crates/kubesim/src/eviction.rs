@@ -169,6 +169,40 @@ pub fn evict(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult<
         )));
     }
     opts.dry_run |= q.dry_run();
+    let unknown: Vec<String> = ev
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| {
+                    !matches!(
+                        k.as_str(),
+                        "kind" | "apiVersion" | "metadata" | "deleteOptions"
+                    )
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut resp = evict_checked(shared, &ns, &name, opts)?;
+    for k in unknown {
+        // D-0.6: unknown fields are dropped with a warning (fieldValidation=Warn).
+        if let Ok(v) =
+            axum::http::HeaderValue::from_str(&format!("299 - \"unknown field \\\"{k}\\\"\""))
+        {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    Ok(resp)
+}
+
+/// The eviction proper, after the body has been decoded.
+fn evict_checked(
+    shared: &Shared,
+    ns: &str,
+    name: &str,
+    mut opts: DeleteOptions,
+) -> ApiResult<Response> {
+    let (ns, name) = (ns.to_string(), name.to_string());
     let mut st = shared.store.lock();
     crate::api::admit_namespace(&st, PODS, &ns, &name)?;
     let pod = st

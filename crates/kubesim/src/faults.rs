@@ -18,6 +18,7 @@ pub struct Fault {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
     /// HTTP status to answer with (500, 503, 429, 504, ...); absent = no error.
+    /// `0` resets the connection instead of answering (the client sees an incomplete response).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Probability in [0, 1] that the rule fires on a matching request (default 1).
@@ -89,6 +90,8 @@ pub struct Applied {
     pub latency_ms: Option<u64>,
     /// Shortest watch cut.
     pub watch_cut_seconds: Option<f64>,
+    /// Break the connection.
+    pub reset: bool,
     error: Option<ApiError>,
 }
 
@@ -132,11 +135,12 @@ impl FaultSet {
             if let Some(ms) = f.latency_ms {
                 out.latency_ms = Some(out.latency_ms.unwrap_or(0) + ms);
             }
+            out.reset |= f.status == Some(0);
             if let Some(c) = f.watch_cut_seconds {
                 out.watch_cut_seconds = Some(out.watch_cut_seconds.map_or(c, |o: f64| o.min(c)));
             }
             if out.error.is_none()
-                && let Some(s) = f.status
+                && let Some(s) = f.status.filter(|s| *s != 0)
             {
                 out.error = Some(f.make_error(s));
             }

@@ -145,6 +145,21 @@ pub fn error_response(e: &ApiError) -> Response {
     r
 }
 
+/// A response whose body fails at once: the server drops the connection mid-response, which
+/// the client sees as a reset connection.
+fn broken_response() -> Response {
+    let body = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
+    });
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
 fn respond(r: ApiResult<Response>) -> Response {
     r.unwrap_or_else(|e| error_response(&e))
 }
@@ -201,6 +216,10 @@ pub async fn handle(
     if let Some(f) = &fault {
         if let Some(ms) = f.latency_ms.filter(|m| *m > 0) {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        if f.reset {
+            shared.ledger.count(verb, &resource, &sub, 0);
+            return broken_response();
         }
         if let Some(e) = f.error() {
             shared.ledger.count(verb, &resource, &sub, e.code);

@@ -140,3 +140,30 @@ async fn invariant_log_catches_daemonset_mirror_and_uncordoned_removals() {
             .any(|x| x["object"] == "default/bare" && x["kind"] == "UncordonedNodePodRemoved")
     );
 }
+
+#[tokio::test]
+async fn status_zero_fault_resets_the_connection() {
+    let s = sim("nodes: [{name: n1}]").await;
+    s.set_faults(vec![Fault {
+        verb: Some("get".into()),
+        resource: Some("nodes".into()),
+        status: Some(0),
+        probability: 1.0,
+        retry_after_seconds: None,
+        latency_ms: None,
+        watch_cut_seconds: None,
+    }]);
+    let nodes: Api<Node> = Api::all(s.client());
+    let e = nodes.get("n1").await.unwrap_err();
+    assert!(!matches!(e, kube::Error::Api(_)), "not an API answer: {e}");
+    assert!(
+        s.requests()
+            .iter()
+            .any(|r| r.verb == "get" && r.resource == "nodes" && r.code == 0 && r.count == 1)
+    );
+    s.set_faults(vec![]);
+    assert_eq!(
+        nodes.get("n1").await.unwrap().metadata.name.as_deref(),
+        Some("n1")
+    );
+}

@@ -465,3 +465,24 @@ pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 2}]
         "{v:?}"
     );
 }
+
+#[tokio::test]
+async fn unknown_eviction_fields_are_ignored_with_a_warning() {
+    let s = sim(TWO_WEB).await;
+    let r = raw_json(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/pods/solo/eviction",
+        &json!({"delete_options":{"gracePeriodSeconds":0},"metadata":{"name":"solo"}}),
+    )
+    .await;
+    assert_eq!(r.code, 201);
+    assert_eq!(
+        r.header("warning"),
+        Some("299 - \"unknown field \\\"delete_options\\\"\"")
+    );
+    let pod: Value = raw(&s, "GET", "/api/v1/namespaces/default/pods/solo", &[], b"")
+        .await
+        .json();
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
+}
