@@ -24,6 +24,7 @@ use crate::sim::Shared;
 use crate::store::{Event, EventType, State};
 
 const TICK: Duration = Duration::from_millis(50);
+const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 
 struct Terminating {
     key: Key,
@@ -45,6 +46,7 @@ pub struct Controllers {
     unscheduled: BTreeSet<Key>,
     parked: BTreeSet<Key>,
     wake_parked: bool,
+    taint_nodes: BTreeSet<String>,
     dirty_owners: HashSet<String>,
     dirty_workloads: HashSet<(ResId, Key)>,
     all_daemonsets: bool,
@@ -68,6 +70,7 @@ impl Controllers {
             unscheduled: BTreeSet::new(),
             parked: BTreeSet::new(),
             wake_parked: false,
+            taint_nodes: BTreeSet::new(),
             dirty_owners: HashSet::new(),
             dirty_workloads: HashSet::new(),
             all_daemonsets: false,
@@ -218,6 +221,9 @@ impl Controllers {
             }
             NODES => {
                 self.wake_parked = true;
+                if !deleted {
+                    self.taint_nodes.insert(meta::name(&ev.object).to_string());
+                }
                 if ev.ty != EventType::Modified
                     || ev
                         .prev
@@ -258,6 +264,7 @@ impl Controllers {
         let shared = self.shared.clone();
         let mut st = shared.store.lock();
         self.kubelet(&mut st, now);
+        self.node_lifecycle(&mut st);
         self.schedule(&mut st);
         self.garbage_collect(&mut st);
         self.workloads(&mut st);
@@ -310,6 +317,41 @@ impl Controllers {
                 }
                 Some(_) => {}
             }
+        }
+    }
+
+    /// Keep the `node.kubernetes.io/unschedulable:NoSchedule` taint in line with
+    /// `spec.unschedulable`, as the node lifecycle controller does (P-5).
+    fn node_lifecycle(&mut self, st: &mut State) {
+        for name in std::mem::take(&mut self.taint_nodes) {
+            let Some(node) = st.get(NODES, "", &name) else {
+                continue;
+            };
+            let want = node["spec"]["unschedulable"].as_bool() == Some(true);
+            let taints = node["spec"]["taints"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let has = taints.iter().any(|t| t["key"] == UNSCHEDULABLE_TAINT);
+            if want == has {
+                continue;
+            }
+            let mut next = (*node).clone();
+            let mut kept: Vec<Value> = taints
+                .into_iter()
+                .filter(|t| t["key"] != UNSCHEDULABLE_TAINT)
+                .collect();
+            if want {
+                kept.push(serde_json::json!({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule", "timeAdded": meta::now_rfc3339()}));
+            }
+            if kept.is_empty() {
+                if let Some(spec) = next["spec"].as_object_mut() {
+                    spec.remove("taints");
+                }
+            } else {
+                next["spec"]["taints"] = Value::Array(kept);
+            }
+            st.replace(NODES, next);
         }
     }
 

@@ -486,3 +486,38 @@ async fn unknown_eviction_fields_are_ignored_with_a_warning() {
         .json();
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
 }
+
+#[tokio::test]
+async fn negative_or_overfull_budget_status_is_403() {
+    let s = sim(&format!(
+        "settings: {{disruptionDelaySeconds: 60}}\n{TWO_WEB}"
+    ))
+    .await;
+    let path = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb/status";
+    let mut pdb: Value = raw(&s, "GET", path, &[], b"").await.json();
+    pdb["status"]["disruptionsAllowed"] = json!(-1);
+    assert_eq!(raw_json(&s, "PUT", path, &pdb).await.code, 200);
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
+    let r = evict(&s, &web, json!({})).await;
+    assert_eq!(r.code, 403);
+    assert_eq!(
+        r.json(),
+        json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+               "message":"poddisruptionbudget.policy \"web-pdb\" is forbidden: pdb disruptions allowed is negative",
+               "reason":"Forbidden","details":{"name":"web-pdb","group":"policy","kind":"poddisruptionbudget"},"code":403})
+    );
+    let mut pdb: Value = raw(&s, "GET", path, &[], b"").await.json();
+    pdb["status"]["disruptionsAllowed"] = json!(1);
+    let many: serde_json::Map<String, Value> = (0..2001)
+        .map(|i| (format!("p{i}"), json!("2030-01-01T00:00:00Z")))
+        .collect();
+    pdb["status"]["disruptedPods"] = Value::Object(many);
+    assert_eq!(raw_json(&s, "PUT", path, &pdb).await.code, 200);
+    let r = evict(&s, &web, json!({})).await;
+    assert_eq!(r.code, 403);
+    assert_eq!(
+        r.json()["message"],
+        "poddisruptionbudget.policy \"web-pdb\" is forbidden: DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+    );
+}

@@ -16,8 +16,29 @@ async fn cordon_and_uncordon_by_strategic_merge() {
     let nodes: Api<Node> = Api::all(s.client());
     let n = nodes.cordon("n1").await.unwrap();
     assert_eq!(n.spec.unwrap().unschedulable, Some(true));
+    let tainted = crate::common::eventually("the unschedulable taint", || async {
+        let n = nodes.get("n1").await.unwrap();
+        n.spec.unwrap().taints.filter(|t| {
+            t.iter()
+                .any(|t| t.key == "node.kubernetes.io/unschedulable" && t.effect == "NoSchedule")
+        })
+    })
+    .await;
+    assert_eq!(tainted.len(), 1);
     let n = nodes.uncordon("n1").await.unwrap();
     assert_eq!(n.spec.unwrap().unschedulable, Some(false));
+    crate::common::eventually("the taint to go", || async {
+        nodes
+            .get("n1")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .taints
+            .is_none()
+            .then_some(())
+    })
+    .await;
     nodes.cordon("n1").await.unwrap();
     let r = raw(
         &s,
