@@ -25,10 +25,12 @@ fn normalise(text: &str) -> Vec<String> {
         .map(|l| l.replace("cannot delete cannot delete ", "cannot delete "))
         .map(|l| match (l.find('['), l.rfind(']')) {
             (Some(open), Some(close)) if open < close => {
-                let mut groups: Vec<&str> = l[open + 1..close].split(", cannot delete ").collect();
+                let inner = &l[open + 1..close];
+                let inner = inner.strip_prefix("cannot delete ").unwrap_or(inner);
+                let mut groups: Vec<&str> = inner.split(", cannot delete ").collect();
                 groups.sort();
                 format!(
-                    "{}[{}]{}",
+                    "{}[cannot delete {}]{}",
                     &l[..open + 1],
                     groups.join(", cannot delete "),
                     &l[close..]
