@@ -52,7 +52,6 @@ pub struct ProgressRenderer {
     started: Instant,
     nodes: Vec<NodeView>,
     pods: HashMap<String, PodView>,
-    accepted: HashSet<String>,
 }
 
 fn node_style() -> ProgressStyle {
@@ -82,7 +81,6 @@ impl ProgressRenderer {
             started: Instant::now(),
             nodes: Vec::new(),
             pods: HashMap::new(),
-            accepted: HashSet::new(),
         }
     }
 
@@ -346,7 +344,6 @@ impl Renderer for ProgressRenderer {
                 self.refresh_node(&node);
             }
             Event::Evicted { node, pod } => {
-                self.accepted.insert(key(pod));
                 self.node(node).in_flight.remove(&pod.uid);
                 self.hide_pod(pod);
                 let node = node.clone();
