@@ -27,7 +27,7 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
-        /// Serve HTTPS with a generated CA (not available in this build).
+        /// Serve HTTPS with a CA generated at start-up (the written kubeconfig carries the CA).
         #[arg(long)]
         tls: bool,
         /// Write a kubeconfig pointing at the server to this path.
@@ -73,13 +73,8 @@ async fn main() -> Result<()> {
             tls,
             write_kubeconfig,
         } => {
-            if tls {
-                anyhow::bail!(
-                    "--tls is not supported by this build of kubesim yet; serve plain HTTP (kubectl and kube-rs accept it)"
-                );
-            }
             let sc = kubesim::Scenario::from_file(&scenario)?;
-            let sim = kubesim::Sim::start_on(sc, addr).await?;
+            let sim = kubesim::Sim::start_with(sc, kubesim::SimOptions { addr, tls }).await?;
             if let Some(path) = &write_kubeconfig {
                 sim.write_kubeconfig(path)
                     .with_context(|| format!("cannot write kubeconfig {}", path.display()))?;

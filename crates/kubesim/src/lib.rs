@@ -24,6 +24,7 @@ mod resources;
 mod scenario;
 mod sim;
 mod store;
+mod tls;
 
 pub use error::ApiError;
 pub use faults::Fault;
@@ -32,4 +33,5 @@ pub use scenario::{
     IntOrPercent, MirrorPod, NamespaceSpec, NodeSpec, PdbSpec, Scenario, ScenarioError, Settings,
     Workload, WorkloadKind,
 };
-pub use sim::{Sim, SimError};
+pub use sim::{Sim, SimError, SimOptions};
+pub use tls::TlsError;

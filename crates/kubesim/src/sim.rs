@@ -48,6 +48,27 @@ pub enum SimError {
     /// The scenario is invalid.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Address to listen on (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Serve HTTPS with a CA generated at start-up.
+    pub tls: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+        }
+    }
 }
 
 /// A running simulator. Dropping it (or [`Sim::shutdown`]) stops the server.
@@ -55,6 +76,7 @@ pub struct Sim {
     shared: Arc<Shared>,
     addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
+    ca: Option<(String, Vec<u8>)>,
     server: Option<JoinHandle<()>>,
     controllers: Option<JoinHandle<()>>,
 }
@@ -67,6 +89,12 @@ impl Sim {
 
     /// Start on the given address.
     pub async fn start_on(scenario: Scenario, addr: SocketAddr) -> Result<Sim, SimError> {
+        Self::start_with(scenario, SimOptions { addr, tls: false }).await
+    }
+
+    /// Start with explicit options (address, TLS).
+    pub async fn start_with(scenario: Scenario, options: SimOptions) -> Result<Sim, SimError> {
+        let addr = options.addr;
         scenario.validate()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -74,6 +102,10 @@ impl Sim {
         let local = listener
             .local_addr()
             .map_err(|source| SimError::Bind { addr, source })?;
+        let material = match options.tls {
+            true => Some(crate::tls::TlsMaterial::generate(local.ip())?),
+            false => None,
+        };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let store = Store::new(scenario.settings.watch_history);
         let mut params = HashMap::new();
@@ -100,19 +132,37 @@ impl Sim {
             .fallback(crate::api::handle)
             .with_state(shared.clone());
         let mut sig = shutdown;
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = sig.wait_for(|v| *v).await;
+        let stopped = async move {
+            let _ = sig.wait_for(|v| *v).await;
+        };
+        let (server, ca) = if let Some(material) = material {
+            let tls_listener = material.listener(listener);
+            let server = tokio::spawn(async move {
+                if let Err(e) = axum::serve(tls_listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::warn!(error = %e, "kubesim server stopped with an error");
+                }
             });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "kubesim server stopped with an error");
-            }
-        });
+            (server, Some((material.ca_pem, material.ca_der)))
+        } else {
+            let server = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::warn!(error = %e, "kubesim server stopped with an error");
+                }
+            });
+            (server, None)
+        };
         tracing::debug!(%local, "kubesim serving");
         Ok(Sim {
             shared,
             addr: local,
             stop,
+            ca,
             server: Some(server),
             controllers: Some(controllers),
         })
@@ -123,15 +173,31 @@ impl Sim {
         self.addr
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    /// Base URL, e.g. `http://127.0.0.1:PORT` (`https://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// A kubeconfig with cluster, context and user all named `kubesim`.
+    /// The generated CA certificate (PEM) when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(|(pem, _)| pem.as_str())
+    }
+
+    /// A kubeconfig with cluster, context and user all named `kubesim` (with the CA when serving TLS).
     pub fn kubeconfig_yaml(&self) -> String {
+        let ca = match &self.ca {
+            Some((pem, _)) => {
+                use base64::Engine;
+                format!(
+                    "\n    certificate-authority-data: {}",
+                    base64::engine::general_purpose::STANDARD.encode(pem)
+                )
+            }
+            None => String::new(),
+        };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:\n    token: kubesim\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {}{ca}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:\n    token: kubesim\npreferences: {{}}\n",
             self.url()
         )
     }
@@ -145,6 +211,9 @@ impl Sim {
     pub fn kube_config(&self) -> kube::Config {
         let mut c = kube::Config::new(self.url().parse().expect("valid URL"));
         c.default_retry = false;
+        if let Some((_, der)) = &self.ca {
+            c.root_cert = Some(vec![der.clone()]);
+        }
         c.default_namespace = "default".into();
         c
     }

@@ -10,4 +10,5 @@ mod kubectl;
 mod list;
 mod patch;
 mod pdb_status;
+mod tls;
 mod watch;
