@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::error::DrainError;
 use crate::options::DryRun;
 use crate::requests::Requests;
+use crate::retry;
 
 /// Annotation kdrain puts on a node it cordoned (value `kdrain`).
 pub const CORDONED_BY: &str = "kdrain.io/cordoned-by";
@@ -45,8 +46,13 @@ pub(crate) async fn get_node(
     name: &str,
     req: &Requests,
 ) -> Result<Node, DrainError> {
-    req.count("get", "nodes");
-    match Api::<Node>::all(client.clone()).get(name).await {
+    let api = Api::<Node>::all(client.clone());
+    let got = retry::idempotent("get node", || {
+        req.count("get", "nodes");
+        api.get(name)
+    })
+    .await;
+    match got {
         Ok(n) => Ok(n),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(DrainError::NodeNotFound {
             node: name.to_string(),
@@ -68,6 +74,24 @@ fn patch_params(dry: DryRun) -> PatchParams {
     } else {
         pp
     }
+}
+
+/// Sends a merge patch to a node, retried on transient errors (the patch is idempotent).
+async fn send_patch(
+    client: &kube::Client,
+    name: &str,
+    dry: DryRun,
+    body: &serde_json::Value,
+    req: &Requests,
+) -> Result<Node, kube::Error> {
+    let api = Api::<Node>::all(client.clone());
+    let pp = patch_params(dry);
+    let patch = Patch::Merge(body);
+    retry::idempotent("patch node", || {
+        req.count("patch", "nodes");
+        api.patch(name, &pp, &patch)
+    })
+    .await
 }
 
 /// Cordons a node unless it already is unschedulable (then nothing is sent, like kubectl).
@@ -95,9 +119,7 @@ pub(crate) async fn cordon(
         "metadata": {"annotations": {CORDONED_BY: "kdrain"}},
         "spec": {"unschedulable": true},
     });
-    req.count("patch", "nodes");
-    Api::<Node>::all(client.clone())
-        .patch(&name, &patch_params(dry), &Patch::Merge(&body))
+    send_patch(client, &name, dry, &body, req)
         .await
         .map_err(|e| {
             DrainError::api(format!("cordoning node {name}"), "patch", "nodes", None, e)
@@ -137,9 +159,7 @@ pub(crate) async fn uncordon(
         "metadata": {"annotations": {CORDONED_BY: null}},
         "spec": {"unschedulable": null},
     });
-    req.count("patch", "nodes");
-    Api::<Node>::all(client.clone())
-        .patch(&name, &patch_params(dry), &Patch::Merge(&body))
+    send_patch(client, &name, dry, &body, req)
         .await
         .map_err(|e| {
             DrainError::api(

@@ -138,7 +138,14 @@ struct NodeRun {
     seconds: f64,
     order: Vec<String>,
     final_list_retry: Option<Instant>,
+    /// When the timeout was reached: nothing more is sent for this node, and it closes once the
+    /// requests in flight have answered (or after [`IN_FLIGHT_GRACE`]).
+    expired: Option<Instant>,
 }
+
+/// How long a timed-out node waits for the answers to requests already in flight, so that its
+/// report says what really happened to those pods.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
 
 struct Done {
     uid: String,
@@ -253,6 +260,7 @@ impl Dispatcher {
                 seconds: 0.0,
                 order,
                 final_list_retry: None,
+                expired: None,
             });
         }
         d
@@ -417,6 +425,7 @@ impl Dispatcher {
             })
             .filter(|(_, t)| t.not_before.is_none_or(|n| n <= now))
             .filter(|(_, t)| t.tier <= open[t.node])
+            .filter(|(_, t)| self.nodes[t.node].expired.is_none())
             .map(|(uid, t)| (t.tier, t.seq, uid.clone()))
             .collect();
         due.sort();
@@ -1047,8 +1056,10 @@ impl Dispatcher {
         }
         for n in &self.nodes {
             if n.outcome.is_none() {
-                if let Some(d) = n.deadline {
-                    wake = wake.min(d);
+                match (n.deadline, n.expired) {
+                    (_, Some(at)) => wake = wake.min(at + IN_FLIGHT_GRACE),
+                    (Some(d), None) => wake = wake.min(d),
+                    (None, None) => {}
                 }
                 if let Some(r) = n.final_list_retry {
                     wake = wake.min(r);
@@ -1095,6 +1106,18 @@ impl Dispatcher {
                 continue;
             }
             if self.nodes[i].deadline.is_some_and(|d| now >= d) {
+                // Send nothing more, and hear the answers to what is in flight first: an
+                // eviction accepted after the deadline must not be reported as blocked.
+                let expired = *self.nodes[i].expired.get_or_insert(now);
+                let in_flight = self.nodes[i]
+                    .order
+                    .iter()
+                    .any(|u| self.tracks.get(u).is_some_and(|t| t.st == St::InFlight));
+                if in_flight && now < expired + IN_FLIGHT_GRACE {
+                    continue;
+                }
+                // A fresh LIST: pods gone but not yet reported by the watch are gone.
+                self.catch_up(i).await;
                 let timeout = self.sh.opts.timeout.unwrap_or_default().as_secs_f64();
                 let left: Vec<String> = self
                     .tracks
@@ -1105,29 +1128,89 @@ impl Dispatcher {
                 for uid in left {
                     let t = &self.tracks[&uid];
                     // blocked by a budget last (a probe may be in flight right now)
-                    let outcome = if t.by_budget
-                        && t.accepted.is_none()
-                        && matches!(t.st, St::Retry | St::InFlight)
-                    {
-                        PodOutcome::Blocked
-                    } else {
-                        let what = match (&t.st, t.action) {
-                            (_, Action::Wait) => "waiting for it to complete".to_string(),
-                            (St::Following, _) => "waiting for it to terminate".to_string(),
-                            (St::Queued, _) => {
-                                "not sent yet (earlier tiers still draining)".to_string()
+                    let terminating = t.pod.metadata.deletion_timestamp.is_some();
+                    let outcome =
+                        if t.by_budget && t.accepted.is_none() && t.st == St::Retry && !terminating
+                        {
+                            PodOutcome::Blocked
+                        } else {
+                            let what = match (&t.st, t.action) {
+                                (_, Action::Wait) => "waiting for it to complete".to_string(),
+                                (St::Retry | St::Queued, _) if terminating => {
+                                    "it is terminating, but kdrain's request was not seen accepted"
+                                        .to_string()
+                                }
+                                (St::InFlight, _) => {
+                                    "no answer to the last request yet; it may still be carried out"
+                                        .to_string()
+                                }
+                                (St::Following, _) => "waiting for it to terminate".to_string(),
+                                (St::Queued, _) => {
+                                    "not sent yet (earlier tiers still draining)".to_string()
+                                }
+                                _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
+                            };
+                            PodOutcome::Failed {
+                                error: format!("global timeout reached: {timeout}s ({what})"),
                             }
-                            _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
                         };
-                        PodOutcome::Failed {
-                            error: format!("global timeout reached: {timeout}s ({what})"),
-                        }
-                    };
                     let t = self.tracks.get_mut(&uid).expect("track");
                     t.unblock(now);
                     t.st = St::Done(outcome);
                 }
                 self.close_node(i, now);
+            }
+        }
+    }
+
+    /// At the timeout: one fresh LIST, so that target pods already gone (the watch may lag
+    /// behind, or be cut) are reported gone. Best effort: on an error the report keeps what the
+    /// watch said.
+    async fn catch_up(&mut self, i: usize) {
+        let api: Api<Pod> = Api::all(self.sh.client.clone());
+        let fields = format!("spec.nodeName={}", self.nodes[i].name);
+        let req = self.nodes[i].req.clone();
+        let listed = match watch::list_all(
+            &api,
+            Some(&fields),
+            None,
+            self.sh.opts.chunk_size,
+            &req,
+            "pods",
+        )
+        .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(node = %self.nodes[i].name, "list at the timeout failed: {e}");
+                return;
+            }
+        };
+        let present: HashSet<String> = listed
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let gone: Vec<String> = self.nodes[i]
+            .order
+            .iter()
+            .filter(|u| {
+                self.tracks
+                    .get(*u)
+                    .is_some_and(|t| t.is_target() && !t.done() && t.st != St::InFlight)
+            })
+            .filter(|u| !present.contains(*u))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.finish(&uid, PodOutcome::Gone);
+        }
+        for p in listed.items {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            if let Some(t) = self.tracks.get_mut(&uid)
+                && !t.done()
+            {
+                t.pod = p;
             }
         }
     }
@@ -1317,11 +1400,13 @@ pub(crate) async fn lookup_daemonset(
     req: &Requests,
 ) -> DaemonSetLookup {
     use k8s_openapi::api::apps::v1::DaemonSet;
-    req.count("get", "daemonsets");
-    match Api::<DaemonSet>::namespaced(client.clone(), ns)
-        .get(name)
-        .await
-    {
+    let api = Api::<DaemonSet>::namespaced(client.clone(), ns);
+    let got = crate::retry::idempotent("get daemonset", || {
+        req.count("get", "daemonsets");
+        api.get(name)
+    })
+    .await;
+    match got {
         Ok(_) => DaemonSetLookup::Found,
         Err(kube::Error::Api(s)) if s.code == 404 => DaemonSetLookup::NotFound {
             message: if s.message.is_empty() {

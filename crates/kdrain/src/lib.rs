@@ -60,6 +60,7 @@ pub mod options;
 pub mod plan;
 pub mod report;
 mod requests;
+mod retry;
 pub mod select;
 mod serde_secs;
 mod watch;

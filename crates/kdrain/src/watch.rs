@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::requests::Requests;
+use crate::retry;
 
 /// A change seen on a watched collection.
 #[derive(Debug, Clone)]
@@ -72,8 +73,11 @@ where
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }
-        req.count("list", resource);
-        let page = api.list(&lp).await?;
+        let page = retry::idempotent("list", || {
+            req.count("list", resource);
+            api.list(&lp)
+        })
+        .await?;
         if rv.is_empty() {
             rv = page.metadata.resource_version.clone().unwrap_or_default();
         }

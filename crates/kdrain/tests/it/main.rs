@@ -2,9 +2,11 @@
 
 mod api;
 mod budgets;
+mod deadline;
 mod filters;
 mod outcomes;
 mod requests;
+mod soak;
 mod watching;
 
 use std::time::Duration;
