@@ -118,3 +118,72 @@ async fn works_as_a_kubectl_plugin() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "node/n1 cordoned\n");
     assert!(c.cordoned("n1").await);
 }
+
+#[tokio::test]
+async fn https_cluster_with_its_ca_and_with_a_wrong_one() {
+    use kubesim::{Scenario, Sim, SimOptions};
+    let sim = Sim::start_with(
+        Scenario::from_yaml_str(BASIC).unwrap(),
+        SimOptions {
+            tls: true,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("kubesim with TLS");
+    assert!(sim.url().starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    sim.write_kubeconfig(&good).unwrap();
+    let r = crate::common::run_raw(
+        vec![
+            "cordon".into(),
+            "n1".into(),
+            "--kubeconfig".into(),
+            good.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (r.code, r.out_lines()),
+        (0, vec!["node/n1 cordoned"]),
+        "{}",
+        r.stderr
+    );
+
+    // Same server, but the kubeconfig trusts no CA: the TLS check fails before anything is sent.
+    let text = std::fs::read_to_string(&good).unwrap();
+    let bad_text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("certificate-authority-data"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, bad_text).unwrap();
+    let r = crate::common::run_raw(
+        vec![
+            "uncordon".into(),
+            "n1".into(),
+            "--kubeconfig".into(),
+            bad.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert_eq!(r.err_lines().len(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cannot reach the Kubernetes API at https://"),
+        "{}",
+        r.stderr
+    );
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(sim.client());
+    let n1 = api.get("n1").await.unwrap();
+    assert_eq!(
+        n1.spec.unwrap().unschedulable,
+        Some(true),
+        "still cordoned: the failed run changed nothing"
+    );
+}
