@@ -10,3 +10,4 @@ mod json;
 mod kubectl_parity;
 mod parallel;
 mod plan;
+mod resilience;
