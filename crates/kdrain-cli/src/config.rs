@@ -166,13 +166,21 @@ async fn check_reachable(client: &Client, server: &str) -> Result<(), CliError> 
                 ),
             ))
         }
-        Ok(Err(e)) => Err(CliError::new(
-            UNREACHABLE,
-            format!(
-                "cannot reach the Kubernetes API at {server}: {}; check that the cluster is up and that --kubeconfig/--context point at it",
-                one_line(&error_chain(&e))
-            ),
-        )),
+        Ok(Err(e)) => {
+            let chain = one_line(&error_chain(&e));
+            let fix = if chain.contains("certificate")
+                || chain.contains("TLS")
+                || chain.contains("tls")
+            {
+                "the server's TLS certificate is not trusted: check certificate-authority(-data) in the kubeconfig's cluster entry"
+            } else {
+                "check that the cluster is up and that --kubeconfig/--context point at it"
+            };
+            Err(CliError::new(
+                UNREACHABLE,
+                format!("cannot reach the Kubernetes API at {server}: {chain}; {fix}"),
+            ))
+        }
         Err(_) => Err(CliError::new(
             UNREACHABLE,
             format!(
