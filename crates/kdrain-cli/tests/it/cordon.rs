@@ -179,6 +179,12 @@ async fn https_cluster_with_its_ca_and_with_a_wrong_one() {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr
+            .contains("check certificate-authority(-data) in the kubeconfig"),
+        "{}",
+        r.stderr
+    );
     let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(sim.client());
     let n1 = api.get("n1").await.unwrap();
     assert_eq!(
