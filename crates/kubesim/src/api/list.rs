@@ -8,10 +8,10 @@ use axum::response::Response;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Query, Target, json_bytes, json_response};
+use super::{Query, Target, json_bytes, json_response, table};
 use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
-use crate::meta::Key;
+use crate::meta::{self, Key};
 use crate::resources::{PODS, RESOURCES};
 use crate::sim::Shared;
 
@@ -56,6 +56,10 @@ pub fn get(shared: &Shared, t: &Target, q: &Query, headers: &HeaderMap) -> ApiRe
     .ok_or_else(|| ApiError::not_found(r.group, r.plural, name))?;
     if wants_metadata(headers) {
         return Ok(json_response(200, &to_metadata(&obj)));
+    }
+    if table::wants_table(headers) {
+        let md = json!({"resourceVersion": meta::rv(&obj)});
+        return Ok(json_response(200, &table::table(t.res, &[&obj], md)));
     }
     Ok(json_response(200, &obj))
 }
@@ -230,8 +234,9 @@ pub async fn list(
     let st = shared.store.lock();
     let list_rv = snapshot_rv.unwrap_or(st.rv());
     let metadata_only = wants_metadata(headers);
+    let as_table = table::wants_table(headers);
     let node = if t.res == PODS { filter.node() } else { None };
-    let parse = metadata_only || filter.needs_object(node.as_deref());
+    let parse = metadata_only || as_table || filter.needs_object(node.as_deref());
     let keys: Box<dyn Iterator<Item = &Key>> = match &node {
         Some(n) => match st.pods_on_node(n) {
             Some(set) => match &start {
@@ -276,6 +281,21 @@ pub async fn list(
         if !filter.has_selectors() {
             md["remainingItemCount"] = json!(remaining);
         }
+    }
+    if as_table {
+        let objs: Vec<&Value> = items
+            .iter()
+            .filter_map(|i| {
+                if let Item::Obj(o) = i {
+                    Some(&**o)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let out = serde_json::to_vec(&table::table(t.res, &objs, md)).unwrap_or_default();
+        drop(st);
+        return Ok(json_bytes(200, out, "application/json"));
     }
     let (kind, api_version) = if metadata_only {
         (

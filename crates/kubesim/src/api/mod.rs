@@ -7,6 +7,7 @@ mod delete_options;
 mod discovery;
 mod list;
 mod query;
+mod table;
 mod watch;
 mod write;
 

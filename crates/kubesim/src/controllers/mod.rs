@@ -54,6 +54,7 @@ pub struct Controllers {
     pdb_label_checks: Vec<(String, BTreeMap<String, String>)>,
     pdb_namespaces: HashSet<String>,
     gc: Vec<String>,
+    events: tokio::sync::broadcast::Receiver<Arc<Event>>,
 }
 
 fn is_workload(res: ResId) -> bool {
@@ -63,7 +64,9 @@ fn is_workload(res: ResId) -> bool {
 impl Controllers {
     /// New controllers over the shared simulator state.
     pub fn new(shared: Arc<Shared>) -> Self {
+        let events = shared.store.lock().subscribe();
         Controllers {
+            events,
             shared,
             terminating: HashMap::new(),
             starting: HashMap::new(),
@@ -448,7 +451,15 @@ impl Controllers {
 
     /// Run until shutdown.
     pub async fn run(mut self) {
-        let mut rx = self.shared.store.lock().subscribe();
+        let mut rx = self.events.resubscribe();
+        // Catch up with what the initial pass wrote before the loop started.
+        loop {
+            match self.events.try_recv() {
+                Ok(ev) => self.observe(&ev),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => self.full_resync(),
+                Err(_) => break,
+            }
+        }
         let mut shutdown = self.shared.shutdown.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -453,3 +453,44 @@ pdbs: [{name: api, selector: {app: api}, maxUnavailable: 1}]
         "one 429 at least"
     );
 }
+
+#[tokio::test]
+async fn get_prints_kubectl_tables() {
+    let s = sim(CLUSTER).await;
+    let k = Kubectl::new(&s);
+    k.run(&["cordon", "n2"]).await;
+    let r = k.run(&["get", "nodes"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = r.out_lines();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    let n2: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!((n2[0], n2[1]), ("n2", "Ready,SchedulingDisabled"));
+    let r = k.run(&["get", "pods", "-o", "wide"]).await;
+    let header: Vec<&str> = r.out_lines()[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    );
+    let bare: Vec<&str> = r
+        .out_lines()
+        .iter()
+        .find(|l| l.starts_with("bare-pod"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!((bare[1], bare[2], bare[6]), ("1/1", "Running", "n1"));
+    let r = eventually("deployment status", || async {
+        let r = k.run(&["get", "deployment", "web", "--no-headers"]).await;
+        r.stdout
+            .split_whitespace()
+            .nth(1)
+            .filter(|c| *c == "2/2")
+            .map(|_| r.stdout.clone())
+    })
+    .await;
+    assert!(r.starts_with("web "));
+    let r = k.run(&["get", "pdb", "-A"]).await;
+    let row: Vec<&str> = r.out_lines()[1].split_whitespace().collect();
+    assert_eq!(row, vec!["default", "web", "N/A", "1", "1", row[5]]);
+}

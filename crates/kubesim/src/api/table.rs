@@ -1,0 +1,232 @@
+//! `as=Table` answers for `kubectl get` (D-0.4): the columns kubectl prints for the simulated kinds.
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::list::to_metadata;
+use crate::meta;
+use crate::resources::{
+    DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, ResId, STATEFULSETS,
+};
+
+/// Whether the client's preferred representation is a Table.
+pub fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .map(|a| a.split(',').next().unwrap_or("").contains("as=Table"))
+        .unwrap_or(false)
+}
+
+/// kubectl's short age format.
+fn age(o: &Value) -> String {
+    let Some(t) = o["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(meta::parse_time)
+    else {
+        return "<unknown>".into();
+    };
+    let s = (jiff::Timestamp::now().as_second() - t.as_second()).max(0);
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 3 * 3600 => format!("{}m", s / 60),
+        s if s < 8 * 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn col(name: &str, ty: &str, priority: i64) -> Value {
+    let format = if name == "Name" { "name" } else { "" };
+    json!({"name": name, "type": ty, "format": format, "description": name, "priority": priority})
+}
+
+fn num(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "N/A".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn columns(res: ResId) -> Vec<Value> {
+    match res {
+        PODS => vec![
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Status", "string", 0),
+            col("Restarts", "string", 0),
+            col("Age", "string", 0),
+            col("IP", "string", 1),
+            col("Node", "string", 1),
+        ],
+        NODES => vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Roles", "string", 0),
+            col("Age", "string", 0),
+            col("Version", "string", 0),
+        ],
+        PDBS => vec![
+            col("Name", "string", 0),
+            col("Min Available", "string", 0),
+            col("Max Unavailable", "string", 0),
+            col("Allowed Disruptions", "integer", 0),
+            col("Age", "string", 0),
+        ],
+        DEPLOYMENTS => vec![
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Up-to-date", "integer", 0),
+            col("Available", "integer", 0),
+            col("Age", "string", 0),
+        ],
+        REPLICASETS => vec![
+            col("Name", "string", 0),
+            col("Desired", "integer", 0),
+            col("Current", "integer", 0),
+            col("Ready", "integer", 0),
+            col("Age", "string", 0),
+        ],
+        STATEFULSETS => vec![
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Age", "string", 0),
+        ],
+        DAEMONSETS => vec![
+            col("Name", "string", 0),
+            col("Desired", "integer", 0),
+            col("Current", "integer", 0),
+            col("Ready", "integer", 0),
+            col("Up-to-date", "integer", 0),
+            col("Available", "integer", 0),
+            col("Age", "string", 0),
+        ],
+        NAMESPACES => vec![
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Age", "string", 0),
+        ],
+        _ => vec![col("Name", "string", 0), col("Age", "string", 0)],
+    }
+}
+
+fn pod_status(p: &Value) -> String {
+    if meta::is_terminating(p) {
+        return "Terminating".into();
+    }
+    match meta::phase(p) {
+        "Succeeded" => "Completed".into(),
+        "" => "Pending".into(),
+        other => other.into(),
+    }
+}
+
+fn cells(res: ResId, o: &Value) -> Vec<Value> {
+    let s = &o["status"];
+    let name = json!(meta::name(o));
+    match res {
+        PODS => {
+            let total = o["spec"]["containers"].as_array().map_or(0, |c| c.len());
+            let ready = s["containerStatuses"]
+                .as_array()
+                .map_or(0, |c| c.iter().filter(|c| c["ready"] == true).count());
+            let restarts: i64 = s["containerStatuses"]
+                .as_array()
+                .map_or(0, |c| c.iter().map(|c| num(&c["restartCount"])).sum());
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(o)),
+                json!(restarts.to_string()),
+                json!(age(o)),
+                json!(s["podIP"].as_str().unwrap_or("<none>")),
+                json!(o["spec"]["nodeName"].as_str().unwrap_or("<none>")),
+            ]
+        }
+        NODES => {
+            let ready = s["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+            let mut status = if ready {
+                "Ready".to_string()
+            } else {
+                "NotReady".to_string()
+            };
+            if o["spec"]["unschedulable"] == true {
+                status.push_str(",SchedulingDisabled");
+            }
+            vec![
+                name,
+                json!(status),
+                json!("<none>"),
+                json!(age(o)),
+                json!(s["nodeInfo"]["kubeletVersion"].as_str().unwrap_or("")),
+            ]
+        }
+        PDBS => vec![
+            name,
+            json!(text(&o["spec"]["minAvailable"])),
+            json!(text(&o["spec"]["maxUnavailable"])),
+            json!(num(&s["disruptionsAllowed"])),
+            json!(age(o)),
+        ],
+        DEPLOYMENTS => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                num(&s["readyReplicas"]),
+                o["spec"]["replicas"].as_i64().unwrap_or(1)
+            )),
+            json!(num(&s["updatedReplicas"])),
+            json!(num(&s["availableReplicas"])),
+            json!(age(o)),
+        ],
+        REPLICASETS => vec![
+            name,
+            json!(o["spec"]["replicas"].as_i64().unwrap_or(1)),
+            json!(num(&s["replicas"])),
+            json!(num(&s["readyReplicas"])),
+            json!(age(o)),
+        ],
+        STATEFULSETS => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                num(&s["readyReplicas"]),
+                o["spec"]["replicas"].as_i64().unwrap_or(1)
+            )),
+            json!(age(o)),
+        ],
+        DAEMONSETS => vec![
+            name,
+            json!(num(&s["desiredNumberScheduled"])),
+            json!(num(&s["currentNumberScheduled"])),
+            json!(num(&s["numberReady"])),
+            json!(num(&s["updatedNumberScheduled"])),
+            json!(num(&s["numberAvailable"])),
+            json!(age(o)),
+        ],
+        NAMESPACES => vec![
+            name,
+            json!(s["phase"].as_str().unwrap_or("Active")),
+            json!(age(o)),
+        ],
+        _ => vec![name, json!(age(o))],
+    }
+}
+
+/// A `meta.k8s.io/v1 Table` of the given objects.
+pub fn table(res: ResId, objects: &[&Value], list_meta: Value) -> Value {
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| json!({"cells": cells(res, o), "object": to_metadata(o)}))
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": columns(res), "rows": rows})
+}
