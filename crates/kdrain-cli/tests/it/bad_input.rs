@@ -258,3 +258,23 @@ async fn selector_matching_no_node_changes_nothing() {
     );
     assert_unchanged(&c, &before).await;
 }
+
+#[tokio::test]
+async fn server_error_is_exit_1_with_one_line() {
+    let c = cluster(BASIC).await;
+    c.sim.set_faults(vec![
+        serde_json::from_value(serde_json::json!({
+            "verb": "list", "resource": "pods", "status": 500
+        }))
+        .unwrap(),
+    ]);
+    let r = c.run(&with_flags(&["plan", "n1", "-o", "text"])).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.err_lines().len(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("listing the pods of node n1"),
+        "{}",
+        r.stderr
+    );
+    assert!(c.all_writes().is_empty());
+}
