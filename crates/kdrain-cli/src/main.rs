@@ -230,9 +230,10 @@ pub(crate) async fn drain_with(
     // The task owns the drainer; when it ends, the event sender is dropped and `pump` returns.
     let names = nodes.clone();
     let task = tokio::spawn(async move { drainer.drain(&nodes).await });
-    if !render::pump(renderer.as_mut(), receiver).await {
+    let mut pending = render::Pending::default();
+    if !render::pump(renderer.as_mut(), receiver, &mut pending).await {
         task.abort();
-        renderer.interrupted(&names);
+        renderer.interrupted(&names, &pending);
         return Ok((render::INTERRUPTED, None));
     }
     let result: Result<Report, DrainError> = task.await.context("the drain task panicked")?;

@@ -92,16 +92,19 @@ impl Renderer for JsonRenderer {
         self.line(event);
     }
 
-    fn interrupted(&mut self, nodes: &[String]) {
+    fn interrupted(&mut self, nodes: &[String], pending: &super::Pending) {
+        let lines = super::interrupted_lines(nodes, pending);
         let line = ResultLine {
             event: "result",
             exit_code: super::INTERRUPTED,
             succeeded: false,
-            error: Some(super::interrupted_line(nodes)),
+            error: Some(lines.join("; ")),
             report: None,
         };
         self.line(&line);
-        eprintln!("{}", super::interrupted_line(nodes));
+        for text in lines {
+            eprintln!("{text}");
+        }
     }
 
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {

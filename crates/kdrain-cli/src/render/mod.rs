@@ -47,17 +47,66 @@ pub trait Renderer {
     /// Shows the end of the command and returns its exit code.
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32;
     /// The user pressed Ctrl-C: stop drawing, say what state the nodes are left in.
-    fn interrupted(&mut self, nodes: &[String]) {
-        eprintln!("{}", interrupted_line(nodes));
+    fn interrupted(&mut self, nodes: &[String], pending: &Pending) {
+        for line in interrupted_lines(nodes, pending) {
+            eprintln!("{line}");
+        }
     }
 }
 
-/// The line printed when a drain is interrupted.
-pub fn interrupted_line(nodes: &[String]) -> String {
-    format!(
+/// Target pods not yet seen gone, by node, as the events tell it (kept so that an
+/// interrupted drain can say what it leaves behind).
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Node name -> pods (`ns/name`, uid) still to go, in plan order.
+    by_node: Vec<(String, Vec<(String, String)>)>,
+}
+
+impl Pending {
+    /// Updates the bookkeeping with one event.
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Planned { plan } => {
+                for node in &plan.nodes {
+                    let pods = node
+                        .pods
+                        .iter()
+                        .filter(|p| p.action.is_target())
+                        .map(|p| (format!("{}/{}", p.namespace, p.name), p.uid.clone()))
+                        .collect();
+                    self.by_node.retain(|(n, _)| n != &node.node);
+                    self.by_node.push((node.node.clone(), pods));
+                }
+            }
+            Event::Gone { node, pod } => {
+                if let Some((_, pods)) = self.by_node.iter_mut().find(|(n, _)| n == node) {
+                    pods.retain(|(_, uid)| uid != &pod.uid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `(node, ["ns/name", ...])` for every node with pods left.
+    pub fn left(&self) -> Vec<(&str, Vec<&str>)> {
+        self.by_node
+            .iter()
+            .filter(|(_, pods)| !pods.is_empty())
+            .map(|(n, pods)| (n.as_str(), pods.iter().map(|(p, _)| p.as_str()).collect()))
+            .collect()
+    }
+}
+
+/// The lines printed when a drain is interrupted: what stopped, what is left, how to undo.
+pub fn interrupted_lines(nodes: &[String], pending: &Pending) -> Vec<String> {
+    let mut lines = vec![format!(
         "interrupted: the drain stopped; cordoned nodes stay cordoned (undo with `kdrain uncordon {}`)",
         nodes.join(" ")
-    )
+    )];
+    for (node, pods) in pending.left() {
+        lines.push(format!("pods left on node/{node}: {}", pods.join(", ")));
+    }
+    lines
 }
 
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -77,6 +126,7 @@ pub fn renderer(mode: Mode, title: &str) -> Box<dyn Renderer + Send> {
 pub async fn pump(
     renderer: &mut (dyn Renderer + Send),
     mut events: UnboundedReceiver<Event>,
+    pending: &mut Pending,
 ) -> bool {
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -85,7 +135,10 @@ pub async fn pump(
     loop {
         tokio::select! {
             maybe = events.recv() => match maybe {
-                Some(event) => renderer.event(&event),
+                Some(event) => {
+                    pending.observe(&event);
+                    renderer.event(&event);
+                }
                 None => return true,
             },
             _ = ticker.tick() => renderer.tick(),

@@ -428,7 +428,7 @@ impl Renderer for ProgressRenderer {
         ));
     }
 
-    fn interrupted(&mut self, nodes: &[String]) {
+    fn interrupted(&mut self, nodes: &[String], pending: &super::Pending) {
         for (_, view) in self.pods.drain() {
             view.line.finish_and_clear();
             self.multi.remove(&view.line);
@@ -439,7 +439,9 @@ impl Renderer for ProgressRenderer {
             }
         }
         self.header.abandon();
-        eprintln!("{}", super::interrupted_line(nodes));
+        for line in super::interrupted_lines(nodes, pending) {
+            eprintln!("{line}");
+        }
     }
 
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {

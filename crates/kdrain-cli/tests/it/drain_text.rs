@@ -558,5 +558,9 @@ async fn ctrl_c_stops_and_says_how_to_undo() {
         stderr.contains("interrupted: the drain stopped; cordoned nodes stay cordoned (undo with `kdrain uncordon n1`)"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("pods left on node/n1: default/web-"),
+        "names the pod still on the node: {stderr}"
+    );
     assert!(c.cordoned("n1").await);
 }
