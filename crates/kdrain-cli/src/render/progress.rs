@@ -54,6 +54,9 @@ pub struct ProgressRenderer {
     pods: HashMap<String, PodView>,
 }
 
+/// Pod lines shown under one node; more are counted in the node's bar as "+N more".
+const MAX_POD_LINES: usize = 6;
+
 fn node_style() -> ProgressStyle {
     ProgressStyle::with_template("{prefix:.bold} [{bar:30.green/white}] {pos}/{len} pods gone{msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -147,10 +150,17 @@ impl ProgressRenderer {
                     .unwrap_or_else(|| self.node(node).bar.clone()),
                 Err(bar) => bar,
             };
-            let line = self
-                .multi
-                .insert_after(&anchor, ProgressBar::new_spinner().with_style(line_style()));
-            self.node(node).lines.push(k.clone());
+            // Past a few lines per node the screen would overflow; the node's bar still
+            // counts every blocked and terminating pod.
+            let line = if self.node(node).lines.len() < MAX_POD_LINES {
+                let line = self
+                    .multi
+                    .insert_after(&anchor, ProgressBar::new_spinner().with_style(line_style()));
+                self.node(node).lines.push(k.clone());
+                line
+            } else {
+                ProgressBar::hidden()
+            };
             self.pods.insert(
                 k.clone(),
                 PodView {
@@ -231,6 +241,7 @@ impl ProgressRenderer {
         if n.finished {
             return;
         }
+        let hidden = (blocked + terminating).saturating_sub(n.lines.len());
         let mut parts = Vec::new();
         if !n.in_flight.is_empty() {
             parts.push(format!("{} evicting", n.in_flight.len()));
@@ -240,6 +251,9 @@ impl ProgressRenderer {
         }
         if blocked > 0 {
             parts.push(format!("{blocked} blocked"));
+        }
+        if hidden > 0 {
+            parts.push(format!("+{hidden} more not shown"));
         }
         let msg = if parts.is_empty() {
             String::new()
