@@ -23,13 +23,14 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, 
                 .strip_suffix('%')
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(|| BadValue(s.clone()))?;
-            let prod = p * i64::from(total);
+            // saturating: a hostile or absurd value must not overflow
+            let prod = p.saturating_mul(i64::from(total));
             let v = if round_up {
-                (prod + 99).div_euclid(100)
+                prod.saturating_add(99).div_euclid(100)
             } else {
                 prod.div_euclid(100)
             };
-            Ok(v as i32)
+            Ok(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
         }
     }
 }
@@ -39,7 +40,7 @@ pub fn desired_healthy(pdb: &PodDisruptionBudget, expected: i32) -> Result<i32, 
     let spec = pdb.spec.as_ref();
     if let Some(mu) = spec.and_then(|s| s.max_unavailable.as_ref()) {
         let m = scaled_value(mu, expected, true)?;
-        Ok((expected - m).max(0))
+        Ok(expected.saturating_sub(m).max(0))
     } else if let Some(ma) = spec.and_then(|s| s.min_available.as_ref()) {
         scaled_value(ma, expected, true)
     } else {
@@ -454,6 +455,24 @@ pub(crate) mod tests {
             let b = pdb("x", &[], Some(v), None);
             let d = desired_healthy(&b, expected).unwrap();
             prop_assert!(d >= 0 && d <= expected);
+        }
+
+        #[test]
+        fn hostile_budget_values_never_panic(s in ".*", p in any::<i64>(), total in any::<i32>(), up in any::<bool>()) {
+            let _ = scaled_value(&IntOrString::String(s), total, up);
+            let pct = IntOrString::String(format!("{p}%"));
+            prop_assert!(scaled_value(&pct, total, up).is_ok());
+        }
+
+        #[test]
+        fn hostile_desired_never_panics(v in any::<i32>(), expected in any::<i32>(), mu in any::<bool>()) {
+            let b = if mu {
+                pdb("x", &[], Some(IntOrString::Int(v)), None)
+            } else {
+                pdb("x", &[], None, Some(IntOrString::Int(v)))
+            };
+            let d = desired_healthy(&b, expected).unwrap();
+            if mu { prop_assert!(d >= 0); }
         }
 
         #[test]

@@ -121,7 +121,9 @@ impl BudgetState {
         if !now.observed {
             return 0;
         }
-        now.allowed - self.pending_ack.len() as i32 - self.inflight
+        now.allowed
+            .saturating_sub(self.pending_ack.len() as i32)
+            .saturating_sub(self.inflight)
     }
 }
 
@@ -801,6 +803,10 @@ impl Dispatcher {
     }
 
     async fn upsert_pod(&mut self, node: usize, p: Pod) {
+        if let Some(field) = crate::drainer::missing_identity(&p) {
+            tracing::warn!(node = %self.nodes[node].name, "ignoring a pod without {field} from the API server");
+            return;
+        }
         let uid = p.metadata.uid.clone().unwrap_or_default();
         if self.ignored.contains(&uid) {
             return;

@@ -285,6 +285,14 @@ impl Drainer {
                     e,
                 )
             })?;
+            if let Some(message) = listed.items.iter().enumerate().find_map(|(i, p)| {
+                missing_identity(p).map(|field| format!("pod #{i} of the list has no {field}"))
+            }) {
+                return Err(DrainError::BadResponse {
+                    context: format!("listing the pods of node {node}"),
+                    message,
+                });
+            }
             let pods: Vec<Pod> = listed
                 .items
                 .iter()
@@ -560,6 +568,21 @@ impl Drainer {
                 Err(e) => tracing::warn!(node = %n, "cannot uncordon the node: {e}"),
             }
         }
+    }
+}
+
+/// The first identity field a pod lacks (kdrain addresses pods by namespace, name and UID).
+pub(crate) fn missing_identity(pod: &Pod) -> Option<&'static str> {
+    let m = &pod.metadata;
+    let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+    if empty(&m.name) {
+        Some("metadata.name")
+    } else if empty(&m.namespace) {
+        Some("metadata.namespace")
+    } else if empty(&m.uid) {
+        Some("metadata.uid")
+    } else {
+        None
     }
 }
 

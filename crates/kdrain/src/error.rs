@@ -43,6 +43,17 @@ pub enum DrainError {
         /// What happened, including the pending pods.
         report: Box<Report>,
     },
+    /// The API server answered with something kdrain cannot use (malformed JSON, the wrong
+    /// kind, objects without name or UID, a list that never ends). Nothing more was sent.
+    #[error(
+        "{context}: the API server's answer cannot be used ({message}); check that the kubeconfig points at a Kubernetes API server"
+    )]
+    BadResponse {
+        /// What was being done, with the object's name.
+        context: String,
+        /// What is wrong with the answer.
+        message: String,
+    },
     /// An API request failed.
     #[error("{context}: {source}")]
     Api {
@@ -85,6 +96,7 @@ impl DrainError {
     pub fn exit_code(&self) -> i32 {
         match self {
             DrainError::NodeNotFound { .. } | DrainError::Options(_) => 2,
+            DrainError::BadResponse { .. } => 1,
             DrainError::Forbidden { .. } => 5,
             DrainError::PlanRefused { .. } => 4,
             DrainError::Incomplete { report } => {
@@ -112,7 +124,8 @@ impl DrainError {
         }
     }
 
-    /// Wraps a client error with context, turning 403s into [`DrainError::Forbidden`].
+    /// Wraps a client error with context, turning 403s into [`DrainError::Forbidden`] and
+    /// undecodable answers into [`DrainError::BadResponse`].
     pub(crate) fn api(
         context: impl Into<String>,
         verb: &str,
@@ -120,6 +133,12 @@ impl DrainError {
         namespace: Option<&str>,
         source: kube::Error,
     ) -> Self {
+        if let kube::Error::SerdeError(e) = &source {
+            return DrainError::BadResponse {
+                context: context.into(),
+                message: e.to_string(),
+            };
+        }
         if let kube::Error::Api(s) = &source
             && s.code == 403
             && !is_namespace_terminating(s)

@@ -88,6 +88,9 @@ pub fn eviction_body(pod: &PodRef, grace: Option<i64>, dry: DryRun) -> serde_jso
     })
 }
 
+/// The longest Retry-After kdrain takes from a server (one hour).
+pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
+
 fn budget_name(cause: &str) -> Option<String> {
     let rest = cause.strip_prefix("The disruption budget ")?;
     let end = rest.find(" needs ").or_else(|| rest.find(" is still"))?;
@@ -118,7 +121,8 @@ pub fn classify(
                 .map(|d| u64::from(d.retry_after_seconds))
                 .filter(|s| *s > 0)
         })
-        .map(Duration::from_secs);
+        // a hostile or absurd value must not overflow the clock
+        .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_SECS)));
     let causes: Vec<&str> = status
         .as_ref()
         .and_then(|s| s.details.as_ref())
@@ -281,6 +285,95 @@ pub(crate) async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn status_body(
+        code: u16,
+        message: &str,
+        reason: &str,
+        causes: &[(String, String)],
+        ra: u32,
+    ) -> Vec<u8> {
+        let causes: Vec<serde_json::Value> = causes
+            .iter()
+            .map(|(r, m)| serde_json::json!({"reason": r, "message": m}))
+            .collect();
+        body(
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "code": code, "message": message, "reason": reason,
+            "details": {"causes": causes, "retryAfterSeconds": ra}}),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn classify_never_panics_on_any_bytes(
+            code in any::<u16>(),
+            ra in proptest::option::of(any::<u64>()),
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            is_delete in any::<bool>(),
+        ) {
+            let a = classify(code, ra, &bytes, is_delete);
+            if let Attempt::Blocked { retry_after: Some(d), .. } | Attempt::Throttled { retry_after: Some(d), .. } = a {
+                prop_assert!(d.as_secs() <= MAX_RETRY_AFTER_SECS);
+            }
+        }
+
+        #[test]
+        fn classify_status_bodies_by_the_rules(
+            code in prop::sample::select(vec![200u16, 201, 400, 401, 403, 404, 409, 422, 429, 500, 503, 504]),
+            message in ".{0,80}",
+            reason in ".{0,20}",
+            causes in proptest::collection::vec(
+                (prop::sample::select(vec!["DisruptionBudget".to_string(), "NamespaceTerminating".to_string(), "x".to_string()]), ".{0,80}"),
+                0..3,
+            ),
+            ra in any::<u32>(),
+        ) {
+            let b = status_body(code, &message, &reason, &causes, ra);
+            let a = classify(code, None, &b, false);
+            let budget_cause = causes.iter().any(|(r, _)| r == "DisruptionBudget");
+            match code {
+                200 | 201 => prop_assert_eq!(a, Attempt::Accepted),
+                404 => prop_assert_eq!(a, Attempt::Gone),
+                429 if budget_cause => {
+                    let is_blocked = matches!(a, Attempt::Blocked { multiple: false, .. });
+                    prop_assert!(is_blocked);
+                }
+                429 => {
+                    let is_throttled = matches!(a, Attempt::Throttled { .. });
+                    prop_assert!(is_throttled);
+                }
+                401 => {
+                    let is_forbidden = matches!(a, Attempt::Forbidden { .. });
+                    prop_assert!(is_forbidden);
+                }
+                _ => {
+                    let not_accepted = !matches!(a, Attempt::Accepted | Attempt::Gone);
+                    prop_assert!(not_accepted);
+                }
+            }
+        }
+
+        #[test]
+        fn budget_names_never_panic(cause in ".{0,120}") {
+            if let Some(name) = budget_name(&cause) {
+                prop_assert!(cause.contains(&name));
+            }
+        }
+
+        #[test]
+        fn budget_names_are_read_back(
+            name in "[a-z0-9]([a-z0-9.-]{0,40}[a-z0-9])?",
+            needs in any::<u32>(),
+            has in any::<u32>(),
+        ) {
+            let needs_cause = format!("The disruption budget {name} needs {needs} healthy pods and has {has} currently");
+            prop_assert_eq!(budget_name(&needs_cause), Some(name.clone()));
+            let processing = format!("The disruption budget {name} is still being processed by the server.");
+            prop_assert_eq!(budget_name(&processing), Some(name));
+        }
+    }
 
     fn body(v: serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(&v).unwrap()

@@ -321,7 +321,7 @@ pub fn build(
             if at_once == needed {
                 BudgetVerdict::Passes
             } else {
-                let unhealthy = now_st.expected - now_st.current_healthy;
+                let unhealthy = now_st.expected.saturating_sub(now_st.current_healthy);
                 let spent = if unhealthy > 0 && now_st.allowed < needed {
                     format!(
                         "; {unhealthy} of its {} expected pods are not healthy",

@@ -83,6 +83,12 @@ where
         }
         items.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            // A server that hands out the same token again would be listed forever.
+            Some(c) if token.as_ref() == Some(&c) => {
+                return Err(kube::Error::SerdeError(serde::de::Error::custom(format!(
+                    "the list of {resource} never ends: the server sent the continue token {c:?} twice"
+                ))));
+            }
             Some(c) => token = Some(c),
             None => break,
         }

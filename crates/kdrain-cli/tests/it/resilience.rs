@@ -366,3 +366,64 @@ async fn ctrl_c_stops_cleanly_says_what_is_left_and_exits_130() {
     );
     no_violations(&c);
 }
+
+/// Two nodes whose web and db pods share one budget each.
+const SHARED: &str = r#"
+nodes: [{name: n1}, {name: n2}, {name: n3}, {name: n4}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 6, nodes: [n1, n2], terminationSeconds: 0.2, readySeconds: 0.3}
+  - {kind: StatefulSet, name: db, replicas: 4, nodes: [n1, n2], terminationSeconds: 0.2, readySeconds: 0.3}
+  - {kind: DaemonSet, name: agent, namespace: kube-system}
+pdbs:
+  - {name: web, selector: {app: web}, maxUnavailable: 1}
+  - {name: db, selector: {app: db}, minAvailable: 3}
+"#;
+
+#[tokio::test]
+async fn two_processes_on_the_same_node_both_succeed_without_harm() {
+    let c = cluster(SHARED).await;
+    let a = Background::start(&c, "a", &DRAIN);
+    let b = Background::start(&c, "b", &DRAIN);
+    let (a, b) = (a.finish().await, b.finish().await);
+    for r in [&a, &b] {
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.out_lines().contains(&"node/n1 drained"), "{}", r.stdout);
+        assert!(!r.stderr.contains("error:"), "{}", r.stderr);
+    }
+    assert_eq!(only_daemonsets_left(&c, "n1").await, Vec::<String>::new());
+    // Between them they report every pod of n1 evicted or gone, and nothing twice per process.
+    for r in [&a, &b] {
+        let evicted: Vec<&str> = r
+            .out_lines()
+            .into_iter()
+            .filter(|l| l.ends_with(" evicted") || l.ends_with(" deleted"))
+            .collect();
+        let unique: std::collections::HashSet<&&str> = evicted.iter().collect();
+        assert_eq!(unique.len(), evicted.len(), "{}", r.stdout);
+    }
+    assert!(c.cordoned("n1").await);
+    no_violations(&c);
+}
+
+#[tokio::test]
+async fn two_processes_on_two_nodes_sharing_budgets_never_break_them() {
+    let c = cluster(SHARED).await;
+    let a = Background::start(&c, "a", &DRAIN);
+    let b = Background::start(
+        &c,
+        "b",
+        &["drain", "n2", "--ignore-daemonsets", "--timeout=40s"],
+    );
+    let (a, b) = (a.finish().await, b.finish().await);
+    for (r, node) in [(&a, "n1"), (&b, "n2")] {
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.out_lines()
+                .contains(&format!("node/{node} drained").as_str()),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(only_daemonsets_left(&c, node).await, Vec::<String>::new());
+    }
+    no_violations(&c);
+}

@@ -2,8 +2,10 @@
 
 mod api;
 mod budgets;
+mod concurrency;
 mod deadline;
 mod filters;
+mod hostile;
 mod outcomes;
 mod requests;
 mod soak;
