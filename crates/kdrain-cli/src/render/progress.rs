@@ -16,6 +16,8 @@ enum PodState {
     Blocked {
         budget: Option<String>,
         cause: String,
+        /// kdrain itself holds the pod back (no request sent), pacing the budget.
+        held_back: bool,
         since: jiff::Timestamp,
         retry_at: Instant,
     },
@@ -191,6 +193,7 @@ impl ProgressRenderer {
             PodState::Blocked {
                 budget,
                 cause,
+                held_back,
                 since,
                 retry_at,
             } => {
@@ -198,7 +201,10 @@ impl ProgressRenderer {
                     .as_deref()
                     .map(|b| format!("by budget {b}"))
                     .unwrap_or_else(|| "by the server".to_string());
-                let why = needs_has(cause).unwrap_or_else(|| cause.clone());
+                let mut why = needs_has(cause).unwrap_or_else(|| cause.clone());
+                if *held_back {
+                    why.push_str(" (held back, no request sent)");
+                }
                 let blocked_for = (jiff::Timestamp::now().as_millisecond() - since.as_millisecond())
                     .max(0) as f64
                     / 1000.0;
@@ -338,9 +344,9 @@ impl Renderer for ProgressRenderer {
                 pod,
                 budget,
                 cause,
+                message,
                 retry_in_seconds,
                 since,
-                ..
             } => {
                 self.node(node).in_flight.remove(&pod.uid);
                 let retry = Duration::from_secs_f64(retry_in_seconds.max(0.0));
@@ -350,6 +356,7 @@ impl Renderer for ProgressRenderer {
                     PodState::Blocked {
                         budget: budget.clone(),
                         cause: cause.clone(),
+                        held_back: message.contains("no request sent"),
                         since: *since,
                         retry_at: Instant::now() + retry,
                     },
