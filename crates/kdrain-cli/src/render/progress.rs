@@ -104,13 +104,9 @@ impl ProgressRenderer {
                     .unwrap_or_else(|| n.bar.clone())
             })
             .unwrap_or_else(|| self.header.clone());
-        let width = name.len().max(8);
-        let bar = self.multi.insert_after(
-            &after,
-            ProgressBar::new(0)
-                .with_style(node_style())
-                .with_prefix(format!("node/{name:<width$}")),
-        );
+        let bar = self
+            .multi
+            .insert_after(&after, ProgressBar::new(0).with_style(node_style()));
         self.nodes.push(NodeView {
             name: name.to_string(),
             bar,
@@ -120,6 +116,17 @@ impl ProgressRenderer {
             lines: Vec::new(),
             finished: false,
         });
+        // Every node's name is padded to the longest, so the bars line up.
+        let width = self
+            .nodes
+            .iter()
+            .map(|n| n.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        for n in &self.nodes {
+            n.bar.set_prefix(format!("node/{:<width$}", n.name));
+        }
         self.nodes.last_mut().expect("just pushed")
     }
 
