@@ -5,6 +5,8 @@
 //! each node with a fresh LIST.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -154,9 +156,15 @@ struct Done {
     attempt: Attempt,
 }
 
+/// A future that asks the drain to stop (e.g. Ctrl-C).
+pub(crate) type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The dispatcher.
 pub(crate) struct Dispatcher {
     sh: Shared,
+    stop: Option<Stop>,
+    /// When the stop future fired: like a timeout for every node, and no node starts any more.
+    interrupted: Option<Instant>,
     nodes: Vec<NodeRun>,
     tracks: HashMap<String, Track>,
     ignored: HashSet<String>,
@@ -187,6 +195,8 @@ impl Dispatcher {
         let (done_tx, done_rx) = unbounded_channel();
         let mut d = Dispatcher {
             sh,
+            stop: None,
+            interrupted: None,
             nodes: Vec::new(),
             tracks: HashMap::new(),
             ignored: HashSet::new(),
@@ -268,12 +278,26 @@ impl Dispatcher {
         d
     }
 
+    /// Stops the drain when `stop` completes: nothing more is sent, the answers to requests in
+    /// flight are awaited, and pods not gone are reported as left.
+    pub(crate) fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
     /// Runs the drain of every node to its end and returns the node reports.
     pub(crate) async fn run(mut self) -> Vec<NodeReport> {
-        for i in 0..self.nodes.len().min(self.sh.opts.parallel_nodes.max(1)) {
-            self.activate(i);
+        if self.stop_requested() {
+            self.interrupt();
+        } else {
+            for i in 0..self.nodes.len().min(self.sh.opts.parallel_nodes.max(1)) {
+                self.activate(i);
+            }
         }
         loop {
+            if self.interrupted.is_none() && self.stop_requested() {
+                self.interrupt();
+            }
             self.expire_acks();
             self.skip_stale_terminating();
             self.dispatch();
@@ -287,7 +311,12 @@ impl Dispatcher {
                 continue;
             }
             let wake = self.next_wake();
+            let waiting_for_stop = self.interrupted.is_none() && self.stop.is_some();
             tokio::select! {
+                _ = async { self.stop.as_mut().expect("stop").await }, if waiting_for_stop => {
+                    self.stop = None;
+                    self.interrupt();
+                }
                 Some(d) = self.done_rx.recv() => self.on_done(d),
                 Some(s) = self.pods_rx.recv() => self.on_pods(s).await,
                 Some(s) = self.pdb_rx.recv() => self.on_budgets(s),
@@ -302,6 +331,62 @@ impl Dispatcher {
 
     fn dry(&self) -> DryRun {
         self.sh.opts.dry_run
+    }
+
+    /// True when the stop future has completed (polled once, without waiting).
+    fn stop_requested(&mut self) -> bool {
+        let Some(stop) = self.stop.as_mut() else {
+            return false;
+        };
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        if stop.as_mut().poll(&mut cx).is_ready() {
+            self.stop = None;
+            return true;
+        }
+        false
+    }
+
+    /// Stops everything: running nodes end like at a timeout (requests in flight answered
+    /// first), nodes not started yet end at once with their pods left.
+    fn interrupt(&mut self) {
+        let now = Instant::now();
+        self.interrupted = Some(now);
+        tracing::debug!("drain interrupted");
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].outcome.is_some() || self.nodes[i].active {
+                continue;
+            }
+            let left: Vec<String> = self.nodes[i]
+                .order
+                .iter()
+                .filter(|u| {
+                    self.tracks
+                        .get(*u)
+                        .is_some_and(|t| t.is_target() && !t.done())
+                })
+                .cloned()
+                .collect();
+            let error = "interrupted before this node's drain started".to_string();
+            let mut pending = Vec::new();
+            for uid in left {
+                let t = self.tracks.get_mut(&uid).expect("track");
+                t.st = St::Done(PodOutcome::Failed {
+                    error: error.clone(),
+                });
+                pending.push(t.r.clone());
+            }
+            let n = &mut self.nodes[i];
+            n.outcome = Some(NodeOutcome::Failed {
+                error: error.clone(),
+            });
+            let node = n.name.clone();
+            self.sh.emit(Event::NodeFailed {
+                node,
+                error,
+                pending,
+            });
+        }
     }
 
     fn activate(&mut self, i: usize) {
@@ -1111,7 +1196,7 @@ impl Dispatcher {
                 }
                 continue;
             }
-            if self.nodes[i].deadline.is_some_and(|d| now >= d) {
+            if self.interrupted.is_some() || self.nodes[i].deadline.is_some_and(|d| now >= d) {
                 // Send nothing more, and hear the answers to what is in flight first: an
                 // eviction accepted after the deadline must not be reported as blocked.
                 let expired = *self.nodes[i].expired.get_or_insert(now);
@@ -1157,7 +1242,11 @@ impl Dispatcher {
                                 _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
                             };
                             PodOutcome::Failed {
-                                error: format!("global timeout reached: {timeout}s ({what})"),
+                                error: if self.interrupted.is_some() {
+                                    format!("interrupted ({what})")
+                                } else {
+                                    format!("global timeout reached: {timeout}s ({what})")
+                                },
                             }
                         };
                     let t = self.tracks.get_mut(&uid).expect("track");
@@ -1322,7 +1411,9 @@ impl Dispatcher {
                 })
             }
         }
-        if let Some(next) = self.nodes.iter().position(|n| !n.active) {
+        if self.interrupted.is_none()
+            && let Some(next) = self.nodes.iter().position(|n| !n.active)
+        {
             self.activate(next);
         }
     }

@@ -378,6 +378,36 @@ impl Drainer {
     /// Returns the report when every target pod was seen gone, and
     /// [`DrainError::Incomplete`] (with the report) otherwise.
     pub async fn drain(&self, nodes: &[String]) -> Result<Report, DrainError> {
+        self.drain_until(nodes, std::future::pending()).await
+    }
+
+    /// [`Drainer::drain`] that stops when `stop` completes (e.g. on Ctrl-C): no request is sent
+    /// after that, the answers to requests already in flight are awaited (at most 10 s), one
+    /// fresh LIST per node catches up with pods already gone, and the drain returns
+    /// [`DrainError::Incomplete`] whose report names every pod left (outcome `Blocked`, or
+    /// `Failed` with an error starting with "interrupted"). Nodes stay cordoned unless
+    /// `uncordon_on_failure` is set. `stop` is checked once evictions begin; the reads and
+    /// cordons before them take a few requests.
+    ///
+    /// ```no_run
+    /// # async fn demo(drainer: kdrain::Drainer) {
+    /// let ctrl_c = async {
+    ///     let _ = tokio::signal::ctrl_c().await;
+    /// };
+    /// if let Err(e) = drainer.drain_until(&["node-1".to_string()], ctrl_c).await
+    ///     && let Some(report) = e.report()
+    /// {
+    ///     for pod in report.pending() {
+    ///         eprintln!("left: {} ({:?})", pod.pod, pod.outcome);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn drain_until(
+        &self,
+        nodes: &[String],
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<Report, DrainError> {
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();
         self.options.validate()?;
@@ -445,7 +475,10 @@ impl Drainer {
                     req: reqs[i].clone(),
                 })
                 .collect();
-            Dispatcher::new(shared, setups, g.pdbs).run().await
+            Dispatcher::new(shared, setups, g.pdbs)
+                .with_stop(Box::pin(stop))
+                .run()
+                .await
         };
         let failed: Vec<String> = node_reports
             .iter()

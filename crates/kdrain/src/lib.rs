@@ -13,7 +13,14 @@
 //!    it allows), follows every pod through one LIST + WATCH per node, retries blocked pods the
 //!    moment a watched budget allows it, and ends each node with a fresh LIST;
 //! 5. returns a [`Report`], or [`DrainError::Incomplete`] (carrying the report) whenever a target
-//!    pod was not seen gone.
+//!    pod was not seen gone. At a timeout, or when [`Drainer::drain_until`]'s stop future fires
+//!    (Ctrl-C), nothing more is sent, requests in flight are answered first and a fresh LIST
+//!    catches up, so every pod reported left is really still there.
+//!
+//! Reads and the cordon patches are retried on 429, 5xx and broken connections (6 attempts);
+//! evictions are retried by the dispatcher until the timeout. Answers kdrain cannot use
+//! (malformed JSON, wrong kinds, pods without identity, endless lists) end the drain with
+//! [`DrainError::BadResponse`] before anything more is written.
 //!
 //! The `kube::Client` must be built with `default_retry = false`: the client's own retry layer
 //! would otherwise swallow 429s for minutes.

@@ -11,6 +11,11 @@ use backon::BackoffBuilder;
 /// Attempts for one idempotent request (the first one included).
 pub(crate) const ATTEMPTS: usize = 6;
 
+/// How long one attempt may wait for its answer before it counts as a broken connection (a
+/// safety net for a server that accepts requests and never answers; clients should also set
+/// `read_timeout`).
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The longest Retry-After honoured here; a server asking for more gets the error back.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -60,9 +65,13 @@ where
         .with_max_times(ATTEMPTS - 1)
         .build();
     loop {
-        let e = match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
+        let e = match tokio::time::timeout(ATTEMPT_TIMEOUT, f()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+            ))),
         };
         let Some(at_least) = transient(&e) else {
             return Err(e);

@@ -36,6 +36,8 @@ impl Req {
 enum Reply {
     Json(u16, String),
     Raw(Vec<u8>),
+    /// Never answer (the connection stays open until the client gives up).
+    Silence,
 }
 
 type Router = Arc<dyn Fn(&Req) -> Reply + Send + Sync>;
@@ -67,6 +69,11 @@ impl Hostile {
                     };
                     log.lock().unwrap().push(req.clone());
                     let bytes = match router(&req) {
+                        Reply::Silence => {
+                            let mut rest = [0u8; 64];
+                            let _ = sock.read(&mut rest).await;
+                            return;
+                        }
                         Reply::Json(code, body) => format!(
                             "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
@@ -83,9 +90,13 @@ impl Hostile {
     }
 
     fn client(&self) -> kube::Client {
+        self.client_with_read_timeout(Duration::from_secs(5))
+    }
+
+    fn client_with_read_timeout(&self, t: Duration) -> kube::Client {
         let mut c = kube::Config::new(self.url.parse().expect("url"));
         c.default_retry = false;
-        c.read_timeout = Some(Duration::from_secs(5));
+        c.read_timeout = Some(t);
         kube::Client::try_from(c).expect("client")
     }
 
@@ -370,4 +381,19 @@ async fn garbage_answers_to_evictions_end_in_a_truthful_report() {
         "{evictions} vs {}",
         pod.attempts
     );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_clear_error_in_bounded_time() {
+    let h = Hostile::start(Arc::new(|_: &Req| Reply::Silence)).await;
+    let d = Drainer::new(
+        h.client_with_read_timeout(Duration::from_millis(300)),
+        opts(),
+    );
+    let err = bounded(d.drain(&["n1".to_string()]))
+        .await
+        .expect_err("no answer");
+    assert!(err.to_string().contains("reading node n1"), "{err}");
+    assert_eq!(h.seen.lock().unwrap().len(), 6, "retried, then given up");
+    assert_eq!(h.writes(), Vec::<String>::new());
 }

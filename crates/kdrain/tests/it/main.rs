@@ -6,6 +6,7 @@ mod concurrency;
 mod deadline;
 mod filters;
 mod hostile;
+mod interrupt;
 mod outcomes;
 mod requests;
 mod soak;
