@@ -266,12 +266,20 @@ impl Controllers {
         let now = Instant::now();
         let shared = self.shared.clone();
         let mut st = shared.store.lock();
+        let t = std::time::Instant::now();
         self.kubelet(&mut st, now);
+        let t1 = t.elapsed();
         self.node_lifecycle(&mut st);
         self.schedule(&mut st);
+        let t2 = t.elapsed();
         self.garbage_collect(&mut st);
         self.workloads(&mut st);
+        let t3 = t.elapsed();
         self.disruption(&mut st, now);
+        let t4 = t.elapsed();
+        if t4 > Duration::from_millis(10) {
+            tracing::debug!(?t1, ?t2, ?t3, ?t4, "slow controller step");
+        }
     }
 
     fn kubelet(&mut self, st: &mut State, now: Instant) {
@@ -416,7 +424,11 @@ impl Controllers {
         let dirty: Vec<(ResId, Key)> = self.dirty_workloads.drain().collect();
         let mut params = self.shared.params.lock().unwrap_or_else(|p| p.into_inner());
         for (res, (ns, name)) in dirty {
+            let t = std::time::Instant::now();
             workloads::reconcile(st, &mut params, res, &ns, &name);
+            if t.elapsed() > Duration::from_millis(2) {
+                tracing::debug!(res, %name, took = ?t.elapsed(), "slow reconcile");
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! ReplicaSet, Deployment, StatefulSet and DaemonSet controllers: keep the declared number of
 //! pods (replacing deleted or terminating ones), and a workload status kubectl can show.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -180,9 +180,10 @@ fn stateful_set(st: &mut State, s: &Value) {
     let replicas = s["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     let ns = meta::namespace(s).to_string();
     let base = meta::name(s).to_string();
+    let owned: HashSet<String> = owned_pods(st, s).into_iter().map(|(k, _)| k.1).collect();
     for i in 0..replicas {
         let name = format!("{base}-{i}");
-        if st.get(PODS, &ns, &name).is_none() {
+        if !owned.contains(&name) && !st.exists(PODS, &ns, &name) {
             let mut tpl = s["spec"]["template"].clone();
             tpl["spec"]["hostname"] = json!(name);
             tpl["spec"]["subdomain"] = s["spec"]["serviceName"].clone();
@@ -245,14 +246,20 @@ fn daemon_set(st: &mut State, ds: &Value) {
         .collect();
     let pods = owned_pods(st, ds);
     let ns = meta::namespace(ds).to_string();
+    let covered: HashSet<&str> = pods
+        .iter()
+        .filter(|(_, c)| c.active)
+        .map(|(_, c)| c.node.as_str())
+        .collect();
+    let allowed: HashSet<&str> = nodes.iter().map(|n| n.as_str()).collect();
     for node in &nodes {
-        if !pods.iter().any(|(_, c)| c.node == *node && c.active) {
+        if !covered.contains(node.as_str()) {
             let name = unique_pod_name(st, &ns, &format!("{}-", meta::name(ds)));
             create_pod(st, ds, tpl, &name, Some(node));
         }
     }
     for (k, c) in &pods {
-        if c.active && !nodes.contains(&c.node) {
+        if c.active && !allowed.contains(c.node.as_str()) {
             delete_pod(st, k);
         }
     }
