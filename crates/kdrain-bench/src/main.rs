@@ -177,7 +177,7 @@ async fn run(args: Args) -> Result<bool> {
                 [Tool::Kubectl, Tool::Kdrain]
             };
             for tool in order {
-                if tool == Tool::Kubectl && args.skip_kubectl {
+                if tool == Tool::Kubectl && (args.skip_kubectl || !case.kubectl_runs_in(rep)) {
                     continue;
                 }
                 eprintln!("{} rep {rep} {}: running", case.id, tool.label());

@@ -266,12 +266,19 @@ async fn drive(
             programs.kdrain.clone()
         }
         Tool::Kubectl => {
+            if let Some(timeout) = case.kubectl_timeout {
+                args.push(format!("--timeout={}s", timeout.as_secs()));
+            }
             args.push(format!(
                 "--cache-dir={}",
                 work.path().join("kube-cache").display()
             ));
             programs.kubectl.clone()
         }
+    };
+    let deadline = match tool {
+        Tool::Kdrain => case.deadline,
+        Tool::Kubectl => case.kubectl_deadline,
     };
     let env = vec![
         ("HOME".to_string(), home.display().to_string()),
@@ -292,7 +299,7 @@ async fn drive(
     tracker.start_timing();
     let origin = Instant::now();
     let running = RunningChild::spawn(spec)?;
-    let child = running.wait(case.deadline).await?;
+    let child = running.wait(deadline).await?;
     // The drain has returned; let the harness's watch catch up with the last deletions (bounded).
     if child.exit_code == Some(0) {
         tracker.wait_all_gone(Duration::from_secs(10)).await;

@@ -327,7 +327,7 @@ pub fn markdown(info: &RunInfo, cases: &[CaseResults]) -> String {
             }
         }
         if let Some(note) = &case.kubectl_note {
-            let _ = writeln!(md, "kubectl not run: {note}.");
+            let _ = writeln!(md, "Note on kubectl: {note}.");
         }
         let ratios = case.pair_ratios();
         if !ratios.is_empty() {
