@@ -369,6 +369,46 @@ mod tests {
         }
     }
 
+    /// The whole harness path with the installed kubectl on the quick B1 cluster (9 pods, no budgets).
+    #[tokio::test]
+    async fn kubectl_drain_of_quick_b1_is_measured() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let case = crate::cases::all_cases(true).remove(0);
+        let path = case.scenario_path(&root, true);
+        let model = ScenarioModel::from_file(&path).unwrap();
+        let programs = Programs {
+            kdrain: PathBuf::from("/nonexistent/kdrain"),
+            kubectl: PathBuf::from("kubectl"),
+        };
+        let run = tokio::time::timeout(
+            Duration::from_secs(120),
+            run_once(&case, &path, &model, Tool::Kubectl, 0, &programs),
+        )
+        .await
+        .expect("the run took over 120 s")
+        .unwrap();
+        assert!(run.completed(), "{}", run.child.output_tail);
+        assert_eq!(run.observed.targets, 9);
+        assert_eq!(run.observed.remaining, 0);
+        assert_eq!(run.floor, Ok(0.6));
+        assert!(run.violations.is_empty(), "{:?}", run.violations);
+        let evictions: u64 = run
+            .requests
+            .iter()
+            .filter(|r| r.verb == "create" && r.resource == "pods/eviction" && r.code == 201)
+            .map(|r| r.count)
+            .sum();
+        assert_eq!(evictions, 9);
+        // kubectl cordons with one PATCH and lists the node's pods once.
+        assert!(run.requests.contains(&RequestLine {
+            verb: "patch".into(),
+            resource: "nodes".into(),
+            code: 200,
+            count: 1
+        }));
+        assert!(run.child.max_rss_bytes.is_none_or(|b| b > 0));
+    }
+
     #[test]
     fn harness_requests_are_subtracted_exactly() {
         let raw = vec![

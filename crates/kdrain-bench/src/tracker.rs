@@ -40,6 +40,8 @@ struct State {
     pods: HashMap<String, TrackedPod>,
     /// UIDs whose removal the run is timing (set by `start_timing`).
     targets: HashSet<String>,
+    /// Target pods not yet gone (kept as a count so each deletion costs O(1)).
+    left: usize,
     /// (moment, target pods left) every time a target pod goes.
     timeline: Vec<(Instant, usize)>,
     /// Nodes whose first LIST has finished.
@@ -48,10 +50,7 @@ struct State {
 
 impl State {
     fn remaining(&self) -> usize {
-        self.targets
-            .iter()
-            .filter(|uid| self.pods.get(*uid).is_some_and(|p| p.gone_at.is_none()))
-            .count()
+        self.left
     }
 
     fn mark_gone(&mut self, uid: &str, at: Instant) {
@@ -63,8 +62,8 @@ impl State {
         }
         pod.gone_at = Some(at);
         if self.targets.contains(uid) {
-            let left = self.remaining();
-            self.timeline.push((at, left));
+            self.left -= 1;
+            self.timeline.push((at, self.left));
         }
     }
 }
@@ -233,6 +232,7 @@ impl Tracker {
             .filter(|(_, p)| p.gone_at.is_none() && !p.not_drained)
             .map(|(uid, _)| uid.clone())
             .collect();
+        state.left = targets.len();
         state.targets = targets;
         state.timeline.clear();
         self.own.counting.store(true, Ordering::SeqCst);
@@ -382,5 +382,74 @@ fn upsert(state: &mut State, uid: String, info: TrackedPod) {
         None => {
             state.pods.insert(uid, info);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::DeleteParams;
+
+    const CLUSTER: &str = r#"
+nodes:
+  - name: n1
+  - name: n2
+workloads:
+  - {kind: Deployment, name: web, replicas: 2, labels: {app: web}, nodes: [n1], terminationSeconds: 0.1, readySeconds: 0.1}
+  - {kind: Deployment, name: other, replicas: 1, labels: {app: other}, nodes: [n2], readySeconds: 0.1}
+"#;
+
+    #[tokio::test]
+    async fn times_the_removal_of_the_target_nodes_pods() {
+        let scenario = kubesim::Scenario::from_yaml_str(CLUSTER).unwrap();
+        let sim = kubesim::Sim::start(scenario).await.unwrap();
+        let client = sim.client();
+        let result = tokio::time::timeout(Duration::from_secs(60), async {
+            let tracker = Tracker::start(client.clone(), &["n1".to_string()])
+                .await
+                .unwrap();
+            tracker
+                .wait_all_ready(Duration::from_secs(30))
+                .await
+                .unwrap();
+            let targets = tracker.target_pods();
+            assert_eq!(targets.len(), 2, "only n1's pods are tracked");
+            assert!(
+                targets
+                    .iter()
+                    .all(|(ns, l)| ns == "default" && l["app"] == "web")
+            );
+            tracker.start_timing();
+            let origin = Instant::now();
+            let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+            let names: Vec<String> = pods
+                .list(&ListParams::default().fields("spec.nodeName=n1"))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            for name in &names {
+                pods.delete(name, &DeleteParams::default()).await.unwrap();
+            }
+            assert!(tracker.wait_all_gone(Duration::from_secs(30)).await);
+            let observed = tracker.observed(origin);
+            let own = tracker.own_requests().counts();
+            tracker.stop();
+            (observed, own)
+        })
+        .await
+        .expect("the tracker test took over 60 s");
+        sim.shutdown().await;
+        let (observed, own) = result;
+        assert_eq!(observed.targets, 2);
+        assert_eq!(observed.remaining, 0);
+        assert!(observed.wall_seconds.is_some());
+        // Start point plus one step per pod gone, counting down to zero.
+        let counts: Vec<usize> = observed.timeline.iter().map(|p| p.1).collect();
+        assert_eq!(counts, vec![2, 1, 0]);
+        // The watch was open before timing started: no harness request is counted after it.
+        assert_eq!(own, (0, 0));
     }
 }
