@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod bench;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Measure the simulator on a scenario: load time, memory, LIST and eviction latency.
+    Bench {
+        /// Scenario YAML file.
+        #[arg(long, default_value = "scenarios/big.yaml")]
+        scenario: PathBuf,
+        /// Number of LIST and eviction samples.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+    },
     /// Serve the cluster described by a scenario until Ctrl-C or SIGTERM.
     Serve {
         /// Scenario YAML file.
@@ -67,6 +78,7 @@ async fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench { scenario, samples } => bench::run(&scenario, samples).await?,
         Command::Serve {
             scenario,
             addr,
