@@ -32,6 +32,7 @@ struct Stream {
     done: bool,
     shutdown: tokio::sync::watch::Receiver<bool>,
     metadata_only: bool,
+    as_table: bool,
 }
 
 fn line(ty: &str, obj: &Value) -> Bytes {
@@ -42,6 +43,10 @@ fn line(ty: &str, obj: &Value) -> Bytes {
 
 impl Stream {
     fn object(&self, o: &Value) -> Value {
+        if self.as_table {
+            let md = json!({"resourceVersion": crate::meta::rv(o)});
+            return super::table::table(self.filter.res, &[o], md);
+        }
         if self.metadata_only {
             to_metadata(o)
         } else {
@@ -192,6 +197,7 @@ pub fn watch(
         done: false,
         shutdown: shared.shutdown.clone(),
         metadata_only,
+        as_table: super::table::wants_table(headers),
     };
     let from_scratch = send_initial || rv_param.is_none_or(|v| v == "0");
     if from_scratch {

@@ -296,3 +296,28 @@ async fn kube_watcher_survives_cuts_and_a_410() {
     assert!(watches >= 3, "cuts forced re-watches: {watches}");
     task.abort();
 }
+
+#[tokio::test]
+async fn table_watches_for_kubectl_get_w() {
+    let s = sim(&format!("{CORDONED}workloads: [{{kind: Pod, name: a}}]\n")).await;
+    let r = raw(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1",
+        &[(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )],
+        b"",
+    )
+    .await;
+    let evs = lines(&r.text());
+    assert_eq!(evs[0]["type"], "ADDED");
+    let t = &evs[0]["object"];
+    assert_eq!(
+        (t["kind"].as_str(), t["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    assert_eq!(t["rows"][0]["cells"][0], "a");
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+}
