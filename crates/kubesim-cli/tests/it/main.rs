@@ -1,0 +1,3 @@
+//! The `kubesim` binary: serve a scenario, print the URL, write a kubeconfig, stop on SIGTERM.
+
+mod serve;
