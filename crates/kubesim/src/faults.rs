@@ -39,6 +39,21 @@ fn one() -> f64 {
     1.0
 }
 
+impl Default for Fault {
+    /// A rule matching every request, always firing, doing nothing until a field is set.
+    fn default() -> Self {
+        Fault {
+            verb: None,
+            resource: None,
+            status: None,
+            probability: 1.0,
+            retry_after_seconds: None,
+            latency_ms: None,
+            watch_cut_seconds: None,
+        }
+    }
+}
+
 impl Fault {
     fn matches(&self, verb: &str, resource: &str, sub: &str) -> bool {
         let verb_ok = self.verb.as_deref().is_none_or(|v| v == "*" || v == verb);
