@@ -580,6 +580,25 @@ impl Dispatcher {
         }
     }
 
+    /// The budget that, as far as the watched budgets say, keeps this pod from being evicted
+    /// now: its single covering budget allows no disruption, or several budgets cover it.
+    fn budget_holding(&self, pod: &Pod) -> Option<String> {
+        let cover = self.covering(pod);
+        let short = |k: &String| {
+            k.split_once('/')
+                .map(|(_, n)| n.to_string())
+                .unwrap_or_else(|| k.clone())
+        };
+        match cover.as_slice() {
+            [] => None,
+            [key] => {
+                let b = &self.budgets[key];
+                (budget::consumes_budget(pod, &b.pdb) && b.effective() <= 0).then(|| short(key))
+            }
+            many => Some(many.iter().map(short).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
     fn block_locally(&mut self, uid: &str, key: &str, now: Instant) {
         let st = BudgetNow::of(&self.budgets[key].pdb);
         let name = key
@@ -1218,37 +1237,48 @@ impl Dispatcher {
                     .collect();
                 for uid in left {
                     let t = &self.tracks[&uid];
-                    // blocked by a budget last (a probe may be in flight right now)
                     let terminating = t.pod.metadata.deletion_timestamp.is_some();
-                    let outcome =
-                        if t.by_budget && t.accepted.is_none() && t.st == St::Retry && !terminating
+                    // Blocked by a budget last, or its budget still blocks it (a transient error
+                    // on the last probe does not make the budget any less the reason).
+                    let holds = self.budget_holding(&t.pod);
+                    let budget_blocks =
+                        t.by_budget || (t.blocked_first.is_some() && holds.is_some());
+                    let outcome = if budget_blocks
+                        && t.accepted.is_none()
+                        && t.st == St::Retry
+                        && !terminating
+                    {
+                        if !t.by_budget
+                            && let Some(name) = holds
                         {
-                            PodOutcome::Blocked
-                        } else {
-                            let what = match (&t.st, t.action) {
-                                (_, Action::Wait) => "waiting for it to complete".to_string(),
-                                (St::Retry | St::Queued, _) if terminating => {
-                                    "it is terminating, but kdrain's request was not seen accepted"
-                                        .to_string()
-                                }
-                                (St::InFlight, _) => {
-                                    "no answer to the last request yet; it may still be carried out"
-                                        .to_string()
-                                }
-                                (St::Following, _) => "waiting for it to terminate".to_string(),
-                                (St::Queued, _) => {
-                                    "not sent yet (earlier tiers still draining)".to_string()
-                                }
-                                _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
-                            };
-                            PodOutcome::Failed {
-                                error: if self.interrupted.is_some() {
-                                    format!("interrupted ({what})")
-                                } else {
-                                    format!("global timeout reached: {timeout}s ({what})")
-                                },
+                            self.tracks.get_mut(&uid).expect("track").blocked_by = Some(name);
+                        }
+                        PodOutcome::Blocked
+                    } else {
+                        let what = match (&t.st, t.action) {
+                            (_, Action::Wait) => "waiting for it to complete".to_string(),
+                            (St::Retry | St::Queued, _) if terminating => {
+                                "it is terminating, but kdrain's request was not seen accepted"
+                                    .to_string()
                             }
+                            (St::InFlight, _) => {
+                                "no answer to the last request yet; it may still be carried out"
+                                    .to_string()
+                            }
+                            (St::Following, _) => "waiting for it to terminate".to_string(),
+                            (St::Queued, _) => {
+                                "not sent yet (earlier tiers still draining)".to_string()
+                            }
+                            _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
                         };
+                        PodOutcome::Failed {
+                            error: if self.interrupted.is_some() {
+                                format!("interrupted ({what})")
+                            } else {
+                                format!("global timeout reached: {timeout}s ({what})")
+                            },
+                        }
+                    };
                     let t = self.tracks.get_mut(&uid).expect("track");
                     t.unblock(now);
                     t.st = St::Done(outcome);

@@ -5,7 +5,10 @@
 //!
 //! `cargo test` runs [`SMALL`] drains; the full soak runs with
 //! `cargo test -p kdrain --test it soak -- --ignored --nocapture`.
-//! `KDRAIN_SOAK_SEED=<n>` replays a seed, `KDRAIN_SOAK_DRAINS=<n>` changes the count.
+//! `KDRAIN_SOAK_SEED=<n>` replays a seed, `KDRAIN_SOAK_DRAINS=<n>` changes the count. The seed
+//! fixes each round's cluster, options, proxy resets and the fault dice (kubesim and kdrain roll
+//! them on the test's single thread); which request a fault hits still depends on timing, so a
+//! replay reproduces the conditions, not every byte.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -338,7 +341,12 @@ async fn round(seed: u64, round: usize, figures: &mut Figures) {
         }
     } else {
         figures.failed += 1;
-        eprintln!("{ctx}: drain failed: {}", res.as_ref().unwrap_err());
+        let why: Vec<String> = report
+            .pending()
+            .iter()
+            .map(|p| format!("{} {:?}", p.pod.name, p.outcome))
+            .collect();
+        eprintln!("{ctx}: drain failed: {why:?}");
     }
     for p in report.nodes.iter().flat_map(|n| &n.pods) {
         match p.outcome {
