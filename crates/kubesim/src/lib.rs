@@ -6,6 +6,7 @@
 //! a drain depends on. Start one in-process with [`Sim::start`] from a [`Scenario`].
 
 mod api;
+mod auth;
 mod builder;
 mod controllers;
 mod error;
@@ -26,6 +27,7 @@ mod sim;
 mod store;
 mod tls;
 
+pub use auth::{AuthSpec, BindingSpec, RoleSpec, RuleSpec, UserSpec};
 pub use error::ApiError;
 pub use faults::Fault;
 pub use ledger::{RequestCount, Violation};

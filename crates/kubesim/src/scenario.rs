@@ -52,6 +52,9 @@ pub struct Scenario {
     /// Faults active from the start.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Bearer-token users and RBAC-style grants; absent = everything allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::auth::AuthSpec>,
 }
 
 /// Simulator settings (all optional).

@@ -32,6 +32,8 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// Simulated pod behaviour by owner or pod UID.
     pub params: Mutex<HashMap<String, PodParams>>,
+    /// Authentication and authorization, when the scenario has an `auth` section.
+    pub authz: Option<crate::auth::Authz>,
 }
 
 /// Errors starting a simulator.
@@ -122,6 +124,7 @@ impl Sim {
             shutdown: shutdown.clone(),
             addr: local,
             params: Mutex::new(params),
+            authz: scenario.auth.as_ref().map(crate::auth::Authz::new),
         });
         let mut ctl = Controllers::new(shared.clone());
         ctl.resync(Some(&unplaced));
@@ -184,8 +187,14 @@ impl Sim {
         self.ca.as_ref().map(|(pem, _)| pem.as_str())
     }
 
-    /// A kubeconfig with cluster, context and user all named `kubesim` (with the CA when serving TLS).
+    /// A kubeconfig with cluster, context and user all named `kubesim` (with the CA when serving
+    /// TLS), using the admin token.
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_with_token(crate::auth::ADMIN_TOKEN)
+    }
+
+    /// A kubeconfig like [`Sim::kubeconfig_yaml`] for another bearer token (scenario `auth` users).
+    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
         let ca = match &self.ca {
             Some((pem, _)) => {
                 use base64::Engine;
@@ -197,7 +206,7 @@ impl Sim {
             None => String::new(),
         };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {}{ca}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:\n    token: kubesim\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {}{ca}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:\n    token: {token}\npreferences: {{}}\n",
             self.url()
         )
     }
@@ -207,20 +216,38 @@ impl Sim {
         std::fs::write(path, self.kubeconfig_yaml())
     }
 
-    /// A kube client configuration for this simulator, with the client's own retries off.
+    /// Write [`Sim::kubeconfig_yaml_with_token`] to a file.
+    pub fn write_kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml_with_token(token))
+    }
+
+    /// A kube client configuration for this simulator (admin token), with the client's own retries off.
     pub fn kube_config(&self) -> kube::Config {
+        self.kube_config_with_token(crate::auth::ADMIN_TOKEN)
+    }
+
+    /// Like [`Sim::kube_config`] for another bearer token.
+    pub fn kube_config_with_token(&self, token: &str) -> kube::Config {
         let mut c = kube::Config::new(self.url().parse().expect("valid URL"));
         c.default_retry = false;
         if let Some((_, der)) = &self.ca {
             c.root_cert = Some(vec![der.clone()]);
         }
         c.default_namespace = "default".into();
+        if let Ok(auth) = serde_json::from_value(serde_json::json!({ "token": token })) {
+            c.auth_info = auth;
+        }
         c
     }
 
-    /// A kube client for this simulator.
+    /// A kube client for this simulator (admin token).
     pub fn client(&self) -> kube::Client {
         kube::Client::try_from(self.kube_config()).expect("kube client for kubesim")
+    }
+
+    /// A kube client using another bearer token.
+    pub fn client_with_token(&self, token: &str) -> kube::Client {
+        kube::Client::try_from(self.kube_config_with_token(token)).expect("kube client for kubesim")
     }
 
     /// Request counters.

@@ -204,6 +204,32 @@ pub async fn handle(
     if let Route::Admin(p) = &route {
         return admin::handle(&shared, &method, p, &body);
     }
+    if let Some(authz) = &shared.authz {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let decision = authz.authenticate(token).and_then(|user| match &route {
+            Route::Resource(t) => {
+                let r = &RESOURCES[t.res];
+                let attrs = crate::auth::Attributes {
+                    verb,
+                    group: r.group,
+                    resource: r.plural,
+                    sub: &sub,
+                    namespace: t.ns.as_deref(),
+                    name: t.name.as_deref(),
+                };
+                authz.authorize(user.as_deref(), &attrs)
+            }
+            _ => Ok(()),
+        });
+        if let Err(e) = decision {
+            shared.ledger.count(verb, &resource, &sub, e.code);
+            return error_response(&e);
+        }
+    }
     if !accepts_json(&headers) {
         let e = ApiError::new(
             406,

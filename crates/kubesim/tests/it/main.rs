@@ -1,6 +1,7 @@
 //! kubesim integration tests: real HTTP against an in-process simulator.
 
 mod accounting;
+mod auth;
 mod common;
 mod controllers;
 mod deletion;
