@@ -212,3 +212,31 @@ async fn label_selectors_support_the_full_grammar() {
     let got = raw(&s, "GET", "/api/v1/namespaces/default/pods/nope", &[], b"").await;
     assert_eq!(got.code, 404);
 }
+
+#[tokio::test]
+async fn paging_through_one_nodes_pods() {
+    let s = sim(CLUSTER).await;
+    let mut names = Vec::new();
+    let mut path = "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&limit=4".to_string();
+    loop {
+        let page: Value = raw(&s, "GET", &path, &[], b"").await.json();
+        assert!(
+            page["metadata"]["remainingItemCount"].is_null(),
+            "selectors hide the count"
+        );
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        match page["metadata"]["continue"].as_str() {
+            Some(c) => {
+                path = format!("/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&limit=4&continue={c}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(names, vec!["a-0", "a-1", "a-2", "a-3", "c-0", "c-1"]);
+}
