@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::resources::{NODES, PDBS};
+use crate::resources::{DAEMONSETS, NODES, PDBS};
 use crate::store::State;
 use crate::{eviction, meta, pdb};
 
@@ -104,14 +104,25 @@ impl Ledger {
             });
     }
 
-    /// A client is deleting or evicting `pod` (`how` = "deleted"/"evicted"): log DaemonSet and
-    /// mirror pods, and pods on nodes that are not cordoned.
+    /// A client is deleting or evicting `pod` (`how` = "deleted"/"evicted"): log pods of an
+    /// existing DaemonSet (not orphans), mirror pods, and pods on nodes that are not cordoned.
     pub fn client_removal(&self, st: &State, pod: &Value, how: &str) {
         if meta::is_terminating(pod) {
             return;
         }
         let object = format!("{}/{}", meta::namespace(pod), meta::name(pod));
-        if meta::controller_ref(pod).is_some_and(|r| r["kind"] == "DaemonSet") {
+        // An orphan (its DaemonSet is gone) is no longer managed: kubectl evicts it with --force.
+        let managed_by_daemonset = meta::controller_ref(pod).is_some_and(|r| {
+            r["kind"] == "DaemonSet"
+                && st
+                    .get(
+                        DAEMONSETS,
+                        meta::namespace(pod),
+                        r["name"].as_str().unwrap_or(""),
+                    )
+                    .is_some_and(|ds| r["uid"].as_str().is_none_or(|u| u == meta::uid(&ds)))
+        });
+        if managed_by_daemonset {
             self.record(
                 "DaemonSetPodRemoved",
                 format!("DaemonSet pod {object} was {how} by a client"),

@@ -46,6 +46,8 @@ enum Route {
     GroupVersion(String, String),
     Resource(Target),
     Admin(String),
+    /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`.
+    AccessReview,
 }
 
 fn parse_path(path: &str) -> Option<Route> {
@@ -59,6 +61,14 @@ fn parse_path(path: &str) -> Option<Route> {
         ["api"] => return Some(Route::Api),
         ["apis"] => return Some(Route::Apis),
         ["kubesim", rest @ ..] => return Some(Route::Admin(rest.join("/"))),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
+            return Some(Route::AccessReview);
+        }
         _ => {}
     }
     let (group, version, rest) = match segs.as_slice() {
@@ -179,6 +189,52 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// A SelfSubjectAccessReview, answered from the same rules as every request (every
+/// authenticated user may ask, as with the real `system:basic-user` role).
+fn access_review(shared: &Shared, user: Option<&str>, body: &Bytes) -> ApiResult<Response> {
+    let mut review: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("decoding SelfSubjectAccessReview: {e}")))?;
+    let ra = &review["spec"]["resourceAttributes"];
+    if !ra.is_object() {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        ));
+    }
+    let text = |k: &str| ra[k].as_str().unwrap_or("").to_string();
+    let (verb, group, resource, sub, ns, name) = (
+        text("verb"),
+        text("group"),
+        text("resource"),
+        text("subresource"),
+        text("namespace"),
+        text("name"),
+    );
+    let decision = match &shared.authz {
+        None => Ok(()),
+        Some(authz) => authz.authorize(
+            user,
+            &crate::auth::Attributes {
+                verb: &verb,
+                group: &group,
+                resource: &resource,
+                sub: &sub,
+                namespace: Some(ns.as_str()).filter(|n| !n.is_empty()),
+                name: Some(name.as_str()).filter(|n| !n.is_empty()),
+            },
+        ),
+    };
+    review["apiVersion"] = Value::from("authorization.k8s.io/v1");
+    review["kind"] = Value::from("SelfSubjectAccessReview");
+    review["metadata"]["creationTimestamp"] = Value::Null;
+    review["status"] = match decision {
+        Ok(()) => serde_json::json!({"allowed": true, "reason": "allowed by kubesim rules"}),
+        Err(_) => serde_json::json!({"allowed": false}),
+    };
+    Ok(json_response(201, &review))
+}
+
 /// The one axum handler: everything goes through here.
 pub async fn handle(
     AxState(shared): AxState<Arc<Shared>>,
@@ -199,18 +255,21 @@ pub async fn handle(
             t.sub.clone().unwrap_or_default(),
         ),
         Route::Admin(_) => ("", String::new(), String::new()),
+        Route::AccessReview => ("create", "selfsubjectaccessreviews".into(), String::new()),
         _ => ("get", uri.path().to_string(), String::new()),
     };
     if let Route::Admin(p) = &route {
         return admin::handle(&shared, &method, p, &body);
     }
+    let mut user: Option<String> = None;
     if let Some(authz) = &shared.authz {
         let token = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let decision = authz.authenticate(token).and_then(|user| match &route {
+        let decision = authz.authenticate(token).inspect(|who| user = who.clone());
+        let decision = decision.and_then(|user| match &route {
             Route::Resource(t) => {
                 let r = &RESOURCES[t.res];
                 let attrs = crate::auth::Attributes {
@@ -258,6 +317,10 @@ pub async fn handle(
         Route::Api => discovery::api(&shared, &headers),
         Route::Apis => discovery::apis(&headers),
         Route::GroupVersion(g, v) => discovery::group_version(&g, &v),
+        Route::AccessReview if method == Method::POST => {
+            respond(access_review(&shared, user.as_deref(), &body))
+        }
+        Route::AccessReview => error_response(&ApiError::method_not_allowed(method.as_str())),
         Route::Resource(t) => {
             let watch_cut = fault.as_ref().and_then(|f| f.watch_cut_seconds);
             let r = match (verb, t.name.is_some()) {

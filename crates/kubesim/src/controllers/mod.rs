@@ -18,7 +18,8 @@ use crate::graceful::{self, DeleteOptions};
 use crate::meta::{self, Key};
 use crate::objects::PodParams;
 use crate::resources::{
-    DAEMONSETS, DEPLOYMENTS, NODES, PDBS, PODS, REPLICASETS, ResId, STATEFULSETS,
+    DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, RESOURCES, ResId,
+    STATEFULSETS,
 };
 use crate::sim::Shared;
 use crate::store::{Event, EventType, State};
@@ -273,6 +274,7 @@ impl Controllers {
         self.schedule(&mut st);
         let t2 = t.elapsed();
         self.garbage_collect(&mut st);
+        self.namespaces(&mut st);
         self.workloads(&mut st);
         let t3 = t.elapsed();
         self.disruption(&mut st, now);
@@ -403,6 +405,39 @@ impl Controllers {
                     }
                 } else {
                     st.remove(res, meta::namespace(&child), meta::name(&child));
+                }
+            }
+        }
+    }
+
+    /// The namespace controller: a terminating namespace loses its other objects at once and its
+    /// pods through graceful deletion (the kubelet stops them), then goes away once empty.
+    fn namespaces(&mut self, st: &mut State) {
+        let terminating: Vec<String> = st
+            .iter(NAMESPACES, None)
+            .filter(|(_, ns)| ns["status"]["phase"] == "Terminating")
+            .map(|(k, _)| k.1.clone())
+            .collect();
+        for ns in terminating {
+            for (res, r) in RESOURCES.iter().enumerate() {
+                if !r.namespaced || res == PODS {
+                    continue;
+                }
+                for (_, name) in st.keys(res, Some(&ns)) {
+                    st.remove(res, &ns, &name);
+                }
+            }
+            let pods = st.keys(PODS, Some(&ns));
+            if pods.is_empty() {
+                st.remove(NAMESPACES, "", &ns);
+                continue;
+            }
+            for (_, name) in pods {
+                if st
+                    .get(PODS, &ns, &name)
+                    .is_some_and(|p| !meta::is_terminating(&p))
+                {
+                    let _ = graceful::delete_pod(st, &ns, &name, &DeleteOptions::default());
                 }
             }
         }

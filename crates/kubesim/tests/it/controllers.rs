@@ -160,3 +160,129 @@ async fn daemonset_keeps_one_pod_per_node() {
         .len();
     assert_eq!(total, 3);
 }
+
+#[tokio::test]
+async fn a_terminating_namespace_deletes_its_pods_gracefully_then_goes_away() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let s = sim(r#"
+nodes: [{name: n1}]
+namespaces: [{name: going, terminating: true}, {name: shop}]
+workloads:
+  - {kind: Deployment, name: cart, namespace: going, replicas: 2, nodes: [n1], terminationSeconds: 0.5}
+  - {kind: Deployment, name: web, namespace: shop, replicas: 1, nodes: [n1], terminationSeconds: 0.5}
+"#)
+    .await;
+    let going: Api<Pod> = Api::namespaced(s.client(), "going");
+    // the pods go through the kubelet: first terminating (deletionTimestamp set), not removed at once
+    let first = eventually("pods of the terminating namespace terminating", || async {
+        let l = going.list(&ListParams::default()).await.ok()?;
+        (!l.items.is_empty()
+            && l.items
+                .iter()
+                .all(|p| p.metadata.deletion_timestamp.is_some()))
+        .then_some(l.items.len())
+    })
+    .await;
+    assert_eq!(first, 2);
+    let namespaces: Api<Namespace> = Api::all(s.client());
+    eventually("the namespace gone once empty", || async {
+        matches!(namespaces.get("going").await, Err(kube::Error::Api(e)) if e.code == 404)
+            .then_some(())
+    })
+    .await;
+    // nothing was recreated by the (deleted) Deployment, and other namespaces are untouched
+    assert!(
+        going
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let shop: Api<Pod> = Api::namespaced(s.client(), "shop");
+    let kept = shop.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].metadata.deletion_timestamp.is_none());
+    assert!(s.violations().is_empty(), "{:?}", s.violations());
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_through_the_api_terminates_it() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let s = sim(r#"
+nodes: [{name: n1}]
+namespaces: [{name: shop}]
+workloads: [{kind: Pod, name: p, namespace: shop, nodes: [n1], terminationSeconds: 0.3}]
+"#)
+    .await;
+    let namespaces: Api<Namespace> = Api::all(s.client());
+    let shown = namespaces
+        .delete("shop", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("the namespace, now terminating");
+    assert_eq!(
+        shown.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    assert!(shown.metadata.deletion_timestamp.is_some());
+    // creating in it is refused while it terminates
+    let pods: Api<Pod> = Api::namespaced(s.client(), "shop");
+    let new: Pod = serde_json::from_value(serde_json::json!({"metadata":{"name":"late"},
+        "spec":{"containers":[{"name":"c","image":"x"}]}}))
+    .unwrap();
+    match pods.create(&Default::default(), &new).await {
+        Err(kube::Error::Api(e)) => assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden")),
+        other => panic!("expected 403 NamespaceTerminating, got {other:?}"),
+    }
+    eventually("the namespace gone", || async {
+        matches!(namespaces.get("shop").await, Err(kube::Error::Api(e)) if e.code == 404)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn evicting_an_orphaned_daemonset_pod_is_no_violation() {
+    let s = sim(r#"
+nodes: [{name: n1}, {name: n2}]
+workloads: [{kind: DaemonSet, name: agent, labels: {app: agent}, terminationSeconds: 0.1}]
+"#)
+    .await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let nodes: Api<Node> = Api::all(s.client());
+    nodes.cordon("n1").await.unwrap();
+    nodes.cordon("n2").await.unwrap();
+    let on = |n: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().fields(&format!("spec.nodeName={n}")))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .next()
+                .and_then(|p| p.metadata.name)
+        }
+    };
+    let managed = eventually("agent pod on n1", || on("n1")).await;
+    pods.delete(&managed, &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(s.violations().len(), 1, "{:?}", s.violations());
+    // a pod whose controller is a DaemonSet that no longer exists
+    let orphan: Pod = serde_json::from_value(serde_json::json!({"metadata":{"name":"orphan",
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"gone","uid":"0000-gone","controller":true}]},
+        "spec":{"nodeName":"n2","containers":[{"name":"c","image":"x"}]}}))
+    .unwrap();
+    pods.create(&Default::default(), &orphan).await.unwrap();
+    let live = pods.get("orphan").await.unwrap();
+    assert!(live.metadata.deletion_timestamp.is_none());
+    pods.delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(s.violations().len(), 1, "{:?}", s.violations());
+    assert_eq!(s.violations()[0].object, format!("default/{managed}"));
+    assert_eq!(s.violations()[0].kind, "DaemonSetPodRemoved");
+}

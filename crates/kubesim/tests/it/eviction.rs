@@ -170,7 +170,7 @@ async fn terminating_namespace_gives_403_namespace_terminating() {
     let s = sim(r#"
 nodes: [{name: n1}]
 namespaces: [{name: going, terminating: true}]
-workloads: [{kind: Pod, name: p, namespace: going}]
+workloads: [{kind: Pod, name: p, namespace: going, terminationSeconds: 30}]
 "#)
     .await;
     let r = raw_json(
