@@ -549,4 +549,42 @@ mod tests {
         let p = plan_of(&opts, vec![node("n1", vec![web("w1")])], &[]);
         assert_eq!(p.nodes[0].pods[0].action, Action::Delete);
     }
+
+    fn int_or_percent() -> impl proptest::strategy::Strategy<Value = Option<IntOrString>> {
+        use proptest::prelude::*;
+        proptest::option::of(prop_oneof![
+            any::<i32>().prop_map(IntOrString::Int),
+            any::<i64>().prop_map(|p| IntOrString::String(format!("{p}%"))),
+            ".{0,12}".prop_map(IntOrString::String),
+        ])
+    }
+
+    proptest::proptest! {
+        /// Budgets as a hostile or broken server might send them (any numbers, any values)
+        /// never make the plan panic, and whatever it says stays within the pods it was given.
+        #[test]
+        fn hostile_budgets_never_break_the_plan(
+            mu in int_or_percent(),
+            ma in int_or_percent(),
+            status in proptest::option::of(proptest::array::uniform4(proptest::prelude::any::<i32>())),
+            generation in proptest::prelude::any::<i64>(),
+            pods in 0usize..5,
+            two in proptest::prelude::any::<bool>(),
+        ) {
+            let mut b = pdb("web", &[("app", "web")], mu.clone(), ma);
+            b.metadata.generation = Some(generation);
+            if let Some([a, h, d, e]) = status {
+                b = with_status(b, a, h, d, e);
+            }
+            let mut budgets = vec![b];
+            if two {
+                budgets.push(pdb("web2", &[("app", "web")], mu, None));
+            }
+            let pods: Vec<Pod> = (0..pods).map(|i| web(&format!("w{i}"))).collect();
+            let n = pods.len();
+            let p = plan_of(&DrainOptions::default(), vec![node("n1", pods)], &budgets);
+            proptest::prop_assert_eq!(p.nodes[0].pods.len(), n);
+            proptest::prop_assert!(p.evictions() <= n);
+        }
+    }
 }
