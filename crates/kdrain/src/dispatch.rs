@@ -847,7 +847,7 @@ impl Dispatcher {
             Attempt::Forbidden { message } => self.finish(
                 &d.uid,
                 PodOutcome::Failed {
-                    error: format!("permission denied: {message}"),
+                    error: format!("{PERMISSION_DENIED}{message}"),
                 },
             ),
             Attempt::Rejected { code, message } => self.finish(
@@ -1520,6 +1520,10 @@ fn new_track(node: usize, pod: Pod, action: Action, reason: String, st: St, seq:
 }
 
 /// GETs the DaemonSet that controls a pod (as kubectl does) and says whether it exists.
+/// How a pod's error starts when the server refused its eviction or delete for lack of
+/// permission (the drain then fails with [`crate::DrainError::Forbidden`]).
+pub(crate) const PERMISSION_DENIED: &str = "permission denied: ";
+
 pub(crate) async fn lookup_daemonset(
     client: &kube::Client,
     ns: &str,

@@ -420,6 +420,9 @@ impl Drainer {
             objs.push(cordon::get_node(&self.client, n, &reqs[i]).await?);
         }
         let was: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
+        if dry != DryRun::Client {
+            crate::access::preflight(&self.client, &self.options, &nodes, &req).await?;
+        }
         for (i, n) in objs.iter().enumerate() {
             match cordon::cordon(&self.client, n, dry, &reqs[i]).await {
                 Ok(r) => self.emit(Event::Cordoned {
@@ -442,8 +445,15 @@ impl Drainer {
         };
         if !plan.can_complete() {
             self.restore(&nodes, &nodes, &reqs).await;
+            // refused pods need a flag (exit 4); only budgets that never pass are exit 3
+            let pods_refused = plan.nodes.iter().any(|n| !n.errors.is_empty());
+            let budget_never = plan
+                .budgets
+                .iter()
+                .any(|b| matches!(b.verdict, crate::plan::BudgetVerdict::Never { .. }));
             return Err(DrainError::PlanRefused {
                 errors: plan.errors,
+                blocked_by_budgets: budget_never && !pods_refused,
             });
         }
         let node_reports = if dry == DryRun::Client {
@@ -488,6 +498,9 @@ impl Drainer {
         if !failed.is_empty() {
             self.restore(&failed, &nodes, &reqs).await;
         }
+        if let Some(denied) = self.denied(&node_reports) {
+            return Err(denied);
+        }
         let mut node_reports = node_reports;
         for (i, n) in node_reports.iter_mut().enumerate() {
             n.requests = reqs[i].snapshot();
@@ -508,6 +521,29 @@ impl Drainer {
                 report: Box::new(report),
             })
         }
+    }
+
+    /// A pod the server refused to remove for lack of permission (403 not caused by a
+    /// terminating namespace or a budget): the drain fails as [`DrainError::Forbidden`] naming
+    /// the verb, resource and namespace, not as a pod left behind.
+    fn denied(&self, node_reports: &[NodeReport]) -> Option<DrainError> {
+        node_reports.iter().flat_map(|n| &n.pods).find_map(|p| {
+            let PodOutcome::Failed { error } = &p.outcome else {
+                return None;
+            };
+            let message = error.strip_prefix(crate::dispatch::PERMISSION_DENIED)?;
+            let (verb, resource) = if self.options.disable_eviction {
+                ("delete", "pods")
+            } else {
+                ("create", "pods/eviction")
+            };
+            Some(DrainError::Forbidden {
+                verb: verb.into(),
+                resource: resource.into(),
+                namespace: Some(p.pod.namespace.clone()),
+                message: message.to_string(),
+            })
+        })
     }
 
     /// Client dry run: every pod the plan would evict is reported, nothing is sent.

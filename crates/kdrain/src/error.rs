@@ -36,6 +36,8 @@ pub enum DrainError {
     PlanRefused {
         /// kubectl's "cannot delete ..." groups, and budget errors.
         errors: Vec<String>,
+        /// Only disruption budgets that can never pass stopped it (no pod was refused): exit 3.
+        blocked_by_budgets: bool,
     },
     /// Some target pods were not seen gone (time out, blocked by budgets, failed).
     #[error("{}", incomplete_message(report))]
@@ -98,6 +100,10 @@ impl DrainError {
             DrainError::NodeNotFound { .. } | DrainError::Options(_) => 2,
             DrainError::BadResponse { .. } => 1,
             DrainError::Forbidden { .. } => 5,
+            DrainError::PlanRefused {
+                blocked_by_budgets: true,
+                ..
+            } => 3,
             DrainError::PlanRefused { .. } => 4,
             DrainError::Incomplete { report } => {
                 if report
@@ -170,4 +176,20 @@ pub fn is_namespace_terminating(s: &kube::core::Status) -> bool {
     s.details
         .as_ref()
         .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_refusals_exit_3_only_for_budgets_alone() {
+        let refused = |blocked_by_budgets| DrainError::PlanRefused {
+            errors: vec!["x".into()],
+            blocked_by_budgets,
+        };
+        assert_eq!(refused(true).exit_code(), 3);
+        // refused pods win over budgets that never pass
+        assert_eq!(refused(false).exit_code(), 4);
+    }
 }

@@ -56,6 +56,7 @@
 
 #![deny(missing_docs)]
 
+mod access;
 pub mod budget;
 pub mod cordon;
 mod dispatch;

@@ -50,7 +50,7 @@ async fn kubectl_defaults_refuse_bare_emptydir_and_daemonset_pods() {
     let (res, events) = drain(&sim, fast(), &["n1"]).await;
     let err = res.expect_err("kubectl refuses");
     assert_eq!(err.exit_code(), 4);
-    let DrainError::PlanRefused { errors } = err else {
+    let DrainError::PlanRefused { errors, .. } = err else {
         panic!("not a plan refusal: {err}")
     };
     assert_eq!(
@@ -167,7 +167,7 @@ workloads:
 async fn opt_out_annotations_block_unless_overridden() {
     let sim = sim(OPT_OUTS).await;
     let (res, _) = drain(&sim, fast(), &["n1"]).await;
-    let DrainError::PlanRefused { errors } = res.expect_err("opt-outs block") else {
+    let DrainError::PlanRefused { errors, .. } = res.expect_err("opt-outs block") else {
         panic!()
     };
     assert_eq!(errors.len(), 2, "{errors:?}");
@@ -281,7 +281,7 @@ async fn orphaned_daemonset_pods_are_evicted_with_force() {
         ..fast()
     };
     let (res, _) = drain(&sim, opts, &["n1"]).await;
-    let DrainError::PlanRefused { errors } = res.expect_err("orphan without force") else {
+    let DrainError::PlanRefused { errors, .. } = res.expect_err("orphan without force") else {
         panic!()
     };
     assert_eq!(
@@ -409,7 +409,8 @@ pdbs:
     )
     .await;
     let (res, _) = drain(&sim, fast(), &["n1"]).await;
-    let DrainError::PlanRefused { errors } = res.expect_err("maxUnavailable 0 never passes") else {
+    let DrainError::PlanRefused { errors, .. } = res.expect_err("maxUnavailable 0 never passes")
+    else {
         panic!()
     };
     assert!(errors[0].contains("maxUnavailable is 0"), "{errors:?}");
