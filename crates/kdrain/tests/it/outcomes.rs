@@ -212,7 +212,11 @@ workloads:
     assert_eq!(report.nodes[0].pods[0].outcome, PodOutcome::Gone);
     assert!(count_code(&sim, "create", "pods", "eviction", 403) >= 1);
     assert_eq!(count_code(&sim, "create", "pods", "eviction", 201), 0);
-    assert_eq!(count(&sim, "delete", "pods", ""), 0, "nobody deleted it by hand");
+    assert_eq!(
+        count(&sim, "delete", "pods", ""),
+        0,
+        "nobody deleted it by hand"
+    );
     no_violations(&sim);
 }
 
