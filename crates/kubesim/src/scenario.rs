@@ -70,6 +70,9 @@ pub struct Settings {
     /// Delay before the disruption controller processes a change (C-1).
     #[serde(default)]
     pub disruption_delay_seconds: f64,
+    /// Delay, from a namespace's deletion, before the namespace controller deletes its content.
+    #[serde(default)]
+    pub namespace_deletion_delay_seconds: f64,
 }
 
 fn default_history() -> usize {
@@ -86,6 +89,7 @@ impl Default for Settings {
             watch_history: default_history(),
             bookmark_seconds: default_bookmark(),
             disruption_delay_seconds: 0.0,
+            namespace_deletion_delay_seconds: 0.0,
         }
     }
 }

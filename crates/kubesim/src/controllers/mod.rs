@@ -413,9 +413,22 @@ impl Controllers {
     /// The namespace controller: a terminating namespace loses its other objects at once and its
     /// pods through graceful deletion (the kubelet stops them), then goes away once empty.
     fn namespaces(&mut self, st: &mut State) {
+        let delay = self
+            .shared
+            .settings
+            .namespace_deletion_delay_seconds
+            .max(0.0);
+        let now = jiff::Timestamp::now();
+        let due = |ns: &Value| {
+            let since = ns["metadata"]["deletionTimestamp"]
+                .as_str()
+                .and_then(meta::parse_time)
+                .map_or(f64::MAX, |t| now.duration_since(t).as_secs_f64());
+            since >= delay
+        };
         let terminating: Vec<String> = st
             .iter(NAMESPACES, None)
-            .filter(|(_, ns)| ns["status"]["phase"] == "Terminating")
+            .filter(|(_, ns)| ns["status"]["phase"] == "Terminating" && due(ns))
             .map(|(k, _)| k.1.clone())
             .collect();
         for ns in terminating {

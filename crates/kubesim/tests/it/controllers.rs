@@ -286,3 +286,24 @@ workloads: [{kind: DaemonSet, name: agent, labels: {app: agent}, terminationSeco
     assert_eq!(s.violations()[0].object, format!("default/{managed}"));
     assert_eq!(s.violations()[0].kind, "DaemonSetPodRemoved");
 }
+
+#[tokio::test]
+async fn the_namespace_controller_can_be_delayed() {
+    let s = sim(r#"
+settings: {namespaceDeletionDelaySeconds: 1}
+nodes: [{name: n1}]
+namespaces: [{name: going, terminating: true}]
+workloads: [{kind: Pod, name: p, namespace: going, nodes: [n1], terminationSeconds: 0.1}]
+"#)
+    .await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "going");
+    let p = pods.get("p").await.unwrap();
+    assert!(
+        p.metadata.deletion_timestamp.is_none(),
+        "untouched at first"
+    );
+    eventually("the pod gone after the delay", || async {
+        matches!(pods.get("p").await, Err(kube::Error::Api(e)) if e.code == 404).then_some(())
+    })
+    .await;
+}
