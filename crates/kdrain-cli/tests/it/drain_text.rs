@@ -513,6 +513,7 @@ async fn server_429_prints_one_retry_line_per_cause() {
 async fn terminating_namespace_prints_kubectls_retry_line() {
     let c = cluster(
         r#"
+settings: {namespaceDeletionDelaySeconds: 30}
 nodes: [{name: n1}, {name: n2}]
 namespaces:
   - {name: leaving, terminating: true}
