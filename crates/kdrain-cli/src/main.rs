@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod duration;
 mod exit;
+mod interrupt;
 mod render;
 
 use anyhow::Context;
@@ -218,25 +219,44 @@ fn describe_nodes(nodes: &[String]) -> String {
 }
 
 /// Runs the drain on its own task and renders its events as they come (also used by the demo).
+/// Ctrl-C asks the engine to stop cleanly; the events keep being shown until it has, then the
+/// pods left are named and the exit status is 130. A second Ctrl-C quits at once.
 pub(crate) async fn drain_with(
     client: kube::Client,
     options: kdrain::DrainOptions,
     nodes: Vec<String>,
     mode: Mode,
 ) -> anyhow::Result<(i32, Option<Report>)> {
+    let presses = interrupt::presses();
     let (events, receiver) = mpsc::unbounded_channel();
     let drainer = Drainer::new(client, options).with_events(events);
     let mut renderer = render::renderer(mode, &format!("draining {}", describe_nodes(&nodes)));
-    // The task owns the drainer; when it ends, the event sender is dropped and `pump` returns.
-    let names = nodes.clone();
-    let task = tokio::spawn(async move { drainer.drain(&nodes).await });
+    let (stop_switch, stop) = interrupt::stop_switch();
+    let mut task = tokio::spawn(async move { drainer.drain_until(&nodes, stop).await });
     let mut pending = render::Pending::default();
-    if !render::pump(renderer.as_mut(), receiver, &mut pending).await {
-        task.abort();
-        renderer.interrupted(&names, &pending);
-        return Ok((render::INTERRUPTED, None));
+    let pumped = render::pump(
+        renderer.as_mut(),
+        receiver,
+        presses,
+        stop_switch,
+        &mut pending,
+        &mut task,
+    )
+    .await;
+    let (output, stopped) = match pumped {
+        render::Pumped::Finished { output, stopped } => (output, stopped),
+        render::Pumped::Quit => {
+            task.abort();
+            renderer.interrupted(&render::Interruption::from_events(&pending));
+            return Ok((render::INTERRUPTED, None));
+        }
+    };
+    let result: Result<Report, DrainError> = output.context("the drain task panicked")?;
+    if stopped && let Err(DrainError::Incomplete { report }) = &result {
+        // Stopped on request: not a failure to explain, but what is left and how to undo.
+        renderer.interrupted(&render::Interruption::from_report(report, &pending));
+        return Ok((render::INTERRUPTED, Some(report.as_ref().clone())));
     }
-    let result: Result<Report, DrainError> = task.await.context("the drain task panicked")?;
     let code = renderer.finish(&result);
     let report = match &result {
         Ok(r) => Some(r.clone()),

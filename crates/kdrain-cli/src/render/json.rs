@@ -92,14 +92,19 @@ impl Renderer for JsonRenderer {
         self.line(event);
     }
 
-    fn interrupted(&mut self, nodes: &[String], pending: &super::Pending) {
-        let lines = super::interrupted_lines(nodes, pending);
+    fn stopping(&mut self) {
+        self.line(&serde_json::json!({ "event": "stopping" }));
+        eprintln!("{}", super::STOPPING);
+    }
+
+    fn interrupted(&mut self, interruption: &super::Interruption<'_>) {
+        let lines = interruption.lines();
         let line = ResultLine {
             event: "result",
             exit_code: super::INTERRUPTED,
             succeeded: false,
             error: Some(lines.join("; ")),
-            report: None,
+            report: interruption.report,
         };
         self.line(&line);
         for text in lines {

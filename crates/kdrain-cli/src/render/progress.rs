@@ -54,6 +54,8 @@ pub struct ProgressRenderer {
     started: Instant,
     nodes: Vec<NodeView>,
     pods: HashMap<String, PodView>,
+    /// Ctrl-C asked the drain to stop; it is winding down.
+    stopping: bool,
 }
 
 /// Pod lines shown under one node; more are counted in the node's bar as "+N more".
@@ -86,6 +88,7 @@ impl ProgressRenderer {
             started: Instant::now(),
             nodes: Vec::new(),
             pods: HashMap::new(),
+            stopping: false,
         }
     }
 
@@ -434,11 +437,16 @@ impl Renderer for ProgressRenderer {
                 ));
             }
             Event::NodeFailed { node, error, .. } => {
+                let stopping = self.stopping;
                 let n = self.node(node);
                 n.finished = true;
                 n.in_flight.clear();
-                let short = crate::config::one_line(error);
-                n.bar.abandon_with_message(format!(" · FAILED: {short}"));
+                if stopping {
+                    n.bar.abandon_with_message(" · interrupted");
+                } else {
+                    let short = crate::config::one_line(error);
+                    n.bar.abandon_with_message(format!(" · FAILED: {short}"));
+                }
             }
             Event::Skipped { .. } | Event::Done { .. } => {}
         }
@@ -449,14 +457,25 @@ impl Renderer for ProgressRenderer {
         for k in keys {
             self.refresh_pod(&k);
         }
+        let stopping = if self.stopping {
+            " · stopping (Ctrl-C again quits at once)"
+        } else {
+            ""
+        };
         self.header.set_message(format!(
-            "kdrain: {} · {}",
+            "kdrain: {} · {}{stopping}",
             self.title,
             format_short(self.started.elapsed().as_secs_f64())
         ));
     }
 
-    fn interrupted(&mut self, nodes: &[String], pending: &super::Pending) {
+    fn stopping(&mut self) {
+        self.stopping = true;
+        self.tick();
+        self.println(super::STOPPING);
+    }
+
+    fn interrupted(&mut self, interruption: &super::Interruption<'_>) {
         for (_, view) in self.pods.drain() {
             view.line.finish_and_clear();
             self.multi.remove(&view.line);
@@ -466,8 +485,15 @@ impl Renderer for ProgressRenderer {
                 n.bar.abandon_with_message(" · interrupted");
             }
         }
-        self.header.abandon();
-        for line in super::interrupted_lines(nodes, pending) {
+        self.header.abandon_with_message(format!(
+            "kdrain: {} · interrupted at {}",
+            self.title,
+            format_short(self.started.elapsed().as_secs_f64())
+        ));
+        if let Some(report) = interruption.report {
+            print!("{}", super::summary::table(report));
+        }
+        for line in interruption.lines() {
             eprintln!("{line}");
         }
     }

@@ -30,6 +30,8 @@ pub struct TextRenderer {
     refused: BTreeMap<String, Vec<String>>,
     /// Node order as seen in events.
     nodes: Vec<String>,
+    /// Ctrl-C asked the drain to stop: nodes ending now are told about by `interrupted`.
+    stopping: bool,
 }
 
 impl Default for TextRenderer {
@@ -57,6 +59,7 @@ impl TextRenderer {
             failed_nodes: Vec::new(),
             refused: BTreeMap::new(),
             nodes: Vec::new(),
+            stopping: false,
         }
     }
 
@@ -246,12 +249,28 @@ impl Renderer for TextRenderer {
                 pending,
             } => {
                 self.see_node(node);
-                self.node_failed(node, error, pending);
+                if self.stopping {
+                    // not kubectl's failure block: the interruption lines name what is left
+                    self.pod_errors.remove(node);
+                } else {
+                    self.node_failed(node, error, pending);
+                }
             }
             Event::NodesResolved { .. }
             | Event::Terminating { .. }
             | Event::Skipped { .. }
             | Event::Done { .. } => {}
+        }
+    }
+
+    fn stopping(&mut self) {
+        self.stopping = true;
+        self.stderr(super::STOPPING);
+    }
+
+    fn interrupted(&mut self, interruption: &super::Interruption<'_>) {
+        for line in interruption.lines() {
+            self.stderr(&line);
         }
     }
 

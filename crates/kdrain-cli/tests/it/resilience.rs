@@ -334,7 +334,6 @@ async fn uncordon_on_failure_leaves_a_node_someone_else_cordoned() {
 }
 
 #[tokio::test]
-#[ignore = "kdrain exits 130 with an `interrupted:` line but does not name the pods left yet (CLI helper's work)"]
 async fn ctrl_c_stops_cleanly_says_what_is_left_and_exits_130() {
     let c = cluster(&blocking(120.0, false)).await;
     let first = Background::start(&c, "first", &DRAIN);
@@ -356,6 +355,33 @@ async fn ctrl_c_stops_cleanly_says_what_is_left_and_exits_130() {
         r.stdout,
         r.stderr
     );
+    assert!(
+        interrupted.contains(&"interrupted: the drain stopped; cordoned nodes stay cordoned (undo with `kdrain uncordon n1`)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        interrupted.contains(
+            &format!("pods left on node/n1: default/{} (blocked by web)", left[0]).as_str()
+        ),
+        "the pod left is named with the budget holding it: {}",
+        r.stderr
+    );
+    let stopping = r.stderr.lines().position(|l| l.starts_with("stopping: "));
+    let done = r
+        .stderr
+        .lines()
+        .position(|l| l.starts_with("interrupted: "));
+    assert!(
+        stopping.is_some() && stopping < done,
+        "the first Ctrl-C is acknowledged before the drain has stopped: {}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("unable to drain node"),
+        "an interruption is not reported as a failed node: {}",
+        r.stderr
+    );
     assert!(c.cordoned("n1").await, "the node stays cordoned");
     let writes_before = c.all_writes();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -365,6 +391,127 @@ async fn ctrl_c_stops_cleanly_says_what_is_left_and_exits_130() {
         "nothing is sent after the exit"
     );
     no_violations(&c);
+}
+
+/// Waits (bounded) until the file `path` contains `text`.
+async fn wait_for_output(path: &std::path::Path, text: &str) {
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            if std::fs::read_to_string(path).is_ok_and(|s| s.contains(text)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {text:?} in {}", path.display()));
+}
+
+#[tokio::test]
+async fn ctrl_c_with_json_output_ends_with_a_result_naming_every_pod_left() {
+    let c = cluster(SLOW_STOP).await;
+    let mut args = DRAIN.to_vec();
+    args.extend(["-o", "json"]);
+    let first = Background::start(&c, "first", &args);
+    wait_for(&c, "n1", "evictions accepted, pods terminating", |pods| {
+        pods.iter().any(terminating)
+    })
+    .await;
+    signal(first.pid(), "INT");
+    let r = first.finish().await;
+    assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<serde_json::Value> = r
+        .out_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["event"] == "stopping"),
+        "the stop request is an event too: {}",
+        r.stdout
+    );
+    let result = lines.last().expect("a result line");
+    assert_eq!(result["event"], "result", "{}", r.stdout);
+    assert_eq!(result["exit_code"], 130);
+    assert_eq!(result["succeeded"], false);
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("interrupted: the drain stopped")),
+        "{result}"
+    );
+    // The report names every pod that had to go and is not gone, and stderr names them too.
+    let pending: Vec<String> = result["report"]["nodes"][0]["pods"]
+        .as_array()
+        .expect("the report lists the pods")
+        .iter()
+        .filter(|p| {
+            matches!(
+                p["outcome"]["outcome"].as_str(),
+                Some("blocked") | Some("failed")
+            )
+        })
+        .map(|p| p["pod"]["name"].as_str().expect("pod name").to_string())
+        .collect();
+    assert!(!pending.is_empty(), "interrupted mid-way: {result}");
+    for pod in &pending {
+        assert!(
+            r.stderr.contains(&format!("default/{pod} (")),
+            "{pod} is named on stderr: {}",
+            r.stderr
+        );
+    }
+    // Every web pod still on n1 and not terminating was left, and is in the report.
+    for p in pods_on(&c, "n1").await {
+        if name(&p).starts_with("web-") && !terminating(&p) {
+            assert!(
+                pending.iter().any(|n| n == name(&p)),
+                "{} is on n1 but not reported left: {pending:?}",
+                name(&p)
+            );
+        }
+    }
+    assert!(c.cordoned("n1").await);
+    no_violations(&c);
+}
+
+#[tokio::test]
+async fn a_second_ctrl_c_quits_at_once_and_names_the_pods_left() {
+    let c = cluster(SLOW_STOP).await;
+    // Evictions hang for a long time: after the first Ctrl-C kdrain waits for their answers.
+    c.sim.set_faults(vec![kubesim::Fault {
+        verb: Some("create".into()),
+        resource: Some("pods/eviction".into()),
+        latency_ms: Some(30_000),
+        ..kubesim::Fault::default()
+    }]);
+    let first = Background::start(&c, "first", &DRAIN);
+    wait_for_output(&first.out, "evicting pod ").await;
+    signal(first.pid(), "INT");
+    wait_for_output(&first.err, "stopping: ").await;
+    signal(first.pid(), "INT");
+    let r = first.finish().await;
+    assert_eq!(r.code, 130, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "interrupted: quit at once; answers to requests in flight were not awaited; cordoned nodes stay cordoned (undo with `kdrain uncordon n1`)"
+        ),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("pods left on node/n1: "))
+        .collect();
+    assert_eq!(left.len(), 1, "{}", r.stderr);
+    assert_eq!(
+        left[0].matches("default/web-").count(),
+        4,
+        "no eviction was answered, so all four web pods are named: {}",
+        r.stderr
+    );
+    assert!(c.cordoned("n1").await);
 }
 
 /// Two nodes whose web and db pods share one budget each.
