@@ -36,4 +36,4 @@ pub use scenario::{
     Workload, WorkloadKind,
 };
 pub use sim::{Sim, SimError, SimOptions};
-pub use tls::TlsError;
+pub use tls::{TlsError, client_identity_pem};

@@ -23,6 +23,19 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
+/// A self-signed client certificate and its private key (PEM, PKCS#8), for kubeconfigs that
+/// carry `client-certificate-data`/`client-key-data` (the simulator authenticates by token and
+/// never asks for them; tests use them to check a client keeps the key secret).
+pub fn client_identity_pem(common_name: &str) -> Result<(String, String), TlsError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 /// A generated CA and the server configuration signed by it.
 pub struct TlsMaterial {
     /// The CA certificate, PEM (goes into kubeconfigs as certificate-authority-data).

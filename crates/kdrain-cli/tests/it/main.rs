@@ -11,3 +11,4 @@ mod kubectl_parity;
 mod parallel;
 mod plan;
 mod resilience;
+mod security;
