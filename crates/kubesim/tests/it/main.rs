@@ -11,5 +11,6 @@ mod kubectl;
 mod list;
 mod patch;
 mod pdb_status;
+mod scenario_fuzz;
 mod tls;
 mod watch;
