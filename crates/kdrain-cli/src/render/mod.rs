@@ -446,6 +446,57 @@ mod tests {
         );
     }
 
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::needs_has;
+
+        /// "needs N has M" with both numbers made of ASCII digits only.
+        fn well_formed(text: &str) -> bool {
+            let Some(rest) = text.strip_prefix("needs ") else {
+                return false;
+            };
+            let Some((needs, has)) = rest.split_once(" has ") else {
+                return false;
+            };
+            [needs, has]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn arbitrary_causes_never_panic(cause in any::<String>()) {
+                if let Some(text) = needs_has(&cause) {
+                    prop_assert!(well_formed(&text), "{cause:?} -> {text:?}");
+                }
+            }
+
+            #[test]
+            fn cause_shaped_text_never_panics(
+                cause in "( needs | has |[0-9]{0,3}|[a-z ]{0,6}|\\PC{0,2}){0,8}"
+            ) {
+                if let Some(text) = needs_has(&cause) {
+                    prop_assert!(well_formed(&text), "{cause:?} -> {text:?}");
+                }
+            }
+
+            #[test]
+            fn the_servers_budget_cause_gives_its_numbers(
+                budget in "[a-z0-9][a-z0-9.-]{0,30}",
+                needs in any::<u64>(),
+                has in any::<u64>(),
+            ) {
+                let cause = format!(
+                    "The disruption budget {budget} needs {needs} healthy pods and has {has} currently"
+                );
+                prop_assert_eq!(needs_has(&cause), Some(format!("needs {needs} has {has}")));
+            }
+        }
+    }
+
     #[test]
     fn suffixes() {
         assert_eq!(dry_run_suffix(kdrain::DryRun::None), "");
