@@ -124,10 +124,15 @@ pub struct TargetCheck {
 }
 
 fn check(case: &str, target: &str, value: Option<f64>, limit: f64, unit: &str) -> TargetCheck {
+    let digits = if unit.is_empty() && value.is_some_and(|v| v.fract() == 0.0) {
+        0
+    } else {
+        3
+    };
     TargetCheck {
         case: case.to_string(),
         target: target.to_string(),
-        measured: num(value, 3) + unit,
+        measured: num(value, digits) + unit,
         met: value.map(|v| v <= limit),
     }
 }
