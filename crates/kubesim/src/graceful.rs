@@ -132,8 +132,7 @@ pub fn delete_pod(
                     .as_str()
                     .and_then(meta::parse_time)
                     .unwrap_or(now);
-                let ts = old_ts - jiff::SignedDuration::from_secs(og)
-                    + jiff::SignedDuration::from_secs(grace);
+                let ts = shift(shift(old_ts, og.saturating_neg()), grace);
                 next["metadata"]["deletionTimestamp"] = json!(meta::fmt_time(ts));
                 next["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
                 if grace > 0 || has_finalizers(&next) {
@@ -157,7 +156,7 @@ pub fn delete_pod(
         return Ok(st.remove(PODS, ns, name).expect("pod present"));
     }
     if grace > 0 {
-        let ts = now + jiff::SignedDuration::from_secs(grace);
+        let ts = shift(now, grace);
         next["metadata"]["deletionTimestamp"] = json!(meta::fmt_time(ts));
         next["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         if let Some(g) = next["metadata"]["generation"].as_i64() {
@@ -179,4 +178,30 @@ pub fn delete_pod(
         return Ok(written);
     }
     Ok(st.remove(PODS, ns, name).expect("pod present"))
+}
+
+/// `from` moved by `secs` seconds, clamped to the representable range: a client may send
+/// any int64 grace period (the server accepts it), so the deadline saturates instead of
+/// overflowing.
+fn shift(from: jiff::Timestamp, secs: i64) -> jiff::Timestamp {
+    from.checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap_or(if secs > 0 {
+            jiff::Timestamp::MAX
+        } else {
+            jiff::Timestamp::MIN
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_saturates_at_the_ends_of_time() {
+        let now = jiff::Timestamp::now();
+        assert_eq!(shift(now, 30).as_second(), now.as_second() + 30);
+        assert_eq!(shift(now, i64::MAX), jiff::Timestamp::MAX);
+        assert_eq!(shift(now, i64::MIN), jiff::Timestamp::MIN);
+        assert_eq!(shift(jiff::Timestamp::MAX, 1), jiff::Timestamp::MAX);
+    }
 }

@@ -27,6 +27,26 @@ pub enum ScenarioError {
     Invalid(String),
 }
 
+/// Most nodes a scenario may declare (all entries together).
+pub const MAX_NODES: u64 = 100_000;
+/// Most replicas one workload may declare.
+pub const MAX_REPLICAS: u64 = 1_000_000;
+/// Most pods a scenario may declare (replicas of all workloads plus one pod per node for
+/// each DaemonSet).
+pub const MAX_PODS: u64 = 1_000_000;
+/// Longest duration, in seconds, any float seconds setting may give (one year).
+pub const MAX_SECONDS: f64 = 31_536_000.0;
+
+/// Check a float seconds value: finite, not negative, at most [`MAX_SECONDS`].
+fn check_seconds(key: &str, v: f64) -> Result<(), ScenarioError> {
+    if v.is_finite() && (0.0..=MAX_SECONDS).contains(&v) {
+        return Ok(());
+    }
+    Err(ScenarioError::Invalid(format!(
+        "{key}: {v} is not a valid number of seconds (give a number from 0 to {MAX_SECONDS})"
+    )))
+}
+
 /// A whole scenario.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -221,14 +241,77 @@ fn default_mirror_ns() -> String {
     "kube-system".into()
 }
 
-/// An integer or a percentage string such as "25%".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An integer or a percentage string such as "25%" (a budget's minAvailable/maxUnavailable).
+///
+/// Loading refuses, with a message naming the accepted forms, what the API server's
+/// validation refuses: a negative integer, a malformed percentage, or one over 100%.
+/// A string without `%` loads (the disruption controller then fails safe, C-7).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum IntOrPercent {
     /// Integer.
     Int(i64),
-    /// String, normally "N%".
+    /// String: "N%" with N in 0..=100, or a string without `%` (which fails safe).
     Str(String),
+}
+
+/// What a budget's minAvailable/maxUnavailable accepts, for error messages.
+const INT_OR_PERCENT_FORMS: &str =
+    "a non-negative integer or a percentage from \"0%\" to \"100%\" (e.g. 1 or \"25%\")";
+
+/// Check a percentage string: digits followed by `%`, at most 100. A string without `%`
+/// (such as "1") is let through on purpose: the disruption controller's fail-safe (C-7)
+/// for such values is part of what the simulator models.
+fn check_percent(s: &str) -> Result<(), String> {
+    let Some(digits) = s.strip_suffix('%') else {
+        return Ok(());
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid percentage {s:?}: expected {INT_OR_PERCENT_FORMS}"
+        ));
+    }
+    // Many digits: certainly over 100 (and would not fit a u32).
+    match digits.parse::<u32>() {
+        Ok(n) if n <= 100 => Ok(()),
+        _ => Err(format!(
+            "percentage {s:?} is over 100%: expected {INT_OR_PERCENT_FORMS}"
+        )),
+    }
+}
+
+impl<'de> Deserialize<'de> for IntOrPercent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = IntOrPercent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(INT_OR_PERCENT_FORMS)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IntOrPercent, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "invalid value {v}: expected {INT_OR_PERCENT_FORMS}"
+                    ))),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IntOrPercent, E> {
+                // Kubernetes' IntOrString holds an int32.
+                match i32::try_from(v) {
+                    Ok(v) => Ok(IntOrPercent::Int(i64::from(v))),
+                    Err(_) => Err(E::custom(format!(
+                        "invalid value {v}: too large, expected {INT_OR_PERCENT_FORMS}"
+                    ))),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IntOrPercent, E> {
+                check_percent(v).map_err(E::custom)?;
+                Ok(IntOrPercent::Str(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// A PodDisruptionBudget.
@@ -272,6 +355,77 @@ impl Scenario {
         Self::from_yaml_str(&s)
     }
 
+    /// Refuse counts and durations the simulator cannot honour: too many nodes, replicas
+    /// or pods (checked with arithmetic only, nothing is built), and float seconds that are
+    /// negative, not finite or beyond [`MAX_SECONDS`].
+    fn validate_limits(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        let mut nodes: u64 = 0;
+        for (i, n) in self.nodes.iter().enumerate() {
+            let count = n.count.unwrap_or(1) as u64;
+            if count > MAX_NODES {
+                return bad(format!(
+                    "nodes[{i}].count: {count} is over the limit of {MAX_NODES} nodes"
+                ));
+            }
+            nodes += count;
+            if nodes > MAX_NODES {
+                return bad(format!(
+                    "nodes: {nodes} nodes declared (up to nodes[{i}]), over the limit of {MAX_NODES}"
+                ));
+            }
+        }
+        let s = &self.settings;
+        for (key, v) in [
+            ("settings.bookmarkSeconds", s.bookmark_seconds),
+            (
+                "settings.disruptionDelaySeconds",
+                s.disruption_delay_seconds,
+            ),
+            (
+                "settings.namespaceDeletionDelaySeconds",
+                s.namespace_deletion_delay_seconds,
+            ),
+        ] {
+            check_seconds(key, v)?;
+        }
+        let mut pods: u64 = 0;
+        for (i, w) in self.workloads.iter().enumerate() {
+            let at = format!("workloads[{i}] ({})", w.name);
+            check_seconds(&format!("{at}.terminationSeconds"), w.termination_seconds)?;
+            check_seconds(&format!("{at}.readySeconds"), w.ready_seconds)?;
+            if w.grace_period_seconds < 0 {
+                return bad(format!(
+                    "{at}.gracePeriodSeconds: {} must not be negative",
+                    w.grace_period_seconds
+                ));
+            }
+            if w.replicas < 0 {
+                return bad(format!(
+                    "{at}.replicas: {} must not be negative",
+                    w.replicas
+                ));
+            }
+            if w.replicas as u64 > MAX_REPLICAS {
+                return bad(format!(
+                    "{at}.replicas: {} is over the limit of {MAX_REPLICAS}",
+                    w.replicas
+                ));
+            }
+            pods += if w.kind == WorkloadKind::DaemonSet {
+                nodes
+            } else {
+                w.replicas as u64
+            };
+            if pods > MAX_PODS {
+                return bad(format!(
+                    "workloads: {pods} pods declared (up to {at}), over the limit of {MAX_PODS} pods"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Node names in declaration order.
     pub fn node_names(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -285,9 +439,11 @@ impl Scenario {
         out
     }
 
-    /// Check cross-field consistency.
+    /// Check sizes, durations and cross-field consistency. Sizes are checked before
+    /// anything is built, so a hostile count fails fast instead of allocating.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Invalid(m));
+        self.validate_limits()?;
         for (i, n) in self.nodes.iter().enumerate() {
             match (&n.name, &n.name_prefix) {
                 (Some(_), Some(_)) => {
@@ -314,12 +470,6 @@ impl Scenario {
                 if !seen.contains(n) {
                     return bad(format!("workload {}: unknown node {n}", w.name));
                 }
-            }
-            if w.replicas < 0 {
-                return bad(format!(
-                    "workload {}: replicas must not be negative",
-                    w.name
-                ));
             }
         }
         for m in &self.mirror_pods {

@@ -174,7 +174,8 @@ pub fn watch(
     )?;
     let metadata_only = wants_metadata(headers);
     let timeout = match q.get("timeoutSeconds").and_then(|s| s.parse::<f64>().ok()) {
-        Some(s) if s > 0.0 => s,
+        // Clamped: any float a client sends (1e300, inf) must become a valid Duration.
+        Some(s) if s > 0.0 => s.min(MAX_WATCH_SECONDS),
         _ => 1800.0 + fastrand::f64() * 1800.0,
     };
     let timeout = cut_after.map_or(timeout, |c| timeout.min(c));
@@ -190,8 +191,8 @@ pub fn watch(
         deadline: Instant::now() + Duration::from_secs_f64(timeout),
         bookmark_every: q
             .flag("allowWatchBookmarks")
-            .then(|| Duration::from_secs_f64(settings.bookmark_seconds.max(0.1))),
-        next_bookmark: Instant::now() + Duration::from_secs_f64(settings.bookmark_seconds.max(0.1)),
+            .then(|| bookmark_every(settings.bookmark_seconds)),
+        next_bookmark: Instant::now() + bookmark_every(settings.bookmark_seconds),
         last_rv: current,
         min_rv: current,
         done: false,
@@ -250,4 +251,30 @@ pub fn watch(
         axum::http::HeaderValue::from_static("no-cache, private"),
     );
     Ok(r)
+}
+
+/// Longest watch a client can ask for with timeoutSeconds (one year).
+const MAX_WATCH_SECONDS: f64 = 31_536_000.0;
+
+/// The bookmark interval from the settings: at least 0.1 s, and a valid Duration whatever
+/// the number (scenario loading already refuses non-finite or huge values).
+fn bookmark_every(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.clamp(0.1, MAX_WATCH_SECONDS))
+        .unwrap_or(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookmark_interval_is_a_valid_duration_for_any_number() {
+        assert_eq!(bookmark_every(5.0), Duration::from_secs(5));
+        assert_eq!(bookmark_every(0.0), Duration::from_millis(100));
+        assert_eq!(bookmark_every(-3.0), Duration::from_millis(100));
+        let max = Duration::from_secs_f64(MAX_WATCH_SECONDS);
+        assert_eq!(bookmark_every(f64::INFINITY), max);
+        assert_eq!(bookmark_every(1e300), max);
+        assert_eq!(bookmark_every(f64::NAN), Duration::from_secs(60));
+    }
 }

@@ -96,7 +96,7 @@ impl Controllers {
     }
 
     fn delay(&self) -> Duration {
-        Duration::from_secs_f64(self.shared.settings.disruption_delay_seconds.max(0.0))
+        seconds(self.shared.settings.disruption_delay_seconds)
     }
 
     fn dirty_pdb(&mut self, key: Key, at: Instant) {
@@ -174,7 +174,7 @@ impl Controllers {
                 .max(0) as f64;
             let term = self.params_for(pod).termination_seconds.max(0.0);
             let start = self.terminating.get(&uid).map_or(now, |t| t.start);
-            let due = start + Duration::from_secs_f64(term.min(grace));
+            let due = start + seconds(term.min(grace));
             let killed = term > grace;
             match self.terminating.get_mut(&uid) {
                 Some(t) if due < t.due => {
@@ -321,7 +321,7 @@ impl Controllers {
                     if ready {
                         self.starting.remove(&uid);
                     } else if let Some(s) = self.starting.get_mut(&uid) {
-                        s.ready_at = Some(now + Duration::from_secs_f64(ready_secs));
+                        s.ready_at = Some(now + seconds(ready_secs));
                     }
                 }
                 Some(at) if at <= now => {
@@ -543,5 +543,32 @@ impl Controllers {
                 _ = shutdown.changed() => break,
             }
         }
+    }
+}
+
+/// A float number of seconds as a Duration, clamped to `0..=MAX_SECONDS` (NaN gives zero):
+/// scenario loading refuses bad values, and this keeps a value that slipped through (or a
+/// huge deletionGracePeriodSeconds) from panicking a controller.
+fn seconds(v: f64) -> Duration {
+    let v = if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(0.0, crate::scenario::MAX_SECONDS)
+    };
+    Duration::from_secs_f64(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_clamp_instead_of_panicking() {
+        assert_eq!(seconds(1.5), Duration::from_millis(1500));
+        assert_eq!(seconds(-1.0), Duration::ZERO);
+        assert_eq!(seconds(f64::NAN), Duration::ZERO);
+        let max = Duration::from_secs_f64(crate::scenario::MAX_SECONDS);
+        assert_eq!(seconds(f64::INFINITY), max);
+        assert_eq!(seconds(9.2e18), max);
     }
 }

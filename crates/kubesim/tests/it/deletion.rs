@@ -237,3 +237,84 @@ async fn node_delete_returns_a_status() {
     assert_eq!(r.code, 404);
     assert_eq!(r.json()["message"], "nodes \"n1\" not found");
 }
+
+/// Any int64 grace period a client or a scenario gives is accepted and the deadline is
+/// clamped: no handler panics (a panic would drop the connection instead of answering).
+#[tokio::test]
+async fn huge_grace_periods_clamp_the_deadline_instead_of_panicking() {
+    let s = sim(r#"
+nodes: [{name: n1, unschedulable: true}]
+workloads:
+  - {kind: Pod, name: spec-max, terminationSeconds: 60, gracePeriodSeconds: 9223372036854775807}
+  - {kind: Pod, name: query-max, terminationSeconds: 60}
+  - {kind: Pod, name: evict-max, terminationSeconds: 60}
+"#)
+    .await;
+    let max = i64::MAX;
+    let far = |r: &crate::common::Raw| {
+        assert_eq!(r.code, 200, "{}", String::from_utf8_lossy(&r.body));
+        let body = r.json();
+        let ts: jiff::Timestamp = body["metadata"]["deletionTimestamp"]
+            .as_str()
+            .expect("deletionTimestamp")
+            .parse()
+            .unwrap();
+        assert!(
+            ts.as_second() > jiff::Timestamp::now().as_second() + 100 * 365 * 86_400,
+            "{body}"
+        );
+        body
+    };
+    // The pod's own terminationGracePeriodSeconds.
+    let r = raw_json(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/spec-max",
+        &json!({}),
+    )
+    .await;
+    assert_eq!(far(&r)["metadata"]["deletionGracePeriodSeconds"], max);
+    // A second delete with a shorter grace moves the deadline from the clamped one.
+    let r = raw_json(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/spec-max",
+        &json!({"gracePeriodSeconds": max - 1}),
+    )
+    .await;
+    assert_eq!(far(&r)["metadata"]["deletionGracePeriodSeconds"], max - 1);
+    // The query parameter.
+    let r = raw(
+        &s,
+        "DELETE",
+        &format!("/api/v1/namespaces/default/pods/query-max?gracePeriodSeconds={max}"),
+        &[],
+        b"",
+    )
+    .await;
+    far(&r);
+    // An eviction's deleteOptions.
+    let r = raw_json(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/pods/evict-max/eviction",
+        &json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": "evict-max", "namespace": "default"},
+                "deleteOptions": {"gracePeriodSeconds": max}}),
+    )
+    .await;
+    assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = raw(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/pods/evict-max",
+        &[],
+        b"",
+    )
+    .await;
+    let body = far(&r);
+    assert_eq!(body["metadata"]["deletionGracePeriodSeconds"], max);
+    // The simulator still answers after all that.
+    let r = raw(&s, "GET", "/api/v1/namespaces/default/pods", &[], b"").await;
+    assert_eq!(r.code, 200);
+}

@@ -218,8 +218,12 @@ fn check_error(input: &str, message: &str) -> Result<(), TestCaseError> {
     let points = [
         "line ",
         "nodes[",
+        "nodes: ",
         "node ",
         "workload ",
+        "workloads[",
+        "workloads: ",
+        "settings.",
         "mirror pod ",
         "pdb ",
     ];
@@ -244,7 +248,7 @@ fn known_bad_inputs_name_their_problem() {
     let cases = [
         (
             "workloads: [{kind: Pod, name: x, replicas: -3}]",
-            "replicas must not be negative",
+            "workloads[0] (x).replicas: -3 must not be negative",
         ),
         ("nodes: [{count: 2}]", "nodes[0]: needs name or namePrefix"),
         ("nodes: [{name: a, count: 2}]", "count needs namePrefix"),
@@ -259,8 +263,10 @@ fn known_bad_inputs_name_their_problem() {
             "pdbs: [{name: p, minAvailable: 1, maxUnavailable: 1}]",
             "not both",
         ),
-        // serde's untagged-enum error loses the field name; the entry is still named
-        ("pdbs: [{name: p, minAvailable: [1]}]", "pdbs[0]"),
+        (
+            "pdbs: [{name: p, minAvailable: [1]}]",
+            "pdbs[0].minAvailable",
+        ),
         ("settings: {watchHistory: -1}", "watchHistory"),
         ("faults: [{status: 99999}]", "status"),
         ("nodes: {name: n1}", "nodes"),
@@ -271,26 +277,112 @@ fn known_bad_inputs_name_their_problem() {
     }
 }
 
-/// Loading checks names, not sizes: these load, and it is the simulator's business to cope.
 #[test]
-fn odd_but_valid_numbers_load() {
-    for input in [
-        "workloads: [{kind: Deployment, name: x, replicas: 99999999999}]",
-        "pdbs: [{name: p, selector: {app: x}, maxUnavailable: \"abc%\"}]",
-        "pdbs: [{name: p, selector: {app: x}, minAvailable: \"150%\"}]",
-        "pdbs: [{name: p, selector: {app: x}, minAvailable: -5}]",
-        "workloads: [{kind: Pod, name: x, terminationSeconds: .inf, readySeconds: .nan}]",
-    ] {
-        Scenario::from_yaml_str(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-    }
-}
-
-#[test]
-#[ignore = "kubesim bug (reported): validate() builds every generated node name, so `count: 99999999999` allocates ~100 billion strings instead of failing fast"]
 fn huge_node_count_is_refused_without_allocating() {
     let input = "nodes: [{namePrefix: pool-, count: 99999999999}]";
     let message = Scenario::from_yaml_str(input).expect_err(input).to_string();
     assert!(message.contains("count"), "{message}");
+    assert!(message.contains("100000"), "names the limit: {message}");
+}
+
+/// Load `input`, expecting an error that mentions every one of `needles`.
+fn refused(input: &str, needles: &[&str]) {
+    let message = Scenario::from_yaml_str(input).expect_err(input).to_string();
+    assert!(message.starts_with("invalid scenario: "), "{message}");
+    for n in needles {
+        assert!(message.contains(n), "{input}: {message:?} lacks {n:?}");
+    }
+}
+
+#[test]
+fn hostile_sizes_are_refused_naming_the_key_and_the_limit() {
+    refused(
+        "nodes: [{name: n1}]\nworkloads: [{kind: Deployment, name: web, replicas: 99999999999}]",
+        &["workloads[0] (web).replicas", "99999999999", "1000000"],
+    );
+    // Many entries under the per-entry limit still add up.
+    refused(
+        "nodes: [{namePrefix: a-, count: 60000}, {namePrefix: b-, count: 60000}]",
+        &["nodes", "120000", "100000"],
+    );
+    // Pods in total: replicas of all workloads plus a DaemonSet pod per node.
+    refused(
+        "nodes: [{namePrefix: n-, count: 100000}]\nworkloads:\n  \
+         - {kind: Deployment, name: a, replicas: 1000000}\n  \
+         - {kind: DaemonSet, name: ds}",
+        &["workloads[1] (ds)", "1100000 pods", "1000000"],
+    );
+    refused(
+        "workloads: [{kind: Pod, name: p, replicas: -1}]",
+        &["workloads[0] (p).replicas", "negative"],
+    );
+}
+
+#[test]
+fn the_big_benchmark_scenario_is_within_the_limits() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/big.yaml");
+    let sc = Scenario::from_file(&path).expect("scenarios/big.yaml loads");
+    assert_eq!(sc.node_names().len(), 1000);
+}
+
+#[test]
+fn bad_float_seconds_are_refused_at_load() {
+    for key in [
+        "bookmarkSeconds",
+        "disruptionDelaySeconds",
+        "namespaceDeletionDelaySeconds",
+    ] {
+        for value in [".inf", "-.inf", ".nan", "-1", "1e12"] {
+            refused(
+                &format!("settings: {{{key}: {value}}}"),
+                &[&format!("settings.{key}"), "seconds"],
+            );
+        }
+    }
+    for key in ["terminationSeconds", "readySeconds"] {
+        for value in [".inf", "-.inf", ".nan", "-0.5", "1e300"] {
+            refused(
+                &format!("workloads: [{{kind: Pod, name: p, {key}: {value}}}]"),
+                &[&format!("workloads[0] (p).{key}"), "seconds"],
+            );
+        }
+    }
+    refused(
+        "workloads: [{kind: Pod, name: p, gracePeriodSeconds: -5}]",
+        &["workloads[0] (p).gracePeriodSeconds", "negative"],
+    );
+    // A huge grace period is what a real server accepts: it loads.
+    Scenario::from_yaml_str(
+        "workloads: [{kind: Pod, name: p, gracePeriodSeconds: 9223372036854775807}]",
+    )
+    .expect("a huge grace period loads");
+}
+
+#[test]
+fn bad_budget_numbers_name_the_field_and_the_accepted_forms() {
+    for (key, value) in [
+        ("minAvailable", "[1]"),
+        ("minAvailable", "{a: 1}"),
+        ("maxUnavailable", "1.5"),
+        ("maxUnavailable", "true"),
+        ("minAvailable", "\"abc%\""),
+        ("minAvailable", "\"%\""),
+        ("maxUnavailable", "\"150%\""),
+        ("maxUnavailable", "\"99999999999999999999%\""),
+        ("minAvailable", "-1"),
+        ("maxUnavailable", "99999999999"),
+    ] {
+        refused(
+            &format!("pdbs: [{{name: b, selector: {{app: x}}, {key}: {value}}}]"),
+            &[&format!("pdbs[0].{key}"), "integer", "\"100%\""],
+        );
+    }
+    // A string without `%` loads: the disruption controller fails safe on it (C-7).
+    let sc = Scenario::from_yaml_str(
+        "pdbs: [{name: a, minAvailable: \"0%\"}, {name: b, maxUnavailable: \"100%\"}, {name: c, minAvailable: 0}, {name: d, maxUnavailable: \"1\"}]",
+    )
+    .expect("valid budget numbers load");
+    assert_eq!(sc.pdbs.len(), 4);
 }
 
 proptest! {
