@@ -25,7 +25,7 @@ Exit codes:
   1  failed for another reason
   2  usage error or bad input (unknown node or context, bad selector, duration or kubeconfig); nothing was changed
   3  blocked by disruption budgets when --timeout ran out (plan: a budget can never let the pods go)
-  4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag)
+  4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag; wins over 3)
   5  permission denied (the message names the verb and resource needed)
   6  cluster unreachable
   130 interrupted (Ctrl-C); cordoned nodes stay cordoned";

@@ -22,15 +22,19 @@ pub struct PlanLine<'a> {
     pub plan: &'a Plan,
 }
 
-/// Exit code of `plan`: 0 when the drain can complete, 3 when a budget can never pass, 4 otherwise.
+/// Exit code of `plan`, the one `drain` would exit with: 0 when the drain can complete, 4 when
+/// pods are refused (they win, even if a budget can never pass too: fixing the budget alone
+/// would not help), 3 when only budgets that can never pass stand in the way.
 pub fn exit_code(plan: &Plan) -> i32 {
     if plan.can_complete() {
-        OK
-    } else if plan
+        return OK;
+    }
+    let pods_refused = plan.nodes.iter().any(|n| !n.errors.is_empty());
+    let budget_never = plan
         .budgets
         .iter()
-        .any(|b| matches!(b.verdict, BudgetVerdict::Never { .. }))
-    {
+        .any(|b| matches!(b.verdict, BudgetVerdict::Never { .. }));
+    if budget_never && !pods_refused {
         BLOCKED_BY_BUDGETS
     } else {
         PODS_LEFT

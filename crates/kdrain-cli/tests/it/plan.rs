@@ -68,6 +68,46 @@ async fn unsatisfiable_budget_exits_3() {
     assert!(c.all_writes().is_empty());
 }
 
+/// A budget that can never pass and a pod that is refused, on the same node.
+const NEVER_AND_REFUSED: &str = r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: db, replicas: 2, labels: {app: db}, nodes: [n1, n2]}
+  - {kind: Pod, name: bare-pod, nodes: [n1]}
+pdbs:
+  - {name: db, namespace: default, selector: {app: db}, minAvailable: 2}
+"#;
+
+#[tokio::test]
+async fn refused_pods_win_over_a_never_budget_in_plan_as_in_drain() {
+    let c = cluster(NEVER_AND_REFUSED).await;
+    let plan = c.run(&["plan", "n1"]).await;
+    assert!(plan.stdout.contains("NEVER passes: "), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("  REFUSE  default/bare-pod"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(plan.code, 4, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("result: the drain cannot complete: pods would be left on the node (exit 4)"),
+        "{}",
+        plan.stdout
+    );
+    let json = c.run(&["plan", "n1", "-o", "json"]).await;
+    assert_eq!(json.code, 4, "{}", json.stderr);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["exit_code"], 4);
+    let drain = c.run(&["drain", "n1"]).await;
+    assert_eq!(drain.code, plan.code, "{}\n{}", drain.stdout, drain.stderr);
+    assert!(
+        c.all_writes().iter().all(|w| !w.contains("eviction")),
+        "{:?}",
+        c.all_writes()
+    );
+}
+
 #[tokio::test]
 async fn refused_pods_exit_4_and_name_the_flag() {
     let c = cluster(BASIC).await;
