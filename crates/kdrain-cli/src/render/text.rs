@@ -32,7 +32,26 @@ pub struct TextRenderer {
     nodes: Vec<String>,
     /// Ctrl-C asked the drain to stop: nodes ending now are told about by `interrupted`.
     stopping: bool,
+    /// Failure blocks of nodes where the server denied a pod's removal for lack of
+    /// permission, held back: the drain then fails as [`DrainError::Forbidden`], told in one
+    /// clear line instead (printed as usual if the drain ends otherwise).
+    denied: Vec<FailureBlock>,
 }
+
+/// kubectl's failure block for one node, kept until the drain's result is known.
+struct FailureBlock {
+    /// The node.
+    node: String,
+    /// The errors to list under "There are pending nodes to be drained".
+    errors: Vec<String>,
+    /// The stderr lines of the block.
+    lines: Vec<String>,
+}
+
+/// How the engine starts a pod's error when the server refused its eviction or delete for
+/// lack of permission (kdrain's `dispatch::PERMISSION_DENIED`); such a drain ends as
+/// [`DrainError::Forbidden`].
+const PERMISSION_DENIED: &str = "permission denied: ";
 
 impl Default for TextRenderer {
     fn default() -> Self {
@@ -60,6 +79,7 @@ impl TextRenderer {
             refused: BTreeMap::new(),
             nodes: Vec::new(),
             stopping: false,
+            denied: Vec::new(),
         }
     }
 
@@ -97,18 +117,37 @@ impl TextRenderer {
             errors.push(error.to_string());
         }
         let joined = join_errors(&errors);
+        let mut lines = Vec::new();
         if !pending.is_empty() {
-            self.stderr(&format!(
+            lines.push(format!(
                 "There are pending pods in node {node:?} when an error occurred: {joined}"
             ));
-            for pod in pending {
-                self.stderr(&format!("pod/{}", pod.name));
-            }
+            lines.extend(pending.iter().map(|pod| format!("pod/{}", pod.name)));
         }
-        self.stderr(&format!(
+        lines.push(format!(
             "error: unable to drain node {node:?} due to error: {joined}, continuing command..."
         ));
-        self.failed_nodes.push((node.to_string(), errors));
+        let block = FailureBlock {
+            node: node.to_string(),
+            errors,
+            lines,
+        };
+        if block
+            .errors
+            .iter()
+            .any(|e| e.starts_with(PERMISSION_DENIED))
+        {
+            self.denied.push(block);
+        } else {
+            self.print_block(block);
+        }
+    }
+
+    fn print_block(&mut self, block: FailureBlock) {
+        for line in &block.lines {
+            self.stderr(line);
+        }
+        self.failed_nodes.push((block.node, block.errors));
     }
 }
 
@@ -275,6 +314,14 @@ impl Renderer for TextRenderer {
     }
 
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {
+        // Denied for lack of permission: the one line below says which right is missing.
+        let denied = std::mem::take(&mut self.denied);
+        let forbidden = matches!(result, Err(DrainError::Forbidden { .. }));
+        if !forbidden {
+            for block in denied {
+                self.print_block(block);
+            }
+        }
         // A refused plan that the engine reported without per-node events: kubectl's block per node.
         if let Err(DrainError::PlanRefused { .. }) = result
             && self.failed_nodes.is_empty()
@@ -301,7 +348,8 @@ impl Renderer for TextRenderer {
                 }
             }
             self.failed_nodes = failed;
-        } else {
+        }
+        if forbidden || self.failed_nodes.is_empty() {
             match result {
                 Ok(report) if !report.succeeded() => {
                     let e = DrainError::Incomplete {

@@ -453,15 +453,30 @@ async fn without_access_reviews_a_denied_eviction_is_still_exit_5_and_evicts_not
         "{error}"
     );
     assert_eq!(c.removals(), 0);
-    // text mode prints kubectl's failure block, which quotes the server's denial
+    // text mode prints the same one clear line (not kubectl's failure block), which names
+    // the right needed and quotes the server's denial
     let r = c.run(&drain_args(&["--uncordon-on-failure"])).await;
     assert_eq!(r.code, 5, "{r:?}");
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{r:?}");
     assert!(
-        r.stderr.contains(
+        errors[0].starts_with(
+            "error: permission denied: needs create on pods/eviction in namespace shop ("
+        ),
+        "{r:?}"
+    );
+    assert!(
+        errors[0].contains(
             "cannot create resource \"pods/eviction\" in API group \"\" in the namespace \"shop\""
         ),
         "{r:?}"
     );
+    assert!(!r.stderr.contains("There are pending nodes"), "{r:?}");
+    assert!(!r.stderr.contains("unable to drain node"), "{r:?}");
     assert_eq!(c.removals(), 0);
     assert!(
         c.requests()
