@@ -148,7 +148,7 @@ impl FaultSet {
             }
             any = true;
             if let Some(ms) = f.latency_ms {
-                out.latency_ms = Some(out.latency_ms.unwrap_or(0) + ms);
+                out.latency_ms = Some(out.latency_ms.unwrap_or(0).saturating_add(ms));
             }
             out.reset |= f.status == Some(0);
             if let Some(c) = f.watch_cut_seconds {
@@ -188,6 +188,19 @@ mod tests {
         assert!(!f.matches("get", "pods", "eviction"));
         assert!(fault("*", "pods/*").matches("patch", "pods", "status"));
         assert!(fault("get", "pods").matches("get", "pods", ""));
+    }
+
+    #[test]
+    fn latencies_add_up_without_overflowing() {
+        let set = FaultSet::default();
+        let slow = Fault {
+            status: None,
+            latency_ms: Some(u64::MAX),
+            ..fault("get", "pods")
+        };
+        set.set(vec![slow.clone(), slow]);
+        let applied = set.pick("get", "pods", "").unwrap();
+        assert_eq!(applied.latency_ms, Some(u64::MAX));
     }
 
     #[test]

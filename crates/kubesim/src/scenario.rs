@@ -389,6 +389,17 @@ impl Scenario {
         ] {
             check_seconds(key, v)?;
         }
+        for (i, f) in self.faults.iter().enumerate() {
+            if let Some(cut) = f.watch_cut_seconds {
+                check_seconds(&format!("faults[{i}].watchCutSeconds"), cut)?;
+            }
+            if !(0.0..=1.0).contains(&f.probability) {
+                return bad(format!(
+                    "faults[{i}].probability: {} must be from 0 to 1",
+                    f.probability
+                ));
+            }
+        }
         let mut pods: u64 = 0;
         for (i, w) in self.workloads.iter().enumerate() {
             let at = format!("workloads[{i}] ({})", w.name);

@@ -178,7 +178,10 @@ pub fn watch(
         Some(s) if s > 0.0 => s.min(MAX_WATCH_SECONDS),
         _ => 1800.0 + fastrand::f64() * 1800.0,
     };
-    let timeout = cut_after.map_or(timeout, |c| timeout.min(c));
+    // A fault's cut may be any float (negative cuts at once; NaN is ignored by `min`).
+    let timeout = cut_after
+        .map_or(timeout, |c| timeout.min(c))
+        .clamp(0.0, MAX_WATCH_SECONDS);
     let rv_param = q.non_empty("resourceVersion");
     let settings = &shared.settings;
     let st = shared.store.lock();

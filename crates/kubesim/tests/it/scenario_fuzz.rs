@@ -224,6 +224,7 @@ fn check_error(input: &str, message: &str) -> Result<(), TestCaseError> {
         "workloads[",
         "workloads: ",
         "settings.",
+        "faults[",
         "mirror pod ",
         "pdb ",
     ];
@@ -325,6 +326,30 @@ fn the_big_benchmark_scenario_is_within_the_limits() {
     assert_eq!(sc.node_names().len(), 1000);
 }
 
+/// Every scenario shipped in the repository (benchmarks included) is within the limits.
+#[test]
+fn every_shipped_scenario_loads() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("scenarios dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios"),
+        &mut files,
+    );
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        Scenario::from_file(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+}
+
 #[test]
 fn bad_float_seconds_are_refused_at_load() {
     for key in [
@@ -346,6 +371,16 @@ fn bad_float_seconds_are_refused_at_load() {
                 &[&format!("workloads[0] (p).{key}"), "seconds"],
             );
         }
+    }
+    for value in [".inf", ".nan", "-1"] {
+        refused(
+            &format!("faults: [{{verb: watch, resource: pods, watchCutSeconds: {value}}}]"),
+            &["faults[0].watchCutSeconds", "seconds"],
+        );
+        refused(
+            &format!("faults: [{{verb: get, resource: pods, status: 500, probability: {value}}}]"),
+            &["faults[0].probability", "from 0 to 1"],
+        );
     }
     refused(
         "workloads: [{kind: Pod, name: p, gracePeriodSeconds: -5}]",

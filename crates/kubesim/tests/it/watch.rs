@@ -321,3 +321,45 @@ async fn table_watches_for_kubectl_get_w() {
     assert_eq!(t["rows"][0]["cells"][0], "a");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
+
+/// A watch's timeoutSeconds and a fault's watchCutSeconds may be any float: huge or infinite
+/// timeouts are clamped (the stream stays open), negative cuts end the stream at once, and no
+/// request panics the handler (a panic drops the connection instead of answering 200).
+#[tokio::test]
+async fn hostile_watch_timeouts_and_cuts_never_panic() {
+    let s = sim(CORDONED).await;
+    for t in ["inf", "1e300", "18446744073709551616"] {
+        let path = format!("/api/v1/namespaces/default/pods?watch=true&timeoutSeconds={t}");
+        let fut = raw(&s, "GET", &path, &[], b"");
+        // The stream stays open (clamped to a year): the read times out, the server lives.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), fut)
+                .await
+                .is_err(),
+            "timeoutSeconds={t}"
+        );
+    }
+    for cut in [-5.0, f64::NAN, 1e300] {
+        s.set_faults(vec![Fault {
+            verb: Some("watch".into()),
+            resource: Some("pods".into()),
+            status: None,
+            probability: 1.0,
+            retry_after_seconds: None,
+            latency_ms: None,
+            watch_cut_seconds: Some(cut),
+        }]);
+        let r = raw(
+            &s,
+            "GET",
+            "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=0.2",
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.code, 200, "watchCutSeconds={cut}");
+    }
+    s.set_faults(vec![]);
+    let r = raw(&s, "GET", "/api/v1/namespaces/default/pods", &[], b"").await;
+    assert_eq!(r.code, 200);
+}
