@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use super::{Query, Target, delete_options, json_response};
 use crate::error::{ApiError, ApiResult};
-use crate::filter::Filter;
 use crate::graceful::{self, DeleteOptions};
 use crate::meta;
 use crate::resources::{NAMESPACES, PODS, RESOURCES};
@@ -96,12 +95,7 @@ pub fn delete_collection(
     body: &Bytes,
 ) -> ApiResult<Response> {
     let opts = delete_options::from_request(q, headers, body)?;
-    let filter = Filter::new(
-        t.res,
-        t.ns.clone(),
-        q.get("labelSelector"),
-        q.get("fieldSelector"),
-    )?;
+    let filter = t.filter(q)?;
     let r = &RESOURCES[t.res];
     let mut st = shared.store.lock();
     let keys: Vec<(String, String)> = st

@@ -177,12 +177,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     validate_rv_options(q, false)?;
     let r = &RESOURCES[t.res];
-    let filter = Filter::new(
-        t.res,
-        t.ns.clone(),
-        q.get("labelSelector"),
-        q.get("fieldSelector"),
-    )?;
+    let filter = t.filter(q)?;
     let rv_param = q.non_empty("resourceVersion");
     let cont = q.non_empty("continue");
     if cont.is_some() && rv_param.is_some_and(|v| v != "0") {

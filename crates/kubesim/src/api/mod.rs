@@ -20,6 +20,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::filter::Filter;
 use crate::resources::{self, RESOURCES, ResId};
 use crate::sim::Shared;
 
@@ -37,6 +38,19 @@ pub struct Target {
     pub name: Option<String>,
     /// Subresource, if any.
     pub sub: Option<String>,
+}
+
+impl Target {
+    /// The objects a LIST, WATCH or collection DELETE selects: this target's type and
+    /// namespace narrowed by the request's `labelSelector`/`fieldSelector` (400 when either is bad).
+    fn filter(&self, q: &Query) -> ApiResult<Filter> {
+        Filter::new(
+            self.res,
+            self.ns.clone(),
+            q.get("labelSelector"),
+            q.get("fieldSelector"),
+        )
+    }
 }
 
 enum Route {

@@ -54,66 +54,27 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// A column's type and priority (1 = shown only by `-o wide`), as kubectl reads them.
+type ColKind = (&'static str, i64);
+const STR: ColKind = ("string", 0);
+const INT: ColKind = ("integer", 0);
+const WIDE: ColKind = ("string", 1);
+
+// One resource per line reads as the table kubectl prints; rustfmt would spread it one column per line.
+#[rustfmt::skip]
 fn columns(res: ResId) -> Vec<Value> {
-    match res {
-        PODS => vec![
-            col("Name", "string", 0),
-            col("Ready", "string", 0),
-            col("Status", "string", 0),
-            col("Restarts", "string", 0),
-            col("Age", "string", 0),
-            col("IP", "string", 1),
-            col("Node", "string", 1),
-        ],
-        NODES => vec![
-            col("Name", "string", 0),
-            col("Status", "string", 0),
-            col("Roles", "string", 0),
-            col("Age", "string", 0),
-            col("Version", "string", 0),
-        ],
-        PDBS => vec![
-            col("Name", "string", 0),
-            col("Min Available", "string", 0),
-            col("Max Unavailable", "string", 0),
-            col("Allowed Disruptions", "integer", 0),
-            col("Age", "string", 0),
-        ],
-        DEPLOYMENTS => vec![
-            col("Name", "string", 0),
-            col("Ready", "string", 0),
-            col("Up-to-date", "integer", 0),
-            col("Available", "integer", 0),
-            col("Age", "string", 0),
-        ],
-        REPLICASETS => vec![
-            col("Name", "string", 0),
-            col("Desired", "integer", 0),
-            col("Current", "integer", 0),
-            col("Ready", "integer", 0),
-            col("Age", "string", 0),
-        ],
-        STATEFULSETS => vec![
-            col("Name", "string", 0),
-            col("Ready", "string", 0),
-            col("Age", "string", 0),
-        ],
-        DAEMONSETS => vec![
-            col("Name", "string", 0),
-            col("Desired", "integer", 0),
-            col("Current", "integer", 0),
-            col("Ready", "integer", 0),
-            col("Up-to-date", "integer", 0),
-            col("Available", "integer", 0),
-            col("Age", "string", 0),
-        ],
-        NAMESPACES => vec![
-            col("Name", "string", 0),
-            col("Status", "string", 0),
-            col("Age", "string", 0),
-        ],
-        _ => vec![col("Name", "string", 0), col("Age", "string", 0)],
-    }
+    let spec: &[(&str, ColKind)] = match res {
+        PODS => &[("Name", STR), ("Ready", STR), ("Status", STR), ("Restarts", STR), ("Age", STR), ("IP", WIDE), ("Node", WIDE)],
+        NODES => &[("Name", STR), ("Status", STR), ("Roles", STR), ("Age", STR), ("Version", STR)],
+        PDBS => &[("Name", STR), ("Min Available", STR), ("Max Unavailable", STR), ("Allowed Disruptions", INT), ("Age", STR)],
+        DEPLOYMENTS => &[("Name", STR), ("Ready", STR), ("Up-to-date", INT), ("Available", INT), ("Age", STR)],
+        REPLICASETS => &[("Name", STR), ("Desired", INT), ("Current", INT), ("Ready", INT), ("Age", STR)],
+        STATEFULSETS => &[("Name", STR), ("Ready", STR), ("Age", STR)],
+        DAEMONSETS => &[("Name", STR), ("Desired", INT), ("Current", INT), ("Ready", INT), ("Up-to-date", INT), ("Available", INT), ("Age", STR)],
+        NAMESPACES => &[("Name", STR), ("Status", STR), ("Age", STR)],
+        _ => &[("Name", STR), ("Age", STR)],
+    };
+    spec.iter().map(|&(name, (ty, priority))| col(name, ty, priority)).collect()
 }
 
 fn pod_status(p: &Value) -> String {

@@ -166,12 +166,7 @@ pub fn watch(
             )],
         ));
     }
-    let filter = Filter::new(
-        t.res,
-        t.ns.clone(),
-        q.get("labelSelector"),
-        q.get("fieldSelector"),
-    )?;
+    let filter = t.filter(q)?;
     let metadata_only = wants_metadata(headers);
     let timeout = match q.get("timeoutSeconds").and_then(|s| s.parse::<f64>().ok()) {
         // Clamped: any float a client sends (1e300, inf) must become a valid Duration.

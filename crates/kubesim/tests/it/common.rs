@@ -165,3 +165,19 @@ pub async fn pod_with_prefix(pods: &Api<Pod>, prefix: &str) -> Pod {
         .find(|p| p.metadata.name.as_deref().unwrap_or("").starts_with(prefix))
         .unwrap_or_else(|| panic!("no pod starting with {prefix}"))
 }
+
+/// The pods of the `default` namespace, through the real kube client.
+pub fn default_pods(s: &Sim) -> Api<Pod> {
+    Api::namespaced(s.client(), "default")
+}
+
+/// The names of every pod `pods` lists, in list order.
+pub async fn pod_names(pods: &Api<Pod>) -> Vec<String> {
+    pods.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect()
+}

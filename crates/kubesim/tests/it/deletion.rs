@@ -53,26 +53,14 @@ async fn graceful_delete_sets_deadline_and_only_shortens() {
     );
     // A longer grace period changes nothing; a shorter one moves the deadline.
     let longer = pods
-        .delete(
-            "slow",
-            &DeleteParams {
-                grace_period_seconds: Some(60),
-                ..Default::default()
-            },
-        )
+        .delete("slow", &grace(60))
         .await
         .unwrap()
         .left()
         .unwrap();
     assert_eq!(longer.metadata.deletion_grace_period_seconds, Some(30));
     let shorter = pods
-        .delete(
-            "slow",
-            &DeleteParams {
-                grace_period_seconds: Some(5),
-                ..Default::default()
-            },
-        )
+        .delete("slow", &grace(5))
         .await
         .unwrap()
         .left()
@@ -81,16 +69,7 @@ async fn graceful_delete_sets_deadline_and_only_shortens() {
     let new_ts = shorter.metadata.deletion_timestamp.unwrap().0.as_second();
     assert_eq!(ts.as_second() - new_ts, 25);
     // Grace 0 removes it now; the response is still the pod.
-    let gone = pods
-        .delete(
-            "slow",
-            &DeleteParams {
-                grace_period_seconds: Some(0),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let gone = pods.delete("slow", &grace(0)).await.unwrap();
     assert!(gone.is_left());
     assert_eq!(
         raw(&s, "GET", "/api/v1/namespaces/default/pods/slow", &[], b"")
@@ -317,4 +296,12 @@ workloads:
     // The simulator still answers after all that.
     let r = raw(&s, "GET", "/api/v1/namespaces/default/pods", &[], b"").await;
     assert_eq!(r.code, 200);
+}
+
+/// Delete options that set only the grace period.
+fn grace(seconds: u32) -> DeleteParams {
+    DeleteParams {
+        grace_period_seconds: Some(seconds),
+        ..Default::default()
+    }
 }

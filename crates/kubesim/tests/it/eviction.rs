@@ -6,7 +6,7 @@ use kube::Api;
 use kube::api::{DeleteParams, EvictParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::common::{eventually, pod_with_prefix, raw, raw_json, sim};
+use crate::common::{default_pods, eventually, pod_names, pod_with_prefix, raw, raw_json, sim};
 
 const TWO_WEB: &str = r#"
 nodes: [{name: n1}, {name: n2}]
@@ -16,6 +16,16 @@ workloads:
 pdbs:
   - {name: web-pdb, selector: {app: web}, minAvailable: 2}
 "#;
+
+/// One node, a Deployment `web` of `replicas` pods that become ready after 30s, and one
+/// budget `web-pdb` over them with `budget` (e.g. `minAvailable: 2`).
+fn ready_web_with_budget(replicas: u32, budget: &str) -> String {
+    format!(
+        "nodes: [{{name: n1}}]\n\
+         workloads: [{{kind: Deployment, name: web, replicas: {replicas}, labels: {{app: web}}, terminationSeconds: 30, readySeconds: 30}}]\n\
+         pdbs: [{{name: web-pdb, selector: {{app: web}}, {budget}}}]\n"
+    )
+}
 
 fn evict_body(name: &str, opts: Value) -> Value {
     json!({"kind":"Eviction","apiVersion":"policy/v1","metadata":{"name":name,"namespace":"default","creationTimestamp":null},"deleteOptions":opts})
@@ -111,7 +121,7 @@ async fn eviction_uid_precondition_mismatch_is_409() {
 #[tokio::test]
 async fn budget_with_no_disruptions_left_gives_429_without_retry_after() {
     let s = sim(TWO_WEB).await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
     let r = evict(&s, &web, json!({})).await;
     assert_eq!(r.code, 429);
@@ -154,7 +164,7 @@ async fn pod_under_two_budgets_gives_500_without_reason() {
         "{TWO_WEB}  - {{name: second, selector: {{app: web}}, maxUnavailable: 1}}\n"
     ))
     .await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
     let r = evict(&s, &web, json!({})).await;
     assert_eq!(r.code, 500);
@@ -194,7 +204,7 @@ workloads: [{kind: Pod, name: p, namespace: going, terminationSeconds: 30}]
 #[tokio::test]
 async fn pending_pods_bypass_budgets_and_go_at_once() {
     let s = sim(TWO_WEB).await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let p: Pod = serde_json::from_value(json!({"metadata":{"name":"stuck","labels":{"app":"web"}},
         "spec":{"nodeSelector":{"no":"such-node"},"containers":[{"name":"c","image":"x"}]}}))
     .unwrap();
@@ -212,7 +222,7 @@ async fn pending_pods_bypass_budgets_and_go_at_once() {
 #[tokio::test]
 async fn terminating_pods_bypass_budgets() {
     let s = sim(TWO_WEB).await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
     pods.delete(&web, &DeleteParams::default()).await.unwrap();
     let before = pods.get(&web).await.unwrap();
@@ -254,16 +264,15 @@ async fn make_unready(s: &kubesim::Sim, name: &str) {
 
 #[tokio::test]
 async fn unhealthy_pod_policy_always_allow_skips_the_budget() {
-    let s = sim(
-        r#"
-nodes: [{name: n1}]
-workloads: [{kind: Deployment, name: web, replicas: 2, labels: {app: web}, terminationSeconds: 30, readySeconds: 30}]
-pdbs: [{name: web-pdb, selector: {app: web}, minAvailable: 2, unhealthyPodEvictionPolicy: AlwaysAllow}]
-settings: {disruptionDelaySeconds: 30}
-"#,
-    )
+    let s = sim(&format!(
+        "{}settings: {{disruptionDelaySeconds: 30}}\n",
+        ready_web_with_budget(
+            2,
+            "minAvailable: 2, unhealthyPodEvictionPolicy: AlwaysAllow"
+        )
+    ))
     .await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
     make_unready(&s, &web).await;
     let r = evict(&s, &web, json!({})).await;
@@ -285,15 +294,8 @@ settings: {disruptionDelaySeconds: 30}
 
 #[tokio::test]
 async fn unhealthy_pod_if_healthy_budget_blocks_when_budget_is_short() {
-    let s = sim(
-        r#"
-nodes: [{name: n1}]
-workloads: [{kind: Deployment, name: web, replicas: 2, labels: {app: web}, terminationSeconds: 30, readySeconds: 30}]
-pdbs: [{name: web-pdb, selector: {app: web}, minAvailable: 2}]
-"#,
-    )
-    .await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let s = sim(&ready_web_with_budget(2, "minAvailable: 2")).await;
+    let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
     make_unready(&s, &web).await;
     let status = eventually("controller to see the unready pod", || async {
@@ -326,7 +328,7 @@ workloads: [{kind: Deployment, name: web, replicas: 3, labels: {app: web}}]
 pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 1}]
 "#)
     .await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await;
     let name = web.metadata.name.clone().unwrap();
     let pdb_before: Value = raw(
@@ -374,15 +376,8 @@ workloads: [{kind: Deployment, name: web, replicas: 3, labels: {app: web}, termi
 pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 1}]
 "#)
     .await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
-    let names: Vec<String> = pods
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|p| p.metadata.name.unwrap())
-        .collect();
+    let pods = default_pods(&s);
+    let names = pod_names(&pods).await;
     let r = evict(&s, &names[0], json!({})).await;
     assert_eq!(r.code, 201);
     let pdb: Value = raw(
@@ -414,7 +409,7 @@ pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 1}]
 #[tokio::test]
 async fn kube_rs_evict_params_delete_options_are_ignored_like_a_real_server() {
     let s = sim(TWO_WEB).await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let ep = EvictParams {
         delete_options: Some(DeleteParams {
             grace_period_seconds: Some(0),
@@ -430,23 +425,9 @@ async fn kube_rs_evict_params_delete_options_are_ignored_like_a_real_server() {
 
 #[tokio::test]
 async fn concurrent_evictions_never_overspend_a_budget() {
-    let s = sim(
-        r#"
-nodes: [{name: n1}]
-workloads: [{kind: Deployment, name: web, replicas: 8, labels: {app: web}, terminationSeconds: 30, readySeconds: 30}]
-pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 2}]
-"#,
-    )
-    .await;
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
-    let names: Vec<String> = pods
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|p| p.metadata.name.unwrap())
-        .collect();
+    let s = sim(&ready_web_with_budget(8, "maxUnavailable: 2")).await;
+    let pods = default_pods(&s);
+    let names = pod_names(&pods).await;
     let futs = names.iter().map(|n| evict(&s, n, json!({})));
     let codes: Vec<u16> = futures::future::join_all(futs)
         .await
@@ -497,7 +478,7 @@ async fn negative_or_overfull_budget_status_is_403() {
     let mut pdb: Value = raw(&s, "GET", path, &[], b"").await.json();
     pdb["status"]["disruptionsAllowed"] = json!(-1);
     assert_eq!(raw_json(&s, "PUT", path, &pdb).await.code, 200);
-    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
     let r = evict(&s, &web, json!({})).await;
     assert_eq!(r.code, 403);

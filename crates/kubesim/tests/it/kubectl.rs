@@ -59,6 +59,27 @@ impl Kubectl {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+
+    /// `kubectl drain n1` with the flags that let it evict every kind of pod, then `extra`.
+    async fn drain_n1_with_all_flags(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "drain",
+            "n1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+}
+
+/// How many `evicting pod ...` lines end with `suffix`.
+fn evictions_ending(lines: &[&str], suffix: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("evicting pod ") && l.ends_with(suffix))
+        .count()
 }
 
 const CLUSTER: &str = r#"
@@ -166,15 +187,7 @@ async fn drain_with_all_flags_evicts_everything_but_daemonsets_and_mirror_pods()
     let s = sim(CLUSTER).await;
     let k = Kubectl::new(&s);
     let before = names(&pods_on(&s, "n1").await);
-    let r = k
-        .run(&[
-            "drain",
-            "n1",
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            "--force",
-        ])
-        .await;
+    let r = k.drain_n1_with_all_flags(&[]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let lines = r.out_lines();
     assert_eq!(lines.first(), Some(&"node/n1 cordoned"));
@@ -290,52 +303,22 @@ async fn dry_runs_change_nothing() {
     let s = sim(CLUSTER).await;
     let k = Kubectl::new(&s);
     let before = names(&pods_on(&s, "n1").await);
-    let r = k
-        .run(&[
-            "drain",
-            "n1",
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            "--force",
-            "--dry-run=client",
-        ])
-        .await;
+    let r = k.drain_n1_with_all_flags(&["--dry-run=client"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines = r.out_lines();
     assert_eq!(lines.first(), Some(&"node/n1 cordoned (dry run)"));
     assert_eq!(lines.last(), Some(&"node/n1 drained (dry run)"));
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l.starts_with("evicting pod ") && l.ends_with(" (dry run)"))
-            .count(),
-        3
-    );
+    assert_eq!(evictions_ending(&lines, " (dry run)"), 3);
     assert_eq!(
         count(&s, "patch", "nodes", "") + count(&s, "create", "pods", "eviction"),
         0
     );
-    let r = k
-        .run(&[
-            "drain",
-            "n1",
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            "--force",
-            "--dry-run=server",
-        ])
-        .await;
+    let r = k.drain_n1_with_all_flags(&["--dry-run=server"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines = r.out_lines();
     assert_eq!(lines.first(), Some(&"node/n1 cordoned (server dry run)"));
     assert_eq!(lines.last(), Some(&"node/n1 drained (server dry run)"));
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l.ends_with(" (server dry run)") && l.starts_with("evicting pod "))
-            .count(),
-        3
-    );
+    assert_eq!(evictions_ending(&lines, " (server dry run)"), 3);
     assert_eq!(count(&s, "create", "pods", "eviction"), 3);
     assert!(!unschedulable(&s, "n1").await);
     assert_eq!(names(&pods_on(&s, "n1").await), before);

@@ -7,6 +7,16 @@ use serde_json::Value;
 
 use crate::common::{raw, sim};
 
+/// The `metadata.name` of every item of a raw list page, in page order.
+fn item_names(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 const CLUSTER: &str = r#"
 nodes: [{name: n1, labels: {zone: a}}, {name: n2, labels: {zone: b}, unschedulable: true}, {namePrefix: w-, count: 3, labels: {zone: c}}]
 workloads:
@@ -25,12 +35,7 @@ async fn paging_follows_continue_at_one_resource_version() {
     assert_eq!(first["items"].as_array().unwrap().len(), 4);
     assert_eq!(first["metadata"]["remainingItemCount"], 5);
     let rv = first["metadata"]["resourceVersion"].clone();
-    let mut names: Vec<String> = first["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
+    let mut names = item_names(&first);
     let mut cont = first["metadata"]["continue"].as_str().unwrap().to_string();
     loop {
         let page: Value = raw(
@@ -43,13 +48,7 @@ async fn paging_follows_continue_at_one_resource_version() {
         .await
         .json();
         assert_eq!(page["metadata"]["resourceVersion"], rv);
-        names.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string()),
-        );
+        names.extend(item_names(&page));
         match page["metadata"]["continue"].as_str() {
             Some(c) => cont = c.to_string(),
             None => break,
@@ -224,13 +223,7 @@ async fn paging_through_one_nodes_pods() {
             page["metadata"]["remainingItemCount"].is_null(),
             "selectors hide the count"
         );
-        names.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string()),
-        );
+        names.extend(item_names(&page));
         match page["metadata"]["continue"].as_str() {
             Some(c) => {
                 path = format!("/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&limit=4&continue={c}")

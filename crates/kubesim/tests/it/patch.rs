@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 
 use crate::common::{raw, raw_json, sim};
 
+/// Path of the budget `p` that `ONE` creates.
+const PDB_P: &str = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/p";
+
 const ONE: &str = "nodes: [{name: n1}]\npdbs: [{name: p, selector: {app: x}, maxUnavailable: 1}]\nworkloads: [{kind: Pod, name: a}]\n";
 
 #[tokio::test]
@@ -138,24 +141,10 @@ async fn merge_json_patch_and_errors() {
 #[tokio::test]
 async fn updates_check_resource_version_and_pdb_needs_one() {
     let s = sim(ONE).await;
-    let pdb: Value = raw(
-        &s,
-        "GET",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/p",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let pdb: Value = raw(&s, "GET", PDB_P, &[], b"").await.json();
     let mut body = pdb.clone();
     body["metadata"]["resourceVersion"] = json!("1");
-    let r = raw_json(
-        &s,
-        "PUT",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/p",
-        &body,
-    )
-    .await;
+    let r = raw_json(&s, "PUT", PDB_P, &body).await;
     assert_eq!(r.code, 409);
     assert_eq!(
         r.json()["message"],
@@ -166,13 +155,7 @@ async fn updates_check_resource_version_and_pdb_needs_one() {
         .as_object_mut()
         .unwrap()
         .remove("resourceVersion");
-    let r = raw_json(
-        &s,
-        "PUT",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/p",
-        &body,
-    )
-    .await;
+    let r = raw_json(&s, "PUT", PDB_P, &body).await;
     assert_eq!(r.code, 422);
     assert_eq!(
         r.json()["message"],
@@ -182,13 +165,7 @@ async fn updates_check_resource_version_and_pdb_needs_one() {
     let mut body = pdb.clone();
     body["spec"]["maxUnavailable"] = json!(2);
     body["status"]["disruptionsAllowed"] = json!(99);
-    let r = raw_json(
-        &s,
-        "PUT",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/p",
-        &body,
-    )
-    .await;
+    let r = raw_json(&s, "PUT", PDB_P, &body).await;
     assert_eq!(r.code, 200);
     let v = r.json();
     assert_eq!(v["metadata"]["generation"], 2);
