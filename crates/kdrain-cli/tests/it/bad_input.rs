@@ -1,6 +1,6 @@
 //! Every kind of bad input: one clear line on stderr, a distinct exit code, nothing changed.
 
-use crate::common::{ALL_FLAGS, BASIC, Cluster, cluster, run_raw};
+use crate::common::{ALL_FLAGS, BASIC, Cluster, cluster, drain_n1_with_kubeconfig, run_raw};
 
 /// Asserts that the cluster saw no accepted write and that n1 is untouched.
 async fn assert_unchanged(c: &Cluster, pods_before: &[String]) {
@@ -58,16 +58,7 @@ async fn unreadable_kubeconfig_changes_nothing() {
     let before = c.pods_on("n1").await;
     c.sim.reset_requests();
     let missing = c.dir.path().join("missing");
-    let r = run_raw(
-        vec![
-            "drain".into(),
-            "n1".into(),
-            "--kubeconfig".into(),
-            missing.display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
+    let r = drain_n1_with_kubeconfig(&missing).await;
     assert_eq!(r.code, 2);
     assert_eq!(r.err_lines().len(), 1);
     assert!(
@@ -86,16 +77,7 @@ async fn unreadable_kubeconfig_changes_nothing() {
 
     let garbage = c.dir.path().join("garbage");
     std::fs::write(&garbage, "clusters: [\n").unwrap();
-    let r = run_raw(
-        vec![
-            "drain".into(),
-            "n1".into(),
-            "--kubeconfig".into(),
-            garbage.display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
+    let r = drain_n1_with_kubeconfig(&garbage).await;
     assert_eq!(r.code, 2);
     assert_eq!(r.err_lines().len(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("cannot read kubeconfig"), "{}", r.stderr);
@@ -170,16 +152,7 @@ async fn unreachable_server_exit_6() {
         ),
     )
     .unwrap();
-    let r = run_raw(
-        vec![
-            "drain".into(),
-            "n1".into(),
-            "--kubeconfig".into(),
-            kc.display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
+    let r = drain_n1_with_kubeconfig(&kc).await;
     assert_eq!(r.code, 6, "{}", r.stderr);
     assert_eq!(r.err_lines().len(), 1, "{}", r.stderr);
     assert!(

@@ -101,6 +101,20 @@ pub async fn run_raw(args: Vec<String>, env: Vec<(String, String)>) -> Run {
     }
 }
 
+/// Runs `kdrain drain n1 --kubeconfig PATH`, for tests of bad or unusable kubeconfig files.
+pub async fn drain_n1_with_kubeconfig(path: &std::path::Path) -> Run {
+    run_raw(
+        vec![
+            "drain".into(),
+            "n1".into(),
+            "--kubeconfig".into(),
+            path.display().to_string(),
+        ],
+        vec![],
+    )
+    .await
+}
+
 impl Cluster {
     /// Runs `kdrain ARGS --kubeconfig <this cluster>`.
     pub async fn run(&self, args: &[&str]) -> Run {
@@ -147,27 +161,16 @@ impl Cluster {
 
     /// Write requests (patch, create, update, delete) the server accepted (2xx).
     pub fn accepted_writes(&self) -> Vec<String> {
-        self.sim
-            .requests()
-            .into_iter()
-            .filter(|r| {
-                matches!(
-                    r.verb.as_str(),
-                    "patch" | "create" | "update" | "delete" | "deletecollection"
-                ) && r.resource != "selfsubjectaccessreviews" // a question, it stores nothing
-            })
-            .filter(|r| (200..300).contains(&r.code))
-            .map(|r| {
-                format!(
-                    "{} {}/{} {} x{}",
-                    r.verb, r.resource, r.subresource, r.code, r.count
-                )
-            })
-            .collect()
+        self.writes(|code| (200..300).contains(&code))
     }
 
     /// All write requests, whatever the answer.
     pub fn all_writes(&self) -> Vec<String> {
+        self.writes(|_| true)
+    }
+
+    /// Write requests whose answer `code` passes, as `verb resource/sub code xN`.
+    fn writes(&self, code: impl Fn(u16) -> bool) -> Vec<String> {
         self.sim
             .requests()
             .into_iter()
@@ -177,6 +180,7 @@ impl Cluster {
                     "patch" | "create" | "update" | "delete" | "deletecollection"
                 ) && r.resource != "selfsubjectaccessreviews" // a question, it stores nothing
             })
+            .filter(|r| code(r.code))
             .map(|r| {
                 format!(
                     "{} {}/{} {} x{}",
