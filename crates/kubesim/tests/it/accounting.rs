@@ -6,7 +6,7 @@ use kube::api::{DeleteParams, ListParams};
 use kubesim::Fault;
 use serde_json::json;
 
-use crate::common::{raw, raw_json, sim};
+use crate::common::{get_json, get_raw, raw, raw_json, sim};
 
 const CLUSTER: &str = r#"
 nodes: [{name: n1}, {name: n2}]
@@ -26,7 +26,7 @@ async fn faults_from_the_scenario_and_at_run_time() {
         matches!(e, kube::Error::Api(ref st) if st.code == 503),
         "{e}"
     );
-    let f: serde_json::Value = raw(&s, "GET", "/kubesim/faults", &[], b"").await.json();
+    let f: serde_json::Value = get_json(&s, "/kubesim/faults").await;
     assert_eq!(
         f,
         json!([{"verb":"list","resource":"nodes","status":503,"probability":1.0}])
@@ -48,7 +48,7 @@ async fn faults_from_the_scenario_and_at_run_time() {
             .len(),
         2
     );
-    let r = raw(&s, "GET", "/api/v1/nodes/n1", &[], b"").await;
+    let r = get_raw(&s, "/api/v1/nodes/n1").await;
     assert_eq!(r.code, 429);
     assert_eq!(r.header("retry-after"), Some("3"));
     assert_eq!(r.json()["details"]["retryAfterSeconds"], 3);
@@ -61,7 +61,7 @@ async fn faults_from_the_scenario_and_at_run_time() {
         latency_ms: None,
         watch_cut_seconds: None,
     }]);
-    assert_eq!(raw(&s, "GET", "/api/v1/nodes/n1", &[], b"").await.code, 200);
+    assert_eq!(get_raw(&s, "/api/v1/nodes/n1").await.code, 200);
     assert!(raw(&s, "PUT", "/kubesim/faults", &[], b"{").await.code == 400);
 }
 
@@ -88,7 +88,7 @@ async fn requests_are_counted_by_verb_resource_subresource_and_code() {
             ("patch".into(), "nodes".into(), "".into(), 200, 1),
         ]
     );
-    let over_http: serde_json::Value = raw(&s, "GET", "/kubesim/requests", &[], b"").await.json();
+    let over_http: serde_json::Value = get_json(&s, "/kubesim/requests").await;
     assert_eq!(over_http.as_array().unwrap().len(), 3);
     assert_eq!(over_http[0]["verb"], "get");
 }
@@ -131,7 +131,7 @@ async fn invariant_log_catches_daemonset_mirror_and_uncordoned_removals() {
             "UncordonedNodePodRemoved"
         ]
     );
-    let v: serde_json::Value = raw(&s, "GET", "/kubesim/violations", &[], b"").await.json();
+    let v: serde_json::Value = get_json(&s, "/kubesim/violations").await;
     assert_eq!(v.as_array().unwrap().len(), 4);
     assert!(
         v.as_array()

@@ -5,7 +5,7 @@ use kube::Api;
 use kube::api::{EvictParams, ListParams};
 use kubesim::{Scenario, Sim, SimOptions};
 
-use crate::common::{raw, sim};
+use crate::common::{get_raw, raw, sim};
 
 const AUTH: &str = r#"
 nodes: [{name: n1}]
@@ -33,7 +33,7 @@ fn api_err(e: kube::Error) -> (u16, String) {
 #[tokio::test]
 async fn tokens_are_authenticated_and_rules_enforced() {
     let s = sim(AUTH).await;
-    let r = raw(&s, "GET", "/api/v1/nodes", &[], b"").await;
+    let r = get_raw(&s, "/api/v1/nodes").await;
     assert_eq!(r.code, 401);
     assert_eq!(r.json()["message"], "Unauthorized");
     let r = raw(

@@ -181,3 +181,21 @@ pub async fn pod_names(pods: &Api<Pod>) -> Vec<String> {
         .map(|p| p.metadata.name.unwrap())
         .collect()
 }
+
+/// `GET path` over raw HTTP, answered as JSON.
+pub async fn get_json(sim: &Sim, path: &str) -> Value {
+    get_raw(sim, path).await.json()
+}
+
+/// Delete options that set only the grace period.
+pub fn grace(seconds: u32) -> kube::api::DeleteParams {
+    kube::api::DeleteParams {
+        grace_period_seconds: Some(seconds),
+        ..Default::default()
+    }
+}
+
+/// `GET path` over raw HTTP, with no headers.
+pub async fn get_raw(sim: &Sim, path: &str) -> Raw {
+    raw(sim, "GET", path, &[], b"").await
+}

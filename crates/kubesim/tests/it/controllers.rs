@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
-use crate::common::{eventually, pod_with_prefix, sim};
+use crate::common::{eventually, grace, pod_with_prefix, sim};
 
 const CLUSTER: &str = r#"
 nodes: [{name: n1}, {name: n2, maxPods: 4}, {name: n3}]
@@ -59,15 +59,9 @@ async fn deployment_pods_have_a_replicaset_owner_and_are_replaced_on_schedulable
         .unwrap()
         .items
     {
-        pods.delete(
-            p.metadata.name.as_deref().unwrap(),
-            &DeleteParams {
-                grace_period_seconds: Some(0),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        pods.delete(p.metadata.name.as_deref().unwrap(), &grace(0))
+            .await
+            .unwrap();
     }
     let placed = eventually("3 Ready web replacements", || async {
         let l = pods
@@ -130,15 +124,7 @@ async fn daemonset_keeps_one_pod_per_node() {
         .items;
     assert_eq!(on_n1.len(), 1);
     let name = on_n1[0].metadata.name.clone().unwrap();
-    pods.delete(
-        &name,
-        &DeleteParams {
-            grace_period_seconds: Some(0),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    pods.delete(&name, &grace(0)).await.unwrap();
     eventually("a new agent pod on n1", || async {
         let l = pods
             .list(

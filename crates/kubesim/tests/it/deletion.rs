@@ -5,7 +5,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::common::{eventually, raw, raw_json, sim};
+use crate::common::{eventually, get_json, get_raw, grace, raw, raw_json, sim};
 
 const SLOW: &str = r#"
 nodes: [{name: n1, unschedulable: true}]
@@ -72,7 +72,7 @@ async fn graceful_delete_sets_deadline_and_only_shortens() {
     let gone = pods.delete("slow", &grace(0)).await.unwrap();
     assert!(gone.is_left());
     assert_eq!(
-        raw(&s, "GET", "/api/v1/namespaces/default/pods/slow", &[], b"")
+        get_raw(&s, "/api/v1/namespaces/default/pods/slow")
             .await
             .code,
         404
@@ -129,10 +129,7 @@ async fn delete_preconditions_conflict_names_the_kind() {
 async fn protobuf_delete_options_are_decoded() {
     let s = sim(SLOW).await;
     let hex = "6b3873000a130a027631120d44656c6574654f7074696f6e731202080a1a002200";
-    let body: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
+    let body = unhex(hex);
     let r = raw(
         &s,
         "DELETE",
@@ -152,10 +149,7 @@ async fn protobuf_delete_options_are_decoded() {
     assert_eq!(r.json()["metadata"]["deletionGracePeriodSeconds"], 10);
     // dryRun inside the protobuf body: nothing changes.
     let hex = "6b3873000a130a027631120d44656c6574654f7074696f6e7312052a03416c6c1a002200";
-    let body: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
+    let body = unhex(hex);
     let r = raw(
         &s,
         "DELETE",
@@ -165,9 +159,7 @@ async fn protobuf_delete_options_are_decoded() {
     )
     .await;
     assert_eq!(r.code, 200);
-    let pod: Value = raw(&s, "GET", "/api/v1/namespaces/default/pods/quick", &[], b"")
-        .await
-        .json();
+    let pod: Value = get_json(&s, "/api/v1/namespaces/default/pods/quick").await;
     assert!(pod["metadata"]["deletionTimestamp"].is_null());
 }
 
@@ -212,7 +204,7 @@ async fn node_delete_returns_a_status() {
         r.json(),
         json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"n1","kind":"nodes","uid":uid}})
     );
-    let r = raw(&s, "GET", "/api/v1/nodes/n1", &[], b"").await;
+    let r = get_raw(&s, "/api/v1/nodes/n1").await;
     assert_eq!(r.code, 404);
     assert_eq!(r.json()["message"], "nodes \"n1\" not found");
 }
@@ -283,25 +275,18 @@ workloads:
     )
     .await;
     assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
-    let r = raw(
-        &s,
-        "GET",
-        "/api/v1/namespaces/default/pods/evict-max",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get_raw(&s, "/api/v1/namespaces/default/pods/evict-max").await;
     let body = far(&r);
     assert_eq!(body["metadata"]["deletionGracePeriodSeconds"], max);
     // The simulator still answers after all that.
-    let r = raw(&s, "GET", "/api/v1/namespaces/default/pods", &[], b"").await;
+    let r = get_raw(&s, "/api/v1/namespaces/default/pods").await;
     assert_eq!(r.code, 200);
 }
 
-/// Delete options that set only the grace period.
-fn grace(seconds: u32) -> DeleteParams {
-    DeleteParams {
-        grace_period_seconds: Some(seconds),
-        ..Default::default()
-    }
+/// The bytes a hex string spells (two digits a byte).
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::{raw, sim};
+use crate::common::{get_json, get_raw, raw, sim};
 
 const AGG: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
 
@@ -29,7 +29,7 @@ async fn version_says_minor_32() {
 #[tokio::test]
 async fn legacy_and_aggregated_discovery() {
     let s = sim("nodes: []").await;
-    let api = raw(&s, "GET", "/api", &[], b"").await;
+    let api = get_raw(&s, "/api").await;
     assert_eq!(api.header("content-type"), Some("application/json"));
     assert_eq!(api.json()["versions"][0], "v1");
     let agg = raw(&s, "GET", "/api?timeout=32s", &[("Accept", AGG)], b"").await;
@@ -64,11 +64,11 @@ async fn legacy_and_aggregated_discovery() {
         .map(|g| g["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(groups, vec!["policy", "apps", "coordination.k8s.io"]);
-    let legacy = raw(&s, "GET", "/apis", &[], b"").await.json();
+    let legacy = get_json(&s, "/apis").await;
     for g in legacy["groups"].as_array().unwrap() {
         let gv = g["preferredVersion"]["groupVersion"].as_str().unwrap();
         assert_eq!(
-            raw(&s, "GET", &format!("/apis/{gv}"), &[], b"").await.code,
+            get_raw(&s, &format!("/apis/{gv}")).await.code,
             200,
             "{gv} is served"
         );
@@ -78,7 +78,7 @@ async fn legacy_and_aggregated_discovery() {
 #[tokio::test]
 async fn core_v1_lists_pods_eviction_with_policy_group() {
     let s = sim("nodes: []").await;
-    let v: Value = raw(&s, "GET", "/api/v1", &[], b"").await.json();
+    let v: Value = get_json(&s, "/api/v1").await;
     let ev = v["resources"]
         .as_array()
         .unwrap()
@@ -96,7 +96,7 @@ async fn core_v1_lists_pods_eviction_with_policy_group() {
     );
     let discovery = kube::Discovery::new(s.client()).run().await.unwrap();
     assert!(discovery.has_group("apps"));
-    let pdb = raw(&s, "GET", "/apis/policy/v1", &[], b"").await.json();
+    let pdb = get_json(&s, "/apis/policy/v1").await;
     assert!(
         pdb["resources"]
             .as_array()
@@ -104,7 +104,7 @@ async fn core_v1_lists_pods_eviction_with_policy_group() {
             .iter()
             .any(|r| r["name"] == "poddisruptionbudgets" && r["shortNames"][0] == "pdb")
     );
-    let bad = raw(&s, "GET", "/api/v1/widgets", &[], b"").await;
+    let bad = get_raw(&s, "/api/v1/widgets").await;
     assert_eq!(bad.code, 404);
     let pb_only = raw(
         &s,

@@ -6,7 +6,13 @@ use kube::Api;
 use kube::api::{DeleteParams, EvictParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::common::{default_pods, eventually, pod_names, pod_with_prefix, raw, raw_json, sim};
+use crate::common::{
+    default_pods, eventually, get_json, get_raw, grace, pod_names, pod_with_prefix, raw, raw_json,
+    sim,
+};
+
+/// Path of the budget `web-pdb` every web scenario here creates.
+const WEB_PDB: &str = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb";
 
 const TWO_WEB: &str = r#"
 nodes: [{name: n1}, {name: n2}]
@@ -50,9 +56,7 @@ async fn eviction_without_budget_returns_201_and_marks_pod() {
         r.json(),
         json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201})
     );
-    let pod: Value = raw(&s, "GET", "/api/v1/namespaces/default/pods/solo", &[], b"")
-        .await
-        .json();
+    let pod: Value = get_json(&s, "/api/v1/namespaces/default/pods/solo").await;
     assert!(pod["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
     let dt = pod["status"]["conditions"]
@@ -99,9 +103,7 @@ async fn eviction_name_mismatch_is_400() {
 #[tokio::test]
 async fn eviction_uid_precondition_mismatch_is_409() {
     let s = sim(TWO_WEB).await;
-    let pod: Value = raw(&s, "GET", "/api/v1/namespaces/default/pods/solo", &[], b"")
-        .await
-        .json();
+    let pod: Value = get_json(&s, "/api/v1/namespaces/default/pods/solo").await;
     let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
     let r = evict(&s, "solo", json!({"preconditions":{"uid":"wrong"}})).await;
     assert_eq!(r.code, 409);
@@ -212,7 +214,7 @@ async fn pending_pods_bypass_budgets_and_go_at_once() {
     let r = evict(&s, "stuck", json!({})).await;
     assert_eq!(r.code, 201, "{}", r.text());
     assert_eq!(
-        raw(&s, "GET", "/api/v1/namespaces/default/pods/stuck", &[], b"")
+        get_raw(&s, "/api/v1/namespaces/default/pods/stuck")
             .await
             .code,
         404
@@ -236,15 +238,9 @@ async fn terminating_pods_bypass_budgets() {
     let r = evict(&s, &web, json!({"gracePeriodSeconds": 0})).await;
     assert_eq!(r.code, 201);
     assert_eq!(
-        raw(
-            &s,
-            "GET",
-            &format!("/api/v1/namespaces/default/pods/{web}"),
-            &[],
-            b""
-        )
-        .await
-        .code,
+        get_raw(&s, &format!("/api/v1/namespaces/default/pods/{web}"))
+            .await
+            .code,
         404
     );
 }
@@ -277,15 +273,7 @@ async fn unhealthy_pod_policy_always_allow_skips_the_budget() {
     make_unready(&s, &web).await;
     let r = evict(&s, &web, json!({})).await;
     assert_eq!(r.code, 201, "{}", r.text());
-    let pdb: Value = raw(
-        &s,
-        "GET",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let pdb: Value = get_json(&s, WEB_PDB).await;
     assert!(
         pdb["status"]["disruptedPods"].is_null(),
         "no budget consumed: {pdb}"
@@ -299,15 +287,7 @@ async fn unhealthy_pod_if_healthy_budget_blocks_when_budget_is_short() {
     let web = pod_with_prefix(&pods, "web-").await.metadata.name.unwrap();
     make_unready(&s, &web).await;
     let status = eventually("controller to see the unready pod", || async {
-        let pdb: Value = raw(
-            &s,
-            "GET",
-            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb",
-            &[],
-            b"",
-        )
-        .await
-        .json();
+        let pdb: Value = get_json(&s, WEB_PDB).await;
         (pdb["status"]["currentHealthy"] == 1).then_some(pdb["status"].clone())
     })
     .await;
@@ -331,15 +311,7 @@ pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 1}]
     let pods = default_pods(&s);
     let web = pod_with_prefix(&pods, "web-").await;
     let name = web.metadata.name.clone().unwrap();
-    let pdb_before: Value = raw(
-        &s,
-        "GET",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let pdb_before: Value = get_json(&s, WEB_PDB).await;
     let r = evict(&s, &name, json!({"dryRun":["All"]})).await;
     assert_eq!(r.code, 201);
     let r = raw_json(
@@ -355,15 +327,7 @@ pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 1}]
         after.metadata.resource_version,
         web.metadata.resource_version
     );
-    let pdb_after: Value = raw(
-        &s,
-        "GET",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let pdb_after: Value = get_json(&s, WEB_PDB).await;
     assert_eq!(pdb_before, pdb_after);
 }
 
@@ -380,15 +344,7 @@ pdbs: [{name: web-pdb, selector: {app: web}, maxUnavailable: 1}]
     let names = pod_names(&pods).await;
     let r = evict(&s, &names[0], json!({})).await;
     assert_eq!(r.code, 201);
-    let pdb: Value = raw(
-        &s,
-        "GET",
-        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let pdb: Value = get_json(&s, WEB_PDB).await;
     assert_eq!(pdb["status"]["disruptionsAllowed"], 0);
     assert!(pdb["status"]["disruptedPods"][&names[0]].is_string());
     let cond = pdb["status"]["conditions"]
@@ -411,10 +367,7 @@ async fn kube_rs_evict_params_delete_options_are_ignored_like_a_real_server() {
     let s = sim(TWO_WEB).await;
     let pods = default_pods(&s);
     let ep = EvictParams {
-        delete_options: Some(DeleteParams {
-            grace_period_seconds: Some(0),
-            ..Default::default()
-        }),
+        delete_options: Some(grace(0)),
         ..Default::default()
     };
     let st = pods.evict("solo", &ep).await.unwrap();
@@ -462,9 +415,7 @@ async fn unknown_eviction_fields_are_ignored_with_a_warning() {
         r.header("warning"),
         Some("299 - \"unknown field \\\"delete_options\\\"\"")
     );
-    let pod: Value = raw(&s, "GET", "/api/v1/namespaces/default/pods/solo", &[], b"")
-        .await
-        .json();
+    let pod: Value = get_json(&s, "/api/v1/namespaces/default/pods/solo").await;
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
 }
 
@@ -475,7 +426,7 @@ async fn negative_or_overfull_budget_status_is_403() {
     ))
     .await;
     let path = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web-pdb/status";
-    let mut pdb: Value = raw(&s, "GET", path, &[], b"").await.json();
+    let mut pdb: Value = get_json(&s, path).await;
     pdb["status"]["disruptionsAllowed"] = json!(-1);
     assert_eq!(raw_json(&s, "PUT", path, &pdb).await.code, 200);
     let pods = default_pods(&s);
@@ -488,7 +439,7 @@ async fn negative_or_overfull_budget_status_is_403() {
                "message":"poddisruptionbudget.policy \"web-pdb\" is forbidden: pdb disruptions allowed is negative",
                "reason":"Forbidden","details":{"name":"web-pdb","group":"policy","kind":"poddisruptionbudget"},"code":403})
     );
-    let mut pdb: Value = raw(&s, "GET", path, &[], b"").await.json();
+    let mut pdb: Value = get_json(&s, path).await;
     pdb["status"]["disruptionsAllowed"] = json!(1);
     let many: serde_json::Map<String, Value> = (0..2001)
         .map(|i| (format!("p{i}"), json!("2030-01-01T00:00:00Z")))

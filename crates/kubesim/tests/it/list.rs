@@ -5,7 +5,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::Value;
 
-use crate::common::{raw, sim};
+use crate::common::{get_json, get_raw, sim};
 
 /// The `metadata.name` of every item of a raw list page, in page order.
 fn item_names(page: &Value) -> Vec<String> {
@@ -28,9 +28,7 @@ workloads:
 #[tokio::test]
 async fn paging_follows_continue_at_one_resource_version() {
     let s = sim(CLUSTER).await;
-    let first: Value = raw(&s, "GET", "/api/v1/pods?limit=4", &[], b"")
-        .await
-        .json();
+    let first: Value = get_json(&s, "/api/v1/pods?limit=4").await;
     assert_eq!(first["kind"], "PodList");
     assert_eq!(first["items"].as_array().unwrap().len(), 4);
     assert_eq!(first["metadata"]["remainingItemCount"], 5);
@@ -38,15 +36,7 @@ async fn paging_follows_continue_at_one_resource_version() {
     let mut names = item_names(&first);
     let mut cont = first["metadata"]["continue"].as_str().unwrap().to_string();
     loop {
-        let page: Value = raw(
-            &s,
-            "GET",
-            &format!("/api/v1/pods?limit=4&continue={cont}"),
-            &[],
-            b"",
-        )
-        .await
-        .json();
+        let page: Value = get_json(&s, &format!("/api/v1/pods?limit=4&continue={cont}")).await;
         assert_eq!(page["metadata"]["resourceVersion"], rv);
         names.extend(item_names(&page));
         match page["metadata"]["continue"].as_str() {
@@ -64,7 +54,7 @@ async fn paging_follows_continue_at_one_resource_version() {
     let pods: Api<Pod> = Api::all(s.client());
     let all = pods.list(&ListParams::default().limit(2)).await.unwrap();
     assert!(all.metadata.continue_.is_some());
-    let bad = raw(&s, "GET", "/api/v1/pods?limit=2&continue=garbage", &[], b"").await;
+    let bad = get_raw(&s, "/api/v1/pods?limit=2&continue=garbage").await;
     assert_eq!(bad.code, 400);
     assert!(
         bad.json()["message"]
@@ -72,12 +62,9 @@ async fn paging_follows_continue_at_one_resource_version() {
             .unwrap()
             .starts_with("invalid continue token")
     );
-    let both = raw(
+    let both = get_raw(
         &s,
-        "GET",
         &format!("/api/v1/pods?limit=2&continue={cont}&resourceVersion=5"),
-        &[],
-        b"",
     )
     .await;
     assert_eq!(both.code, 400);
@@ -90,37 +77,14 @@ async fn paging_follows_continue_at_one_resource_version() {
 #[tokio::test]
 async fn resource_version_zero_ignores_limit_and_selectors_hide_remaining_count() {
     let s = sim(CLUSTER).await;
-    let l: Value = raw(
-        &s,
-        "GET",
-        "/api/v1/pods?limit=2&resourceVersion=0",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let l: Value = get_json(&s, "/api/v1/pods?limit=2&resourceVersion=0").await;
     assert_eq!(l["items"].as_array().unwrap().len(), 9);
     assert!(l["metadata"]["continue"].is_null());
-    let l: Value = raw(
-        &s,
-        "GET",
-        "/api/v1/pods?limit=2&labelSelector=app%3Da",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let l: Value = get_json(&s, "/api/v1/pods?limit=2&labelSelector=app%3Da").await;
     assert_eq!(l["items"].as_array().unwrap().len(), 2);
     assert!(l["metadata"]["continue"].is_string());
     assert!(l["metadata"]["remainingItemCount"].is_null());
-    let r = raw(
-        &s,
-        "GET",
-        "/api/v1/pods?resourceVersionMatch=Exact",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get_raw(&s, "/api/v1/pods?resourceVersionMatch=Exact").await;
     assert_eq!(r.code, 422);
     assert_eq!(
         r.json()["details"]["causes"][0]["reason"],
@@ -156,14 +120,7 @@ async fn field_selectors_use_the_node_index_and_validate_keys() {
         .await
         .unwrap();
     assert_eq!(named.items.len(), 1);
-    let r = raw(
-        &s,
-        "GET",
-        "/api/v1/pods?fieldSelector=spec.bogus%3D1",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get_raw(&s, "/api/v1/pods?fieldSelector=spec.bogus%3D1").await;
     assert_eq!(r.code, 400);
     assert_eq!(r.json()["message"], "field label not supported: spec.bogus");
     let nodes: Api<Node> = Api::all(s.client());
@@ -194,21 +151,14 @@ async fn label_selectors_support_the_full_grammar() {
     assert_eq!(count("zone!=c").await, 2);
     assert_eq!(count("zone").await, 5);
     assert_eq!(count("!zone").await, 0);
-    let r = raw(
-        &s,
-        "GET",
-        "/api/v1/nodes?labelSelector=zone%20in%20(a",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get_raw(&s, "/api/v1/nodes?labelSelector=zone%20in%20(a").await;
     assert_eq!(r.code, 400);
     let pods: Api<Pod> = Api::namespaced(s.client(), "other");
     assert_eq!(
         pods.list(&ListParams::default()).await.unwrap().items.len(),
         2
     );
-    let got = raw(&s, "GET", "/api/v1/namespaces/default/pods/nope", &[], b"").await;
+    let got = get_raw(&s, "/api/v1/namespaces/default/pods/nope").await;
     assert_eq!(got.code, 404);
 }
 
@@ -218,7 +168,7 @@ async fn paging_through_one_nodes_pods() {
     let mut names = Vec::new();
     let mut path = "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&limit=4".to_string();
     loop {
-        let page: Value = raw(&s, "GET", &path, &[], b"").await.json();
+        let page: Value = get_json(&s, &path).await;
         assert!(
             page["metadata"]["remainingItemCount"].is_null(),
             "selectors hide the count"

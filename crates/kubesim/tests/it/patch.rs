@@ -6,10 +6,15 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::common::{raw, raw_json, sim};
+use crate::common::{Raw, get_json, raw, raw_json, sim};
 
 /// Path of the budget `p` that `ONE` creates.
 const PDB_P: &str = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/p";
+
+/// `PATCH path` over raw HTTP with the given patch content type.
+async fn raw_patch(s: &kubesim::Sim, path: &str, content_type: &str, body: &[u8]) -> Raw {
+    raw(s, "PATCH", path, &[("Content-Type", content_type)], body).await
+}
 
 const ONE: &str = "nodes: [{name: n1}]\npdbs: [{name: p, selector: {app: x}, maxUnavailable: 1}]\nworkloads: [{kind: Pod, name: a}]\n";
 
@@ -43,22 +48,20 @@ async fn cordon_and_uncordon_by_strategic_merge() {
     })
     .await;
     nodes.cordon("n1").await.unwrap();
-    let r = raw(
+    let r = raw_patch(
         &s,
-        "PATCH",
         "/api/v1/nodes/n1",
-        &[("Content-Type", "application/strategic-merge-patch+json")],
+        "application/strategic-merge-patch+json",
         br#"{"spec":{"unschedulable":null}}"#,
     )
     .await;
     assert_eq!(r.code, 200);
     assert!(r.json()["spec"]["unschedulable"].is_null());
     assert!(r.json()["status"]["capacity"].is_object(), "status is kept");
-    let dry = raw(
+    let dry = raw_patch(
         &s,
-        "PATCH",
         "/api/v1/nodes/n1?dryRun=All",
-        &[("Content-Type", "application/strategic-merge-patch+json")],
+        "application/strategic-merge-patch+json",
         br#"{"spec":{"unschedulable":true}}"#,
     )
     .await;
@@ -89,49 +92,38 @@ async fn merge_json_patch_and_errors() {
         .unwrap();
     assert_eq!(n.metadata.labels.unwrap()["x"], "1");
     let ops = json!([{"op":"replace","path":"/metadata/labels/x","value":"2"}]).to_string();
-    let r = raw(
+    let r = raw_patch(
         &s,
-        "PATCH",
         "/api/v1/nodes/n1",
-        &[("Content-Type", "application/json-patch+json")],
+        "application/json-patch+json",
         ops.as_bytes(),
     )
     .await;
     assert_eq!(r.code, 200);
     assert_eq!(r.json()["metadata"]["labels"]["x"], "2");
-    let r = raw(
+    let r = raw_patch(
         &s,
-        "PATCH",
         "/api/v1/nodes/n1",
-        &[("Content-Type", "application/json-patch+json")],
+        "application/json-patch+json",
         br#"[{"op":"test","path":"/metadata/labels/x","value":"9"}]"#,
     )
     .await;
     assert_eq!(r.code, 422);
-    let r = raw(
-        &s,
-        "PATCH",
-        "/api/v1/nodes/n1",
-        &[("Content-Type", "text/plain")],
-        b"{}",
-    )
-    .await;
+    let r = raw_patch(&s, "/api/v1/nodes/n1", "text/plain", b"{}").await;
     assert_eq!(r.code, 415);
     assert_eq!(r.json()["reason"], "UnsupportedMediaType");
-    let r = raw(
+    let r = raw_patch(
         &s,
-        "PATCH",
         "/api/v1/nodes/nx",
-        &[("Content-Type", "application/merge-patch+json")],
+        "application/merge-patch+json",
         b"{}",
     )
     .await;
     assert_eq!(r.code, 404);
-    let r = raw(
+    let r = raw_patch(
         &s,
-        "PATCH",
         "/api/v1/nodes/n1",
-        &[("Content-Type", "application/merge-patch+json")],
+        "application/merge-patch+json",
         br#"{"metadata":{"resourceVersion":"1"}}"#,
     )
     .await;
@@ -141,7 +133,7 @@ async fn merge_json_patch_and_errors() {
 #[tokio::test]
 async fn updates_check_resource_version_and_pdb_needs_one() {
     let s = sim(ONE).await;
-    let pdb: Value = raw(&s, "GET", PDB_P, &[], b"").await.json();
+    let pdb: Value = get_json(&s, PDB_P).await;
     let mut body = pdb.clone();
     body["metadata"]["resourceVersion"] = json!("1");
     let r = raw_json(&s, "PUT", PDB_P, &body).await;
@@ -171,7 +163,7 @@ async fn updates_check_resource_version_and_pdb_needs_one() {
     assert_eq!(v["metadata"]["generation"], 2);
     assert_ne!(v["status"]["disruptionsAllowed"], 99);
     // A no-op write keeps the resourceVersion (D-0.7).
-    let node: Value = raw(&s, "GET", "/api/v1/nodes/n1", &[], b"").await.json();
+    let node: Value = get_json(&s, "/api/v1/nodes/n1").await;
     let same = raw_json(&s, "PUT", "/api/v1/nodes/n1", &node).await.json();
     assert_eq!(
         same["metadata"]["resourceVersion"],
@@ -239,9 +231,7 @@ async fn create_sets_system_fields_and_checks_names() {
 #[tokio::test]
 async fn status_subresource_ignores_spec() {
     let s = sim(ONE).await;
-    let pod: Value = raw(&s, "GET", "/api/v1/namespaces/default/pods/a", &[], b"")
-        .await
-        .json();
+    let pod: Value = get_json(&s, "/api/v1/namespaces/default/pods/a").await;
     let mut body = pod.clone();
     body["spec"]["nodeName"] = json!("elsewhere");
     body["status"]["phase"] = json!("Failed");

@@ -5,18 +5,14 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::common::{eventually, raw, sim};
+use crate::common::{eventually, get_json, sim};
 
 async fn pdb_status(s: &kubesim::Sim, name: &str) -> Value {
-    raw(
+    get_json(
         s,
-        "GET",
         &format!("/apis/policy/v1/namespaces/default/poddisruptionbudgets/{name}"),
-        &[],
-        b"",
     )
-    .await
-    .json()["status"]
+    .await["status"]
         .clone()
 }
 
@@ -101,15 +97,11 @@ async fn bad_int_or_string_and_missing_scale_trigger_fail_safe() {
     let b = serde_json::from_value(json!({"metadata":{"name":"agents"},"spec":{"selector":{"matchLabels":{"app":"agent"}},"maxUnavailable":"10%"}})).unwrap();
     pdbs.create(&Default::default(), &b).await.unwrap();
     let st = eventually("fail-safe status", || async {
-        let v: Value = raw(
+        let v: Value = get_json(
             &s,
-            "GET",
             "/apis/policy/v1/namespaces/ds/poddisruptionbudgets/agents",
-            &[],
-            b"",
         )
-        .await
-        .json();
+        .await;
         (v["status"]["conditions"][0]["reason"] == "SyncFailed").then_some(v["status"].clone())
     })
     .await;

@@ -11,7 +11,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kubesim::Fault;
 use serde_json::{Value, json};
 
-use crate::common::{eventually, raw, sim};
+use crate::common::{eventually, get_json, get_raw, raw, sim};
 
 const CORDONED: &str = "nodes: [{name: n1, unschedulable: true}]\n";
 
@@ -23,9 +23,7 @@ fn lines(body: &str) -> Vec<Value> {
 }
 
 async fn current_rv(s: &kubesim::Sim) -> u64 {
-    let l: Value = raw(s, "GET", "/api/v1/namespaces/default/pods", &[], b"")
-        .await
-        .json();
+    let l: Value = get_json(s, "/api/v1/namespaces/default/pods").await;
     l["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
@@ -46,14 +44,11 @@ async fn watch_resumes_from_a_resource_version_in_order() {
         .await
         .unwrap();
     pods.delete("a", &DeleteParams::default()).await.unwrap();
-    let r = raw(
+    let r = get_raw(
         &s,
-        "GET",
         &format!(
             "/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=1"
         ),
-        &[],
-        b"",
     )
     .await;
     assert_eq!(r.code, 200);
@@ -88,12 +83,9 @@ async fn too_old_resource_version_is_an_error_event_in_a_200_stream() {
             .await
             .unwrap();
     }
-    let r = raw(
+    let r = get_raw(
         &s,
-        "GET",
         &format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}"),
-        &[],
-        b"",
     )
     .await;
     assert_eq!(r.code, 200);
@@ -121,14 +113,11 @@ async fn too_old_resource_version_is_an_error_event_in_a_200_stream() {
 async fn bookmarks_carry_kind_and_api_version() {
     let s = sim(&format!("settings: {{bookmarkSeconds: 0.2}}\n{CORDONED}")).await;
     let rv = current_rv(&s).await;
-    let r = raw(
+    let r = get_raw(
         &s,
-        "GET",
         &format!(
             "/api/v1/pods?watch=true&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=1"
         ),
-        &[],
-        b"",
     )
     .await;
     let evs = lines(&r.text());
@@ -147,12 +136,9 @@ async fn initial_events_and_streaming_list_bookmark() {
         "{CORDONED}workloads: [{{kind: Pod, name: a}}, {{kind: Pod, name: b}}]\n"
     ))
     .await;
-    let r = raw(
+    let r = get_raw(
         &s,
-        "GET",
         "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1",
-        &[],
-        b"",
     )
     .await;
     let evs = lines(&r.text());
@@ -162,26 +148,16 @@ async fn initial_events_and_streaming_list_bookmark() {
         .collect();
     assert_eq!(names, vec!["a", "b"]);
     assert!(evs.iter().all(|e| e["type"] == "ADDED"));
-    let r = raw(
-        &s,
-        "GET",
-        "/api/v1/namespaces/default/pods?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get_raw(&s, "/api/v1/namespaces/default/pods?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1").await;
     let evs = lines(&r.text());
     assert_eq!(evs[2]["type"], "BOOKMARK");
     assert_eq!(
         evs[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
         "true"
     );
-    let r = raw(
+    let r = get_raw(
         &s,
-        "GET",
         "/api/v1/namespaces/default/pods?watch=true&sendInitialEvents=true",
-        &[],
-        b"",
     )
     .await;
     assert_eq!(r.code, 422);
@@ -209,7 +185,7 @@ async fn selector_transitions_become_added_and_deleted() {
     )
     .await
     .unwrap();
-    let r = raw(&s, "GET", &format!("/api/v1/namespaces/default/pods?watch=true&labelSelector=app%3Dx&resourceVersion={rv}&timeoutSeconds=1"), &[], b"").await;
+    let r = get_raw(&s, &format!("/api/v1/namespaces/default/pods?watch=true&labelSelector=app%3Dx&resourceVersion={rv}&timeoutSeconds=1")).await;
     let evs = lines(&r.text());
     let types: Vec<&str> = evs.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, vec!["ADDED", "DELETED"]);
@@ -349,17 +325,14 @@ async fn hostile_watch_timeouts_and_cuts_never_panic() {
             latency_ms: None,
             watch_cut_seconds: Some(cut),
         }]);
-        let r = raw(
+        let r = get_raw(
             &s,
-            "GET",
             "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=0.2",
-            &[],
-            b"",
         )
         .await;
         assert_eq!(r.code, 200, "watchCutSeconds={cut}");
     }
     s.set_faults(vec![]);
-    let r = raw(&s, "GET", "/api/v1/namespaces/default/pods", &[], b"").await;
+    let r = get_raw(&s, "/api/v1/namespaces/default/pods").await;
     assert_eq!(r.code, 200);
 }
