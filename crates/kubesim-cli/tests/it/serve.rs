@@ -1,10 +1,11 @@
 //! `kubesim serve` end to end.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -12,6 +13,28 @@ fn scenario(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("scenario.yaml");
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// `kubesim ARGS SCENARIO --write-kubeconfig KUBECONFIG`, stdout piped, killed when dropped.
+fn serve(args: &[&str], scenario: &Path, kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubesim"));
+    cmd.args(args)
+        .arg(scenario)
+        .arg("--write-kubeconfig")
+        .arg(kubeconfig)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The first line the child prints (the server URL), waited for at most `WAIT`.
+async fn first_line(child: &mut Child) -> String {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
 }
 
 async fn http_get(url: &str, path: &str) -> String {
@@ -35,22 +58,11 @@ async fn serve_prints_the_url_writes_a_kubeconfig_and_stops_on_sigterm() {
         "nodes: [{name: n1}]\nworkloads: [{kind: Pod, name: p}]\n",
     );
     let kc = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubesim"))
-        .args(["serve", "--scenario"])
-        .arg(&sc)
-        .arg("--write-kubeconfig")
-        .arg(&kc)
-        .stdout(Stdio::piped())
+    let mut child = serve(&["serve", "--scenario"], &sc, &kc)
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let url = first_line(&mut child).await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let kubeconfig = std::fs::read_to_string(&kc).unwrap();
     assert!(
@@ -105,21 +117,10 @@ async fn tls_serving_writes_the_ca_into_the_kubeconfig() {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario(dir.path(), "nodes: [{name: n1}]\n");
     let kc = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubesim"))
-        .args(["serve", "--tls", "--scenario"])
-        .arg(&sc)
-        .arg("--write-kubeconfig")
-        .arg(&kc)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
+    let mut child = serve(&["serve", "--tls", "--scenario"], &sc, &kc)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let url = first_line(&mut child).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let kubeconfig = std::fs::read_to_string(&kc).unwrap();
     assert!(
