@@ -256,3 +256,13 @@ pub fn sorted(lines: &[&str]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// How many of `lines` start with `prefix`.
+pub fn count_starting(lines: &[&str], prefix: &str) -> usize {
+    lines.iter().filter(|l| l.starts_with(prefix)).count()
+}
+
+/// How many of `lines` end with `suffix`.
+pub fn count_ending(lines: &[&str], suffix: &str) -> usize {
+    lines.iter().filter(|l| l.ends_with(suffix)).count()
+}

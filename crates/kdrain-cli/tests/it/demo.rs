@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{mask, run_raw};
+use crate::common::{count_ending, count_starting, mask, run_raw};
 
 #[tokio::test]
 async fn demo_without_a_terminal_prints_kubectl_lines_and_the_report() {
@@ -13,18 +13,8 @@ async fn demo_without_a_terminal_prints_kubectl_lines_and_the_report() {
     let out = r.out_lines();
     assert_eq!(out[0], "node/n1 cordoned");
     assert!(out.contains(&"node/n1 drained"), "{out:?}");
-    assert_eq!(
-        out.iter()
-            .filter(|l| l.starts_with("evicting pod "))
-            .count(),
-        6,
-        "{out:?}"
-    );
-    assert_eq!(
-        out.iter().filter(|l| l.ends_with(" evicted")).count(),
-        6,
-        "{out:?}"
-    );
+    assert_eq!(count_starting(&out, "evicting pod "), 6, "{out:?}");
+    assert_eq!(count_ending(&out, " evicted"), 6, "{out:?}");
     assert!(
         out.iter()
             .any(|l| l.starts_with("NODE") && l.contains("RESULT")),

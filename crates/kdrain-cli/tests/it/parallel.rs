@@ -1,6 +1,6 @@
 //! Many nodes at once: `-l` with `--parallel 3` and one budget shared by all three nodes.
 
-use crate::common::cluster;
+use crate::common::{cluster, count_ending, count_starting};
 
 const POOL: &str = r#"
 nodes:
@@ -55,16 +55,6 @@ async fn three_nodes_in_parallel_never_break_the_shared_budget() {
         vec![],
         "no budget broken, no DaemonSet pod removed"
     );
-    assert_eq!(
-        out.iter()
-            .filter(|l| l.starts_with("evicting pod "))
-            .count(),
-        9,
-        "{out:?}"
-    );
-    assert_eq!(
-        out.iter().filter(|l| l.ends_with(" evicted")).count(),
-        9,
-        "{out:?}"
-    );
+    assert_eq!(count_starting(&out, "evicting pod "), 9, "{out:?}");
+    assert_eq!(count_ending(&out, " evicted"), 9, "{out:?}");
 }

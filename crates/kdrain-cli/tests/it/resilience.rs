@@ -176,6 +176,15 @@ pdbs:
 
 const DRAIN: [&str; 4] = ["drain", "n1", "--ignore-daemonsets", "--timeout=40s"];
 
+/// A drain that gives up quickly on a blocking budget and asks for n1 to be uncordoned then.
+const DRAIN_OR_UNCORDON: [&str; 5] = [
+    "drain",
+    "n1",
+    "--ignore-daemonsets",
+    "--timeout=2s",
+    "--uncordon-on-failure",
+];
+
 /// Waits until one web pod has left n1 (or terminates) while the other is still untouched:
 /// the drain is blocked by the budget. Then lets the blocked state last a moment.
 async fn wait_blocked(c: &Cluster) {
@@ -277,15 +286,7 @@ async fn uncordon_on_failure_after_a_crash_restores_the_node_kdrain_cordoned() {
     first.kill_hard();
     assert_eq!(cordoned_by(&c, "n1").await.as_deref(), Some("kdrain"));
 
-    let r = c
-        .run(&[
-            "drain",
-            "n1",
-            "--ignore-daemonsets",
-            "--timeout=2s",
-            "--uncordon-on-failure",
-        ])
-        .await;
+    let r = c.run(&DRAIN_OR_UNCORDON).await;
     assert_eq!(
         r.code, 3,
         "blocked by the budget: {}\n{}",
@@ -310,15 +311,7 @@ async fn uncordon_on_failure_after_a_crash_restores_the_node_kdrain_cordoned() {
 async fn uncordon_on_failure_leaves_a_node_someone_else_cordoned() {
     let c = cluster(&blocking(120.0, true)).await;
     assert!(c.cordoned("n1").await);
-    let r = c
-        .run(&[
-            "drain",
-            "n1",
-            "--ignore-daemonsets",
-            "--timeout=2s",
-            "--uncordon-on-failure",
-        ])
-        .await;
+    let r = c.run(&DRAIN_OR_UNCORDON).await;
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     assert!(
         c.cordoned("n1").await,
