@@ -5,7 +5,7 @@ use kube::Api;
 use kube::api::{EvictParams, ListParams};
 use kubesim::{Scenario, Sim, SimOptions};
 
-use crate::common::{get_raw, raw, sim};
+use crate::common::{get_raw, kubectl_in, raw, sim};
 
 const AUTH: &str = r#"
 nodes: [{name: n1}]
@@ -112,21 +112,7 @@ async fn namespaced_bindings_and_kubectl_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     s.write_kubeconfig_with_token(&kc, "t-drainer").unwrap();
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .args(["get", "nodes"])
-            .env("HOME", dir.path())
-            .env_remove("KUBECONFIG")
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let out = kubectl_in(dir.path(), &["get", "nodes"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

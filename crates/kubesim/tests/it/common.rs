@@ -199,3 +199,22 @@ pub fn grace(seconds: u32) -> kube::api::DeleteParams {
 pub async fn get_raw(sim: &Sim, path: &str) -> Raw {
     raw(sim, "GET", path, &[], b"").await
 }
+
+/// Runs `kubectl ARGS` with `dir/kubeconfig`, its cache and HOME in `dir`, waited for at most 60 s.
+pub async fn kubectl_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(dir.join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .args(args)
+            .env("HOME", dir)
+            .env_remove("KUBECONFIG")
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}

@@ -113,28 +113,12 @@ async fn statefulset_pod_comes_back_with_the_same_name_and_a_new_uid() {
 async fn daemonset_keeps_one_pod_per_node() {
     let s = sim(CLUSTER).await;
     let pods: Api<Pod> = Api::namespaced(s.client(), "default");
-    let on_n1 = pods
-        .list(
-            &ListParams::default()
-                .labels("app=agent")
-                .fields("spec.nodeName=n1"),
-        )
-        .await
-        .unwrap()
-        .items;
+    let on_n1 = agents_on_n1(&pods).await;
     assert_eq!(on_n1.len(), 1);
     let name = on_n1[0].metadata.name.clone().unwrap();
     pods.delete(&name, &grace(0)).await.unwrap();
     eventually("a new agent pod on n1", || async {
-        let l = pods
-            .list(
-                &ListParams::default()
-                    .labels("app=agent")
-                    .fields("spec.nodeName=n1"),
-            )
-            .await
-            .unwrap()
-            .items;
+        let l = agents_on_n1(&pods).await;
         (l.len() == 1 && l[0].metadata.name.as_deref() != Some(name.as_str())).then_some(())
     })
     .await;
@@ -292,4 +276,16 @@ workloads: [{kind: Pod, name: p, namespace: going, nodes: [n1], terminationSecon
         matches!(pods.get("p").await, Err(kube::Error::Api(e)) if e.code == 404).then_some(())
     })
     .await;
+}
+
+/// The DaemonSet `agent` pods on node n1.
+async fn agents_on_n1(pods: &Api<Pod>) -> Vec<Pod> {
+    pods.list(
+        &ListParams::default()
+            .labels("app=agent")
+            .fields("spec.nodeName=n1"),
+    )
+    .await
+    .unwrap()
+    .items
 }

@@ -4,6 +4,8 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kubesim::{Scenario, Sim, SimOptions};
 
+use crate::common::kubectl_in;
+
 #[tokio::test]
 async fn serves_https_with_a_generated_ca() {
     let sc = Scenario::from_yaml_str("nodes: [{name: n1}]").unwrap();
@@ -35,21 +37,7 @@ async fn serves_https_with_a_generated_ca() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     s.write_kubeconfig(&kc).unwrap();
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .args(["cordon", "n1"])
-            .env("HOME", dir.path())
-            .env_remove("KUBECONFIG")
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let out = kubectl_in(dir.path(), &["cordon", "n1"]).await;
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "node/n1 cordoned\n",
