@@ -70,6 +70,7 @@ enum St {
 }
 
 struct Track {
+    uid: String,
     node: usize,
     r: PodRef,
     pod: Pod,
@@ -140,7 +141,11 @@ struct NodeRun {
     watch: Option<JoinHandle<()>>,
     outcome: Option<NodeOutcome>,
     seconds: f64,
-    order: Vec<String>,
+    /// The node's tracks (indexes into [`Tracks`]), in plan order.
+    order: Vec<usize>,
+    /// A superset of the node's tracks not done yet, so that the scans run on every event only
+    /// visit pods still in play (done ones are dropped by [`Dispatcher::compact_open`]).
+    open: Vec<usize>,
     final_list_retry: Option<Instant>,
     /// When the timeout was reached: nothing more is sent for this node, and it closes once the
     /// requests in flight have answered (or after [`IN_FLIGHT_GRACE`]).
@@ -166,10 +171,13 @@ pub(crate) struct Dispatcher {
     /// When the stop future fired: like a timeout for every node, and no node starts any more.
     interrupted: Option<Instant>,
     nodes: Vec<NodeRun>,
-    tracks: HashMap<String, Track>,
+    tracks: Tracks,
     ignored: HashSet<String>,
     budgets: BTreeMap<String, BudgetState>,
     budgets_rv: Option<String>,
+    /// No pending acknowledgement expires before this (a lower bound, exact after each
+    /// [`Dispatcher::expire_acks`] pass), so the budgets are not rescanned on every event.
+    acks_due: Option<Instant>,
     pdb_watch: Option<JoinHandle<()>>,
     inflight: usize,
     seq: usize,
@@ -198,10 +206,11 @@ impl Dispatcher {
             stop: None,
             interrupted: None,
             nodes: Vec::new(),
-            tracks: HashMap::new(),
+            tracks: Tracks::default(),
             ignored: HashSet::new(),
             budgets: BTreeMap::new(),
             budgets_rv: None,
+            acks_due: None,
             pdb_watch: None,
             inflight: 0,
             seq: 0,
@@ -247,11 +256,16 @@ impl Dispatcher {
                     }),
                 };
                 d.seq += 1;
-                d.tracks.insert(
+                let ix = d.tracks.insert(new_track(
                     pp.uid.clone(),
-                    new_track(i, (*pod).clone(), pp.action, pp.reason.clone(), st, d.seq),
-                );
-                order.push(pp.uid.clone());
+                    i,
+                    (*pod).clone(),
+                    pp.action,
+                    pp.reason.clone(),
+                    st,
+                    d.seq,
+                ));
+                order.push(ix);
             }
             for p in &s.listed.items {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
@@ -270,6 +284,11 @@ impl Dispatcher {
                 watch: None,
                 outcome: None,
                 seconds: 0.0,
+                open: order
+                    .iter()
+                    .copied()
+                    .filter(|&ix| !d.tracks.at(ix).done())
+                    .collect(),
                 order,
                 final_list_retry: None,
                 expired: None,
@@ -298,6 +317,7 @@ impl Dispatcher {
             if self.interrupted.is_none() && self.stop_requested() {
                 self.interrupt();
             }
+            self.compact_open();
             self.expire_acks();
             self.skip_stale_terminating();
             self.dispatch();
@@ -357,20 +377,19 @@ impl Dispatcher {
             if self.nodes[i].outcome.is_some() || self.nodes[i].active {
                 continue;
             }
-            let left: Vec<String> = self.nodes[i]
+            let left: Vec<usize> = self.nodes[i]
                 .order
                 .iter()
-                .filter(|u| {
-                    self.tracks
-                        .get(*u)
-                        .is_some_and(|t| t.is_target() && !t.done())
+                .copied()
+                .filter(|&ix| {
+                    let t = self.tracks.at(ix);
+                    t.is_target() && !t.done()
                 })
-                .cloned()
                 .collect();
             let error = "interrupted before this node's drain started".to_string();
             let mut pending = Vec::new();
-            for uid in left {
-                let t = self.tracks.get_mut(&uid).expect("track");
+            for ix in left {
+                let t = self.tracks.at_mut(ix);
                 t.st = St::Done(PodOutcome::Failed {
                     error: error.clone(),
                 });
@@ -415,18 +434,18 @@ impl Dispatcher {
         }
         if self.sh.opts.dry_run == DryRun::Server {
             // nothing changes in a server dry run: there is nothing to wait for
-            for t in self
-                .tracks
-                .values_mut()
-                .filter(|t| t.node == i && t.action == Action::Wait)
-            {
-                t.st = St::Done(PodOutcome::DryRun);
+            for &ix in &self.nodes[i].order {
+                let t = self.tracks.at_mut(ix);
+                if t.action == Action::Wait {
+                    t.st = St::Done(PodOutcome::DryRun);
+                }
             }
         }
-        let skipped: Vec<(PodRef, String)> = self
-            .tracks
-            .values()
-            .filter(|t| t.node == i && t.action == Action::Skip)
+        let skipped: Vec<(PodRef, String)> = self.nodes[i]
+            .order
+            .iter()
+            .map(|&ix| self.tracks.at(ix))
+            .filter(|t| t.action == Action::Skip)
             .map(|t| (t.r.clone(), t.reason.clone()))
             .collect();
         let name = self.nodes[i].name.clone();
@@ -459,13 +478,19 @@ impl Dispatcher {
         )));
     }
 
-    /// The tracks of the nodes being drained now (active and not finished).
+    /// The tracks not done yet of the nodes being drained now (active and not finished).
     fn live(&self) -> impl Iterator<Item = (&String, &Track)> {
+        self.live_ix().map(|(_, t)| (&t.uid, t))
+    }
+
+    /// [`Self::live`] with each track's index.
+    fn live_ix(&self) -> impl Iterator<Item = (usize, &Track)> {
         self.nodes
             .iter()
             .filter(|n| n.active && n.outcome.is_none())
-            .flat_map(|n| n.order.iter())
-            .filter_map(|u| self.tracks.get(u).map(|t| (u, t)))
+            .flat_map(|n| n.open.iter())
+            .map(|&ix| (ix, self.tracks.at(ix)))
+            .filter(|(_, t)| !t.done())
     }
 
     /// The lowest tier with pods still to go, per node (Karpenter's order).
@@ -502,8 +527,9 @@ impl Dispatcher {
             return;
         }
         let open = self.open_tiers();
-        let mut due: Vec<(u8, usize, String)> = self
-            .live()
+        // indexes, not uids: most of the queue waits for a free slot, and this runs per event
+        let mut due: Vec<(u8, usize, usize)> = self
+            .live_ix()
             .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
             .filter(|(_, t)| match t.st {
                 St::Queued => true,
@@ -513,25 +539,23 @@ impl Dispatcher {
             .filter(|(_, t)| t.not_before.is_none_or(|n| n <= now))
             .filter(|(_, t)| t.tier <= open[t.node])
             .filter(|(_, t)| self.nodes[t.node].expired.is_none())
-            .map(|(uid, t)| (t.tier, t.seq, uid.clone()))
+            .map(|(ix, t)| (t.tier, t.seq, ix))
             .collect();
-        due.sort();
-        for (_, _, uid) in due {
+        due.sort_unstable();
+        for (_, _, ix) in due {
             if self.inflight >= max {
                 break;
             }
-            let (action, pod) = {
-                let t = &self.tracks[&uid];
-                (t.action, t.pod.clone())
-            };
+            let uid = self.tracks.at(ix).uid.clone();
+            let action = self.tracks[&uid].action;
             let mut spend: Option<String> = None;
             if action == Action::Evict && self.dry() == DryRun::None {
-                let cover = self.covering(&pod);
+                let cover = self.covering(&self.tracks[&uid].pod);
                 if cover.len() == 1 {
                     let key = cover[0].clone();
                     self.ensure_pdb_watch();
                     let b = &self.budgets[&key];
-                    if budget::consumes_budget(&pod, &b.pdb) {
+                    if budget::consumes_budget(&self.tracks[&uid].pod, &b.pdb) {
                         if b.effective() <= 0 {
                             // Blocked by our own view of the budget: send nothing, except one
                             // probe per budget and ceiling in case the view is stale.
@@ -759,6 +783,8 @@ impl Dispatcher {
                 .is_some_and(|m| m.contains_key(&t.r.name));
             if d.attempt == Attempt::Accepted && !acked {
                 b.pending_ack.insert(t.r.name.clone(), now);
+                let due = now + ack_ttl(ceiling);
+                self.acks_due = Some(self.acks_due.map_or(due, |d| d.min(due)));
             }
         }
         if t.done() {
@@ -984,6 +1010,7 @@ impl Dispatcher {
         };
         self.seq += 1;
         let t = new_track(
+            uid.clone(),
             node,
             p,
             sel.action,
@@ -991,8 +1018,9 @@ impl Dispatcher {
             st.clone(),
             self.seq,
         );
-        self.tracks.insert(uid.clone(), t);
-        self.nodes[node].order.push(uid);
+        let ix = self.tracks.insert(t);
+        self.nodes[node].order.push(ix);
+        self.nodes[node].open.push(ix);
         match st {
             St::Queued | St::Following => self.sh.emit(Event::Warning {
                 node: node_name,
@@ -1083,8 +1111,7 @@ impl Dispatcher {
             .map(|(u, _)| u.clone())
             .collect();
         for uid in uids {
-            let pod = self.tracks[&uid].pod.clone();
-            let cover = self.covering(&pod);
+            let cover = self.covering(&self.tracks[&uid].pod);
             let hit =
                 cover.iter().any(|k| touched.contains(k)) || cover.is_empty() || cover.len() > 1;
             if !hit {
@@ -1103,12 +1130,28 @@ impl Dispatcher {
         }
     }
 
+    /// Drops the tracks that are done from the running nodes' open lists.
+    fn compact_open(&mut self) {
+        let tracks = &self.tracks;
+        for n in self.nodes.iter_mut().filter(|n| n.active) {
+            n.open.retain(|&ix| !tracks.at(ix).done());
+        }
+    }
+
     fn expire_acks(&mut self) {
         let now = Instant::now();
-        let ttl = (self.sh.opts.budget_retry_ceiling * 2).max(Duration::from_secs(10));
+        if self.acks_due.is_none_or(|d| now < d) {
+            return;
+        }
+        let ttl = ack_ttl(self.sh.opts.budget_retry_ceiling);
+        let mut due: Option<Instant> = None;
         for b in self.budgets.values_mut() {
             b.pending_ack.retain(|_, at| now < *at + ttl);
+            if let Some(at) = b.pending_ack.values().min() {
+                due = Some(due.map_or(*at + ttl, |d| d.min(*at + ttl)));
+            }
         }
+        self.acks_due = due;
     }
 
     fn skip_stale_terminating(&mut self) {
@@ -1142,17 +1185,18 @@ impl Dispatcher {
 
     fn next_wake(&self) -> Instant {
         let mut wake = Instant::now() + Duration::from_secs(3600);
+        let skip_wait = self
+            .sh
+            .opts
+            .skip_wait_for_delete_timeout
+            .filter(|d| !d.is_zero());
         for (_, t) in self.live() {
             if t.st == St::Retry
                 && let Some(n) = t.next_at
             {
                 wake = wake.min(n.max(t.not_before.unwrap_or(n)));
             }
-            if let Some(limit) = self
-                .sh
-                .opts
-                .skip_wait_for_delete_timeout
-                .filter(|d| !d.is_zero())
+            if let Some(limit) = skip_wait
                 && matches!(t.st, St::Following | St::Retry)
                 && let Some(dt) = t.pod.metadata.deletion_timestamp.as_ref()
             {
@@ -1176,12 +1220,8 @@ impl Dispatcher {
                 }
             }
         }
-        for b in self.budgets.values() {
-            if let Some(at) = b.pending_ack.values().min() {
-                wake = wake.min(
-                    *at + (self.sh.opts.budget_retry_ceiling * 2).max(Duration::from_secs(10)),
-                );
-            }
+        if let Some(due) = self.acks_due {
+            wake = wake.min(due);
         }
         wake
     }
@@ -1192,10 +1232,9 @@ impl Dispatcher {
             if !self.nodes[i].active || self.nodes[i].outcome.is_some() {
                 continue;
             }
-            let open = self.nodes[i].order.iter().any(|u| {
-                self.tracks
-                    .get(u)
-                    .is_some_and(|t| t.is_target() && !t.done())
+            let open = self.nodes[i].open.iter().any(|&ix| {
+                let t = self.tracks.at(ix);
+                t.is_target() && !t.done()
             });
             if !open {
                 if self.dry() == DryRun::Server {
@@ -1222,7 +1261,7 @@ impl Dispatcher {
                 let in_flight = self.nodes[i]
                     .order
                     .iter()
-                    .any(|u| self.tracks.get(u).is_some_and(|t| t.st == St::InFlight));
+                    .any(|&ix| self.tracks.at(ix).st == St::InFlight);
                 if in_flight && now < expired + IN_FLIGHT_GRACE {
                     continue;
                 }
@@ -1319,13 +1358,10 @@ impl Dispatcher {
         let gone: Vec<String> = self.nodes[i]
             .order
             .iter()
-            .filter(|u| {
-                self.tracks
-                    .get(*u)
-                    .is_some_and(|t| t.is_target() && !t.done() && t.st != St::InFlight)
-            })
-            .filter(|u| !present.contains(*u))
-            .cloned()
+            .map(|&ix| self.tracks.at(ix))
+            .filter(|t| t.is_target() && !t.done() && t.st != St::InFlight)
+            .filter(|t| !present.contains(&t.uid))
+            .map(|t| t.uid.clone())
             .collect();
         for uid in gone {
             self.finish(&uid, PodOutcome::Gone);
@@ -1362,6 +1398,11 @@ impl Dispatcher {
                     // Never report a pod gone that a fresh list still shows.
                     tracing::warn!(pod = %t.r, "pod marked gone is still listed; draining it again");
                     t.gone = None;
+                    let (node, ix) = (t.node, self.tracks.idx(&uid).expect("track"));
+                    if !self.nodes[node].open.contains(&ix) {
+                        self.nodes[node].open.push(ix);
+                    }
+                    let t = self.tracks.at_mut(ix);
                     if t.accepted.is_some() {
                         t.st = St::Following;
                     } else {
@@ -1398,8 +1439,8 @@ impl Dispatcher {
     fn close_node(&mut self, i: usize, now: Instant) {
         let mut blocked = false;
         let mut left = Vec::new();
-        for uid in &self.nodes[i].order {
-            let t = &self.tracks[uid];
+        for &ix in &self.nodes[i].order {
+            let t = self.tracks.at(ix);
             match &t.st {
                 St::Done(PodOutcome::Blocked) => {
                     blocked = true;
@@ -1459,8 +1500,8 @@ impl Dispatcher {
                 pods: n
                     .order
                     .iter()
-                    .map(|uid| {
-                        let t = &self.tracks[uid];
+                    .map(|&ix| {
+                        let t = self.tracks.at(ix);
                         let ongoing = t.blocked_since.map(|s| now - s).unwrap_or_default();
                         PodReport {
                             pod: t.r.clone(),
@@ -1490,8 +1531,23 @@ impl Dispatcher {
     }
 }
 
-fn new_track(node: usize, pod: Pod, action: Action, reason: String, st: St, seq: usize) -> Track {
+/// How long an accepted eviction counts as spent against its budget while no budget status
+/// acknowledges it.
+fn ack_ttl(ceiling: Duration) -> Duration {
+    (ceiling * 2).max(Duration::from_secs(10))
+}
+
+fn new_track(
+    uid: String,
+    node: usize,
+    pod: Pod,
+    action: Action,
+    reason: String,
+    st: St,
+    seq: usize,
+) -> Track {
     Track {
+        uid,
         node,
         r: pod_ref(&pod),
         tier: select::tier(&pod),
@@ -1550,5 +1606,55 @@ pub(crate) async fn lookup_daemonset(
         Err(e) => DaemonSetLookup::Error {
             message: e.to_string(),
         },
+    }
+}
+
+/// Every pod's track, stored once and reached either by uid or, on the paths run at every event,
+/// by its index (no hashing).
+#[derive(Default)]
+struct Tracks {
+    slab: Vec<Track>,
+    by_uid: HashMap<String, usize>,
+}
+
+impl Tracks {
+    /// Stores a track (replacing one with the same uid) and returns its index.
+    fn insert(&mut self, t: Track) -> usize {
+        if let Some(&ix) = self.by_uid.get(&t.uid) {
+            self.slab[ix] = t;
+            return ix;
+        }
+        let ix = self.slab.len();
+        self.by_uid.insert(t.uid.clone(), ix);
+        self.slab.push(t);
+        ix
+    }
+    fn idx(&self, uid: &str) -> Option<usize> {
+        self.by_uid.get(uid).copied()
+    }
+    fn at(&self, ix: usize) -> &Track {
+        &self.slab[ix]
+    }
+    fn at_mut(&mut self, ix: usize) -> &mut Track {
+        &mut self.slab[ix]
+    }
+    fn get(&self, uid: &str) -> Option<&Track> {
+        self.idx(uid).map(|ix| &self.slab[ix])
+    }
+    fn get_mut(&mut self, uid: &str) -> Option<&mut Track> {
+        self.idx(uid).map(|ix| &mut self.slab[ix])
+    }
+    fn contains_key(&self, uid: &str) -> bool {
+        self.by_uid.contains_key(uid)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&String, &Track)> {
+        self.slab.iter().map(|t| (&t.uid, t))
+    }
+}
+
+impl<Q: std::borrow::Borrow<str> + ?Sized> std::ops::Index<&Q> for Tracks {
+    type Output = Track;
+    fn index(&self, uid: &Q) -> &Track {
+        self.get(uid.borrow()).expect("track")
     }
 }
