@@ -1,5 +1,8 @@
 //! The cluster behaviour behind the API: kubelet, scheduler, workload controllers, garbage
-//! collector and disruption controller, all driven by the store's event stream plus a short tick.
+//! collector and disruption controller, driven by the store's event stream: a write wakes the
+//! loop (after a short debounce that coalesces bursts), the loop otherwise sleeps until the
+//! earliest known deadline (a pod's stop or readiness time, a budget's requeue time), and a slow
+//! fallback tick covers time-based work without a tracked deadline (namespace deletion delay).
 
 mod disruption;
 mod kubelet;
@@ -24,7 +27,13 @@ use crate::resources::{
 use crate::sim::Shared;
 use crate::store::{Event, EventType, State};
 
-const TICK: Duration = Duration::from_millis(50);
+/// Fallback wake-up when nothing else is due (time-based work without a tracked deadline).
+const FALLBACK_TICK: Duration = Duration::from_millis(50);
+/// How long to coalesce a burst of writes before reacting, and the shortest gap between two
+/// settle runs, so a write storm on a big cluster costs a bounded number of passes.
+const DEBOUNCE: Duration = Duration::from_millis(3);
+/// Upper bound on controller passes per wake-up (a chain of reactions settles well within it).
+const MAX_PASSES: usize = 16;
 const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 
 struct Terminating {
@@ -262,25 +271,84 @@ impl Controllers {
         }
     }
 
-    /// Do all work that is due.
+    /// Do all work that is due, in dependency order: garbage collection and workload
+    /// controllers create or delete pods, the scheduler binds them, the kubelet starts and stops
+    /// them, and the disruption controller recomputes budgets from the result.
     pub fn step(&mut self) {
         let now = Instant::now();
         let shared = self.shared.clone();
         let mut st = shared.store.lock();
         let t = std::time::Instant::now();
-        self.kubelet(&mut st, now);
+        self.garbage_collect(&mut st);
+        self.namespaces(&mut st);
+        self.workloads(&mut st);
         let t1 = t.elapsed();
         self.node_lifecycle(&mut st);
         self.schedule(&mut st);
         let t2 = t.elapsed();
-        self.garbage_collect(&mut st);
-        self.namespaces(&mut st);
-        self.workloads(&mut st);
+        self.kubelet(&mut st, now);
         let t3 = t.elapsed();
         self.disruption(&mut st, now);
         let t4 = t.elapsed();
         if t4 > Duration::from_millis(10) {
             tracing::debug!(?t1, ?t2, ?t3, ?t4, "slow controller step");
+        }
+    }
+
+    /// Whether queued work is due now (without waiting for any deadline).
+    fn work_pending(&self, now: Instant) -> bool {
+        !self.unscheduled.is_empty()
+            || (self.wake_parked && !self.parked.is_empty())
+            || !self.taint_nodes.is_empty()
+            || !self.dirty_owners.is_empty()
+            || !self.dirty_workloads.is_empty()
+            || self.all_daemonsets
+            || !self.pdb_label_checks.is_empty()
+            || !self.pdb_namespaces.is_empty()
+            || !self.gc.is_empty()
+            || self.next_deadline().is_some_and(|d| d <= now)
+    }
+
+    /// The earliest time-based work: a pod's stop time, a pod's start or readiness time, a
+    /// budget's requeue time.
+    fn next_deadline(&self) -> Option<Instant> {
+        let stops = self.terminating.values().map(|t| t.due);
+        let starts = self
+            .starting
+            .values()
+            .map(|s| s.ready_at.unwrap_or_else(Instant::now));
+        let budgets = self.pdb_due.values().copied();
+        stops.chain(starts).chain(budgets).min()
+    }
+
+    /// Take every queued store event; true when there was at least one.
+    fn drain_events(&mut self, rx: &mut tokio::sync::broadcast::Receiver<Arc<Event>>) -> bool {
+        let mut any = false;
+        loop {
+            match rx.try_recv() {
+                Ok(ev) => {
+                    self.observe(&ev);
+                    any = true;
+                }
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.full_resync();
+                    any = true;
+                }
+                Err(_) => return any,
+            }
+        }
+    }
+
+    /// Run passes until one makes no change and nothing more is due (bounded), so a chain of
+    /// reactions (replacement created, scheduled, started, budget recomputed) completes at once.
+    fn settle(&mut self, rx: &mut tokio::sync::broadcast::Receiver<Arc<Event>>) {
+        self.drain_events(rx);
+        for _ in 0..MAX_PASSES {
+            self.step();
+            let changed = self.drain_events(rx);
+            if !changed && !self.work_pending(Instant::now()) {
+                break;
+            }
         }
     }
 
@@ -521,27 +589,39 @@ impl Controllers {
             }
         }
         let mut shutdown = self.shared.shutdown.clone();
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_settle = Instant::now();
+        self.settle(&mut rx);
         loop {
+            let now = Instant::now();
+            let earliest = last_settle + DEBOUNCE;
+            // Sleep until the earliest deadline, never past the fallback tick, and never sooner
+            // than the debounce gap after the previous run.
+            let wake = if self.work_pending(now) {
+                earliest
+            } else {
+                self.next_deadline()
+                    .map_or(now + FALLBACK_TICK, |d| d.min(now + FALLBACK_TICK))
+                    .max(earliest)
+            };
             tokio::select! {
                 ev = rx.recv() => match ev {
-                    Ok(ev) => self.observe(&ev),
+                    Ok(ev) => {
+                        self.observe(&ev);
+                        // Coalesce the rest of the burst before reacting.
+                        let until = (Instant::now() + DEBOUNCE).max(earliest);
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until) => {}
+                            _ = shutdown.changed() => break,
+                        }
+                    }
                     Err(RecvError::Lagged(_)) => self.full_resync(),
                     Err(RecvError::Closed) => break,
                 },
-                _ = tick.tick() => {
-                    loop {
-                        match rx.try_recv() {
-                            Ok(ev) => self.observe(&ev),
-                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => self.full_resync(),
-                            Err(_) => break,
-                        }
-                    }
-                    self.step();
-                }
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.changed() => break,
             }
+            self.settle(&mut rx);
+            last_settle = Instant::now();
         }
     }
 }
