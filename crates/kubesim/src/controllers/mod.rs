@@ -30,7 +30,9 @@ use crate::store::{Event, EventType, State};
 /// Fallback wake-up when nothing else is due (time-based work without a tracked deadline).
 const FALLBACK_TICK: Duration = Duration::from_millis(50);
 /// How long to coalesce a burst of writes before reacting, and the shortest gap between two
-/// settle runs, so a write storm on a big cluster costs a bounded number of passes.
+/// settle runs. The gap also grows to four times the last run's duration (up to the fallback tick),
+/// so on a big cluster the controllers hold the store lock at most about a fifth of the time
+/// and a write storm is coalesced into fewer, larger runs.
 const DEBOUNCE: Duration = Duration::from_millis(3);
 /// Upper bound on controller passes per wake-up (a chain of reactions settles well within it).
 const MAX_PASSES: usize = 16;
@@ -589,11 +591,15 @@ impl Controllers {
             }
         }
         let mut shutdown = self.shared.shutdown.clone();
-        let mut last_settle = Instant::now();
+        let started = Instant::now();
         self.settle(&mut rx);
+        let mut last_settle = Instant::now();
+        let mut gap = (last_settle - started)
+            .saturating_mul(4)
+            .clamp(DEBOUNCE, FALLBACK_TICK);
         loop {
             let now = Instant::now();
-            let earliest = last_settle + DEBOUNCE;
+            let earliest = last_settle + gap;
             // Sleep until the earliest deadline, never past the fallback tick, and never sooner
             // than the debounce gap after the previous run.
             let wake = if self.work_pending(now) {
@@ -620,8 +626,12 @@ impl Controllers {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.changed() => break,
             }
+            let started = Instant::now();
             self.settle(&mut rx);
             last_settle = Instant::now();
+            gap = (last_settle - started)
+                .saturating_mul(4)
+                .clamp(DEBOUNCE, FALLBACK_TICK);
         }
     }
 }
