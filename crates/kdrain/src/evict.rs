@@ -225,25 +225,13 @@ pub(crate) async fn evict(
     req: &Requests,
 ) -> Attempt {
     let body = serde_json::to_vec(&eviction_body(pod, grace, dry)).expect("serializable");
-    let request = match kube::core::Request::new(pods_path(&pod.namespace)).create_subresource(
+    let request = kube::core::Request::new(pods_path(&pod.namespace)).create_subresource(
         "eviction",
         &pod.name,
         &PostParams::default(),
         body,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            return Attempt::Rejected {
-                code: 0,
-                message: e.to_string(),
-            };
-        }
-    };
-    req.count("create", "pods/eviction");
-    match send(client, request, false).await {
-        Attempt::Accepted if dry == DryRun::Server => Attempt::DryRunPassed,
-        other => other,
-    }
+    );
+    submit(client, request, ("create", "pods/eviction"), dry, req).await
 }
 
 /// DELETEs `pod` (UID precondition, grace period) and classifies the answer; used with
@@ -266,7 +254,20 @@ pub(crate) async fn delete(
     if dry == DryRun::Server {
         dp = dp.dry_run();
     }
-    let request = match kube::core::Request::new(pods_path(&pod.namespace)).delete(&pod.name, &dp) {
+    let request = kube::core::Request::new(pods_path(&pod.namespace)).delete(&pod.name, &dp);
+    submit(client, request, ("delete", "pods"), dry, req).await
+}
+
+/// Counts and sends one built write (an eviction or a delete) and classifies the answer; a
+/// request that cannot even be built is rejected, and a server dry run that passed says so.
+async fn submit(
+    client: &kube::Client,
+    request: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    (verb, resource): (&str, &str),
+    dry: DryRun,
+    req: &Requests,
+) -> Attempt {
+    let request = match request {
         Ok(r) => r,
         Err(e) => {
             return Attempt::Rejected {
@@ -275,8 +276,8 @@ pub(crate) async fn delete(
             };
         }
     };
-    req.count("delete", "pods");
-    match send(client, request, true).await {
+    req.count(verb, resource);
+    match send(client, request, verb == "delete").await {
         Attempt::Accepted if dry == DryRun::Server => Attempt::DryRunPassed,
         other => other,
     }
