@@ -20,11 +20,23 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     /// The YAML is malformed or has unknown keys.
-    #[error("invalid scenario: {0}")]
+    #[error("invalid scenario: {}", yaml_detail(.0))]
     Yaml(#[from] serde_yaml::Error),
     /// The content is inconsistent (e.g. a node entry without name or namePrefix).
     #[error("invalid scenario: {0}")]
     Invalid(String),
+}
+
+/// serde_yaml's message, always with its location: serde_yaml leaves out "at line 1 column 1",
+/// so an unknown first key would otherwise not say where it is.
+fn yaml_detail(e: &serde_yaml::Error) -> String {
+    let message = e.to_string();
+    match e.location() {
+        Some(at) if !message.contains(" at line ") => {
+            format!("{message} at line {} column {}", at.line(), at.column())
+        }
+        _ => message,
+    }
 }
 
 /// Most nodes a scenario may declare (all entries together).

@@ -252,6 +252,9 @@ fn known_bad_inputs_name_their_problem() {
             "workloads[0] (x).replicas: -3 must not be negative",
         ),
         ("nodes: [{count: 2}]", "nodes[0]: needs name or namePrefix"),
+        // serde_yaml itself leaves the location out when it is the very first key.
+        ("bogus: 1\nnodes: []", "unknown field `bogus`"),
+        ("bogus: 1\nnodes: []", "at line 1 column 1"),
         ("nodes: [{name: a, count: 2}]", "count needs namePrefix"),
         ("nodes: [{name: a}, {name: a}]", "node a is declared twice"),
         ("nodes: [{namePrefix: a, count: -1}]", "count"),
