@@ -184,18 +184,9 @@ pub struct DrainArgs {
     /// Pods listed per request; 0 lists everything in one request
     #[arg(long, default_value_t = 500, value_name = "N")]
     pub chunk_size: u32,
-    /// none, client (only read, print what would happen) or server (send writes with dryRun=All);
-    /// the bare flag means client
-    #[arg(
-        long,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "none",
-        default_missing_value = "unchanged",
-        value_parser = parse_dry_run,
-        value_name = "none|client|server",
-    )]
-    pub dry_run: DryRunArg,
+    /// --dry-run
+    #[command(flatten)]
+    pub dry_run: DryRunFlag,
     /// Drain up to K nodes at once, with one budget-aware dispatcher across them (kdrain; default 1 like kubectl)
     #[arg(long, default_value = "1", value_parser = parse_parallel, value_name = "K")]
     pub parallel: usize,
@@ -206,6 +197,31 @@ pub struct DrainArgs {
     /// karpenter.sh/do-not-disrupt, cluster.x-k8s.io/drain=skip) (kdrain)
     #[arg(long)]
     pub override_opt_outs: bool,
+}
+
+/// `--dry-run[=none|client|server]`, the same flag with kubectl's spellings on drain, cordon and
+/// uncordon.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DryRunFlag {
+    /// none, client (only read, print what would happen) or server (send writes with dryRun=All);
+    /// the bare flag means client
+    #[arg(
+        long = "dry-run",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "unchanged",
+        value_parser = parse_dry_run,
+        value_name = "none|client|server",
+    )]
+    pub mode: DryRunArg,
+}
+
+impl DryRunFlag {
+    /// The library's dry-run mode.
+    pub fn to_library(self) -> kdrain::DryRun {
+        self.mode.to_library()
+    }
 }
 
 impl DryRunArg {
@@ -248,17 +264,9 @@ pub struct CordonArgs {
     /// The nodes
     #[command(flatten)]
     pub target: TargetArgs,
-    /// none, client or server (bare flag: client)
-    #[arg(
-        long,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "none",
-        default_missing_value = "unchanged",
-        value_parser = parse_dry_run,
-        value_name = "none|client|server",
-    )]
-    pub dry_run: DryRunArg,
+    /// --dry-run
+    #[command(flatten)]
+    pub dry_run: DryRunFlag,
 }
 
 /// Flags of `demo`.
@@ -303,7 +311,7 @@ mod tests {
         assert!(!d.disable_eviction);
         assert_eq!(d.skip_wait_for_delete_timeout, 0);
         assert_eq!(d.chunk_size, 500);
-        assert_eq!(d.dry_run, DryRunArg::None);
+        assert_eq!(d.dry_run.mode, DryRunArg::None);
         assert_eq!(d.parallel, 1);
         assert_eq!(d.target.target().unwrap(), Target::Names(vec!["n1".into()]));
     }
@@ -311,7 +319,7 @@ mod tests {
     #[test]
     fn dry_run_forms() {
         assert_eq!(
-            drain(&["drain", "--dry-run", "n1"]).dry_run,
+            drain(&["drain", "--dry-run", "n1"]).dry_run.mode,
             DryRunArg::Client
         );
         assert_eq!(
@@ -319,15 +327,15 @@ mod tests {
             vec!["n1".to_string()]
         );
         assert_eq!(
-            drain(&["drain", "--dry-run=server", "n1"]).dry_run,
+            drain(&["drain", "--dry-run=server", "n1"]).dry_run.mode,
             DryRunArg::Server
         );
         assert_eq!(
-            drain(&["drain", "--dry-run=client", "n1"]).dry_run,
+            drain(&["drain", "--dry-run=client", "n1"]).dry_run.mode,
             DryRunArg::Client
         );
         assert_eq!(
-            drain(&["drain", "--dry-run=none", "n1"]).dry_run,
+            drain(&["drain", "--dry-run=none", "n1"]).dry_run.mode,
             DryRunArg::None
         );
         let err = parse(&["drain", "--dry-run=maybe", "n1"]).unwrap_err();

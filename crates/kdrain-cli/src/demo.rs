@@ -15,7 +15,7 @@ use crate::render::{self, Mode};
 
 /// The built-in scenario: three nodes, deployments, a StatefulSet, a DaemonSet, a bare pod,
 /// a mirror pod, and two budgets (one of which holds the second `web` pod back for a moment).
-const DEMO_SCENARIO: &str = include_str!("demo.yaml");
+const DEMO_SCENARIO: &str = include_str!("../../../scenarios/demo.yaml");
 
 /// How long the demo drain may take before it gives up (it normally takes about 15 s).
 const DEMO_TIMEOUT: Duration = Duration::from_secs(45);
