@@ -21,6 +21,7 @@
 //! let fields = FieldSelector::parse("spec.nodeName=node-1").unwrap();
 //! assert_eq!(fields.equals_value("spec.nodeName"), Some("node-1"));
 //! ```
+#![deny(missing_docs)]
 
 #![forbid(unsafe_code)]
 
