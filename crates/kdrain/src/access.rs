@@ -1,21 +1,30 @@
 //! The permission check before the first write: kdrain asks the API server
 //! (SelfSubjectAccessReview) whether its credentials allow every request a drain will send, so a
-//! missing right stops the drain before the cordon instead of half-way through it.
+//! missing right stops the drain before the cordon instead of half-way through it. When the
+//! server cannot answer those reviews (not served, forbidden, failing), the rights are tried
+//! with the drain's own requests made harmless (`dryRun=All` writes, watches closed at once), so
+//! the promise holds there too.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use futures::future::join_all;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, PostParams, WatchParams};
+use kube::core::Status;
 
-use crate::error::DrainError;
-use crate::options::DrainOptions;
+use crate::cordon;
+use crate::error::{DrainError, is_namespace_terminating};
+use crate::events::PodRef;
+use crate::evict::{self, Attempt};
+use crate::options::{DrainOptions, DryRun};
 use crate::requests::Requests;
-use crate::select;
+use crate::{retry, select, watch};
 
 /// One right a drain needs: a verb on a resource (with its API group and subresource),
 /// cluster-wide or in one namespace.
@@ -60,6 +69,25 @@ impl Need {
             self.resource.to_string()
         } else {
             format!("{}/{}", self.resource, self.sub)
+        }
+    }
+
+    /// Removing pods and reading DaemonSets happen per namespace: a RoleBinding may grant them
+    /// where the pods are. Everything else must be cluster-wide.
+    fn is_namespaced(&self) -> bool {
+        matches!(
+            (self.verb, self.resource, self.sub),
+            ("create", "pods", "eviction") | ("delete", "pods", "") | ("get", "daemonsets", "")
+        )
+    }
+
+    /// The right, refused by the server to `how` (a harmless request sent to find out).
+    fn refused(&self, server: &str, how: &str) -> DrainError {
+        DrainError::Forbidden {
+            verb: self.verb.to_string(),
+            resource: self.full_resource(),
+            namespace: self.namespace.clone(),
+            message: format!("{server}; found with {how}, before any change"),
         }
     }
 
@@ -145,74 +173,93 @@ fn cluster_needs(opts: &DrainOptions) -> Vec<Need> {
 /// Checks, before the cordon, that the credentials allow every request a drain of `nodes`
 /// sends. Rights granted only in some namespaces (a RoleBinding) are checked in the namespaces
 /// of the pods on the nodes (one extra LIST per node, only then). Returns the first missing
-/// right as [`DrainError::Forbidden`]; reviews that cannot be answered count as allowed.
+/// right as [`DrainError::Forbidden`].
+///
+/// Rights the access reviews cannot answer (reviews not served, forbidden, failing) are tried
+/// with the requests themselves, sent so that they change nothing: see [`probe`].
 pub(crate) async fn preflight(
     client: &kube::Client,
     opts: &DrainOptions,
-    nodes: &[String],
+    nodes: &[Node],
     req: &Requests,
 ) -> Result<(), DrainError> {
     let needs = cluster_needs(opts);
     let verdicts = review_all(client, &needs, req).await;
     let mut per_namespace = Vec::new();
+    let mut unanswered = Vec::new();
     for (need, verdict) in needs.into_iter().zip(verdicts) {
-        if verdict != Verdict::Denied {
-            continue;
+        match verdict {
+            Verdict::Allowed => {}
+            Verdict::Unknown => unanswered.push(need),
+            Verdict::Denied if need.is_namespaced() => per_namespace.push(need),
+            Verdict::Denied => return Err(need.forbidden()),
         }
-        // Removing pods and reading DaemonSets happen per namespace: a RoleBinding may grant
-        // them where the pods are. Everything else must be cluster-wide.
-        let namespaced = matches!(
-            (need.verb, need.resource, need.sub),
-            ("create", "pods", "eviction") | ("delete", "pods", "") | ("get", "daemonsets", "")
-        );
-        if !namespaced {
-            return Err(need.forbidden());
-        }
-        per_namespace.push(need);
     }
-    if per_namespace.is_empty() {
+    if per_namespace.is_empty() && unanswered.is_empty() {
         return Ok(());
     }
-    let (removed, daemonsets) = namespaces_on(client, opts, nodes, req).await?;
+    let names: Vec<String> = nodes
+        .iter()
+        .map(|n| n.metadata.name.clone().unwrap_or_default())
+        .collect();
+    let found = on_nodes(client, opts, &names, req).await?;
     let mut needs = Vec::new();
     for need in per_namespace {
         let namespaces = if need.resource == "daemonsets" {
-            &daemonsets
+            found.daemonsets.keys().cloned().collect::<Vec<_>>()
         } else {
-            &removed
+            found.removed.keys().cloned().collect()
         };
         needs.extend(namespaces.iter().map(|ns| need.clone().r#in(ns)));
     }
     let verdicts = review_all(client, &needs, req).await;
-    match needs
-        .iter()
-        .zip(verdicts)
-        .find(|(_, v)| *v == Verdict::Denied)
-    {
-        Some((need, _)) => Err(need.forbidden()),
-        None => Ok(()),
+    for (need, verdict) in needs.into_iter().zip(verdicts) {
+        match verdict {
+            Verdict::Allowed => {}
+            Verdict::Denied => return Err(need.forbidden()),
+            Verdict::Unknown => unanswered.push(need),
+        }
     }
+    if unanswered.is_empty() {
+        return Ok(());
+    }
+    tracing::debug!(
+        ?unanswered,
+        "access reviews gave no answer: trying the requests with dryRun=All"
+    );
+    probe(client, opts, nodes, &found, &unanswered, req).await
 }
 
-/// The namespaces of the pods a drain would remove, and of the DaemonSet pods whose DaemonSet
-/// it looks up, on `nodes`.
-async fn namespaces_on(
+/// What a drain of some nodes would touch, from one LIST of each node's pods: per namespace,
+/// one pod the drain would remove and one DaemonSet it would look up.
+#[derive(Debug, Default)]
+struct OnNodes {
+    /// Namespace → one pod of it the drain would remove (evict or delete).
+    removed: BTreeMap<String, PodRef>,
+    /// Namespace → the name of one DaemonSet whose pod runs on the nodes.
+    daemonsets: BTreeMap<String, String>,
+    /// A node and the resourceVersion of its pod list, to start a watch from.
+    watch_from: Option<(String, String)>,
+}
+
+/// Lists the pods of `nodes` (kubectl's paging, retried like every read).
+async fn on_nodes(
     client: &kube::Client,
     opts: &DrainOptions,
     nodes: &[String],
     req: &Requests,
-) -> Result<(BTreeSet<String>, BTreeSet<String>), DrainError> {
+) -> Result<OnNodes, DrainError> {
     let api: Api<Pod> = Api::all(client.clone());
     let pod_selector = match &opts.pod_selector {
         Some(s) => Some(select::parse_pod_selector(s)?),
         None => None,
     };
-    let mut removed = BTreeSet::new();
-    let mut daemonsets = BTreeSet::new();
+    let mut found = OnNodes::default();
+    // namespace -> (the pod is not terminating, the pod)
+    let mut candidates: BTreeMap<String, (bool, PodRef)> = BTreeMap::new();
     for node in nodes {
-        req.count("list", "pods");
-        let list = api
-            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        let fields = format!("spec.nodeName={node}");
+        let list = watch::list_all(&api, Some(&fields), None, opts.chunk_size, req, "pods")
             .await
             .map_err(|e| {
                 DrainError::api(
@@ -223,25 +270,275 @@ async fn namespaces_on(
                     e,
                 )
             })?;
+        if found.watch_from.is_none() {
+            found.watch_from = Some((node.clone(), list.resource_version.clone()));
+        }
         for p in &list.items {
-            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            if crate::drainer::missing_identity(p).is_some() {
+                continue;
+            }
             let labels = p.metadata.labels.clone().unwrap_or_default();
             if pod_selector.as_ref().is_some_and(|s| !s.matches(&labels)) {
                 continue;
             }
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
             if select::is_daemonset_pod(p) {
-                if !select::is_finished(p) {
-                    daemonsets.insert(ns);
+                if !select::is_finished(p)
+                    && let Some(owner) = select::controller_of(p)
+                {
+                    found
+                        .daemonsets
+                        .entry(ns)
+                        .or_insert_with(|| owner.name.clone());
                 }
                 continue;
             }
             if select::is_mirror_pod(p) {
                 continue;
             }
-            removed.insert(ns);
+            let pod = PodRef {
+                namespace: ns.clone(),
+                name: p.metadata.name.clone().unwrap_or_default(),
+                uid: p.metadata.uid.clone().unwrap_or_default(),
+            };
+            // the first live pod of each namespace (a terminating one only if none is live)
+            let live = p.metadata.deletion_timestamp.is_none();
+            match candidates.get(&ns) {
+                Some((true, _)) => {}
+                Some((false, _)) if !live => {}
+                _ => {
+                    candidates.insert(ns, (live, pod));
+                }
+            }
         }
     }
-    Ok((removed, daemonsets))
+    found.removed = candidates.into_iter().map(|(ns, (_, p))| (ns, p)).collect();
+    Ok(found)
+}
+
+/// What one probe learned.
+#[derive(Debug)]
+enum Probed {
+    /// The server authorized the request (whatever it answered after that).
+    Passed,
+    /// 403 for lack of permission, with the server's message.
+    Refused(String),
+    /// No clear answer (transport failure, server error): the real request will tell.
+    Inconclusive,
+}
+
+/// Tries each right in `needs` with the request the drain would send, made harmless: the
+/// cordon PATCH, one eviction (or DELETE) per namespace with pods to remove, all with
+/// `dryRun=All` (a real API server authorizes them like the real writes and persists nothing),
+/// a watch of pods and of budgets that is closed as soon as the server answers, one LIST of
+/// budgets (one item), one GET of a DaemonSet per namespace. The pod LIST is the one
+/// [`on_nodes`] already sent. A 403 stops the drain as [`DrainError::Forbidden`] before the
+/// cordon; any other answer lets it go on.
+async fn probe(
+    client: &kube::Client,
+    opts: &DrainOptions,
+    nodes: &[Node],
+    found: &OnNodes,
+    needs: &[Need],
+    req: &Requests,
+) -> Result<(), DrainError> {
+    let mut pdb_rv: Option<String> = None;
+    for need in needs {
+        match (need.verb, need.resource, need.sub) {
+            ("patch", "nodes", "") => {
+                // only nodes not cordoned yet get the patch (cordon sends nothing for the others)
+                let tried = join_all(
+                    nodes
+                        .iter()
+                        .map(|n| cordon::cordon(client, n, DryRun::Server, req)),
+                )
+                .await;
+                for r in tried {
+                    match r {
+                        Ok(_) => {}
+                        Err(DrainError::Forbidden { message, .. }) => {
+                            return Err(need.refused(&message, "a dry-run cordon"));
+                        }
+                        Err(e) => tracing::debug!("the dry-run cordon failed, carrying on: {e}"),
+                    }
+                }
+            }
+            // the LIST of each node's pods was just sent (a 403 there already stopped the drain)
+            ("list", "pods", "") => {}
+            ("watch", "pods", "") => {
+                let Some((node, rv)) = &found.watch_from else {
+                    continue;
+                };
+                let api: Api<Pod> = Api::all(client.clone());
+                let fields = format!("spec.nodeName={node}");
+                let probed = watch_answer(client, &api, Some(&fields), rv, req, "pods").await;
+                if let Probed::Refused(m) = probed {
+                    return Err(need.refused(&m, "a watch closed at once"));
+                }
+            }
+            ("create", "pods", "eviction") | ("delete", "pods", "") => {
+                let pods: Vec<&PodRef> = match &need.namespace {
+                    Some(ns) => found.removed.get(ns).into_iter().collect(),
+                    None => found.removed.values().collect(),
+                };
+                let tried = join_all(pods.iter().map(|p| async {
+                    let answer = if need.verb == "delete" {
+                        evict::delete(client, p, opts.grace_period, DryRun::Server, req).await
+                    } else {
+                        evict::evict(client, p, opts.grace_period, DryRun::Server, req).await
+                    };
+                    (*p, answer)
+                }))
+                .await;
+                if let Some((p, Attempt::Forbidden { message })) = tried
+                    .into_iter()
+                    .find(|(_, a)| matches!(a, Attempt::Forbidden { .. }))
+                {
+                    let how = if need.verb == "delete" {
+                        "a dry-run DELETE"
+                    } else {
+                        "a dry-run eviction"
+                    };
+                    return Err(need.clone().r#in(&p.namespace).refused(&message, how));
+                }
+            }
+            ("list", "poddisruptionbudgets", "") | ("watch", "poddisruptionbudgets", "") => {
+                let api: Api<PodDisruptionBudget> = Api::all(client.clone());
+                let rv = match &pdb_rv {
+                    Some(rv) => rv.clone(),
+                    None => {
+                        let one = ListParams::default().limit(1);
+                        let listed = retry::idempotent("list budgets", || {
+                            req.count("list", "poddisruptionbudgets");
+                            api.list(&one)
+                        })
+                        .await;
+                        match listed {
+                            Ok(l) => l.metadata.resource_version.unwrap_or_default(),
+                            Err(kube::Error::Api(s))
+                                if s.code == 403 && !is_namespace_terminating(&s) =>
+                            {
+                                let list = Need::new("list", "policy", "poddisruptionbudgets");
+                                return Err(list.refused(&s.message, "a LIST of one budget"));
+                            }
+                            Err(e) => {
+                                tracing::debug!("listing budgets failed, carrying on: {e}");
+                                String::new()
+                            }
+                        }
+                    }
+                };
+                pdb_rv = Some(rv.clone());
+                if need.verb == "watch" {
+                    let probed =
+                        watch_answer(client, &api, None, &rv, req, "poddisruptionbudgets").await;
+                    if let Probed::Refused(m) = probed {
+                        return Err(need.refused(&m, "a watch closed at once"));
+                    }
+                }
+            }
+            ("get", "daemonsets", "") => {
+                let daemonsets: Vec<(&String, &String)> = match &need.namespace {
+                    Some(ns) => found.daemonsets.get_key_value(ns).into_iter().collect(),
+                    None => found.daemonsets.iter().collect(),
+                };
+                let tried = join_all(
+                    daemonsets
+                        .iter()
+                        .map(|(ns, name)| get_daemonset(client, ns, name, req)),
+                )
+                .await;
+                if let Some(((ns, _), Probed::Refused(m))) = daemonsets
+                    .iter()
+                    .zip(tried)
+                    .find(|(_, p)| matches!(p, Probed::Refused(_)))
+                {
+                    return Err(need.clone().r#in(ns).refused(&m, "a GET of one DaemonSet"));
+                }
+            }
+            _ => tracing::debug!(?need, "no probe for this right"),
+        }
+    }
+    Ok(())
+}
+
+/// GETs one DaemonSet (a read, as the plan does).
+async fn get_daemonset(client: &kube::Client, ns: &str, name: &str, req: &Requests) -> Probed {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    let got = retry::idempotent("get daemonset", || {
+        req.count("get", "daemonsets");
+        api.get(name)
+    })
+    .await;
+    match got {
+        Ok(_) => Probed::Passed,
+        Err(kube::Error::Api(s)) if s.code == 403 && !is_namespace_terminating(&s) => {
+            Probed::Refused(s.message)
+        }
+        Err(kube::Error::Api(_)) => Probed::Passed,
+        Err(e) => {
+            tracing::debug!("the DaemonSet probe failed, carrying on: {e}");
+            Probed::Inconclusive
+        }
+    }
+}
+
+/// Starts a watch (from `rv`, ending on the server after one second) and closes it as soon as
+/// the answer's status arrives: a 2xx proves the right, a 403 refuses it. Nothing is read from
+/// the stream.
+async fn watch_answer<K: kube::Resource>(
+    client: &kube::Client,
+    api: &Api<K>,
+    fields: Option<&str>,
+    rv: &str,
+    req: &Requests,
+    resource: &str,
+) -> Probed {
+    let mut wp = WatchParams::default().timeout(1);
+    if let Some(f) = fields {
+        wp = wp.fields(f);
+    }
+    let request = match kube::core::Request::new(api.resource_url()).watch(&wp, rv) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!("cannot build the watch probe: {e}");
+            return Probed::Inconclusive;
+        }
+    };
+    req.count("watch", resource);
+    let answer = tokio::time::timeout(
+        retry::ATTEMPT_TIMEOUT,
+        client.send(request.map(kube::client::Body::from)),
+    )
+    .await;
+    let res = match answer {
+        Ok(Ok(res)) => res,
+        Ok(Err(e)) => {
+            tracing::debug!("the watch probe failed, carrying on: {e}");
+            return Probed::Inconclusive;
+        }
+        Err(_) => return Probed::Inconclusive,
+    };
+    let code = res.status().as_u16();
+    if code != 403 {
+        // the stream (if any) is closed here, unread
+        return if (200..300).contains(&code) {
+            Probed::Passed
+        } else {
+            Probed::Inconclusive
+        };
+    }
+    let body = tokio::time::timeout(retry::ATTEMPT_TIMEOUT, res.into_body().collect_bytes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let status: Option<Status> = serde_json::from_slice(&body).ok();
+    match status {
+        Some(s) if is_namespace_terminating(&s) => Probed::Passed,
+        Some(s) if !s.message.is_empty() => Probed::Refused(s.message),
+        _ => Probed::Refused(String::from_utf8_lossy(&body).trim().to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -421,7 +421,7 @@ impl Drainer {
         }
         let was: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
         if dry != DryRun::Client {
-            crate::access::preflight(&self.client, &self.options, &nodes, &req).await?;
+            crate::access::preflight(&self.client, &self.options, &objs, &req).await?;
         }
         for (i, n) in objs.iter().enumerate() {
             match cordon::cordon(&self.client, n, dry, &reqs[i]).await {

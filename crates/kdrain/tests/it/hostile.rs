@@ -192,6 +192,8 @@ fn pod_list(items: Vec<serde_json::Value>, cont: Option<&str>) -> String {
 
 const NO_BUDGETS: &str = r#"{"apiVersion":"policy/v1","kind":"PodDisruptionBudgetList","metadata":{"resourceVersion":"5"},"items":[]}"#;
 
+const ALLOWED: &str = r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{},"status":{"allowed":true}}"#;
+
 /// A well-behaved server for everything the `pods` closure does not answer. Each PATCH of the
 /// node flips it between cordoned and schedulable (kdrain cordons, then may restore).
 fn router(pods: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Router {
@@ -205,6 +207,10 @@ fn router(pods: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Router {
         }
         ("GET", "/apis/policy/v1/poddisruptionbudgets") if !r.is_watch() => {
             Reply::Json(200, NO_BUDGETS.into())
+        }
+        // every right allowed, so the permission check needs no dry-run requests
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
+            Reply::Json(201, ALLOWED.into())
         }
         _ => pods(r),
     })
