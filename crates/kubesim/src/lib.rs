@@ -18,6 +18,7 @@ mod labels;
 mod ledger;
 mod meta;
 mod objects;
+mod paging;
 mod patch;
 mod pdb;
 mod pdb_index;

@@ -105,6 +105,10 @@ pub struct Settings {
     /// Delay, from a namespace's deletion, before the namespace controller deletes its content.
     #[serde(default)]
     pub namespace_deletion_delay_seconds: f64,
+    /// How long a paged LIST's snapshot stays readable after its last page was served; a
+    /// continue token idle for longer gets 410 Expired, like one the real server compacted.
+    #[serde(default = "default_list_snapshot")]
+    pub list_snapshot_seconds: f64,
 }
 
 fn default_history() -> usize {
@@ -115,6 +119,10 @@ fn default_bookmark() -> f64 {
     60.0
 }
 
+fn default_list_snapshot() -> f64 {
+    300.0
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -122,6 +130,7 @@ impl Default for Settings {
             bookmark_seconds: default_bookmark(),
             disruption_delay_seconds: 0.0,
             namespace_deletion_delay_seconds: 0.0,
+            list_snapshot_seconds: default_list_snapshot(),
         }
     }
 }
@@ -398,6 +407,7 @@ impl Scenario {
                 "settings.namespaceDeletionDelaySeconds",
                 s.namespace_deletion_delay_seconds,
             ),
+            ("settings.listSnapshotSeconds", s.list_snapshot_seconds),
         ] {
             check_seconds(key, v)?;
         }

@@ -34,6 +34,8 @@ pub struct Shared {
     pub params: Mutex<HashMap<String, PodParams>>,
     /// Authentication and authorization, when the scenario has an `auth` section.
     pub authz: Option<crate::auth::Authz>,
+    /// Open snapshots of paged LISTs (continue tokens, R-4).
+    pub snapshots: crate::paging::Snapshots,
 }
 
 /// Errors starting a simulator.
@@ -125,6 +127,9 @@ impl Sim {
             addr: local,
             params: Mutex::new(params),
             authz: scenario.auth.as_ref().map(crate::auth::Authz::new),
+            snapshots: crate::paging::Snapshots::new(Duration::from_secs_f64(
+                scenario.settings.list_snapshot_seconds,
+            )),
         });
         let mut ctl = Controllers::new(shared.clone());
         ctl.resync(Some(&unplaced));
@@ -273,6 +278,18 @@ impl Sim {
     /// The current fault rules.
     pub fn faults(&self) -> Vec<Fault> {
         self.shared.faults.get()
+    }
+
+    /// Expire every open paged-LIST snapshot now, as the real server's compaction would: each
+    /// outstanding continue token then gets 410 Expired with a fresh, inconsistent token.
+    /// Returns how many snapshots were open.
+    pub fn expire_list_snapshots(&self) -> usize {
+        self.shared.snapshots.expire_all()
+    }
+
+    /// How many paged-LIST snapshots are open (only lists that had more than one page open one).
+    pub fn open_list_snapshots(&self) -> usize {
+        self.shared.snapshots.len()
     }
 
     /// Stop the server and controllers, waiting briefly for connections to close.

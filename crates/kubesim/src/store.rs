@@ -47,6 +47,9 @@ pub struct Event {
     pub object: Arc<Value>,
     /// The object before the change (MODIFIED only), for selector transitions (W-4).
     pub prev: Option<Arc<Value>>,
+    /// The object as it was stored before its deletion (DELETED only, with its own
+    /// resourceVersion), so a paged LIST can still be served as of an older RV.
+    pub removed: Option<Arc<Value>>,
 }
 
 /// How an object is kept: parsed (recently written), or packed as JSON bytes (bulk-loaded pods,
@@ -165,6 +168,42 @@ impl State {
         }
         let start = self.history.partition_point(|e| e.rv <= since);
         Ok(self.history.iter().skip(start).cloned().collect())
+    }
+
+    /// What a read as of resourceVersion `rv` sees differently from now, for objects of `res`
+    /// (in namespace `ns` if given, at or after key `from`): each object written since `rv`, with
+    /// its state at `rv` (`None` when it did not exist then). Objects not in the map are unchanged
+    /// since `rv`. `Err(floor)` when the history no longer reaches back to `rv` (compacted).
+    pub fn changed_since(
+        &self,
+        res: ResId,
+        rv: u64,
+        ns: Option<&str>,
+        from: Option<&Key>,
+    ) -> Result<BTreeMap<Key, Option<Arc<Value>>>, u64> {
+        if rv < self.history_floor {
+            return Err(self.history_floor);
+        }
+        let start = self.history.partition_point(|e| e.rv <= rv);
+        let mut past: BTreeMap<Key, Option<Arc<Value>>> = BTreeMap::new();
+        for ev in self.history.iter().skip(start) {
+            if ev.res != res {
+                continue;
+            }
+            let (o_ns, o_name) = (meta::namespace(&ev.object), meta::name(&ev.object));
+            if ns.is_some_and(|n| n != o_ns)
+                || from.is_some_and(|f| (o_ns, o_name) < (f.0.as_str(), f.1.as_str()))
+            {
+                continue;
+            }
+            past.entry((o_ns.to_string(), o_name.to_string()))
+                .or_insert_with(|| match ev.ty {
+                    EventType::Added => None,
+                    EventType::Modified => ev.prev.clone(),
+                    EventType::Deleted => ev.removed.clone(),
+                });
+        }
+        Ok(past)
     }
 
     /// One object.
@@ -382,6 +421,7 @@ impl State {
             ty: EventType::Added,
             object: obj.clone(),
             prev: None,
+            removed: None,
         });
         obj
     }
@@ -409,6 +449,7 @@ impl State {
             ty: EventType::Modified,
             object: obj.clone(),
             prev: Some(old),
+            removed: None,
         });
         obj
     }
@@ -429,6 +470,7 @@ impl State {
             ty: EventType::Deleted,
             object: last.clone(),
             prev: None,
+            removed: Some(old),
         });
         Some(last)
     }

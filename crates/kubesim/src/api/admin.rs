@@ -1,5 +1,5 @@
 //! The simulator's own endpoints under `/kubesim/`: request counters, the invariant log and
-//! the fault rules.
+//! the fault rules and the open snapshots of paged lists.
 
 use axum::body::Bytes;
 use axum::http::Method;
@@ -28,6 +28,10 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> Res
             }
             Err(e) => error_response(&ApiError::bad_request(format!("invalid fault list: {e}"))),
         },
+        ("GET", "list-snapshots") => json_response(200, &json!({"open": shared.snapshots.len()})),
+        ("DELETE", "list-snapshots") => {
+            json_response(200, &json!({"expired": shared.snapshots.expire_all()}))
+        }
         ("GET", "healthz") => json_response(200, &json!({"ok": true})),
         _ => error_response(&ApiError::path_not_found()),
     }

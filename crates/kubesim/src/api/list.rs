@@ -1,17 +1,18 @@
 //! GET of one object and LIST with selectors, resourceVersion semantics and paging.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::response::Response;
-use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Query, Target, json_bytes, json_response, table};
 use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
 use crate::meta::{self, Key};
+use crate::paging::{ContinueToken, Scope};
 use crate::resources::{PODS, RESOURCES};
 use crate::sim::Shared;
 
@@ -122,53 +123,61 @@ enum Item {
     Obj(Arc<Value>),
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ContinueToken {
-    v: String,
-    rv: i64,
-    start: String,
+/// The 410 of a list whose resourceVersion is no longer in the history.
+const LIST_TOO_OLD: &str = "The resourceVersion for the provided list is too old.";
+
+/// The 410 message of an expired continue token (`storage/etcd3/errors.go`).
+const CONTINUE_TOO_OLD: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// 410 Expired for a continue token whose snapshot is gone, carrying in `metadata.continue` a
+/// token that goes on from the same key in the live store (rv -1).
+fn expired_continue(tok: &ContinueToken) -> Response {
+    let mut status = ApiError::expired(CONTINUE_TOO_OLD).to_status();
+    status["metadata"]["continue"] = json!(tok.inconsistent().encode());
+    json_response(410, &status)
 }
 
-fn encode_continue(rv: u64, key: &Key, namespaced: bool) -> String {
-    let start = if namespaced {
-        format!("{}/{}\u{0}", key.0, key.1)
-    } else {
-        format!("{}\u{0}", key.1)
-    };
-    let tok = ContinueToken {
-        v: "meta.k8s.io/v1".into(),
-        rv: rv as i64,
-        start,
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&tok).unwrap_or_default())
+/// One object a page may hold, in key order: a live key (unchanged since the list's RV) or an
+/// object's state at the list's RV when it changed since.
+enum Entry<'a> {
+    Live(&'a Key),
+    Past(&'a Key, &'a Arc<Value>),
 }
 
-fn decode_continue(s: &str, namespaced: bool) -> ApiResult<(u64, Key)> {
-    let bad = |m: &str| ApiError::bad_request(format!("invalid continue token: {m}"));
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|e| bad(&e.to_string()))?;
-    let tok: ContinueToken = serde_json::from_slice(&raw).map_err(|e| bad(&e.to_string()))?;
-    if tok.v != "meta.k8s.io/v1" {
-        return Err(bad("continue key is not supported"));
+/// The live keys corrected by `past` (what changed since the list's RV): live keys present in
+/// `past` are replaced by their past state, or dropped when they did not exist then.
+struct AtVersion<'a, L: Iterator<Item = &'a Key>> {
+    live: std::iter::Peekable<L>,
+    past: std::iter::Peekable<std::collections::btree_map::Iter<'a, Key, Option<Arc<Value>>>>,
+}
+
+impl<'a, L: Iterator<Item = &'a Key>> Iterator for AtVersion<'a, L> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        loop {
+            let live_first = match (self.live.peek(), self.past.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(l), Some((p, _))) => *l < *p,
+            };
+            if live_first {
+                return self.live.next().map(Entry::Live);
+            }
+            let (k, then) = self.past.next()?;
+            if self.live.peek() == Some(&k) {
+                self.live.next();
+            }
+            if let Some(o) = then {
+                return Some(Entry::Past(k, o));
+            }
+        }
     }
-    if tok.rv <= 0 {
-        return Err(bad("continue key has an invalid resource version"));
-    }
-    let start = tok.start.trim_end_matches('\u{0}');
-    let key = if namespaced {
-        let (ns, name) = start
-            .split_once('/')
-            .ok_or_else(|| bad("continue key has no namespace"))?;
-        (ns.to_string(), name.to_string())
-    } else {
-        (String::new(), start.to_string())
-    };
-    Ok((tok.rv as u64, key))
 }
 
-/// `GET` a collection.
+/// `GET` a collection. Paged lists read every page after the first at the first page's
+/// resourceVersion: the live store corrected by the changes made since, taken from the history.
 pub async fn list(
     shared: &Shared,
     t: &Target,
@@ -185,10 +194,12 @@ pub async fn list(
             "specifying resource version is not allowed when using continue",
         ));
     }
+    let token = cont.map(ContinueToken::decode).transpose()?;
     let mut limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
-    if rv_param == Some("0") {
+    if rv_param == Some("0") && token.is_none() {
         limit = 0;
     }
+    let mut exact_at: Option<u64> = None;
     if let Some(rvs) = rv_param.filter(|v| *v != "0") {
         let n: u64 = rvs
             .parse()
@@ -214,20 +225,53 @@ pub async fn list(
             return Err(e);
         }
         if exact && current != n {
-            return Err(ApiError::expired(
-                "The resourceVersion for the provided list is too old.",
-            ));
+            exact_at = Some(n);
         }
     }
-    let (start, snapshot_rv) = match cont {
-        Some(c) => {
-            let (rv, key) = decode_continue(c, r.namespaced)?;
-            (Some(key), Some(rv))
-        }
-        None => (None, None),
+    let scope = Scope {
+        namespaced: r.namespaced,
+        in_namespace: t.ns.is_some(),
+    };
+    let start = token
+        .as_ref()
+        .map(|tok| tok.start_key(scope, t.ns.as_deref()));
+    let now = Instant::now();
+    if let Some(tok) = &token
+        && tok.rv > 0
+        && let Some(id) = tok.id
+        && !shared.snapshots.touch(id, tok.rv as u64, now)
+    {
+        return Ok(expired_continue(tok));
+    }
+    // The RV this page is read at when it is not the current one: the token's (rv -1 means
+    // the live store), or the exact one asked for.
+    let read_at = match &token {
+        Some(tok) if tok.rv > 0 => Some(tok.rv as u64),
+        Some(_) => None,
+        None => exact_at,
     };
     let st = shared.store.lock();
-    let list_rv = snapshot_rv.unwrap_or(st.rv());
+    if let Some(at) = read_at
+        && at > st.rv()
+    {
+        return Err(ApiError::bad_request(
+            "invalid continue token: continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
+    }
+    let past = match read_at {
+        Some(at) => match st.changed_since(t.res, at, t.ns.as_deref(), start.as_ref()) {
+            Ok(past) => past,
+            Err(_) => {
+                drop(st);
+                return match &token {
+                    Some(tok) => Ok(expired_continue(tok)),
+                    None => Err(ApiError::expired(LIST_TOO_OLD)),
+                };
+            }
+        },
+        None => BTreeMap::new(),
+    };
+    let list_rv = read_at.unwrap_or(st.rv());
     let metadata_only = wants_metadata(headers);
     let as_table = table::wants_table(headers);
     let node = if t.res == PODS { filter.node() } else { None };
@@ -242,37 +286,53 @@ pub async fn list(
         },
         None => st.keys_from(t.res, t.ns.as_deref(), start.as_ref()),
     };
+    let live = keys.filter(|k| t.ns.as_ref().is_none_or(|ns| k.0 == *ns));
+    let mut entries = AtVersion {
+        live: live.peekable(),
+        past: past.iter().peekable(),
+    };
     let mut items: Vec<Item> = Vec::new();
-    let mut next: Option<Key> = None;
-    let mut remaining: usize = 0;
-    let mut keys = keys.filter(|k| t.ns.as_ref().is_none_or(|ns| k.0 == *ns));
-    for k in keys.by_ref() {
-        let item = if parse {
-            let Some(o) = st.get(t.res, &k.0, &k.1) else {
-                continue;
-            };
-            if !filter.matches(&o) {
-                continue;
+    let mut last: Option<&Key> = None;
+    let mut more = false;
+    for entry in entries.by_ref() {
+        let (k, item) = match entry {
+            Entry::Live(k) if parse => {
+                let Some(o) = st.get(t.res, &k.0, &k.1) else {
+                    continue;
+                };
+                if !filter.matches(&o) {
+                    continue;
+                }
+                (k, Item::Obj(o))
             }
-            Item::Obj(o)
-        } else {
-            Item::Key(k.clone())
+            Entry::Live(k) => (k, Item::Key(k.clone())),
+            Entry::Past(k, o) => {
+                if !filter.matches(o) {
+                    continue;
+                }
+                (k, Item::Obj(o.clone()))
+            }
         };
         if limit > 0 && items.len() == limit {
-            next = Some(k.clone());
-            remaining = 1;
+            more = true;
             break;
         }
+        last = Some(k);
         items.push(item);
     }
-    if next.is_some() && !filter.has_selectors() {
-        remaining += keys.count();
+    let remaining = if more && !filter.has_selectors() {
+        1 + entries.count()
     } else {
-        drop(keys);
-    }
+        drop(entries);
+        0
+    };
     let mut md = json!({"resourceVersion": list_rv.to_string()});
-    if let Some(k) = &next {
-        md["continue"] = json!(encode_continue(list_rv, k, r.namespaced));
+    if more && let Some(k) = last {
+        let id = match &token {
+            Some(tok) if tok.rv > 0 && tok.id.is_some() => tok.id,
+            _ => Some(shared.snapshots.open(list_rv, now)),
+        };
+        md["continue"] = json!(ContinueToken::after(list_rv, k, scope, id).encode());
         if !filter.has_selectors() {
             md["remainingItemCount"] = json!(remaining);
         }

@@ -9,6 +9,7 @@ mod discovery;
 mod eviction;
 mod kubectl;
 mod list;
+mod paging;
 mod patch;
 mod pdb_status;
 mod scenario_fuzz;
