@@ -95,6 +95,8 @@ struct Track {
     terminating_seen: bool,
     last_sent: Option<Instant>,
     seq: usize,
+    /// Not sent before this moment (`karpenter.sh/do-not-disrupt` with a duration).
+    protected_until: Option<jiff::Timestamp>,
 }
 
 impl Track {
@@ -265,6 +267,7 @@ impl Dispatcher {
                     st,
                     d.seq,
                 ));
+                d.tracks.at_mut(ix).protected_until = pp.protected_until;
                 order.push(ix);
             }
             for p in &s.listed.items {
@@ -441,6 +444,9 @@ impl Dispatcher {
                 }
             }
         }
+        for ix in self.nodes[i].order.clone() {
+            self.hold_if_protected(ix);
+        }
         let skipped: Vec<(PodRef, String)> = self.nodes[i]
             .order
             .iter()
@@ -456,6 +462,38 @@ impl Dispatcher {
                 reason,
             });
         }
+    }
+
+    /// A pod protected by `karpenter.sh/do-not-disrupt` for a while yet: nothing is sent before
+    /// the protection ends, and a `Blocked` event (no budget) says until when and why. Dry runs
+    /// change nothing, so they do not wait.
+    fn hold_if_protected(&mut self, ix: usize) {
+        let t = self.tracks.at(ix);
+        let Some(until) = t.protected_until else {
+            return;
+        };
+        if t.st != St::Queued || self.dry() != DryRun::None {
+            return;
+        }
+        let now = Instant::now();
+        let left = until.duration_since(jiff::Timestamp::now());
+        let Ok(left) = Duration::try_from(left) else {
+            return; // already over
+        };
+        let Some(next) = now.checked_add(left) else {
+            return;
+        };
+        let uid = t.uid.clone();
+        let reason = t.reason.clone();
+        self.set_blocked(
+            &uid,
+            None,
+            false,
+            format!("protected: {reason}"),
+            format!("{reason}; no request sent before then"),
+            next,
+            now,
+        );
     }
 
     fn ensure_pdb_watch(&mut self) {
@@ -1019,13 +1057,19 @@ impl Dispatcher {
             self.seq,
         );
         let ix = self.tracks.insert(t);
+        self.tracks.at_mut(ix).protected_until = sel.protected_until;
         self.nodes[node].order.push(ix);
         self.nodes[node].open.push(ix);
         match st {
-            St::Queued | St::Following => self.sh.emit(Event::Warning {
-                node: node_name,
-                message: format!("pod {r} landed on the node during the drain; draining it too"),
-            }),
+            St::Queued | St::Following => {
+                self.sh.emit(Event::Warning {
+                    node: node_name,
+                    message: format!(
+                        "pod {r} landed on the node during the drain; draining it too"
+                    ),
+                });
+                self.hold_if_protected(ix);
+            }
             St::Done(PodOutcome::Skipped) => self.sh.emit(Event::Skipped {
                 node: node_name,
                 pod: r,
@@ -1571,6 +1615,7 @@ fn new_track(
         inflight_budget: None,
         terminating_seen: false,
         last_sent: None,
+        protected_until: None,
         seq,
     }
 }

@@ -61,6 +61,7 @@ pub mod budget;
 pub mod cordon;
 mod dispatch;
 mod drainer;
+pub mod duration;
 pub mod error;
 pub mod events;
 pub mod evict;

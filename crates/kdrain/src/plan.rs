@@ -46,8 +46,11 @@ pub struct Plan {
     pub errors: Vec<String>,
     /// kubectl's grouped warnings, over all nodes.
     pub warnings: Vec<String>,
-    /// Estimated time to empty the nodes from the pods' grace periods, budgets taken into
-    /// account (replacements assumed to become ready at once).
+    /// Estimated time to empty the nodes: the pods' grace periods tier by tier (and the wait for
+    /// pods protected by `karpenter.sh/do-not-disrupt` durations), plus, for each budget that
+    /// lets the pods go in batches, every later batch's grace period and the time replacements
+    /// took to become ready in this cluster ([`BudgetPlan::replacement_ready_seconds`]; nothing
+    /// is added for it where that is unknown).
     pub worst_case_seconds: f64,
 }
 
@@ -101,6 +104,10 @@ pub struct PodPlan {
     pub grace_seconds: i64,
     /// Eviction order: 0 non-critical, 1 non-critical DaemonSet, 2 critical, 3 critical DaemonSet.
     pub tier: u8,
+    /// Not evicted before this moment: `karpenter.sh/do-not-disrupt` with a duration that ends
+    /// before the drain's deadline (the drain waits for it). Left out of JSON when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protected_until: Option<jiff::Timestamp>,
 }
 
 impl PodPlan {
@@ -133,6 +140,11 @@ pub struct BudgetPlan {
     pub pods: Vec<String>,
     /// Can it let them all go?
     pub verdict: BudgetVerdict,
+    /// How long this budget's pods took to become ready here: the median, over its Ready pods
+    /// on the planned nodes, of `status.startTime` (else `creationTimestamp`) to the Ready
+    /// condition's `lastTransitionTime`. `None` when no pod tells. Each batch after the first
+    /// waits about this long for replacements.
+    pub replacement_ready_seconds: Option<f64>,
 }
 
 /// Whether a budget lets the plan's pods go.
@@ -178,6 +190,41 @@ pub fn grace_of(pod: &Pod, opts: &DrainOptions) -> i64 {
         .unwrap_or(30)
 }
 
+/// Seconds from a pod's start (`status.startTime`, else `creationTimestamp`) to its Ready
+/// condition's `lastTransitionTime`, for a pod that is Ready now; `None` when it is not Ready or
+/// a time is missing or out of order.
+pub fn ready_after_start(pod: &Pod) -> Option<f64> {
+    let status = pod.status.as_ref()?;
+    let ready = status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?;
+    let became = ready.last_transition_time.as_ref()?.0;
+    let start = status
+        .start_time
+        .as_ref()
+        .or(pod.metadata.creation_timestamp.as_ref())?
+        .0;
+    let secs = became.duration_since(start).as_secs_f64();
+    (secs >= 0.0).then_some(secs)
+}
+
+/// The median of [`ready_after_start`] over `pods`; `None` when no pod tells.
+pub fn median_ready_seconds<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Option<f64> {
+    let mut v: Vec<f64> = pods.into_iter().filter_map(ready_after_start).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
 /// The reference of a pod object.
 pub fn pod_ref(pod: &Pod) -> PodRef {
     PodRef {
@@ -217,7 +264,7 @@ pub fn build(
         };
         let mut errs = Vec::new();
         let mut warns = Vec::new();
-        let mut tier_grace = [0i64; 4];
+        let mut tier_time = [0f64; 4];
         for pod in &input.pods {
             let s = select::select_pod(pod, opts, now, ds, custom);
             let r = pod_ref(pod);
@@ -229,9 +276,14 @@ pub fn build(
             }
             let grace = grace_of(pod, opts);
             let tier = select::tier(pod);
+            // A protected pod goes once its protection ends, then takes its grace period.
+            let protected_secs = s
+                .protected_until
+                .map_or(0.0, |t| t.duration_since(now).as_secs_f64().max(0.0));
+            let pod_secs = protected_secs + grace as f64;
             let mut budget_name = None;
             if s.action == Action::Evict {
-                tier_grace[tier as usize] = tier_grace[tier as usize].max(grace);
+                tier_time[tier as usize] = tier_time[tier as usize].max(pod_secs);
                 let covering = budget::budgets_for(pod, pdbs);
                 if covering.len() > 1 {
                     let names: Vec<String> = covering
@@ -262,7 +314,7 @@ pub fn build(
                     }
                 }
             } else if s.action == Action::Delete {
-                tier_grace[tier as usize] = tier_grace[tier as usize].max(grace);
+                tier_time[tier as usize] = tier_time[tier as usize].max(pod_secs);
             }
             np.pods.push(PodPlan {
                 namespace: r.namespace,
@@ -273,13 +325,14 @@ pub fn build(
                 budget: budget_name,
                 grace_seconds: grace,
                 tier,
+                protected_until: s.protected_until,
             });
         }
         np.errors = select::error_lines(errs);
         np.warnings = select::warning_lines(warns);
         plan.errors.extend(np.errors.iter().cloned());
         plan.warnings.extend(np.warnings.iter().cloned());
-        node_estimates.push(tier_grace.iter().sum::<i64>() as f64);
+        node_estimates.push(tier_time.iter().sum::<f64>());
         plan.nodes.push(np);
     }
     for (pod, keys) in &shared {
@@ -295,6 +348,12 @@ pub fn build(
         };
         let now_st = BudgetNow::of(pdb);
         let needed = pods.len() as i32;
+        let ready_secs = median_ready_seconds(
+            nodes
+                .iter()
+                .flat_map(|n| &n.pods)
+                .filter(|p| budget::budgets_for(p, std::slice::from_ref(pdb)).len() == 1),
+        );
         let shared_with: Vec<&String> = shared
             .iter()
             .filter(|(_, keys)| keys.contains(&key))
@@ -331,12 +390,15 @@ pub fn build(
                     String::new()
                 };
                 if ever {
-                    if at_once > 0 {
-                        extra += (f64::from(needed) / f64::from(at_once)).ceil() * grace as f64
-                            - grace as f64;
+                    // Batches of `at_once`: each later batch waits for the replacements of the
+                    // one before to become ready, then takes its grace period. With nothing
+                    // allowed now, every pod waits for a replacement first.
+                    let waits = if at_once > 0 {
+                        (f64::from(needed) / f64::from(at_once)).ceil() - 1.0
                     } else {
-                        extra += f64::from(needed) * grace as f64;
-                    }
+                        f64::from(needed)
+                    };
+                    extra += waits * (grace as f64 + ready_secs.unwrap_or(0.0));
                     BudgetVerdict::Waits {
                         reason: format!(
                             "it allows {at_once} of the {needed} pods now (needs {} healthy, has {}); the rest wait for replacements to become ready{spent}",
@@ -367,6 +429,7 @@ pub fn build(
             expected_pods: now_st.expected,
             pods,
             verdict,
+            replacement_ready_seconds: ready_secs,
         });
     }
     // Nodes run in lanes of `parallel_nodes`; each lane is as slow as its slowest node.
@@ -381,6 +444,7 @@ mod tests {
     use super::*;
     use crate::budget::tests::{pdb, ready, with_status};
     use crate::select::tests::{owned, pod};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn web(name: &str) -> Pod {
@@ -427,8 +491,164 @@ mod tests {
             matches!(&p.budgets[0].verdict, BudgetVerdict::Waits { reason } if reason.contains("allows 1 of the 2"))
         );
         assert_eq!(p.nodes[0].pods[0].budget.as_deref(), Some("web"));
+        // the pods carry no Ready transition time: readiness unknown, nothing added for it
+        assert_eq!(p.budgets[0].replacement_ready_seconds, None);
         // two rounds of 10 s in one lane per node: 10 + 10 (per node) + one extra budget round
         assert_eq!(p.worst_case_seconds, 30.0);
+    }
+
+    /// A web pod started at `start` that became Ready `ready_after` seconds later.
+    fn web_ready_after(name: &str, start: jiff::Timestamp, ready_after: i64) -> Pod {
+        let mut p = web(name);
+        let st = p.status.as_mut().unwrap();
+        st.start_time = Some(Time(start));
+        st.conditions.as_mut().unwrap()[0].last_transition_time =
+            Some(Time(start + jiff::SignedDuration::from_secs(ready_after)));
+        p
+    }
+
+    #[test]
+    fn later_batches_wait_for_replacements_as_long_as_they_took_here() {
+        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let start = now - jiff::SignedDuration::from_secs(3600);
+        let b = with_status(
+            pdb("web", &[("app", "web")], Some(IntOrString::Int(1)), None),
+            1,
+            3,
+            2,
+            3,
+        );
+        let pods = vec![
+            web_ready_after("w1", start, 4),
+            web_ready_after("w2", start, 8),
+        ];
+        let p = build(
+            &DrainOptions::default(),
+            &[node("n1", pods)],
+            std::slice::from_ref(&b),
+            &found,
+            &[],
+            now,
+        );
+        assert!(p.can_complete(), "{:?}", p.errors);
+        // median of 4 s and 8 s
+        assert_eq!(p.budgets[0].replacement_ready_seconds, Some(6.0));
+        // one node: its tier takes 10 s; the budget lets 1 of 2 go, so one later batch waits
+        // 6 s for the replacement and takes 10 s more: 10 + (2 - 1) * (10 + 6)
+        assert_eq!(p.worst_case_seconds, 26.0);
+
+        // nothing allowed now: both pods wait for a replacement first: 10 + 2 * (10 + 6)
+        let spent = with_status(b.clone(), 0, 2, 2, 3);
+        let pods = vec![
+            web_ready_after("w1", start, 4),
+            web_ready_after("w2", start, 8),
+        ];
+        let p = build(
+            &DrainOptions::default(),
+            &[node("n1", pods)],
+            &[spent],
+            &found,
+            &[],
+            now,
+        );
+        assert_eq!(p.worst_case_seconds, 42.0);
+
+        // a budget that passes at once adds nothing, but still tells its estimate
+        let roomy = with_status(b, 2, 3, 1, 3);
+        let pods = vec![web_ready_after("w1", start, 3)];
+        let p = build(
+            &DrainOptions::default(),
+            &[node("n1", pods)],
+            &[roomy],
+            &found,
+            &[],
+            now,
+        );
+        assert_eq!(p.budgets[0].verdict, BudgetVerdict::Passes);
+        assert_eq!(p.budgets[0].replacement_ready_seconds, Some(3.0));
+        assert_eq!(p.worst_case_seconds, 10.0);
+    }
+
+    #[test]
+    fn readiness_median_uses_ready_pods_with_both_times() {
+        let start: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let a = web_ready_after("a", start, 2);
+        let b = web_ready_after("b", start, 30);
+        let c = web_ready_after("c", start, 5);
+        assert_eq!(median_ready_seconds([&a, &b, &c]), Some(5.0));
+        // not Ready now: says nothing
+        let mut unready = web_ready_after("d", start, 100);
+        unready
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()[0]
+            .status = "False".into();
+        assert_eq!(ready_after_start(&unready), None);
+        // no startTime: creationTimestamp
+        let mut created = web_ready_after("e", start, 7);
+        created.status.as_mut().unwrap().start_time = None;
+        created.metadata.creation_timestamp = Some(Time(start));
+        assert_eq!(ready_after_start(&created), Some(7.0));
+        // Ready before its start (clock skew): ignored
+        assert_eq!(ready_after_start(&web_ready_after("f", start, -5)), None);
+        // no time at all
+        assert_eq!(median_ready_seconds([&web("g")]), None);
+        assert_eq!(median_ready_seconds([&a, &unready, &b]), Some(16.0));
+    }
+
+    #[test]
+    fn protected_pods_wait_in_the_plan_and_its_worst_case() {
+        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let mut p = web("w1");
+        p.status.as_mut().unwrap().start_time =
+            Some(Time(now - jiff::SignedDuration::from_secs(60)));
+        p.metadata.annotations =
+            Some([(select::DO_NOT_DISRUPT.to_string(), "5m".to_string())].into());
+        let plan = build(
+            &DrainOptions::default(),
+            &[node("n1", vec![p.clone(), web("w2")])],
+            &[],
+            &found,
+            &[],
+            now,
+        );
+        assert!(plan.can_complete());
+        let pp = &plan.nodes[0].pods[0];
+        assert_eq!(pp.action, Action::Evict);
+        assert_eq!(
+            pp.reason,
+            "wait until 2026-01-01T12:04:00Z (karpenter.sh/do-not-disrupt: 5m from start)"
+        );
+        assert_eq!(
+            pp.protected_until,
+            Some(now + jiff::SignedDuration::from_secs(240))
+        );
+        assert_eq!(plan.nodes[0].pods[1].protected_until, None);
+        // 240 s of protection left, then its 10 s grace period
+        assert_eq!(plan.worst_case_seconds, 250.0);
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(
+            json["nodes"][0]["pods"][0]["protected_until"],
+            "2026-01-01T12:04:00Z"
+        );
+        assert!(json["nodes"][0]["pods"][1].get("protected_until").is_none());
+
+        // past the deadline: a blocker, as "true" is
+        let opts = DrainOptions {
+            timeout: Some(std::time::Duration::from_secs(120)),
+            ..Default::default()
+        };
+        let plan = build(&opts, &[node("n1", vec![p])], &[], &found, &[], now);
+        assert_eq!(
+            plan.errors,
+            vec![
+                "cannot delete Pods annotated karpenter.sh/do-not-disrupt=5m (use --override-opt-outs to override): default/w1"
+            ]
+        );
+        assert_eq!(plan.evictions(), 0);
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub const UNMANAGED_WARNING: &str = "deleting Pods that declare no controller";
 
 /// Annotation of cluster-autoscaler: `"false"` opts a pod out of eviction.
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
-/// Annotation of Karpenter: `"true"` opts a pod out of eviction.
+/// Annotation of Karpenter: `"true"` opts a pod out of eviction; a Go duration (`"5m"`) protects
+/// it for that long after its start.
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 /// Label (or annotation) of Cluster API: `skip` or `wait-completed`.
 pub const CAPI_DRAIN: &str = "cluster.x-k8s.io/drain";
@@ -39,6 +40,10 @@ pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 pub fn opt_out_fatal(annotation: &str, value: &str) -> String {
     format!("Pods annotated {annotation}={value} (use --override-opt-outs to override)")
 }
+/// Warning text for pods whose `karpenter.sh/do-not-disrupt` value is neither `"true"` nor a
+/// duration: like Karpenter, kdrain treats the annotation as absent.
+pub const DO_NOT_DISRUPT_INVALID_WARNING: &str =
+    "ignoring karpenter.sh/do-not-disrupt values that are neither \"true\" nor a duration";
 /// Warning text for pods Cluster API asks to skip.
 pub const CAPI_SKIP_WARNING: &str = "skipping Pods labelled cluster.x-k8s.io/drain=skip";
 /// Warning text for pods Cluster API asks to wait for.
@@ -94,6 +99,9 @@ pub struct Selected {
     pub warning: Option<String>,
     /// Text under which the pod is grouped in errors ("cannot delete `text`: pods").
     pub error: Option<String>,
+    /// Not to be evicted before this moment (`karpenter.sh/do-not-disrupt` with a duration):
+    /// the drain waits for it, then evicts the pod.
+    pub protected_until: Option<jiff::Timestamp>,
 }
 
 /// Parses a `--pod-selector`.
@@ -173,7 +181,68 @@ fn meta_value<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// The ecosystem's opt-outs; `Pass` when the pod has none.
+/// What a pod's `karpenter.sh/do-not-disrupt` annotation says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoNotDisrupt {
+    /// No annotation.
+    Absent,
+    /// `"true"` (or a duration ending beyond the range of timestamps): never disrupt it.
+    Always,
+    /// A duration: protected until the pod's start plus that duration.
+    For {
+        /// The annotation's value, e.g. `"5m"`.
+        value: String,
+        /// When the protection ends: `status.startTime` (else `creationTimestamp`, else now)
+        /// plus the duration.
+        until: jiff::Timestamp,
+    },
+    /// Neither `"true"` nor a duration: Karpenter treats it as absent.
+    Invalid {
+        /// The annotation's value.
+        value: String,
+    },
+}
+
+/// Reads `karpenter.sh/do-not-disrupt` as Karpenter does: `"true"`, or a Go duration counted
+/// from the pod's start (`status.startTime`, else `creationTimestamp`, else `now`).
+pub fn do_not_disrupt(pod: &Pod, now: jiff::Timestamp) -> DoNotDisrupt {
+    let Some(value) = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DO_NOT_DISRUPT))
+    else {
+        return DoNotDisrupt::Absent;
+    };
+    if value == "true" {
+        return DoNotDisrupt::Always;
+    }
+    let Ok(d) = crate::duration::parse_go_duration(value) else {
+        return DoNotDisrupt::Invalid {
+            value: value.clone(),
+        };
+    };
+    let start = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .or(pod.metadata.creation_timestamp.as_ref())
+        .map_or(now, |t| t.0);
+    match jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| start.checked_add(d).ok())
+    {
+        Some(until) => DoNotDisrupt::For {
+            value: value.clone(),
+            until,
+        },
+        // Hundreds of years: for any drain, the same as "true".
+        None => DoNotDisrupt::Always,
+    }
+}
+
+/// The ecosystem's opt-outs; `Pass` when the pod has none. A `karpenter.sh/do-not-disrupt`
+/// duration is not an opt-out here: [`select_pod`] weighs it against the drain's deadline.
 pub fn opt_out_filter(pod: &Pod) -> FilterVerdict {
     if let Some(v) = pod
         .metadata
@@ -220,18 +289,28 @@ pub fn select_pod(
         reason: reason.to_string(),
         warning,
         error: None,
+        protected_until: None,
     };
     let refuse = |msg: String| Selected {
         action: Action::Refuse,
         reason: format!("cannot delete {msg}"),
         warning: None,
         error: Some(msg),
+        protected_until: None,
     };
     let skip = |reason: &str, warning: Option<String>| Selected {
         action: Action::Skip,
         reason: reason.to_string(),
         warning,
         error: None,
+        protected_until: None,
+    };
+    let wait = |reason: String, warning: String| Selected {
+        action: Action::Wait,
+        reason,
+        warning: Some(warning),
+        error: None,
+        protected_until: None,
     };
     let finished = is_finished(pod);
 
@@ -300,33 +379,69 @@ pub fn select_pod(
             FilterVerdict::Refuse(msg) => return refuse(msg),
             FilterVerdict::SkipWarn(w) => return skip("cluster.x-k8s.io/drain=skip", Some(w)),
             FilterVerdict::Wait(w) => {
-                return Selected {
-                    action: Action::Wait,
-                    reason: "cluster.x-k8s.io/drain=wait-completed: waiting for it to complete"
-                        .into(),
-                    warning: Some(w),
-                    error: None,
-                };
+                return wait(
+                    "cluster.x-k8s.io/drain=wait-completed: waiting for it to complete".into(),
+                    w,
+                );
             }
             _ => {}
+        }
+        match do_not_disrupt(pod, now) {
+            DoNotDisrupt::For { value, until } if until > now => {
+                let deadline = opts
+                    .timeout
+                    .filter(|t| !t.is_zero())
+                    .and_then(|t| jiff::SignedDuration::try_from(t).ok())
+                    .and_then(|t| now.checked_add(t).ok());
+                if deadline.is_some_and(|d| until >= d) {
+                    let mut s = refuse(opt_out_fatal(DO_NOT_DISRUPT, &value));
+                    s.reason = format!(
+                        "{} (protected until {until}, past the drain's timeout)",
+                        s.reason
+                    );
+                    return s;
+                }
+                current.reason =
+                    format!("wait until {until} ({DO_NOT_DISRUPT}: {value} from start)");
+                current.protected_until = Some(until);
+            }
+            DoNotDisrupt::Invalid { value } => {
+                current.reason = format!(
+                    "{}; ignoring {DO_NOT_DISRUPT}={value:?} (neither \"true\" nor a duration)",
+                    current.reason
+                );
+                current
+                    .warning
+                    .get_or_insert_with(|| DO_NOT_DISRUPT_INVALID_WARNING.to_string());
+            }
+            DoNotDisrupt::Always => {
+                // "true" was refused above: this is a duration beyond the timestamps' range.
+                let value = pod
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DO_NOT_DISRUPT))
+                    .map_or("true", String::as_str);
+                return refuse(opt_out_fatal(DO_NOT_DISRUPT, value));
+            }
+            // A protection already over leaves an ordinary pod.
+            DoNotDisrupt::For { .. } | DoNotDisrupt::Absent => {}
         }
     }
     // 7. custom filters
     for f in custom {
         match f(pod) {
             FilterVerdict::Pass => {}
-            FilterVerdict::Warn(w) => current = evict(&w, Some(w.clone())),
+            FilterVerdict::Warn(w) => {
+                current = Selected {
+                    protected_until: current.protected_until,
+                    ..evict(&w, Some(w.clone()))
+                }
+            }
             FilterVerdict::Skip(r) => return skip(&r, None),
             FilterVerdict::SkipWarn(w) => return skip(&w, Some(w.clone())),
             FilterVerdict::Refuse(msg) => return refuse(msg),
-            FilterVerdict::Wait(w) => {
-                return Selected {
-                    action: Action::Wait,
-                    reason: w.clone(),
-                    warning: Some(w),
-                    error: None,
-                };
-            }
+            FilterVerdict::Wait(w) => return wait(w.clone(), w),
         }
     }
     current
@@ -644,6 +759,110 @@ pub(crate) mod tests {
             Action::Evict
         );
         assert_eq!(sel(&labelled, &o).action, Action::Evict);
+    }
+
+    fn started(mut p: Pod, at: jiff::Timestamp) -> Pod {
+        p.status.as_mut().unwrap().start_time = Some(Time(at));
+        p
+    }
+
+    #[test]
+    fn do_not_disrupt_durations_count_from_the_start() {
+        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let ago = |s: i64| now - jiff::SignedDuration::from_secs(s);
+        let base = || owned(pod("default", "web-1"), "ReplicaSet", "web");
+        let karp =
+            |v: &str, start: jiff::Timestamp| annotated(started(base(), start), DO_NOT_DISRUPT, v);
+        let at = |p: &Pod, o: &DrainOptions| select_pod(p, o, now, &found, &[]);
+        let no_timeout = DrainOptions::default();
+        let timeout = |secs| DrainOptions {
+            timeout: Some(Duration::from_secs(secs)),
+            ..Default::default()
+        };
+
+        // over: an ordinary pod
+        let s = at(&karp("1s", ago(30)), &no_timeout);
+        assert_eq!((s.action, s.protected_until), (Action::Evict, None));
+        assert_eq!(s.reason, "managed by ReplicaSet web");
+        // still protected, no timeout: wait until start + 5m, then evict
+        let s = at(&karp("5m", ago(60)), &no_timeout);
+        assert_eq!(s.action, Action::Evict);
+        assert_eq!(s.protected_until, Some(ago(60 - 300)));
+        assert_eq!(
+            s.reason,
+            "wait until 2026-01-01T12:04:00Z (karpenter.sh/do-not-disrupt: 5m from start)"
+        );
+        assert_eq!((s.error, s.warning), (None, None));
+        // Go forms: 1h30m and 1.5h are the same moment
+        assert_eq!(
+            at(&karp("1h30m", now), &no_timeout).protected_until,
+            at(&karp("1.5h", now), &no_timeout).protected_until
+        );
+        // protected past the deadline: a blocker like "true"
+        let s = at(&karp("10m", ago(60)), &timeout(60));
+        assert_eq!(s.action, Action::Refuse);
+        assert_eq!(
+            s.error.as_deref(),
+            Some(
+                "Pods annotated karpenter.sh/do-not-disrupt=10m (use --override-opt-outs to override)"
+            )
+        );
+        assert!(
+            s.reason
+                .ends_with("(protected until 2026-01-01T12:09:00Z, past the drain's timeout)"),
+            "{}",
+            s.reason
+        );
+        // ends before the deadline: waits
+        assert_eq!(
+            at(&karp("2m", ago(60)), &timeout(120)).protected_until,
+            Some(ago(-60))
+        );
+        // a zero timeout is no timeout
+        assert_eq!(at(&karp("10m", now), &timeout(0)).action, Action::Evict);
+        // no startTime: creationTimestamp; neither: now
+        let mut created = annotated(base(), DO_NOT_DISRUPT, "2m");
+        created.metadata.creation_timestamp = Some(Time(ago(100)));
+        assert_eq!(at(&created, &no_timeout).protected_until, Some(ago(-20)));
+        let bare = annotated(base(), DO_NOT_DISRUPT, "2m");
+        assert_eq!(at(&bare, &no_timeout).protected_until, Some(ago(-120)));
+        // centuries: past any deadline
+        let s = at(&karp("2562047h", now), &timeout(3600));
+        assert_eq!(s.action, Action::Refuse);
+        assert_eq!(
+            do_not_disrupt(&karp("true", now), now),
+            DoNotDisrupt::Always
+        );
+        // invalid: absent, with a warning and the reason saying so
+        let s = at(&karp("banana", now), &timeout(60));
+        assert_eq!((s.action, s.protected_until), (Action::Evict, None));
+        assert_eq!(s.warning.as_deref(), Some(DO_NOT_DISRUPT_INVALID_WARNING));
+        assert_eq!(
+            s.reason,
+            "managed by ReplicaSet web; ignoring karpenter.sh/do-not-disrupt=\"banana\" (neither \"true\" nor a duration)"
+        );
+        for v in ["True", "-5m", "5", ""] {
+            assert!(
+                matches!(
+                    do_not_disrupt(&karp(v, now), now),
+                    DoNotDisrupt::Invalid { .. }
+                ),
+                "{v}"
+            );
+        }
+        // the override ignores all of it
+        let o = DrainOptions {
+            override_opt_outs: true,
+            timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let s = at(&karp("10m", now), &o);
+        assert_eq!((s.action, s.protected_until), (Action::Evict, None));
+        assert_eq!(at(&karp("banana", now), &o).warning, None);
+        // a custom warning keeps the protection
+        let f: PodFilter = Arc::new(|_: &Pod| FilterVerdict::Warn("mine".into()));
+        let s = select_pod(&karp("5m", now), &no_timeout, now, &found, &[f]);
+        assert_eq!(s.protected_until, Some(ago(-300)));
     }
 
     #[test]

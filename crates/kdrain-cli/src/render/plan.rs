@@ -1,9 +1,10 @@
 //! `kdrain plan` output: per node every pod with its action and reason, every budget that will
-//! block and whether it can ever pass, and the worst-case time.
+//! block and whether it can ever pass (with how long replacements took to become ready in this
+//! cluster), and the worst-case time.
 
 use std::fmt::Write;
 
-use kdrain::{Action, BudgetVerdict, Plan};
+use kdrain::{Action, BudgetPlan, BudgetVerdict, Plan};
 
 use super::summary::columns;
 use crate::duration::format_short;
@@ -48,6 +49,14 @@ fn action_word(action: &Action) -> &'static str {
         Action::Skip => "skip",
         Action::Wait => "wait",
         Action::Refuse => "REFUSE",
+    }
+}
+
+/// How long a budget's replacements will take to become ready, from what its pods showed.
+fn readiness(b: &BudgetPlan) -> String {
+    match b.replacement_ready_seconds {
+        Some(secs) => format!("replacements became ready in ~{} here", format_short(secs)),
+        None => "how long replacements take to become ready is unknown here".to_string(),
     }
 }
 
@@ -105,7 +114,9 @@ pub fn text(plan: &Plan) -> String {
         for b in &plan.budgets {
             let verdict = match &b.verdict {
                 BudgetVerdict::Passes => "passes".to_string(),
-                BudgetVerdict::Waits { reason } => format!("waits: {reason}"),
+                BudgetVerdict::Waits { reason } => {
+                    format!("waits: {reason}; {}", readiness(b))
+                }
                 BudgetVerdict::Never { reason } => format!("NEVER passes: {reason}"),
             };
             rows.push(vec![
@@ -126,9 +137,26 @@ pub fn text(plan: &Plan) -> String {
     for e in &plan.errors {
         let _ = writeln!(out, "error: {e}");
     }
+    // Budgets whose later batches wait for replacements nobody can time: the worst case
+    // leaves that wait out, so say so.
+    let untimed: Vec<String> = plan
+        .budgets
+        .iter()
+        .filter(|b| matches!(b.verdict, BudgetVerdict::Waits { .. }))
+        .filter(|b| b.replacement_ready_seconds.is_none())
+        .map(|b| format!("{}/{}", b.namespace, b.name))
+        .collect();
+    let unknown = if untimed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; replacement readiness unknown for {}, not counted",
+            untimed.join(", ")
+        )
+    };
     let _ = writeln!(
         out,
-        "worst case: {} (grace periods, budgets permitting)",
+        "worst case: {} (grace periods, budgets permitting{unknown})",
         format_short(plan.worst_case_seconds)
     );
     let verdict = match exit_code(plan) {
@@ -140,4 +168,64 @@ pub fn text(plan: &Plan) -> String {
     };
     let _ = writeln!(out, "result: {verdict}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kdrain::plan::NodePlan;
+
+    fn plan_with(ready: Option<f64>) -> Plan {
+        Plan {
+            nodes: vec![NodePlan {
+                node: "n1".into(),
+                cordoned: false,
+                pods: Vec::new(),
+                errors: Vec::new(),
+                warnings: Vec::new(),
+            }],
+            budgets: vec![BudgetPlan {
+                namespace: "default".into(),
+                name: "web".into(),
+                disruptions_allowed: 1,
+                current_healthy: 3,
+                desired_healthy: 2,
+                expected_pods: 3,
+                pods: vec!["default/w1".into(), "default/w2".into()],
+                verdict: BudgetVerdict::Waits {
+                    reason: "it allows 1 of the 2 pods now".into(),
+                },
+                replacement_ready_seconds: ready,
+            }],
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            worst_case_seconds: 42.0,
+        }
+    }
+
+    #[test]
+    fn waiting_budgets_say_how_long_replacements_took() {
+        let out = text(&plan_with(Some(12.4)));
+        assert!(
+            out.contains(
+                "waits: it allows 1 of the 2 pods now; replacements became ready in ~12s here"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("worst case: 42s (grace periods, budgets permitting)\n"),
+            "{out}"
+        );
+        let out = text(&plan_with(None));
+        assert!(
+            out.contains("; how long replacements take to become ready is unknown here"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "worst case: 42s (grace periods, budgets permitting; replacement readiness unknown for default/web, not counted)"
+            ),
+            "{out}"
+        );
+    }
 }

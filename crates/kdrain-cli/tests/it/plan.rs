@@ -36,6 +36,14 @@ async fn blocking_budget_waits_but_can_complete() {
     );
     assert!(r.stdout.contains("default/web "), "{}", r.stdout);
     assert!(r.stdout.contains("waits: "), "{}", r.stdout);
+    // the simulator's first pods were Ready as soon as they started
+    assert!(
+        r.stdout.contains(
+            "the rest wait for replacements to become ready; replacements became ready in ~0s here"
+        ),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("worst case: "), "{}", r.stdout);
     assert!(
         r.stdout.contains("result: the drain can complete"),
@@ -46,6 +54,7 @@ async fn blocking_budget_waits_but_can_complete() {
     let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).unwrap();
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["plan"]["budgets"][0]["verdict"]["verdict"], "waits");
+    assert_eq!(v["plan"]["budgets"][0]["replacement_ready_seconds"], 0.0);
     assert_eq!(v["plan"]["nodes"][0]["pods"][0]["grace_seconds"], 40);
     assert!(v["plan"]["worst_case_seconds"].as_f64().unwrap() >= 40.0);
     assert!(
