@@ -37,9 +37,9 @@ fn planned<'a>(events: &'a [Event], prefix: &str) -> &'a kdrain::PodPlan {
 
 #[tokio::test]
 async fn a_protection_ending_before_the_deadline_is_waited_for_then_evicted() {
-    // The pods started when the simulator did; "3s" from then ends after the plan is made
-    // (start times are whole seconds, so at least 2 s after the start).
-    let sim = sim(&scenario("3s")).await;
+    // The pods started when the simulator did; "6s" from then ends after the plan is made
+    // (start times are whole seconds, so at least 5 s after the start).
+    let sim = sim(&scenario("6s")).await;
     let opts = DrainOptions {
         timeout: Some(Duration::from_secs(50)),
         ..fast()
@@ -53,7 +53,7 @@ async fn a_protection_ending_before_the_deadline_is_waited_for_then_evicted() {
         pod.reason.starts_with("wait until ")
             && pod
                 .reason
-                .ends_with(" (karpenter.sh/do-not-disrupt: 3s from start)"),
+                .ends_with(" (karpenter.sh/do-not-disrupt: 6s from start)"),
         "{}",
         pod.reason
     );
@@ -64,7 +64,7 @@ async fn a_protection_ending_before_the_deadline_is_waited_for_then_evicted() {
         .position(|e| {
             matches!(e, Event::Blocked { pod, budget: None, cause, message, .. }
                 if karp(pod)
-                    && cause.contains("karpenter.sh/do-not-disrupt: 3s from start")
+                    && cause.contains("karpenter.sh/do-not-disrupt: 6s from start")
                     && message.contains("no request sent"))
         })
         .expect("a Blocked event for the protected pod");
