@@ -475,3 +475,70 @@ impl State {
         Some(last)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::NODES;
+
+    fn pod(name: &str, label: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "default", "labels": {"l": label}}})
+    }
+
+    #[test]
+    fn changed_since_gives_each_objects_state_at_the_old_version() {
+        let store = Store::new(100);
+        let mut st = store.lock();
+        st.insert(PODS, pod("a", "1"));
+        st.insert(PODS, pod("b", "1"));
+        st.insert(NODES, json!({"metadata": {"name": "n1"}}));
+        let at = st.rv();
+        let b_then = st.get(PODS, "default", "b").unwrap();
+        st.insert(PODS, pod("c", "1"));
+        st.replace(PODS, pod("b", "2"));
+        st.replace(PODS, pod("b", "3"));
+        st.remove(PODS, "default", "b");
+        st.remove(PODS, "default", "a");
+        st.remove(NODES, "", "n1");
+        let past = st.changed_since(PODS, at, Some("default"), None).unwrap();
+        assert_eq!(
+            past.len(),
+            3,
+            "a, b and c changed; the node is another type"
+        );
+        assert_eq!(
+            past[&("default".into(), "c".into())],
+            None,
+            "c did not exist"
+        );
+        assert_eq!(
+            past[&("default".into(), "b".into())].as_deref(),
+            Some(&*b_then)
+        );
+        let a = past[&("default".into(), "a".into())].clone().unwrap();
+        assert_eq!(meta::rv(&a), "2", "a as stored, not its deletion record");
+        let from = ("default".to_string(), "b".to_string());
+        let later = st.changed_since(PODS, at, None, Some(&from)).unwrap();
+        assert_eq!(
+            later.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        assert!(
+            st.changed_since(PODS, st.rv(), None, None)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn changed_since_refuses_versions_the_history_no_longer_reaches() {
+        let store = Store::new(2);
+        let mut st = store.lock();
+        let at = st.rv();
+        for name in ["a", "b", "c"] {
+            st.insert(PODS, pod(name, "1"));
+        }
+        assert!(st.changed_since(PODS, at, None, None).is_err());
+        assert!(st.changed_since(PODS, at + 1, None, None).is_ok());
+    }
+}
