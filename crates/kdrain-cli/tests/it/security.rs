@@ -420,20 +420,71 @@ async fn rights_granted_only_in_the_pods_namespaces_are_enough() {
     assert!(!c.cordoned("n1").await);
 }
 
-#[tokio::test]
-async fn without_access_reviews_a_denied_eviction_is_still_exit_5_and_evicts_nothing() {
-    // a server that does not answer access reviews: kdrain carries on, and learns of the
-    // missing right from the eviction's 403 after the cordon (documented in the README)
-    let c = secured(CLUSTER, Some(without("create", "pods/eviction"))).await;
-    c.sim.set_faults(vec![
-        serde_json::from_value(serde_json::json!({
-            "verb": "create", "resource": "selfsubjectaccessreviews", "status": 404
-        }))
-        .expect("fault"),
+/// n1 of [`CLUSTER`] plus a Deployment in a second namespace, `blog`.
+const TWO_NAMESPACES: &str = r#"
+nodes: [{name: n1, labels: {pool: a}}, {name: n2}]
+namespaces: [{name: shop}, {name: blog}]
+workloads:
+  - {kind: Deployment, name: web, namespace: shop, replicas: 2, labels: {app: web}, nodes: [n1], terminationSeconds: 0.1, readySeconds: 0.1}
+  - {kind: Pod, name: bare, namespace: shop, nodes: [n1], terminationSeconds: 0.1}
+  - {kind: Deployment, name: api, namespace: blog, replicas: 1, labels: {app: api}, nodes: [n1], terminationSeconds: 0.1, readySeconds: 0.1}
+  - {kind: DaemonSet, name: agent, namespace: kube-system, labels: {app: agent}}
+pdbs:
+  - {name: web, namespace: shop, selector: {app: web}, maxUnavailable: 1}
+"#;
+
+impl Secured {
+    /// Access reviews answered `status` (404: not served, 403: forbidden to this user).
+    fn refuse_reviews(&self, status: u16) {
+        self.sim.set_faults(vec![
+            serde_json::from_value(serde_json::json!({
+                "verb": "create", "resource": "selfsubjectaccessreviews", "status": status
+            }))
+            .expect("fault"),
+        ]);
+    }
+
+    /// `verb resource[/sub] code` → count of every API request (discovery left out).
+    fn ledger(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for r in self.sim.requests() {
+            if r.resource.starts_with('/') {
+                continue;
+            }
+            let res = if r.subresource.is_empty() {
+                r.resource
+            } else {
+                format!("{}/{}", r.resource, r.subresource)
+            };
+            *m.entry(format!("{} {res} {}", r.verb, r.code)).or_default() += r.count;
+        }
+        m
+    }
+}
+
+fn counts(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Every request of a drain of n1 without access reviews that stops at a refused probe:
+/// the node, the reviews, the LIST of n1's pods, then the probes in `sent`.
+fn probed(reviews: u64, sent: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    let mut m = counts(&[
+        ("get nodes 200", 1),
+        ("create selfsubjectaccessreviews 404", reviews),
+        ("list pods 200", 1),
     ]);
-    let r = c
-        .run(&drain_args(&["--uncordon-on-failure", "-o", "json"]))
-        .await;
+    m.extend(counts(sent));
+    m
+}
+
+#[tokio::test]
+async fn without_access_reviews_a_denied_eviction_is_exit_5_before_the_cordon() {
+    // a server that does not answer access reviews: kdrain tries the eviction itself with
+    // dryRun=All (after a dry-run cordon and a watch closed at once) before changing anything
+    let c = secured(CLUSTER, Some(without("create", "pods/eviction"))).await;
+    c.refuse_reviews(404);
+    let r = c.run(&drain_args(&["-o", "json"])).await;
     assert_eq!(r.code, 5, "{r:?}");
     let result: serde_json::Value = serde_json::from_str(
         r.out_lines()
@@ -452,10 +503,32 @@ async fn without_access_reviews_a_denied_eviction_is_still_exit_5_and_evicts_not
         error.contains("cannot create resource \"pods/eviction\""),
         "{error}"
     );
-    assert_eq!(c.removals(), 0);
+    assert!(
+        error.contains("found with a dry-run eviction, before any change"),
+        "{error}"
+    );
+    assert!(
+        !r.stdout.contains("\"event\":\"cordoned\""),
+        "no cordon: {r:?}"
+    );
+    assert_eq!(
+        c.ledger(),
+        probed(
+            7,
+            &[
+                ("patch nodes 200", 1),
+                ("watch pods 200", 1),
+                ("create pods/eviction 403", 1),
+            ]
+        )
+    );
+    assert!(!c.cordoned("n1").await, "nothing cordoned");
+    assert_eq!(c.pods_on("n1").await, 4);
     // text mode prints the same one clear line (not kubectl's failure block), which names
-    // the right needed and quotes the server's denial
-    let r = c.run(&drain_args(&["--uncordon-on-failure"])).await;
+    // the right needed and quotes the server's denial; reviews forbidden are the same
+    c.sim.reset_requests();
+    c.refuse_reviews(403);
+    let r = c.run(&drain_args(&[])).await;
     assert_eq!(r.code, 5, "{r:?}");
     let errors: Vec<&str> = r
         .stderr
@@ -477,14 +550,137 @@ async fn without_access_reviews_a_denied_eviction_is_still_exit_5_and_evicts_not
     );
     assert!(!r.stderr.contains("There are pending nodes"), "{r:?}");
     assert!(!r.stderr.contains("unable to drain node"), "{r:?}");
+    assert!(!r.stdout.contains("cordoned"), "{r:?}");
     assert_eq!(c.removals(), 0);
+    assert_eq!(
+        c.ledger()
+            .get("create selfsubjectaccessreviews 403")
+            .copied(),
+        Some(7)
+    );
+    assert_eq!(c.ledger().get("create pods/eviction 403").copied(), Some(1));
+    assert!(!c.cordoned("n1").await, "nothing cordoned");
+    assert_eq!(c.pods_on("n1").await, 4);
+    assert!(c.sim.violations().is_empty());
+}
+
+#[tokio::test]
+async fn without_access_reviews_a_denied_cordon_is_found_with_a_dry_run_patch() {
+    let c = secured(CLUSTER, Some(without("patch", "nodes"))).await;
+    c.refuse_reviews(404);
+    let r = c.run(&drain_args(&[])).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    let errors = error_lines(&r);
+    assert_eq!(errors.len(), 1, "{r:?}");
     assert!(
-        c.requests()
-            .contains(&"create pods/eviction 403".to_string())
+        errors[0].starts_with("error: permission denied: needs patch on nodes ("),
+        "{r:?}"
     );
     assert!(
-        !c.cordoned("n1").await,
-        "restored with --uncordon-on-failure"
+        errors[0].contains("found with a dry-run cordon, before any change"),
+        "{r:?}"
+    );
+    assert_eq!(c.ledger(), probed(7, &[("patch nodes 403", 1)]));
+    assert!(!c.cordoned("n1").await);
+    assert_eq!(c.pods_on("n1").await, 4);
+    assert!(c.sim.violations().is_empty());
+}
+
+#[tokio::test]
+async fn without_access_reviews_an_eviction_denied_in_one_namespace_stops_before_the_cordon() {
+    // evictions granted in shop only (a RoleBinding), the drain also has a pod in blog
+    let mut spec = auth(without("create", "pods/eviction"));
+    spec.roles.push(RoleSpec {
+        name: "evict".into(),
+        rules: vec![RuleSpec {
+            verbs: vec!["create".into()],
+            resources: vec!["pods/eviction".into()],
+            api_groups: Some(vec![String::new()]),
+        }],
+    });
+    spec.bindings.push(BindingSpec {
+        user: spec.users[0].name.clone(),
+        role: "evict".into(),
+        namespace: Some("shop".into()),
+    });
+    let c = secured_with(TWO_NAMESPACES, Some(spec)).await;
+    c.refuse_reviews(404);
+    let r = c.run(&drain_args(&[])).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    let errors = error_lines(&r);
+    assert_eq!(errors.len(), 1, "{r:?}");
+    assert!(
+        errors[0].starts_with(
+            "error: permission denied: needs create on pods/eviction in namespace blog ("
+        ),
+        "{r:?}"
+    );
+    assert!(errors[0].contains("in the namespace \"blog\""), "{r:?}");
+    // one dry-run eviction per namespace: shop's passes (201, nothing evicted), blog's is refused
+    assert_eq!(
+        c.ledger(),
+        probed(
+            7,
+            &[
+                ("patch nodes 200", 1),
+                ("watch pods 200", 1),
+                ("create pods/eviction 201", 1),
+                ("create pods/eviction 403", 1),
+            ]
+        )
+    );
+    assert!(!c.cordoned("n1").await);
+    assert_eq!(c.pods_on("n1").await, 5, "nothing evicted");
+    assert!(c.sim.violations().is_empty());
+}
+
+#[tokio::test]
+async fn without_access_reviews_a_denied_delete_is_found_with_a_dry_run_delete() {
+    let c = secured(CLUSTER, Some(without("delete", "pods"))).await;
+    c.refuse_reviews(404);
+    let r = c.run(&drain_args(&["--disable-eviction"])).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    let errors = error_lines(&r);
+    assert_eq!(errors.len(), 1, "{r:?}");
+    assert!(
+        errors[0].starts_with("error: permission denied: needs delete on pods in namespace shop ("),
+        "{r:?}"
+    );
+    assert!(
+        errors[0].contains("found with a dry-run DELETE, before any change"),
+        "{r:?}"
+    );
+    // five rights to review without evictions; no budget probe
+    assert_eq!(
+        c.ledger(),
+        probed(
+            5,
+            &[
+                ("patch nodes 200", 1),
+                ("watch pods 200", 1),
+                ("delete pods 403", 1),
+            ]
+        )
+    );
+    assert!(!c.cordoned("n1").await);
+    assert_eq!(c.pods_on("n1").await, 4);
+    assert!(c.sim.violations().is_empty());
+}
+
+#[tokio::test]
+async fn without_access_reviews_the_shipped_role_still_drains() {
+    let c = secured(TWO_NAMESPACES, Some(shipped_rules())).await;
+    c.refuse_reviews(404);
+    let r = c.run(&drain_args(&[])).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(c.pods_on("n1").await, 1, "only the DaemonSet pod stays");
+    let l = c.ledger();
+    // the probes: one dry-run cordon on top of the real one, one dry-run eviction per namespace
+    assert_eq!(l.get("patch nodes 200").copied(), Some(2), "{l:#?}");
+    assert!(
+        l.keys()
+            .all(|k| !k.ends_with(" 403") && !k.ends_with(" 401")),
+        "{l:#?}"
     );
     assert!(c.sim.violations().is_empty());
 }
