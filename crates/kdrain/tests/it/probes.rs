@@ -40,6 +40,15 @@ const RIGHTS: [(&str, &str); 10] = [
 /// A simulator whose user `drainer` has every right but `missing` (cluster-wide), and whose
 /// access reviews all fail with `review_status`.
 async fn without_reviews(missing: Option<(&str, &str)>, review_status: u16) -> Sim {
+    without_reviews_but(missing, None, review_status).await
+}
+
+/// [`without_reviews`], with `missing` granted again in one namespace (a RoleBinding).
+async fn without_reviews_but(
+    missing: Option<(&str, &str)>,
+    granted_in: Option<&str>,
+    review_status: u16,
+) -> Sim {
     let mut scenario = Scenario::from_yaml_str(TWO_NAMESPACES).expect("scenario");
     scenario.auth = Some(AuthSpec {
         users: vec![UserSpec {
@@ -64,6 +73,23 @@ async fn without_reviews(missing: Option<(&str, &str)>, review_status: u16) -> S
             namespace: None,
         }],
     });
+    if let (Some((verb, resource)), Some(ns), Some(auth)) =
+        (missing, granted_in, &mut scenario.auth)
+    {
+        auth.roles.push(RoleSpec {
+            name: "here".into(),
+            rules: vec![RuleSpec {
+                verbs: vec![verb.to_string()],
+                resources: vec![resource.to_string()],
+                api_groups: None,
+            }],
+        });
+        auth.bindings.push(BindingSpec {
+            user: "drainer".into(),
+            role: "here".into(),
+            namespace: Some(ns.to_string()),
+        });
+    }
     let sim = Sim::start(scenario).await.expect("kubesim starts");
     refuse_reviews(&sim, review_status);
     sim.reset_requests();
@@ -343,6 +369,32 @@ async fn without_reviews_a_refused_list_or_delete_changes_nothing() {
     );
     assert!(!kdrain::cordon::is_cordoned(&node(&sim, "n1").await));
     assert_eq!(pods_on(&sim, "n1").await.len(), 4);
+    no_violations(&sim);
+    // deleting granted in shop only: shop's dry-run DELETE passes and leaves its pod alone
+    let sim = without_reviews_but(Some(("delete", "pods")), Some("shop"), 404).await;
+    let err = drain_as_drainer(
+        &sim,
+        DrainOptions {
+            disable_eviction: true,
+            ..all_flags()
+        },
+    )
+    .await
+    .expect_err("cannot delete pods in blog");
+    assert!(
+        err.to_string()
+            .starts_with("permission denied: needs delete on pods in namespace blog ("),
+        "{err}"
+    );
+    let l = ledger(&sim);
+    assert_eq!(l.get("delete pods 200"), Some(&1), "{l:#?}");
+    assert_eq!(l.get("delete pods 403"), Some(&1), "{l:#?}");
+    let pods = pods_on(&sim, "n1").await;
+    assert_eq!(pods.len(), 4);
+    assert!(
+        pods.iter().all(|p| p.metadata.deletion_timestamp.is_none()),
+        "a dry-run DELETE changes nothing"
+    );
     no_violations(&sim);
 }
 
