@@ -174,10 +174,10 @@ impl Snapshots {
     /// An empty registry expiring snapshots idle for longer than `ttl`.
     pub fn new(ttl: Duration) -> Self {
         // Ids start from the clock so tokens from an earlier simulator on the same port do not
-        // name this one's snapshots.
+        // name this one's snapshots, and stay below 2^52 so JSON tools read them exactly.
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
+            .map(|d| (d.as_nanos() % (1 << 52)) as u64)
             .unwrap_or(1);
         Snapshots {
             ttl,
