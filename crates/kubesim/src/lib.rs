@@ -4,6 +4,7 @@
 //! (Namespace, Node, Pod with `status` and `eviction`, PodDisruptionBudget, DaemonSet, ReplicaSet,
 //! Deployment, StatefulSet, Lease, Event) and simulates the controller-manager and kubelet parts
 //! a drain depends on. Start one in-process with [`Sim::start`] from a [`Scenario`].
+#![deny(missing_docs)]
 
 mod api;
 mod auth;
