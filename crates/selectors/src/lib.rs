@@ -22,7 +22,6 @@
 //! assert_eq!(fields.equals_value("spec.nodeName"), Some("node-1"));
 //! ```
 #![deny(missing_docs)]
-
 #![forbid(unsafe_code)]
 
 pub mod field;
