@@ -219,6 +219,23 @@ fn error_lines(r: &Run) -> Vec<&str> {
 }
 
 /// The shipped role, without the one (verb, resource) pair.
+/// Adds a role allowing `create pods/eviction` and binds it to the user in `namespace` only.
+fn grant_evictions_in(spec: &mut AuthSpec, namespace: &str) {
+    spec.roles.push(RoleSpec {
+        name: "evict".into(),
+        rules: vec![RuleSpec {
+            verbs: vec!["create".into()],
+            resources: vec!["pods/eviction".into()],
+            api_groups: Some(vec![String::new()]),
+        }],
+    });
+    spec.bindings.push(BindingSpec {
+        user: spec.users[0].name.clone(),
+        role: "evict".into(),
+        namespace: Some(namespace.into()),
+    });
+}
+
 fn without(verb: &str, resource: &str) -> Vec<RuleSpec> {
     let all = shipped_rules();
     let before = all.len();
@@ -389,20 +406,8 @@ async fn each_rule_is_needed_and_its_absence_stops_kdrain_before_any_change() {
 #[tokio::test]
 async fn rights_granted_only_in_the_pods_namespaces_are_enough() {
     let mut spec = auth(without("create", "pods/eviction"));
-    spec.roles.push(RoleSpec {
-        name: "evict".into(),
-        rules: vec![RuleSpec {
-            verbs: vec!["create".into()],
-            resources: vec!["pods/eviction".into()],
-            api_groups: Some(vec![String::new()]),
-        }],
-    });
     // a RoleBinding in shop (where the pods are) is enough
-    spec.bindings.push(BindingSpec {
-        user: spec.users[0].name.clone(),
-        role: "evict".into(),
-        namespace: Some("shop".into()),
-    });
+    grant_evictions_in(&mut spec, "shop");
     let c = secured_with(CLUSTER, Some(spec.clone())).await;
     let r = c.run(&drain_args(&[])).await;
     assert_eq!(r.code, 0, "{r:?}");
@@ -590,19 +595,7 @@ async fn without_access_reviews_a_denied_cordon_is_found_with_a_dry_run_patch() 
 async fn without_access_reviews_an_eviction_denied_in_one_namespace_stops_before_the_cordon() {
     // evictions granted in shop only (a RoleBinding), the drain also has a pod in blog
     let mut spec = auth(without("create", "pods/eviction"));
-    spec.roles.push(RoleSpec {
-        name: "evict".into(),
-        rules: vec![RuleSpec {
-            verbs: vec!["create".into()],
-            resources: vec!["pods/eviction".into()],
-            api_groups: Some(vec![String::new()]),
-        }],
-    });
-    spec.bindings.push(BindingSpec {
-        user: spec.users[0].name.clone(),
-        role: "evict".into(),
-        namespace: Some("shop".into()),
-    });
+    grant_evictions_in(&mut spec, "shop");
     let c = secured_with(TWO_NAMESPACES, Some(spec)).await;
     c.refuse_reviews(404);
     let r = c.run(&drain_args(&[])).await;
