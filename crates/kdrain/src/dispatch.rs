@@ -94,6 +94,10 @@ struct Track {
     inflight_budget: Option<String>,
     terminating_seen: bool,
     last_sent: Option<Instant>,
+    /// A request for this pod is in flight. Its node is not closed before the answer (up to
+    /// [`IN_FLIGHT_GRACE`] after sending), so the report and the events say what the server
+    /// answered even when the watch saw the pod go first.
+    awaiting_answer: bool,
     seq: usize,
     /// Not sent before this moment (`karpenter.sh/do-not-disrupt` with a duration).
     protected_until: Option<jiff::Timestamp>,
@@ -734,6 +738,7 @@ impl Dispatcher {
         t.first_attempt.get_or_insert_with(jiff::Timestamp::now);
         t.inflight_budget = spend;
         t.last_sent = Some(Instant::now());
+        t.awaiting_answer = true;
         self.inflight += 1;
         let node = self.nodes[t.node].name.clone();
         let req = self.nodes[t.node].req.clone();
@@ -807,6 +812,7 @@ impl Dispatcher {
         let Some(t) = self.tracks.get_mut(&d.uid) else {
             return;
         };
+        t.awaiting_answer = false;
         if let Some(key) = t.inflight_budget.take()
             && let Some(b) = self.budgets.get_mut(&key)
         {
@@ -1227,6 +1233,19 @@ impl Dispatcher {
         }
     }
 
+    /// Until when node `i` waits for answers to requests still in flight for pods the watch
+    /// already saw go (none: nothing is in flight).
+    fn answer_due(&self, i: usize) -> Option<Instant> {
+        self.nodes[i]
+            .order
+            .iter()
+            .map(|&ix| self.tracks.at(ix))
+            .filter(|t| t.awaiting_answer)
+            .filter_map(|t| t.last_sent)
+            .map(|sent| sent + IN_FLIGHT_GRACE)
+            .max()
+    }
+
     fn next_wake(&self) -> Instant {
         let mut wake = Instant::now() + Duration::from_secs(3600);
         let skip_wait = self
@@ -1264,6 +1283,13 @@ impl Dispatcher {
                 }
             }
         }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].outcome.is_none()
+                && let Some(until) = self.answer_due(i)
+            {
+                wake = wake.min(until);
+            }
+        }
         if let Some(due) = self.acks_due {
             wake = wake.min(due);
         }
@@ -1281,6 +1307,9 @@ impl Dispatcher {
                 t.is_target() && !t.done()
             });
             if !open {
+                if self.answer_due(i).is_some_and(|until| now < until) {
+                    continue;
+                }
                 if self.dry() == DryRun::Server {
                     self.close_node(i, now);
                     continue;
@@ -1615,6 +1644,7 @@ fn new_track(
         inflight_budget: None,
         terminating_seen: false,
         last_sent: None,
+        awaiting_answer: false,
         protected_until: None,
         seq,
     }

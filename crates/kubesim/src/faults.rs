@@ -30,6 +30,11 @@ pub struct Fault {
     /// Added latency in milliseconds before the request is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Added latency in milliseconds after the request is served, before the answer goes
+    /// out: the change is already visible (to watches, to other clients) while the caller
+    /// still waits, as when a response is slow on the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_latency_ms: Option<u64>,
     /// Watch streams matched by this rule end after this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_cut_seconds: Option<f64>,
@@ -49,6 +54,7 @@ impl Default for Fault {
             probability: 1.0,
             retry_after_seconds: None,
             latency_ms: None,
+            answer_latency_ms: None,
             watch_cut_seconds: None,
         }
     }
@@ -103,6 +109,8 @@ impl Fault {
 pub struct Applied {
     /// Total added latency.
     pub latency_ms: Option<u64>,
+    /// Total added latency after serving, before answering.
+    pub answer_latency_ms: Option<u64>,
     /// Shortest watch cut.
     pub watch_cut_seconds: Option<f64>,
     /// Break the connection.
@@ -150,6 +158,9 @@ impl FaultSet {
             if let Some(ms) = f.latency_ms {
                 out.latency_ms = Some(out.latency_ms.unwrap_or(0).saturating_add(ms));
             }
+            if let Some(ms) = f.answer_latency_ms {
+                out.answer_latency_ms = Some(out.answer_latency_ms.unwrap_or(0).saturating_add(ms));
+            }
             out.reset |= f.status == Some(0);
             if let Some(c) = f.watch_cut_seconds {
                 out.watch_cut_seconds = Some(out.watch_cut_seconds.map_or(c, |o: f64| o.min(c)));
@@ -176,6 +187,7 @@ mod tests {
             probability: 1.0,
             retry_after_seconds: None,
             latency_ms: None,
+            answer_latency_ms: None,
             watch_cut_seconds: None,
         }
     }
@@ -196,6 +208,7 @@ mod tests {
         let slow = Fault {
             status: None,
             latency_ms: Some(u64::MAX),
+            answer_latency_ms: None,
             ..fault("get", "pods")
         };
         set.set(vec![slow.clone(), slow]);

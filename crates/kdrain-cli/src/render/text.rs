@@ -18,6 +18,9 @@ pub struct TextRenderer {
     evicted: HashSet<String>,
     /// Pods deleted with DELETE (they print `pod/NAME deleted` when gone).
     deleted: HashSet<String>,
+    /// Pods seen gone before their eviction's answer arrived (the engine sends `Evicted` after
+    /// `Gone` then): `pod/NAME evicted` is printed when the answer comes.
+    gone_unanswered: HashSet<String>,
     /// The (cause, message) last printed for each blocked pod.
     last_block: HashMap<String, (String, String)>,
     /// Pods whose next eviction attempt gets an `evicting pod` line again (their cause changed).
@@ -72,6 +75,7 @@ impl TextRenderer {
             err,
             evicted: HashSet::new(),
             deleted: HashSet::new(),
+            gone_unanswered: HashSet::new(),
             last_block: HashMap::new(),
             announce_retry: HashSet::new(),
             pod_errors: BTreeMap::new(),
@@ -223,7 +227,12 @@ impl Renderer for TextRenderer {
                 }
             }
             Event::Evicted { pod, .. } => {
-                self.evicted.insert(Self::key(pod));
+                let key = Self::key(pod);
+                if self.gone_unanswered.remove(&key) {
+                    self.stdout(&format!("pod/{} evicted", pod.name));
+                } else {
+                    self.evicted.insert(key);
+                }
             }
             Event::Blocked {
                 pod,
@@ -268,6 +277,8 @@ impl Renderer for TextRenderer {
                     self.stdout(&format!("pod/{} deleted", pod.name));
                 } else if evicted {
                     self.stdout(&format!("pod/{} evicted", pod.name));
+                } else {
+                    self.gone_unanswered.insert(key.clone());
                 }
                 self.last_block.remove(&key);
                 self.announce_retry.remove(&key);
@@ -461,6 +472,22 @@ mod tests {
         );
         let line = "error when evicting pods/\"web-1\" -n \"shop\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.\n";
         assert_eq!(err.text(), format!("{line}{line}"));
+    }
+
+    #[test]
+    fn an_answer_after_the_pod_is_gone_still_says_evicted() {
+        let (mut r, out, _) = renderer();
+        let p = pod("web-2");
+        r.event(&sent(&p, 1));
+        r.event(&Event::Gone {
+            node: "n1".into(),
+            pod: p.clone(),
+        });
+        r.event(&Event::Evicted {
+            node: "n1".into(),
+            pod: p,
+        });
+        assert_eq!(out.text(), "evicting pod shop/web-2\npod/web-2 evicted\n");
     }
 
     #[test]

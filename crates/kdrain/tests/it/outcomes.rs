@@ -18,8 +18,7 @@ fn fault(verb: &str, resource: &str, status: u16, retry_after: Option<u64>) -> F
         status: Some(status),
         probability: 1.0,
         retry_after_seconds: retry_after,
-        latency_ms: None,
-        watch_cut_seconds: None,
+        ..Fault::default()
     }
 }
 
@@ -275,9 +274,8 @@ fn latency(verb: &str, resource: &str, ms: u64) -> Fault {
         resource: Some(resource.into()),
         status: None,
         probability: 1.0,
-        retry_after_seconds: None,
         latency_ms: Some(ms),
-        watch_cut_seconds: None,
+        ..Fault::default()
     }
 }
 
@@ -391,5 +389,44 @@ workloads:
     let report = run.await.unwrap().expect("drained once one budget went");
     assert_eq!(report.nodes[0].pods[0].outcome, PodOutcome::Gone);
     assert!(count_code(&sim, "create", "pods", "eviction", 500) >= 1);
+    no_violations(&sim);
+}
+
+#[tokio::test]
+async fn an_eviction_answered_after_the_pod_is_gone_is_reported_before_the_node_is_drained() {
+    // The pods stop at once, and the server's answers to evictions come 1.5 s late: the
+    // watch sees each pod go before kdrain hears that its eviction was accepted.
+    let sim = sim(r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 2, nodes: [n1, n1], terminationSeconds: 0}
+faults:
+  - {verb: create, resource: pods/eviction, answerLatencyMs: 1500}
+"#)
+    .await;
+    let (res, events) = drain(&sim, fast(), &["n1"]).await;
+    let report = res.expect("drained");
+    let pods = &report.nodes[0].pods;
+    assert_eq!(pods.len(), 2, "{pods:#?}");
+    for p in pods {
+        assert_eq!(p.outcome, PodOutcome::Gone, "{p:#?}");
+        assert!(p.accepted.is_some(), "the answer is in the report: {p:#?}");
+    }
+    let drained = events
+        .iter()
+        .position(|e| matches!(e, Event::NodeDrained { .. }))
+        .expect("node drained");
+    let evicted: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::Evicted { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(evicted.len(), 2, "{events:#?}");
+    assert!(
+        evicted.iter().all(|&i| i < drained),
+        "every eviction's answer comes before node drained: {events:#?}"
+    );
+    assert_eq!(count(&sim, "create", "pods", "eviction"), 2);
     no_violations(&sim);
 }

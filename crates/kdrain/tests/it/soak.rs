@@ -104,9 +104,7 @@ fn faults() -> Vec<Fault> {
         resource: None,
         status,
         probability: p,
-        retry_after_seconds: None,
-        latency_ms: None,
-        watch_cut_seconds: None,
+        ..Fault::default()
     };
     vec![
         rule(Some(500), 0.05),

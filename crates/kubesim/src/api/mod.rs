@@ -357,5 +357,12 @@ pub async fn handle(
     shared
         .ledger
         .count(verb, &resource, &sub, resp.status().as_u16());
+    if let Some(ms) = fault
+        .as_ref()
+        .and_then(|f| f.answer_latency_ms)
+        .filter(|m| *m > 0)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     resp
 }

@@ -59,6 +59,7 @@ async fn faults_from_the_scenario_and_at_run_time() {
         probability: 0.0,
         retry_after_seconds: None,
         latency_ms: None,
+        answer_latency_ms: None,
         watch_cut_seconds: None,
     }]);
     assert_eq!(get_raw(&s, "/api/v1/nodes/n1").await.code, 200);
@@ -151,6 +152,7 @@ async fn status_zero_fault_resets_the_connection() {
         probability: 1.0,
         retry_after_seconds: None,
         latency_ms: None,
+        answer_latency_ms: None,
         watch_cut_seconds: None,
     }]);
     let nodes: Api<Node> = Api::all(s.client());

@@ -216,6 +216,7 @@ async fn kube_watcher_survives_cuts_and_a_410() {
         probability: 1.0,
         retry_after_seconds: None,
         latency_ms: None,
+        answer_latency_ms: None,
         watch_cut_seconds: Some(0.3),
     }]);
     for i in 0..3 {
@@ -236,6 +237,7 @@ async fn kube_watcher_survives_cuts_and_a_410() {
         probability: 1.0,
         retry_after_seconds: None,
         latency_ms: None,
+        answer_latency_ms: None,
         watch_cut_seconds: None,
     }]);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -323,6 +325,7 @@ async fn hostile_watch_timeouts_and_cuts_never_panic() {
             probability: 1.0,
             retry_after_seconds: None,
             latency_ms: None,
+            answer_latency_ms: None,
             watch_cut_seconds: Some(cut),
         }]);
         let r = get_raw(
