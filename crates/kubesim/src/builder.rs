@@ -61,7 +61,11 @@ fn unique_name(st: &State, ns: &str, prefix: &str) -> String {
     }
 }
 
-/// Store a pod from a template, Running and Ready when placed on a node.
+/// Store a pod from a template, Running and Ready when placed on a node. A placed pod is
+/// dated as if it had started `ready_seconds` ago (rounded to whole seconds, as the API shows
+/// times) and just became Ready, so its conditions show how long the workload takes to become
+/// ready, as on a cluster that has been running.
+#[allow(clippy::too_many_arguments)]
 fn add_pod(
     st: &mut State,
     template: &Value,
@@ -70,6 +74,7 @@ fn add_pod(
     owner: Option<&Value>,
     node: Option<String>,
     unplaced: &mut Vec<Key>,
+    ready_seconds: f64,
 ) -> Value {
     if node.is_none() {
         unplaced.push((ns.to_string(), name.to_string()));
@@ -81,7 +86,25 @@ fn add_pod(
             .get(NODES, "", n)
             .map(|o| objects::node_ip(&o))
             .unwrap_or_default();
-        pod["status"] = objects::running_status(&pod, true, &ip, &objects::pod_ip());
+        // One instant for both times, so that the difference is exactly the whole seconds.
+        let now = jiff::Timestamp::now();
+        let started = now
+            .checked_sub(jiff::SignedDuration::from_secs_f64(
+                ready_seconds.max(0.0).round(),
+            ))
+            .unwrap_or(now);
+        pod["metadata"]["creationTimestamp"] = json!(meta::fmt_time(started));
+        pod["status"] = json!({ "startTime": meta::fmt_time(started) });
+        let mut status = objects::running_status(&pod, true, &ip, &objects::pod_ip());
+        if let Some(conditions) = status["conditions"].as_array_mut() {
+            for c in conditions
+                .iter_mut()
+                .filter(|c| c["type"] == "Ready" || c["type"] == "ContainersReady")
+            {
+                c["lastTransitionTime"] = json!(meta::fmt_time(now));
+            }
+        }
+        pod["status"] = status;
     }
     (*st.insert(PODS, pod)).clone()
 }
@@ -255,7 +278,16 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 for i in 0..n {
                     let node = placer.place(&w.nodes, i);
                     let name = unique_name(st, ns, &format!("{}-", meta::name(&rs)));
-                    add_pod(st, &rs_tpl, &name, ns, Some(&rs), node, &mut unplaced);
+                    add_pod(
+                        st,
+                        &rs_tpl,
+                        &name,
+                        ns,
+                        Some(&rs),
+                        node,
+                        &mut unplaced,
+                        p.ready_seconds,
+                    );
                 }
             }
             WorkloadKind::ReplicaSet => {
@@ -269,7 +301,16 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 for i in 0..n {
                     let node = placer.place(&w.nodes, i);
                     let name = unique_name(st, ns, &format!("{}-", w.name));
-                    add_pod(st, &tpl, &name, ns, Some(&rs), node, &mut unplaced);
+                    add_pod(
+                        st,
+                        &tpl,
+                        &name,
+                        ns,
+                        Some(&rs),
+                        node,
+                        &mut unplaced,
+                        p.ready_seconds,
+                    );
                 }
             }
             WorkloadKind::StatefulSet => {
@@ -295,6 +336,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                         Some(&s),
                         node,
                         &mut unplaced,
+                        p.ready_seconds,
                     );
                 }
             }
@@ -314,7 +356,16 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 for node in targets {
                     *placer.used.entry(node.clone()).or_default() += 1;
                     let name = unique_name(st, ns, &format!("{}-", w.name));
-                    add_pod(st, &tpl, &name, ns, Some(&ds), Some(node), &mut unplaced);
+                    add_pod(
+                        st,
+                        &tpl,
+                        &name,
+                        ns,
+                        Some(&ds),
+                        Some(node),
+                        &mut unplaced,
+                        p.ready_seconds,
+                    );
                 }
             }
             WorkloadKind::Pod => {
@@ -325,7 +376,16 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                     } else {
                         format!("{}-{i}", w.name)
                     };
-                    let pod = add_pod(st, &tpl, &name, ns, None, node, &mut unplaced);
+                    let pod = add_pod(
+                        st,
+                        &tpl,
+                        &name,
+                        ns,
+                        None,
+                        node,
+                        &mut unplaced,
+                        p.ready_seconds,
+                    );
                     params.insert(meta::uid(&pod).to_string(), p);
                 }
             }

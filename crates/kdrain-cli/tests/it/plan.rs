@@ -36,10 +36,10 @@ async fn blocking_budget_waits_but_can_complete() {
     );
     assert!(r.stdout.contains("default/web "), "{}", r.stdout);
     assert!(r.stdout.contains("waits: "), "{}", r.stdout);
-    // the simulator's first pods were Ready as soon as they started
+    // the simulator dates its first pods as Ready 1 s (its default readySeconds) after start
     assert!(
         r.stdout.contains(
-            "the rest wait for replacements to become ready; replacements became ready in ~0s here"
+            "the rest wait for replacements to become ready; replacements became ready in ~1.0s here"
         ),
         "{}",
         r.stdout
@@ -54,7 +54,7 @@ async fn blocking_budget_waits_but_can_complete() {
     let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).unwrap();
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["plan"]["budgets"][0]["verdict"]["verdict"], "waits");
-    assert_eq!(v["plan"]["budgets"][0]["replacement_ready_seconds"], 0.0);
+    assert_eq!(v["plan"]["budgets"][0]["replacement_ready_seconds"], 1.0);
     assert_eq!(v["plan"]["nodes"][0]["pods"][0]["grace_seconds"], 40);
     assert!(v["plan"]["worst_case_seconds"].as_f64().unwrap() >= 40.0);
     assert!(

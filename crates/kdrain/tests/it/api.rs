@@ -36,9 +36,11 @@ pdbs:
             .all(|p| p.grace_seconds == 10 && p.tier == 0)
     );
     assert_eq!(plan.budgets[0].pods.len(), 2);
+    assert_eq!(plan.budgets[0].replacement_ready_seconds, Some(1.0));
     assert_eq!(
-        plan.worst_case_seconds, 20.0,
-        "two rounds of 10 s: the budget lets one pod go at a time"
+        plan.worst_case_seconds, 21.0,
+        "two rounds of 10 s: the budget lets one pod go at a time, the second after a replacement \
+         is ready (1 s, kubesim's default readySeconds, read from the pods)"
     );
     for r in sim.requests() {
         assert!(

@@ -42,13 +42,14 @@ fn all_ready(pods: &[Pod]) -> bool {
 async fn replacements_readiness_is_read_from_the_cluster_and_added_per_later_batch() {
     let sim = sim(SLOW_READY).await;
     let (d, _) = drainer(&sim, fast());
-    // The first pods were created Running and Ready at once: they became ready 0 s after start.
+    // The simulator dates the first pods as started `readySeconds` (2 s) before they became
+    // Ready, as on a cluster that has been running.
     let plan = plan_once_one_allowed(&d, "n1").await;
     assert_eq!(plan.budgets.len(), 1);
-    assert_eq!(plan.budgets[0].replacement_ready_seconds, Some(0.0));
+    assert_eq!(plan.budgets[0].replacement_ready_seconds, Some(2.0));
     // n1 holds both pods; the budget lets one go at a time: 5 s grace, then one more batch
-    // of 5 s grace plus 0 s of readiness
-    assert_eq!(plan.worst_case_seconds, 10.0);
+    // of 5 s grace plus 2 s of readiness
+    assert_eq!(plan.worst_case_seconds, 12.0);
 
     // Drain n1: the replacements start on n2 and become Ready 2 s after they start.
     let (res, _) = drain(&sim, fast(), &["n1"]).await;

@@ -289,3 +289,35 @@ async fn agents_on_n1(pods: &Api<Pod>) -> Vec<Pod> {
     .unwrap()
     .items
 }
+
+#[tokio::test]
+async fn scenario_pods_are_dated_as_started_ready_seconds_before_they_became_ready() {
+    let s = sim("nodes: [{name: n1}]\nworkloads:\n  - {kind: Deployment, name: slow, replicas: 2, nodes: [n1], readySeconds: 4}\n  - {kind: Pod, name: quick, nodes: [n1], readySeconds: 0}").await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    for p in pods.list(&ListParams::default()).await.unwrap().items {
+        let name = p.metadata.name.clone().unwrap();
+        let status = p.status.as_ref().unwrap();
+        let started = status.start_time.as_ref().unwrap().0;
+        assert_eq!(
+            p.metadata.creation_timestamp.as_ref().unwrap().0,
+            started,
+            "{name}"
+        );
+        let ready = status
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True", "{name}");
+        let took = ready
+            .last_transition_time
+            .as_ref()
+            .unwrap()
+            .0
+            .duration_since(started);
+        let expected = if name.starts_with("slow-") { 4 } else { 0 };
+        assert_eq!(took.as_secs(), expected, "{name}: {took:?}");
+    }
+}
