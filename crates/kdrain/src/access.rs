@@ -24,7 +24,7 @@ use crate::events::PodRef;
 use crate::evict::{self, Attempt};
 use crate::options::{DrainOptions, DryRun};
 use crate::requests::Requests;
-use crate::{retry, select, watch};
+use crate::{retry, select};
 
 /// One right a drain needs: a verb on a resource (with its API group and subresource),
 /// cluster-wide or in one namespace.
@@ -258,18 +258,7 @@ async fn on_nodes(
     // namespace -> (the pod is not terminating, the pod)
     let mut candidates: BTreeMap<String, (bool, PodRef)> = BTreeMap::new();
     for node in nodes {
-        let fields = format!("spec.nodeName={node}");
-        let list = watch::list_all(&api, Some(&fields), None, opts.chunk_size, req, "pods")
-            .await
-            .map_err(|e| {
-                DrainError::api(
-                    format!("listing the pods of node {node}"),
-                    "list",
-                    "pods",
-                    None,
-                    e,
-                )
-            })?;
+        let list = crate::drainer::list_pods_of(&api, node, opts.chunk_size, req).await?;
         if found.watch_from.is_none() {
             found.watch_from = Some((node.clone(), list.resource_version.clone()));
         }

@@ -94,10 +94,6 @@ struct Track {
     inflight_budget: Option<String>,
     terminating_seen: bool,
     last_sent: Option<Instant>,
-    /// A request for this pod is in flight. Its node is not closed before the answer (up to
-    /// [`IN_FLIGHT_GRACE`] after sending), so the report and the events say what the server
-    /// answered even when the watch saw the pod go first.
-    awaiting_answer: bool,
     seq: usize,
     /// Not sent before this moment (`karpenter.sh/do-not-disrupt` with a duration).
     protected_until: Option<jiff::Timestamp>,
@@ -156,6 +152,12 @@ struct NodeRun {
     /// When the timeout was reached: nothing more is sent for this node, and it closes once the
     /// requests in flight have answered (or after [`IN_FLIGHT_GRACE`]).
     expired: Option<Instant>,
+    /// Requests sent for the node's pods and not answered yet. The node is not closed before
+    /// the answers (up to [`IN_FLIGHT_GRACE`] after the last send), so the report and the events
+    /// say what the server answered even when the watch saw a pod go first.
+    awaiting: usize,
+    /// When the last request for the node's pods was sent.
+    last_sent: Option<Instant>,
 }
 
 /// How long a timed-out node waits for the answers to requests already in flight, so that its
@@ -299,6 +301,8 @@ impl Dispatcher {
                 order,
                 final_list_retry: None,
                 expired: None,
+                awaiting: 0,
+                last_sent: None,
             });
         }
         d
@@ -738,7 +742,9 @@ impl Dispatcher {
         t.first_attempt.get_or_insert_with(jiff::Timestamp::now);
         t.inflight_budget = spend;
         t.last_sent = Some(Instant::now());
-        t.awaiting_answer = true;
+        let n = &mut self.nodes[t.node];
+        n.awaiting += 1;
+        n.last_sent = t.last_sent;
         self.inflight += 1;
         let node = self.nodes[t.node].name.clone();
         let req = self.nodes[t.node].req.clone();
@@ -812,7 +818,8 @@ impl Dispatcher {
         let Some(t) = self.tracks.get_mut(&d.uid) else {
             return;
         };
-        t.awaiting_answer = false;
+        let n = &mut self.nodes[t.node];
+        n.awaiting = n.awaiting.saturating_sub(1);
         if let Some(key) = t.inflight_budget.take()
             && let Some(b) = self.budgets.get_mut(&key)
         {
@@ -1233,17 +1240,13 @@ impl Dispatcher {
         }
     }
 
-    /// Until when node `i` waits for answers to requests still in flight for pods the watch
-    /// already saw go (none: nothing is in flight).
+    /// Until when node `i` waits for answers to requests still in flight (none: nothing is).
     fn answer_due(&self, i: usize) -> Option<Instant> {
-        self.nodes[i]
-            .order
-            .iter()
-            .map(|&ix| self.tracks.at(ix))
-            .filter(|t| t.awaiting_answer)
-            .filter_map(|t| t.last_sent)
-            .map(|sent| sent + IN_FLIGHT_GRACE)
-            .max()
+        let n = &self.nodes[i];
+        if n.awaiting == 0 {
+            return None;
+        }
+        n.last_sent.map(|sent| sent + IN_FLIGHT_GRACE)
     }
 
     fn next_wake(&self) -> Instant {
@@ -1405,24 +1408,17 @@ impl Dispatcher {
     /// watch said.
     async fn catch_up(&mut self, i: usize) {
         let api: Api<Pod> = Api::all(self.sh.client.clone());
-        let fields = format!("spec.nodeName={}", self.nodes[i].name);
         let req = self.nodes[i].req.clone();
-        let listed = match watch::list_all(
-            &api,
-            Some(&fields),
-            None,
-            self.sh.opts.chunk_size,
-            &req,
-            "pods",
-        )
-        .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(node = %self.nodes[i].name, "list at the timeout failed: {e}");
-                return;
-            }
-        };
+        let listed =
+            match watch::list_node_pods(&api, &self.nodes[i].name, self.sh.opts.chunk_size, &req)
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!(node = %self.nodes[i].name, "list at the timeout failed: {e}");
+                    return;
+                }
+            };
         let present: HashSet<String> = listed
             .items
             .iter()
@@ -1452,17 +1448,9 @@ impl Dispatcher {
     /// A fresh LIST of the node: true when no target pod is left (new pods are taken in).
     async fn final_list(&mut self, i: usize) -> Result<bool, kube::Error> {
         let api: Api<Pod> = Api::all(self.sh.client.clone());
-        let fields = format!("spec.nodeName={}", self.nodes[i].name);
         let req = self.nodes[i].req.clone();
-        let listed = watch::list_all(
-            &api,
-            Some(&fields),
-            None,
-            self.sh.opts.chunk_size,
-            &req,
-            "pods",
-        )
-        .await?;
+        let listed =
+            watch::list_node_pods(&api, &self.nodes[i].name, self.sh.opts.chunk_size, &req).await?;
         let mut clean = true;
         for p in listed.items {
             let uid = p.metadata.uid.clone().unwrap_or_default();
@@ -1644,7 +1632,6 @@ fn new_track(
         inflight_budget: None,
         terminating_seen: false,
         last_sent: None,
-        awaiting_answer: false,
         protected_until: None,
         seq,
     }

@@ -266,25 +266,7 @@ impl Drainer {
         let mut listed_all = Vec::new();
         let mut ds_cache: HashMap<(String, String), DaemonSetLookup> = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
-            let fields = format!("spec.nodeName={node}");
-            let listed = watch::list_all(
-                &api,
-                Some(&fields),
-                None,
-                self.options.chunk_size,
-                &reqs[i],
-                "pods",
-            )
-            .await
-            .map_err(|e| {
-                DrainError::api(
-                    format!("listing the pods of node {node}"),
-                    "list",
-                    "pods",
-                    None,
-                    e,
-                )
-            })?;
+            let listed = list_pods_of(&api, node, self.options.chunk_size, &reqs[i]).await?;
             if let Some(message) = listed.items.iter().enumerate().find_map(|(i, p)| {
                 missing_identity(p).map(|field| format!("pod #{i} of the list has no {field}"))
             }) {
@@ -638,6 +620,26 @@ impl Drainer {
             }
         }
     }
+}
+
+/// The pods bound to `node`, with a failed LIST said as a drain error naming the node.
+pub(crate) async fn list_pods_of(
+    api: &Api<Pod>,
+    node: &str,
+    chunk: u32,
+    req: &Requests,
+) -> Result<Listed<Pod>, DrainError> {
+    watch::list_node_pods(api, node, chunk, req)
+        .await
+        .map_err(|e| {
+            DrainError::api(
+                format!("listing the pods of node {node}"),
+                "list",
+                "pods",
+                None,
+                e,
+            )
+        })
 }
 
 /// The first identity field a pod lacks (kdrain addresses pods by namespace, name and UID).

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -42,6 +43,18 @@ pub(crate) struct Listed<K> {
     pub items: Vec<K>,
     /// The list's resourceVersion.
     pub resource_version: String,
+}
+
+/// LISTs every pod bound to `node` (field selector `spec.nodeName`), page by page: what the
+/// plan, the permission probes and the dispatcher's catch-up and final LISTs read.
+pub(crate) async fn list_node_pods(
+    api: &Api<Pod>,
+    node: &str,
+    chunk: u32,
+    req: &Requests,
+) -> Result<Listed<Pod>, kube::Error> {
+    let fields = format!("spec.nodeName={node}");
+    list_all(api, Some(&fields), None, chunk, req, "pods").await
 }
 
 /// LISTs a collection page by page (`chunk` items a page; 0 = no paging), as kubectl does.

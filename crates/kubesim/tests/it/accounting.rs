@@ -53,14 +53,10 @@ async fn faults_from_the_scenario_and_at_run_time() {
     assert_eq!(r.header("retry-after"), Some("3"));
     assert_eq!(r.json()["details"]["retryAfterSeconds"], 3);
     s.set_faults(vec![Fault {
-        verb: None,
         resource: Some("pods".into()),
         status: Some(500),
         probability: 0.0,
-        retry_after_seconds: None,
-        latency_ms: None,
-        answer_latency_ms: None,
-        watch_cut_seconds: None,
+        ..Fault::default()
     }]);
     assert_eq!(get_raw(&s, "/api/v1/nodes/n1").await.code, 200);
     assert!(raw(&s, "PUT", "/kubesim/faults", &[], b"{").await.code == 400);
@@ -149,11 +145,7 @@ async fn status_zero_fault_resets_the_connection() {
         verb: Some("get".into()),
         resource: Some("nodes".into()),
         status: Some(0),
-        probability: 1.0,
-        retry_after_seconds: None,
-        latency_ms: None,
-        answer_latency_ms: None,
-        watch_cut_seconds: None,
+        ..Fault::default()
     }]);
     let nodes: Api<Node> = Api::all(s.client());
     let e = nodes.get("n1").await.unwrap_err();

@@ -212,12 +212,8 @@ async fn kube_watcher_survives_cuts_and_a_410() {
     s.set_faults(vec![Fault {
         verb: Some("watch".into()),
         resource: Some("pods".into()),
-        status: None,
-        probability: 1.0,
-        retry_after_seconds: None,
-        latency_ms: None,
-        answer_latency_ms: None,
         watch_cut_seconds: Some(0.3),
+        ..Fault::default()
     }]);
     for i in 0..3 {
         pods.create(&PostParams::default(), &pod(&format!("c{i}"), "x"))
@@ -234,11 +230,7 @@ async fn kube_watcher_survives_cuts_and_a_410() {
         verb: Some("watch".into()),
         resource: Some("pods".into()),
         status: Some(500),
-        probability: 1.0,
-        retry_after_seconds: None,
-        latency_ms: None,
-        answer_latency_ms: None,
-        watch_cut_seconds: None,
+        ..Fault::default()
     }]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let lists_before: u64 = s
@@ -321,12 +313,8 @@ async fn hostile_watch_timeouts_and_cuts_never_panic() {
         s.set_faults(vec![Fault {
             verb: Some("watch".into()),
             resource: Some("pods".into()),
-            status: None,
-            probability: 1.0,
-            retry_after_seconds: None,
-            latency_ms: None,
-            answer_latency_ms: None,
             watch_cut_seconds: Some(cut),
+            ..Fault::default()
         }]);
         let r = get_raw(
             &s,
