@@ -1,7 +1,6 @@
 //! DELETE of one object and of a collection (G-1 to G-8).
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -69,17 +68,11 @@ fn delete_one(
 }
 
 /// `DELETE` one object.
-pub fn delete(
-    shared: &Shared,
-    t: &Target,
-    q: &Query,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> ApiResult<Response> {
+pub fn delete(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult<Response> {
     if t.sub.is_some() {
         return Err(ApiError::method_not_allowed("DELETE"));
     }
-    let opts = delete_options::from_request(q, headers, body)?;
+    let opts = delete_options::from_request(q, body)?;
     let name = t.name.clone().unwrap_or_default();
     let mut st = shared.store.lock();
     let out = delete_one(shared, &mut st, t, &name, &opts)?;
@@ -91,10 +84,9 @@ pub fn delete_collection(
     shared: &Shared,
     t: &Target,
     q: &Query,
-    headers: &HeaderMap,
     body: &Bytes,
 ) -> ApiResult<Response> {
-    let opts = delete_options::from_request(q, headers, body)?;
+    let opts = delete_options::from_request(q, body)?;
     let filter = t.filter(q)?;
     let r = &RESOURCES[t.res];
     let mut st = shared.store.lock();

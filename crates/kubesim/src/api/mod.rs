@@ -6,6 +6,7 @@ mod delete;
 mod delete_options;
 mod discovery;
 mod list;
+mod protobuf;
 mod query;
 mod table;
 mod watch;
@@ -203,6 +204,20 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// The request body as JSON: a protobuf body (kubectl's typed clients) is decoded into the
+/// JSON object the real server would read from it; any other body is passed on as it is.
+fn json_body(headers: &HeaderMap, body: Bytes) -> ApiResult<Bytes> {
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if body.is_empty() || !(protobuf::is_protobuf(ct) || body.starts_with(protobuf::MAGIC)) {
+        return Ok(body);
+    }
+    let v = protobuf::decode(&body).map_err(ApiError::bad_request)?;
+    Ok(Bytes::from(serde_json::to_vec(&v).unwrap_or_default()))
+}
+
 /// A SelfSubjectAccessReview, answered from the same rules as every request (every
 /// authenticated user may ask, as with the real `system:basic-user` role).
 fn access_review(shared: &Shared, user: Option<&str>, body: &Bytes) -> ApiResult<Response> {
@@ -326,6 +341,13 @@ pub async fn handle(
             return error_response(&e);
         }
     }
+    let body = match json_body(&headers, body) {
+        Ok(b) => b,
+        Err(e) => {
+            shared.ledger.count(verb, &resource, &sub, e.code);
+            return error_response(&e);
+        }
+    };
     let resp = match route {
         Route::Version => discovery::version(),
         Route::Api => discovery::api(&shared, &headers),
@@ -344,10 +366,8 @@ pub async fn handle(
                 ("create", _) => write::create(&shared, &t, &q, &body),
                 ("update", _) => write::update(&shared, &t, &q, &body),
                 ("patch", _) => write::patch(&shared, &t, &q, &headers, &body),
-                ("delete", _) => delete::delete(&shared, &t, &q, &headers, &body),
-                ("deletecollection", _) => {
-                    delete::delete_collection(&shared, &t, &q, &headers, &body)
-                }
+                ("delete", _) => delete::delete(&shared, &t, &q, &body),
+                ("deletecollection", _) => delete::delete_collection(&shared, &t, &q, &body),
                 _ => Err(ApiError::method_not_allowed(method.as_str())),
             };
             respond(r)

@@ -12,30 +12,39 @@ use kubesim::Sim;
 use crate::common::{eventually, sim};
 
 /// Result of one kubectl run.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
-    fn out_lines(&self) -> Vec<&str> {
+    pub fn out_lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
 }
 
-struct Kubectl {
+/// The installed kubectl with its own HOME, kubeconfig and cache directory.
+pub struct Kubectl {
     dir: tempfile::TempDir,
 }
 
 impl Kubectl {
-    fn new(s: &Sim) -> Kubectl {
+    pub fn new(s: &Sim) -> Kubectl {
         let dir = tempfile::tempdir().unwrap();
         s.write_kubeconfig(&dir.path().join("kubeconfig")).unwrap();
         Kubectl { dir }
     }
 
-    async fn run(&self, args: &[&str]) -> Run {
+    /// kubectl acting as the user of `token` (kubectl sends tokens over HTTPS only).
+    pub fn with_token(s: &Sim, token: &str) -> Kubectl {
+        let dir = tempfile::tempdir().unwrap();
+        s.write_kubeconfig_with_token(&dir.path().join("kubeconfig"), token)
+            .unwrap();
+        Kubectl { dir }
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
         let kc = self.dir.path().join("kubeconfig");
         let cache = self.dir.path().join("cache");
         let mut cmd = tokio::process::Command::new("kubectl");

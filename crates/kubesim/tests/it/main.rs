@@ -8,6 +8,7 @@ mod deletion;
 mod discovery;
 mod eviction;
 mod kubectl;
+mod kubectl_everyday;
 mod list;
 mod paging;
 mod patch;
