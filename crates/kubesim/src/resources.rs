@@ -24,8 +24,10 @@ pub struct Resource {
     pub unconditional_update: bool,
     /// Short names for discovery.
     pub short_names: &'static [&'static str],
-    /// Subresources served (`status`, `eviction`).
+    /// Subresources served (`status`, `eviction`, `scale`).
     pub subresources: &'static [&'static str],
+    /// Discovery categories (`all` for the kinds `kubectl get all` lists).
+    pub categories: &'static [&'static str],
     /// Field selector keys this kind supports besides `metadata.name`/`metadata.namespace`.
     pub field_keys: &'static [&'static str],
 }
@@ -82,6 +84,7 @@ pub static RESOURCES: &[Resource] = &[
         unconditional_update: true,
         short_names: &["ns"],
         subresources: &["status"],
+        categories: &[],
         field_keys: &["status.phase"],
     },
     Resource {
@@ -95,6 +98,7 @@ pub static RESOURCES: &[Resource] = &[
         unconditional_update: true,
         short_names: &["no"],
         subresources: &["status"],
+        categories: &[],
         field_keys: &["spec.unschedulable"],
     },
     Resource {
@@ -108,6 +112,7 @@ pub static RESOURCES: &[Resource] = &[
         unconditional_update: true,
         short_names: &["po"],
         subresources: &["status", "eviction"],
+        categories: &["all"],
         field_keys: POD_FIELDS,
     },
     Resource {
@@ -121,6 +126,7 @@ pub static RESOURCES: &[Resource] = &[
         unconditional_update: true,
         short_names: &["ev"],
         subresources: &[],
+        categories: &[],
         field_keys: &[
             "involvedObject.name",
             "involvedObject.kind",
@@ -142,6 +148,7 @@ pub static RESOURCES: &[Resource] = &[
         unconditional_update: false,
         short_names: &["pdb"],
         subresources: &["status"],
+        categories: &[],
         field_keys: &[],
     },
     Resource {
@@ -155,6 +162,7 @@ pub static RESOURCES: &[Resource] = &[
         unconditional_update: false,
         short_names: &["ds"],
         subresources: &["status"],
+        categories: &["all"],
         field_keys: &[],
     },
     Resource {
@@ -167,7 +175,8 @@ pub static RESOURCES: &[Resource] = &[
         generational: true,
         unconditional_update: false,
         short_names: &["rs"],
-        subresources: &["status"],
+        subresources: &["status", "scale"],
+        categories: &["all"],
         field_keys: &["status.replicas"],
     },
     Resource {
@@ -180,7 +189,8 @@ pub static RESOURCES: &[Resource] = &[
         generational: true,
         unconditional_update: false,
         short_names: &["deploy"],
-        subresources: &["status"],
+        subresources: &["status", "scale"],
+        categories: &["all"],
         field_keys: &[],
     },
     Resource {
@@ -193,7 +203,8 @@ pub static RESOURCES: &[Resource] = &[
         generational: true,
         unconditional_update: false,
         short_names: &["sts"],
-        subresources: &["status"],
+        subresources: &["status", "scale"],
+        categories: &["all"],
         field_keys: &[],
     },
     Resource {
@@ -207,6 +218,7 @@ pub static RESOURCES: &[Resource] = &[
         unconditional_update: true,
         short_names: &[],
         subresources: &[],
+        categories: &[],
         field_keys: &[],
     },
 ];

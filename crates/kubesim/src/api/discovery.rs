@@ -47,10 +47,20 @@ fn subresource_verbs(sub: &str) -> Vec<&'static str> {
     }
 }
 
-fn aggregated_version(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = RESOURCES
+/// The resources of a group/version in the real server's discovery order (by name), which is
+/// also the order `kubectl get all` prints them in.
+fn resources_of(group: &str, version: &str) -> Vec<&'static Resource> {
+    let mut v: Vec<&Resource> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
+        .collect();
+    v.sort_by_key(|r| r.plural);
+    v
+}
+
+fn aggregated_version(group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = resources_of(group, version)
+        .into_iter()
         .map(|r| {
             let subs: Vec<Value> = r
                 .subresources
@@ -58,6 +68,8 @@ fn aggregated_version(group: &str, version: &str) -> Value {
                 .map(|s| {
                     let kind = if *s == "eviction" {
                         json!({"group":"policy","version":"v1","kind":"Eviction"})
+                    } else if *s == "scale" {
+                        json!({"group":"autoscaling","version":"v1","kind":"Scale"})
                     } else {
                         json!({"group":r.group,"version":r.version,"kind":r.kind})
                     };
@@ -74,6 +86,9 @@ fn aggregated_version(group: &str, version: &str) -> Value {
             });
             if !r.short_names.is_empty() {
                 v["shortNames"] = json!(r.short_names);
+            }
+            if !r.categories.is_empty() {
+                v["categories"] = json!(r.categories);
             }
             v
         })
@@ -143,11 +158,17 @@ fn legacy_entries(r: &Resource) -> Vec<Value> {
     if !r.short_names.is_empty() {
         main["shortNames"] = json!(r.short_names);
     }
+    if !r.categories.is_empty() {
+        main["categories"] = json!(r.categories);
+    }
     let mut out = vec![main];
     for s in r.subresources {
         if *s == "eviction" {
             out.push(json!({"name": format!("{}/eviction", r.plural), "singularName": "", "namespaced": r.namespaced,
                             "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
+        } else if *s == "scale" {
+            out.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+                            "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": subresource_verbs(s)}));
         } else {
             out.push(json!({"name": format!("{}/{s}", r.plural), "singularName": "", "namespaced": r.namespaced,
                             "kind": r.kind, "verbs": subresource_verbs(s)}));
@@ -158,9 +179,8 @@ fn legacy_entries(r: &Resource) -> Vec<Value> {
 
 /// `GET /api/v1`, `GET /apis/<g>/<v>` (D-4).
 pub fn group_version(group: &str, version: &str) -> Response {
-    let resources: Vec<Value> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
+    let resources: Vec<Value> = resources_of(group, version)
+        .into_iter()
         .flat_map(legacy_entries)
         .collect();
     let gv = if group.is_empty() {

@@ -25,7 +25,7 @@ pub fn admit_namespace(st: &State, res: ResId, ns: &str, name: &str) -> ApiResul
     Ok(())
 }
 
-fn parse_body(body: &Bytes) -> ApiResult<Value> {
+pub(super) fn parse_body(body: &Bytes) -> ApiResult<Value> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
     })?;
@@ -171,7 +171,7 @@ pub fn create(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
 }
 
 /// Merge a client-supplied new version onto the stored one (U-2, U-3, U-4).
-fn prepare_update(res: ResId, old: &Value, new: Value, sub: Option<&str>) -> Value {
+pub(super) fn prepare_update(res: ResId, old: &Value, new: Value, sub: Option<&str>) -> Value {
     let r = &RESOURCES[res];
     let mut next = if sub == Some("status") {
         let mut n = old.clone();
@@ -220,7 +220,7 @@ fn prepare_update(res: ResId, old: &Value, new: Value, sub: Option<&str>) -> Val
 }
 
 /// Persist an updated object: delete-on-update when the last finalizer goes (U-5), dry-run aware.
-fn commit_update(st: &mut State, res: ResId, next: Value, dry_run: bool) -> Value {
+pub(super) fn commit_update(st: &mut State, res: ResId, next: Value, dry_run: bool) -> Value {
     if dry_run {
         return next;
     }

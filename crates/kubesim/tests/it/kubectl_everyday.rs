@@ -178,3 +178,174 @@ async fn auth_can_i_sends_a_protobuf_review_and_answers_yes_or_no() {
     let r = admin.run(&["auth", "can-i", "delete", "nodes"]).await;
     assert_eq!((r.code, r.stdout.as_str()), (0, "yes\n"), "{}", r.stderr);
 }
+
+const WORKLOADS: &str = r#"
+nodes: [{name: n1}, {name: n2}, {name: n3}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 2, labels: {app: web}}
+  - {kind: ReplicaSet, name: cache, replicas: 1, labels: {app: cache}}
+  - {kind: StatefulSet, name: db, replicas: 1, labels: {app: db}}
+  - {kind: DaemonSet, name: agent, labels: {app: agent}}
+"#;
+
+async fn jsonpath(k: &Kubectl, what: &[&str], path: &str) -> String {
+    let jp = format!("jsonpath={path}");
+    let r = k.run(&[what, &["-o", jp.as_str()]].concat()).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+}
+
+#[tokio::test]
+async fn scale_uses_the_scale_subresource_of_deployments_replicasets_and_statefulsets() {
+    let s = sim(WORKLOADS).await;
+    let k = Kubectl::new(&s);
+    for (what, out) in [
+        ("deployment/web", "deployment.apps/web scaled\n"),
+        ("rs/cache", "replicaset.apps/cache scaled\n"),
+        ("sts/db", "statefulset.apps/db scaled\n"),
+    ] {
+        let r = k.run(&["scale", what, "--replicas=4"]).await;
+        assert_eq!((r.code, r.stdout.as_str()), (0, out), "{}", r.stderr);
+        assert_eq!(jsonpath(&k, &["get", what], "{.spec.replicas}").await, "4");
+        eventually("4 pods ready", || async {
+            (jsonpath(&k, &["get", what], "{.status.readyReplicas}").await == "4").then_some(())
+        })
+        .await;
+    }
+    // The Scale object itself, as `kubectl get --subresource=scale` shows it.
+    let r = k
+        .run(&[
+            "get",
+            "deployment",
+            "web",
+            "--subresource=scale",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let scale: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 4);
+    assert_eq!(scale["status"]["replicas"], 4);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    // A precondition that does not hold changes nothing.
+    let r = k
+        .run(&[
+            "scale",
+            "deployment/web",
+            "--current-replicas=3",
+            "--replicas=1",
+        ])
+        .await;
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr, "error: Expected replicas to be 3, was 4\n",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        jsonpath(&k, &["get", "deployment/web"], "{.spec.replicas}").await,
+        "4"
+    );
+    let r = k
+        .run(&[
+            "scale",
+            "deployment/web",
+            "--current-replicas=4",
+            "--replicas=0",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    eventually("no pods of web", || async {
+        let r = k.run(&["get", "pods", "-l", "app=web", "-o", "name"]).await;
+        r.stdout.is_empty().then_some(())
+    })
+    .await;
+    let r = k.run(&["scale", "daemonset/agent", "--replicas=2"]).await;
+    assert_eq!(r.code, 1);
+    let r = k.run(&["scale", "deployment/nope", "--replicas=2"]).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "error: no objects passed to scale deployments.apps \"nope\" not found\n"
+    );
+}
+
+#[tokio::test]
+async fn get_all_lists_the_all_category_and_short_names_resolve() {
+    let s = sim(WORKLOADS).await;
+    let k = Kubectl::new(&s);
+    eventually("every workload pod running", || async {
+        let r = k
+            .run(&[
+                "get",
+                "pods",
+                "--field-selector=status.phase!=Running",
+                "-o",
+                "name",
+            ])
+            .await;
+        (r.code == 0 && r.stdout.is_empty()).then_some(())
+    })
+    .await;
+    let r = k.run(&["get", "all", "-o", "name"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut lines = r.out_lines();
+    let kinds: Vec<&str> = {
+        let mut k: Vec<&str> = lines.iter().map(|l| l.split('/').next().unwrap()).collect();
+        k.dedup();
+        k
+    };
+    assert_eq!(
+        kinds,
+        [
+            "pod",
+            "daemonset.apps",
+            "deployment.apps",
+            "replicaset.apps",
+            "statefulset.apps"
+        ],
+        "{}",
+        r.stdout
+    );
+    lines.retain(|l| !l.starts_with("pod/"));
+    assert_eq!(lines.len(), 5, "{}", r.stdout);
+    assert_eq!(
+        lines[..3],
+        [
+            "daemonset.apps/agent",
+            "deployment.apps/web",
+            "replicaset.apps/cache"
+        ]
+    );
+    assert!(lines[3].starts_with("replicaset.apps/web-"), "{}", lines[3]);
+    assert_eq!(lines[4], "statefulset.apps/db");
+    assert_eq!(
+        r.out_lines()
+            .iter()
+            .filter(|l| l.starts_with("pod/"))
+            .count(),
+        2 + 1 + 1 + 3
+    );
+    // The table form: one table per kind, each with its own header.
+    let r = k.run(&["get", "all"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let headers: Vec<&str> = r
+        .out_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("NAME "))
+        .collect();
+    assert_eq!(headers.len(), 5, "{}", r.stdout);
+    for short in ["po", "deploy", "rs", "sts", "ds", "pdb", "ev", "no", "ns"] {
+        let r = k.run(&["get", short]).await;
+        assert_eq!(r.code, 0, "kubectl get {short}: {}", r.stderr);
+    }
+    let r = k.run(&["get", "deploy,sts", "-o", "name"]).await;
+    assert_eq!(
+        r.stdout, "deployment.apps/web\nstatefulset.apps/db\n",
+        "{}",
+        r.stderr
+    );
+}
