@@ -76,6 +76,19 @@ pub enum Command {
     },
     /// Start a simulated cluster in-process and drain one of its nodes, with no real cluster needed
     Demo(DemoArgs),
+    /// Print the JSON Schema of `-o json`'s lines (every event and the result line)
+    Schema {
+        /// What to describe
+        #[arg(value_enum)]
+        what: SchemaKind,
+    },
+}
+
+/// `kdrain schema` subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Every line `-o json` prints: the events, `stopping` and the result line
+    Events,
 }
 
 /// Which nodes: names, or a label selector (never both, as in kubectl).
@@ -142,6 +155,25 @@ fn parse_duration_arg(value: &str) -> Result<Duration, String> {
     parse_go_duration(value)
 }
 
+fn parse_grace_period(value: &str) -> Result<i64, String> {
+    value.parse::<i64>().map_err(|_| {
+        "give whole seconds, e.g. 30 (negative: each pod's own grace period; 0: at once, with --force)"
+            .to_string()
+    })
+}
+
+fn parse_seconds(value: &str) -> Result<u64, String> {
+    value
+        .parse::<u64>()
+        .map_err(|_| "give whole seconds, e.g. 30 (0: never skip)".to_string())
+}
+
+fn parse_chunk_size(value: &str) -> Result<u32, String> {
+    value.parse::<u32>().map_err(|_| {
+        "give a whole number of pods per request, e.g. 500 (0: all in one)".to_string()
+    })
+}
+
 fn parse_parallel(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(0) | Err(_) => Err(format!(
@@ -167,7 +199,7 @@ pub struct DrainArgs {
     #[arg(long)]
     pub delete_emptydir_data: bool,
     /// Seconds given to each pod to terminate gracefully; negative: the pod's own value; 0: immediately (with --force)
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_name = "SECONDS")]
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_parser = parse_grace_period, value_name = "SECONDS")]
     pub grace_period: i64,
     /// How long to wait before giving up, as a Go duration (90s, 5m, 1h30m); 0 waits forever
     #[arg(long, default_value = "0s", value_parser = parse_duration_arg, value_name = "DURATION")]
@@ -179,10 +211,10 @@ pub struct DrainArgs {
     #[arg(long)]
     pub disable_eviction: bool,
     /// Skip waiting for pods whose deletion began more than this many seconds ago; 0 never skips
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 0, value_parser = parse_seconds, value_name = "SECONDS")]
     pub skip_wait_for_delete_timeout: u64,
     /// Pods listed per request; 0 lists everything in one request
-    #[arg(long, default_value_t = 500, value_name = "N")]
+    #[arg(long, default_value_t = 500, value_parser = parse_chunk_size, value_name = "N")]
     pub chunk_size: u32,
     /// --dry-run
     #[command(flatten)]

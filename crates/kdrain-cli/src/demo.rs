@@ -32,10 +32,18 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
         None => Scenario::from_yaml_str(DEMO_SCENARIO)
             .context("the built-in demo scenario is invalid")?,
     };
+    let names = scenario.node_names();
     let node = match &args.node {
+        // The demo cluster lives only in this process: name its nodes, not `kubectl get nodes`.
+        Some(n) if !names.contains(n) => {
+            return Err(CliError::usage(format!(
+                "node {n:?} is not in the demo cluster; pick one of its nodes with --node: {}",
+                some_names(&names)
+            ))
+            .into());
+        }
         Some(n) => n.clone(),
-        None => scenario
-            .node_names()
+        None => names
             .into_iter()
             .next()
             .ok_or_else(|| CliError::usage("the scenario has no nodes to drain"))?,
@@ -80,6 +88,19 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
     }
     sim.shutdown().await;
     Ok(code)
+}
+
+/// Up to ten names, then how many there are in all.
+fn some_names(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{}, ... ({} in all)",
+        names[..SHOWN].join(", "),
+        names.len()
+    )
 }
 
 /// Waits (briefly) until the disruption controller has processed every budget, so the first

@@ -27,6 +27,14 @@ fn main() {
             clap_complete::generate(shell, &mut Cli::command(), "kdrain", &mut std::io::stdout());
             exit::OK
         }
+        Command::Schema { what: _ } => {
+            use std::io::Write;
+            let schema = render::json::schema();
+            let text = serde_json::to_string_pretty(&schema).expect("a schema is JSON");
+            // a closed pipe (`| head`) is not an error worth a panic
+            let _ = writeln!(std::io::stdout(), "{text}");
+            exit::OK
+        }
         command => {
             let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
             match runtime.block_on(run(&cli.global, command)) {
@@ -41,7 +49,8 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Parses arguments; a usage error is one `error:` line and exit 2 (help and version print as usual).
+/// Parses arguments; a usage error is one short block (the problem, clap's suggestion or the
+/// accepted values, and where the help is) and exit 2. Help and version print as usual.
 fn parse_command_line() -> Cli {
     match Cli::try_parse() {
         Ok(cli) => cli,
@@ -52,17 +61,59 @@ fn parse_command_line() -> Cli {
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
                 _ => {
-                    let rendered = error.render().to_string();
-                    let first = rendered
-                        .lines()
-                        .find(|l| !l.trim().is_empty())
-                        .unwrap_or("error: bad usage");
-                    eprintln!("{first}");
+                    let args: Vec<String> = std::env::args().skip(1).collect();
+                    eprintln!("{}", usage_block(&error.render().to_string(), &args));
                     std::process::exit(exit::USAGE);
                 }
             }
         }
     }
+}
+
+/// clap's error without its usage line, blank lines and generic pointer: the `error:` line,
+/// its tip or possible values, and `see `kdrain SUBCOMMAND --help``.
+fn usage_block(rendered: &str, args: &[String]) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut in_usage = false;
+    for line in rendered.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("Usage:") {
+            in_usage = true;
+            continue;
+        }
+        if trimmed.is_empty() {
+            in_usage = false;
+            continue;
+        }
+        // clap's "to pass '--x' as a value, use '-- --x'" misleads for a mistyped flag
+        if in_usage
+            || trimmed.starts_with("For more information, try")
+            || trimmed.starts_with("tip: to pass ")
+        {
+            continue;
+        }
+        if lines.is_empty() {
+            lines.push(trimmed.to_string());
+        } else {
+            lines.push(format!("  {trimmed}"));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("error: bad usage".to_string());
+    }
+    let command = Cli::command();
+    let sub = args.iter().find_map(|a| {
+        command
+            .get_subcommands()
+            .find(|c| c.get_name() == a)
+            .map(|c| c.get_name().to_string())
+    });
+    let help = match sub {
+        Some(sub) => format!("kdrain {sub} --help"),
+        None => "kdrain --help".to_string(),
+    };
+    lines.push(format!("  see `{help}`"));
+    lines.join("\n")
 }
 
 /// Debug logs go to stderr, off unless -v or RUST_LOG asks for them.
@@ -85,14 +136,13 @@ fn init_logging(verbose: u8) {
 fn report_error(global: &GlobalArgs, error: &anyhow::Error) {
     let message = config::one_line(&format!("{error:#}"));
     if global.output == Some(OutputFormat::Json) {
-        let line = render::json::ResultLine {
-            event: "result",
-            exit_code: exit::code_for(error),
-            succeeded: false,
-            error: Some(message.clone()),
-            report: None,
-        };
-        println!("{}", serde_json::to_string(&line).unwrap_or_default());
+        render::json::print(&render::json::ResultLine::new(
+            jiff::Timestamp::now(),
+            exit::code_for(error),
+            false,
+            Some(message.clone()),
+            None,
+        ));
     }
     eprintln!("error: {message}");
 }
@@ -104,7 +154,9 @@ async fn run(global: &GlobalArgs, command: Command) -> anyhow::Result<i32> {
         Command::Cordon(args) => cordon(global, &args, true).await,
         Command::Uncordon(args) => cordon(global, &args, false).await,
         Command::Demo(args) => demo::run(global, &args).await,
-        Command::Completions { .. } => unreachable!("handled before the runtime starts"),
+        Command::Completions { .. } | Command::Schema { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 
@@ -127,18 +179,33 @@ async fn plan(global: &GlobalArgs, args: &DrainArgs) -> anyhow::Result<i32> {
     let options = args.options();
     check_inputs(&target, &options)?;
     let cluster = config::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
-    let drainer = Drainer::new(cluster.client, options);
+    let (events, mut received) = mpsc::unbounded_channel::<kdrain::Stamped>();
+    let cluster_client = cluster.client.clone();
+    let drainer = Drainer::new(cluster.client, options).with_events(events);
     let nodes = resolve_nodes(&drainer, &target).await?;
-    let plan = drainer.plan(&nodes).await?;
+    let plan = match drainer.plan(&nodes).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            return Err(name_every_unknown(&cluster_client, &nodes, error)
+                .await
+                .into());
+        }
+    };
+    let planned_at = jiff::Timestamp::now();
     let code = render::plan::exit_code(&plan);
     if global.output == Some(OutputFormat::Json) {
-        let line = render::plan::PlanLine {
-            event: "plan",
-            exit_code: code,
-            can_complete: plan.can_complete(),
-            plan: &plan,
-        };
-        println!("{}", serde_json::to_string(&line)?);
+        // The same vocabulary as `drain`: the events up to `planned`, then the result line.
+        while let Ok(event) = received.try_recv() {
+            render::json::print(&render::json::EventLine::new(&event));
+        }
+        let error = (!plan.can_complete()).then(|| render::plan::verdict(&plan));
+        render::json::print(&render::json::ResultLine::new(
+            planned_at,
+            code,
+            plan.can_complete(),
+            error,
+            None,
+        ));
     } else {
         print!("{}", render::plan::text(&plan));
     }
@@ -154,8 +221,17 @@ async fn cordon(global: &GlobalArgs, args: &CordonArgs, cordon: bool) -> anyhow:
     };
     check_inputs(&target, &options)?;
     let cluster = config::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
-    let drainer = Drainer::new(cluster.client, options);
+    let drainer = Drainer::new(cluster.client.clone(), options);
     let nodes = resolve_nodes(&drainer, &target).await?;
+    if nodes.len() > 1 {
+        // Bad input changes nothing: every node is looked up before the first is cordoned.
+        let unknown = unknown_nodes(&cluster.client, &nodes).await?;
+        if !unknown.is_empty() {
+            return Err(not_found(unknown).into());
+        }
+    }
+    let (events, mut received) = mpsc::unbounded_channel::<kdrain::Stamped>();
+    let drainer = drainer.with_events(events);
     let suffix = render::dry_run_suffix(args.dry_run.to_library());
     for node in &nodes {
         let result = if cordon {
@@ -166,13 +242,10 @@ async fn cordon(global: &GlobalArgs, args: &CordonArgs, cordon: bool) -> anyhow:
         let verb = if cordon { "cordoned" } else { "uncordoned" };
         let already = if result.already { "already " } else { "" };
         if global.output == Some(OutputFormat::Json) {
-            let line = render::json::CordonLine {
-                event: verb,
-                node,
-                already: result.already,
-                dry_run: args.dry_run.to_library(),
-            };
-            println!("{}", serde_json::to_string(&line)?);
+            // The engine's own `cordoned` / `uncordoned` event, dated when it happened.
+            while let Ok(event) = received.try_recv() {
+                render::json::print(&render::json::EventLine::new(&event));
+            }
         } else {
             println!("node/{node} {already}{verb}{suffix}");
         }
@@ -211,6 +284,49 @@ async fn resolve_nodes(drainer: &Drainer, target: &Target) -> anyhow::Result<Vec
     }
 }
 
+/// The named nodes that do not exist, in the order given.
+async fn unknown_nodes(client: &kube::Client, nodes: &[String]) -> Result<Vec<String>, DrainError> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let mut unknown = Vec::new();
+    for node in nodes {
+        let found = api.get_opt(node).await.map_err(|source| DrainError::Api {
+            context: format!("getting node {node:?}"),
+            source,
+        })?;
+        if found.is_none() {
+            unknown.push(node.clone());
+        }
+    }
+    Ok(unknown)
+}
+
+/// The error for unknown nodes: kdrain's one-node message, or all of them named.
+fn not_found(mut unknown: Vec<String>) -> DrainError {
+    if unknown.len() == 1 {
+        DrainError::NodeNotFound {
+            node: unknown.remove(0),
+        }
+    } else {
+        DrainError::NodesNotFound { nodes: unknown }
+    }
+}
+
+/// The engine stops at the first unknown node; when several nodes were named, the others are
+/// looked up too so that the error names every unknown one (only on this error path).
+async fn name_every_unknown(
+    client: &kube::Client,
+    nodes: &[String],
+    error: DrainError,
+) -> DrainError {
+    if !matches!(error, DrainError::NodeNotFound { .. }) || nodes.len() < 2 {
+        return error;
+    }
+    match unknown_nodes(client, nodes).await {
+        Ok(unknown) if !unknown.is_empty() => not_found(unknown),
+        _ => error,
+    }
+}
+
 fn describe_nodes(nodes: &[String]) -> String {
     match nodes {
         [one] => format!("node/{one}"),
@@ -228,7 +344,9 @@ pub(crate) async fn drain_with(
     mode: Mode,
 ) -> anyhow::Result<(i32, Option<Report>)> {
     let presses = interrupt::presses();
-    let (events, receiver) = mpsc::unbounded_channel();
+    let (events, receiver) = mpsc::unbounded_channel::<kdrain::Stamped>();
+    let lookup = client.clone();
+    let all_nodes = nodes.clone();
     let drainer = Drainer::new(client, options).with_events(events);
     let mut renderer = render::renderer(mode, &format!("draining {}", describe_nodes(&nodes)));
     let (stop_switch, stop) = interrupt::stop_switch();
@@ -251,7 +369,10 @@ pub(crate) async fn drain_with(
             return Ok((render::INTERRUPTED, None));
         }
     };
-    let result: Result<Report, DrainError> = output.context("the drain task panicked")?;
+    let result: Result<Report, DrainError> = match output.context("the drain task panicked")? {
+        Err(error) => Err(name_every_unknown(&lookup, &all_nodes, error).await),
+        ok => ok,
+    };
     if stopped && let Err(DrainError::Incomplete { report }) = &result {
         // Stopped on request: not a failure to explain, but what is left and how to undo.
         renderer.interrupted(&render::Interruption::from_report(report, &pending));

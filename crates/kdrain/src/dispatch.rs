@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::budget::{self, BudgetNow};
-use crate::events::{Event, PodRef};
+use crate::events::{Event, EventSender, Healthy, PodRef, WaitsFor};
 use crate::evict::{self, Attempt};
 use crate::options::{DrainOptions, DryRun};
 use crate::plan::{Action, NodePlan, pod_ref};
@@ -31,7 +31,7 @@ use crate::watch::{self, Change, Listed, Seen};
 pub(crate) struct Shared {
     pub client: kube::Client,
     pub opts: DrainOptions,
-    pub events: Option<UnboundedSender<Event>>,
+    pub events: Option<EventSender>,
     pub filters: Vec<PodFilter>,
     pub pod_selector: Option<selectors::LabelSelector>,
     pub req: Requests,
@@ -41,7 +41,7 @@ pub(crate) struct Shared {
 impl Shared {
     fn emit(&self, ev: Event) {
         if let Some(tx) = &self.events {
-            let _ = tx.send(ev);
+            tx.send(ev);
         }
     }
 }
@@ -496,7 +496,7 @@ impl Dispatcher {
         self.set_blocked(
             &uid,
             None,
-            false,
+            WaitsFor::Protection,
             format!("protected: {reason}"),
             format!("{reason}; no request sent before then"),
             next,
@@ -636,7 +636,7 @@ impl Dispatcher {
                         self.set_blocked(
                             &uid,
                             Some(by.clone()),
-                            true,
+                            WaitsFor::SeveralBudgets,
                             format!("the pod is covered by more than one disruption budget ({by})"),
                             "the eviction API refuses pods under several budgets; waiting for the budgets to change (no request sent)".into(),
                             now + ceiling,
@@ -688,7 +688,7 @@ impl Dispatcher {
         self.set_blocked(
             uid,
             Some(name),
-            true,
+            WaitsFor::Budget,
             cause,
             "waiting for the budget to allow a disruption (no request sent)".into(),
             now + ceiling,
@@ -696,18 +696,34 @@ impl Dispatcher {
         );
     }
 
+    /// The healthy-pod counts of the one watched budget a pod waits for, once its controller
+    /// has processed it.
+    fn healthy_of(&self, uid: &str, by: Option<&str>, waits_for: WaitsFor) -> Option<Healthy> {
+        if waits_for != WaitsFor::Budget {
+            return None;
+        }
+        let key = format!("{}/{}", self.tracks[uid].r.namespace, by?);
+        let st = BudgetNow::of(&self.budgets.get(&key)?.pdb);
+        st.observed.then_some(Healthy {
+            needs: st.desired_healthy,
+            has: st.current_healthy,
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn set_blocked(
         &mut self,
         uid: &str,
         by: Option<String>,
-        by_budget: bool,
+        waits_for: WaitsFor,
         cause: String,
         message: String,
         next: Instant,
         now: Instant,
     ) {
+        let by_budget = waits_for.is_budget();
         let node = self.nodes[self.tracks[uid].node].name.clone();
+        let healthy = self.healthy_of(uid, by.as_deref(), waits_for);
         let t = self.tracks.get_mut(uid).expect("track");
         t.st = St::Retry;
         t.next_at = Some(next);
@@ -723,7 +739,9 @@ impl Dispatcher {
             let ev = Event::Blocked {
                 node,
                 pod: t.r.clone(),
+                waits_for,
                 budget: by,
+                healthy,
                 cause,
                 message,
                 retry_in_seconds: (next.max(t.not_before.unwrap_or(next)) - now).as_secs_f64(),
@@ -893,10 +911,15 @@ impl Dispatcher {
                     self.finish(&d.uid, PodOutcome::Blocked);
                     return;
                 }
+                let waits_for = if multiple {
+                    WaitsFor::SeveralBudgets
+                } else {
+                    WaitsFor::Budget
+                };
                 let t = self.tracks.get_mut(&d.uid).expect("track");
                 t.not_before = retry_after.map(|ra| now + ra + jitter);
                 let next = (now + ceiling).max(t.not_before.unwrap_or(now));
-                self.set_blocked(&d.uid, by, true, cause, message, next, now);
+                self.set_blocked(&d.uid, by, waits_for, cause, message, next, now);
             }
             Attempt::Throttled {
                 retry_after,
@@ -905,7 +928,15 @@ impl Dispatcher {
                 let wait = retry_after.unwrap_or(Duration::from_secs(1)) + jitter;
                 t.not_before = Some(now + wait);
                 let cause = format!("the server asked to retry later (429): {message}");
-                self.set_blocked(&d.uid, None, false, cause, message, now + wait, now);
+                self.set_blocked(
+                    &d.uid,
+                    None,
+                    WaitsFor::Throttling,
+                    cause,
+                    message,
+                    now + wait,
+                    now,
+                );
             }
             Attempt::NamespaceTerminating { message } => {
                 if t.pod.metadata.deletion_timestamp.is_some() || dry == DryRun::Server {
@@ -918,7 +949,15 @@ impl Dispatcher {
                         "namespace {} is being terminated; waiting for it to delete the pod",
                         t.r.namespace
                     );
-                    self.set_blocked(&d.uid, None, false, cause, message, now + ceiling, now);
+                    self.set_blocked(
+                        &d.uid,
+                        None,
+                        WaitsFor::NamespaceTermination,
+                        cause,
+                        message,
+                        now + ceiling,
+                        now,
+                    );
                 }
             }
             Attempt::Forbidden { message } => self.finish(
@@ -947,7 +986,15 @@ impl Dispatcher {
                     Some(c) => format!("error {c}: {message}"),
                     None => format!("request failed: {message}"),
                 };
-                self.set_blocked(&d.uid, None, false, cause, message, now + wait, now);
+                self.set_blocked(
+                    &d.uid,
+                    None,
+                    WaitsFor::Error,
+                    cause,
+                    message,
+                    now + wait,
+                    now,
+                );
             }
         }
     }

@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use crate::cordon::{self, CordonResult};
 use crate::dispatch::{self, Dispatcher, NodeSetup, Shared};
 use crate::error::DrainError;
-use crate::events::Event;
+use crate::events::{Event, EventSender};
 use crate::options::{DrainOptions, DryRun, OptionsError};
 use crate::plan::{self, Action, NodeInput, Plan};
 use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport, Report};
@@ -56,7 +55,7 @@ use crate::watch::{self, Listed};
 pub struct Drainer {
     client: kube::Client,
     options: DrainOptions,
-    events: Option<UnboundedSender<Event>>,
+    events: Option<EventSender>,
     filters: Vec<PodFilter>,
 }
 
@@ -81,9 +80,10 @@ impl Drainer {
         }
     }
 
-    /// Sends progress events to `tx` while working.
-    pub fn with_events(mut self, tx: UnboundedSender<Event>) -> Self {
-        self.events = Some(tx);
+    /// Sends progress events to `tx` while working: an `UnboundedSender<Stamped>` receives each
+    /// event with the time it happened, an `UnboundedSender<Event>` the events alone.
+    pub fn with_events(mut self, tx: impl Into<EventSender>) -> Self {
+        self.events = Some(tx.into());
         self
     }
 
@@ -115,7 +115,7 @@ impl Drainer {
 
     fn emit(&self, ev: Event) {
         if let Some(tx) = &self.events {
-            let _ = tx.send(ev);
+            tx.send(ev);
         }
     }
 
@@ -494,7 +494,8 @@ impl Drainer {
             requests: req.snapshot(),
         };
         self.emit(Event::Done {
-            report: report.clone(),
+            succeeded: report.succeeded(),
+            seconds: report.seconds,
         });
         if report.succeeded() {
             Ok(report)
@@ -562,11 +563,13 @@ impl Drainer {
                                 error: p.reason.clone(),
                             },
                         };
+                        // The request that would have been sent counts, as in a server dry run.
+                        let attempts = u32::from(outcome == PodOutcome::DryRun);
                         PodReport {
                             pod: r,
                             action: p.action,
                             reason: p.reason.clone(),
-                            attempts: 0,
+                            attempts,
                             first_attempt: None,
                             accepted: None,
                             gone: None,

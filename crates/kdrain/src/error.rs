@@ -12,6 +12,15 @@ pub enum DrainError {
         /// The missing node.
         node: String,
     },
+    /// Several target nodes do not exist (all of them named). Nothing was changed.
+    #[error(
+        "nodes {} not found; check the names with `kubectl get nodes`",
+        nodes.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    NodesNotFound {
+        /// The missing nodes, in the order given.
+        nodes: Vec<String>,
+    },
     /// The server refused a request for lack of permission.
     #[error(
         "permission denied: needs {verb} on {resource}{} ({message}); grant it to the drain's service account or user",
@@ -97,7 +106,9 @@ impl DrainError {
     /// timeout; 4 pods left that could not be evicted; 5 permission denied; 6 cluster unreachable.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DrainError::NodeNotFound { .. } | DrainError::Options(_) => 2,
+            DrainError::NodeNotFound { .. }
+            | DrainError::NodesNotFound { .. }
+            | DrainError::Options(_) => 2,
             DrainError::BadResponse { .. } => 1,
             DrainError::Forbidden { .. } => 5,
             DrainError::PlanRefused {

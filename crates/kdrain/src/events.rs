@@ -2,14 +2,15 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::options::DryRun;
 use crate::plan::Plan;
-use crate::report::Report;
 
 /// Names one pod, with the UID that tells it apart from a replacement of the same name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 pub struct PodRef {
     /// Namespace of the pod.
     pub namespace: String,
@@ -25,8 +26,113 @@ impl fmt::Display for PodRef {
     }
 }
 
+/// An [`Event`] with the moment it happened in the library (not when it was received or printed).
+/// Serialized flat: `{"time":"2026-01-02T03:04:05.678Z","event":"evicted",...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Stamped {
+    /// When the event happened: RFC 3339, UTC, to the millisecond.
+    #[serde(with = "crate::serde_secs::time")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub time: jiff::Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// A time as the JSON output writes it: RFC 3339, UTC, rounded to the millisecond, always three
+/// fractional digits (`2026-01-02T03:04:05.678Z`).
+pub fn rfc3339_ms(t: &jiff::Timestamp) -> String {
+    crate::serde_secs::time::format(t)
+}
+
+/// Where a drainer sends its events: a channel of [`Stamped`] events (each with its time), or of
+/// bare [`Event`]s. Built from either sender with `.into()` (see [`crate::Drainer::with_events`]).
+#[derive(Debug, Clone)]
+pub enum EventSender {
+    /// Events with the time they happened.
+    Stamped(UnboundedSender<Stamped>),
+    /// Events alone.
+    Plain(UnboundedSender<Event>),
+}
+
+impl EventSender {
+    /// Sends `event`, dated now when the receiver wants times. A closed receiver is ignored.
+    pub fn send(&self, event: Event) {
+        match self {
+            EventSender::Stamped(tx) => {
+                let _ = tx.send(Stamped::now(event));
+            }
+            EventSender::Plain(tx) => {
+                let _ = tx.send(event);
+            }
+        }
+    }
+}
+
+impl From<UnboundedSender<Stamped>> for EventSender {
+    fn from(tx: UnboundedSender<Stamped>) -> Self {
+        EventSender::Stamped(tx)
+    }
+}
+
+impl From<UnboundedSender<Event>> for EventSender {
+    fn from(tx: UnboundedSender<Event>) -> Self {
+        EventSender::Plain(tx)
+    }
+}
+
+impl Stamped {
+    /// `event`, dated now.
+    pub fn now(event: Event) -> Self {
+        Stamped {
+            time: jiff::Timestamp::now(),
+            event,
+        }
+    }
+}
+
+/// What a blocked pod waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitsFor {
+    /// Its disruption budget to allow a disruption: kdrain sends the eviction the moment a
+    /// watched budget status allows it (no retry timer to wait for).
+    Budget,
+    /// Several budgets cover the pod: the eviction API refuses it until that changes.
+    SeveralBudgets,
+    /// An opt-out protection (e.g. `karpenter.sh/do-not-disrupt` with a duration) to end.
+    Protection,
+    /// The API server asked to retry later (429 without a budget).
+    Throttling,
+    /// Its namespace being terminated (the namespace controller deletes the pod).
+    NamespaceTermination,
+    /// A transient error to pass: retried with backoff.
+    Error,
+}
+
+impl WaitsFor {
+    /// The wait is on disruption budgets (the pod counts as blocked by a budget in the report).
+    pub fn is_budget(self) -> bool {
+        matches!(self, WaitsFor::Budget | WaitsFor::SeveralBudgets)
+    }
+
+    /// The next attempt is made at a known time (`retry_in_seconds`), not on a watched change.
+    pub fn has_retry_time(self) -> bool {
+        matches!(self, WaitsFor::Throttling | WaitsFor::Error)
+    }
+}
+
+/// A budget's healthy-pod counts, as its status said when the pod was blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Healthy {
+    /// `status.desiredHealthy`: healthy pods the budget needs.
+    pub needs: i32,
+    /// `status.currentHealthy`: healthy pods it has.
+    pub has: i32,
+}
+
 /// One thing that happened during a drain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The nodes a label selector resolved to.
@@ -88,15 +194,23 @@ pub enum Event {
         node: String,
         /// The pod.
         pod: PodRef,
+        /// What it waits for.
+        waits_for: WaitsFor,
         /// The budget that blocks, when known (two names joined by ", " for a pod under two budgets).
         budget: Option<String>,
+        /// The blocking budget's healthy-pod counts, when one budget blocks and its status is known.
+        healthy: Option<Healthy>,
         /// Why, in words (e.g. "The disruption budget web needs 2 healthy pods and has 2 currently").
         cause: String,
         /// The server's message.
         message: String,
-        /// When the next attempt is due at the latest.
+        /// When the next attempt is due at the latest (for budget waits, only a fallback probe:
+        /// the eviction is sent as soon as a watched budget allows it).
+        #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
         retry_in_seconds: f64,
         /// When this pod was first blocked.
+        #[serde(with = "crate::serde_secs::time")]
+        #[schemars(with = "String", extend("format" = "date-time"))]
         since: jiff::Timestamp,
     },
     /// The eviction was accepted (HTTP 201); the pod now terminates. When the pod disappears
@@ -114,6 +228,7 @@ pub enum Event {
         /// The pod.
         pod: PodRef,
         /// Seconds left of its grace period.
+        #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
         grace_left_seconds: f64,
     },
     /// The pod (this UID) is gone: deleted, or replaced by a pod of the same name.
@@ -157,9 +272,12 @@ pub enum Event {
         /// Target pods still on the node.
         pending: Vec<PodRef>,
     },
-    /// The drain finished (successfully or not).
+    /// The drain finished (successfully or not). The report itself is what the drain returns.
     Done {
-        /// The final report.
-        report: Report,
+        /// Every node was drained.
+        succeeded: bool,
+        /// How long the whole drain took.
+        #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
+        seconds: f64,
     },
 }

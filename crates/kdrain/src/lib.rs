@@ -77,7 +77,7 @@ mod watch;
 pub use cordon::CordonResult;
 pub use drainer::Drainer;
 pub use error::DrainError;
-pub use events::{Event, PodRef};
+pub use events::{Event, Healthy, PodRef, Stamped, WaitsFor};
 pub use options::{DrainOptions, DryRun, OptionsError, Policy};
 pub use plan::{Action, BudgetPlan, BudgetVerdict, NodePlan, Plan, PodPlan};
 pub use report::{NodeOutcome, NodeReport, PodOutcome, PodReport, Report};

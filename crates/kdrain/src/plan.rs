@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::budget::{self, BudgetNow};
@@ -13,7 +14,7 @@ use crate::options::DrainOptions;
 use crate::select::{self, DaemonSetLookup, PodFilter};
 
 /// What the drain will do with a pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Evict it through the Eviction API (respecting budgets).
@@ -36,7 +37,7 @@ impl Action {
 }
 
 /// Everything a drain would do, before it does anything.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Plan {
     /// One entry per target node.
     pub nodes: Vec<NodePlan>,
@@ -51,6 +52,7 @@ pub struct Plan {
     /// lets the pods go in batches, every later batch's grace period and the time replacements
     /// took to become ready in this cluster ([`BudgetPlan::replacement_ready_seconds`]; nothing
     /// is added for it where that is unknown).
+    #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
     pub worst_case_seconds: f64,
 }
 
@@ -71,7 +73,7 @@ impl Plan {
 }
 
 /// The plan for one node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct NodePlan {
     /// Node name.
     pub node: String,
@@ -86,7 +88,7 @@ pub struct NodePlan {
 }
 
 /// The plan for one pod.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct PodPlan {
     /// Namespace.
     pub namespace: String,
@@ -106,7 +108,11 @@ pub struct PodPlan {
     pub tier: u8,
     /// Not evicted before this moment: `karpenter.sh/do-not-disrupt` with a duration that ends
     /// before the drain's deadline (the drain waits for it). Left out of JSON when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_secs::time::option"
+    )]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub protected_until: Option<jiff::Timestamp>,
 }
 
@@ -122,7 +128,7 @@ impl PodPlan {
 }
 
 /// A budget touched by the plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct BudgetPlan {
     /// Namespace.
     pub namespace: String,
@@ -144,11 +150,12 @@ pub struct BudgetPlan {
     /// on the planned nodes, of `status.startTime` (else `creationTimestamp`) to the Ready
     /// condition's `lastTransitionTime`. `None` when no pod tells. Each batch after the first
     /// waits about this long for replacements.
+    #[serde(serialize_with = "crate::serde_secs::ms::option::serialize")]
     pub replacement_ready_seconds: Option<f64>,
 }
 
 /// Whether a budget lets the plan's pods go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum BudgetVerdict {
     /// It allows all of them now.
@@ -632,7 +639,7 @@ mod tests {
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(
             json["nodes"][0]["pods"][0]["protected_until"],
-            "2026-01-01T12:04:00Z"
+            "2026-01-01T12:04:00.000Z"
         );
         assert!(json["nodes"][0]["pods"][1].get("protected_until").is_none());
 

@@ -2,19 +2,23 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::events::PodRef;
 use crate::plan::Action;
 
 /// What a drain did, node by node and pod by pod.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Report {
     /// One entry per target node, in the order given.
     pub nodes: Vec<NodeReport>,
     /// When the drain started.
+    #[serde(with = "crate::serde_secs::time")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub started: jiff::Timestamp,
     /// How long the whole drain took.
+    #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
     pub seconds: f64,
     /// Every request the drain sent, by kind (e.g. `"create pods/eviction"`), across all nodes.
     pub requests: BTreeMap<String, u64>,
@@ -33,13 +37,14 @@ impl Report {
 }
 
 /// What happened on one node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct NodeReport {
     /// Node name.
     pub node: String,
     /// The node was already unschedulable before the drain.
     pub was_cordoned: bool,
     /// How long this node's drain took.
+    #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
     pub seconds: f64,
     /// Every pod considered, with its fate.
     pub pods: Vec<PodReport>,
@@ -57,7 +62,7 @@ impl NodeReport {
 }
 
 /// How one node's drain ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum NodeOutcome {
     /// Every target pod was seen gone (or, in a dry run, would have been evicted).
@@ -74,7 +79,7 @@ pub enum NodeOutcome {
 }
 
 /// What happened to one pod.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct PodReport {
     /// The pod.
     pub pod: PodRef,
@@ -82,17 +87,24 @@ pub struct PodReport {
     pub action: Action,
     /// Why.
     pub reason: String,
-    /// Eviction (or delete) requests sent.
+    /// Eviction (or delete) requests sent (in a client dry run: that would have been sent).
     pub attempts: u32,
     /// When the first request was sent.
+    #[serde(with = "crate::serde_secs::time::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub first_attempt: Option<jiff::Timestamp>,
     /// When the eviction (or delete) was accepted.
+    #[serde(with = "crate::serde_secs::time::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub accepted: Option<jiff::Timestamp>,
     /// When the pod was seen gone.
+    #[serde(with = "crate::serde_secs::time::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub gone: Option<jiff::Timestamp>,
     /// The budget (or other cause) that held it back last.
     pub blocked_by: Option<String>,
     /// Total time it spent blocked.
+    #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
     pub blocked_seconds: f64,
     /// How it ended.
     pub outcome: PodOutcome,
@@ -109,7 +121,7 @@ impl PodReport {
 }
 
 /// How one pod ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum PodOutcome {
     /// Seen gone (its UID left the node).

@@ -10,7 +10,7 @@ pub mod text;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use kdrain::{DrainError, Event, Report};
+use kdrain::{DrainError, Event, Report, Stamped};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::args::OutputFormat;
@@ -42,6 +42,10 @@ pub fn choose(output: Option<OutputFormat>) -> Mode {
 pub trait Renderer {
     /// Shows one event.
     fn event(&mut self, event: &Event);
+    /// Shows one event with the time it happened (renderers that print times override this).
+    fn stamped(&mut self, stamped: &Stamped) {
+        self.event(&stamped.event);
+    }
     /// Called a few times a second so live views can update clocks.
     fn tick(&mut self) {}
     /// Shows the end of the command and returns its exit code.
@@ -231,7 +235,7 @@ pub enum Pumped<T> {
 /// returns [`Pumped::Quit`] at once.
 pub async fn pump<T>(
     renderer: &mut (dyn Renderer + Send),
-    mut events: UnboundedReceiver<Event>,
+    mut events: UnboundedReceiver<Stamped>,
     mut presses: UnboundedReceiver<()>,
     stop: tokio::sync::oneshot::Sender<()>,
     pending: &mut Pending,
@@ -241,9 +245,9 @@ pub async fn pump<T>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut stop = Some(stop);
     let mut presses_open = true;
-    let mut show = |renderer: &mut (dyn Renderer + Send), event: Event| {
-        pending.observe(&event);
-        renderer.event(&event);
+    let mut show = |renderer: &mut (dyn Renderer + Send), stamped: Stamped| {
+        pending.observe(&stamped.event);
+        renderer.stamped(&stamped);
     };
     loop {
         tokio::select! {

@@ -10,19 +10,6 @@ use super::summary::columns;
 use crate::duration::format_short;
 use crate::exit::{BLOCKED_BY_BUDGETS, OK, PODS_LEFT};
 
-/// `kdrain plan -o json`: one object with the verdict first, then the library's plan.
-#[derive(Debug, serde::Serialize)]
-pub struct PlanLine<'a> {
-    /// Always `"plan"`.
-    pub event: &'static str,
-    /// The exit status `plan` ends with.
-    pub exit_code: i32,
-    /// The drain can complete with these options.
-    pub can_complete: bool,
-    /// The plan itself.
-    pub plan: &'a Plan,
-}
-
 /// Exit code of `plan`, the one `drain` would exit with: 0 when the drain can complete, 4 when
 /// pods are refused (they win, even if a budget can never pass too: fixing the budget alone
 /// would not help), 3 when only budgets that can never pass stand in the way.
@@ -159,15 +146,20 @@ pub fn text(plan: &Plan) -> String {
         "worst case: {} (grace periods, budgets permitting{unknown})",
         format_short(plan.worst_case_seconds)
     );
-    let verdict = match exit_code(plan) {
+    let _ = writeln!(out, "result: {}", verdict(plan));
+    out
+}
+
+/// The plan's verdict in one line, e.g. "the drain cannot complete: pods would be left on the
+/// node (exit 4)".
+pub fn verdict(plan: &Plan) -> String {
+    match exit_code(plan) {
         OK => "the drain can complete".to_string(),
         BLOCKED_BY_BUDGETS => {
             "the drain cannot complete: a disruption budget can never allow it (exit 3)".to_string()
         }
         _ => "the drain cannot complete: pods would be left on the node (exit 4)".to_string(),
-    };
-    let _ = writeln!(out, "result: {verdict}");
-    out
+    }
 }
 
 #[cfg(test)]

@@ -357,6 +357,7 @@ impl Renderer for ProgressRenderer {
                 message,
                 retry_in_seconds,
                 since,
+                ..
             } => {
                 self.node(node).in_flight.remove(&pod.uid);
                 let retry = Duration::from_secs_f64(retry_in_seconds.max(0.0));

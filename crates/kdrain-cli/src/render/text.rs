@@ -424,7 +424,9 @@ mod tests {
         Event::Blocked {
             node: "n1".into(),
             pod: p.clone(),
+            waits_for: kdrain::WaitsFor::Budget,
             budget: Some("web".into()),
+            healthy: None,
             cause: cause.into(),
             message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
             retry_in_seconds: 5.0,

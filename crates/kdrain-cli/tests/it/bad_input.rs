@@ -216,6 +216,37 @@ async fn plan_of_unknown_node_is_bad_input() {
     assert!(c.all_writes().is_empty());
 }
 
+/// Every unknown node is named, for plan, drain and cordon alike, and nothing changes.
+#[tokio::test]
+async fn every_unknown_node_is_named() {
+    let c = cluster(BASIC).await;
+    let before = c.pods_on("n1").await;
+    c.sim.reset_requests();
+    let expected =
+        "error: nodes \"n9\", \"n8\" not found; check the names with `kubectl get nodes`";
+    for args in [
+        vec!["plan", "n9", "n8"],
+        vec!["plan", "n1", "n9", "n8"],
+        with_flags(&["drain", "n1", "n9", "n8"]),
+        vec!["cordon", "n1", "n9", "n8"],
+    ] {
+        let r = c.run(&args).await;
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert_eq!(r.err_lines(), [expected], "{args:?}");
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+    let json = c.run(&["drain", "n9", "n1", "n8", "-o", "json"]).await;
+    assert_eq!(json.code, 2);
+    let last: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["error"],
+        "nodes \"n9\", \"n8\" not found; check the names with `kubectl get nodes`"
+    );
+    assert!(!c.cordoned("n1").await);
+    assert_unchanged(&c, &before).await;
+}
+
 #[tokio::test]
 async fn selector_matching_no_node_changes_nothing() {
     let c = cluster(BASIC).await;

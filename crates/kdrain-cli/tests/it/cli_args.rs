@@ -117,8 +117,66 @@ async fn malformed_duration_and_dry_run_are_one_line_usage_errors() {
     ] {
         let r = run_raw(args(&["drain", "n1", flag]), vec![]).await;
         assert_eq!(r.code, 2, "{flag}");
-        assert_eq!(r.err_lines().len(), 1, "{flag}: {}", r.stderr);
-        assert!(r.stderr.contains(expect), "{flag}: {}", r.stderr);
+        assert_eq!(
+            r.err_lines(),
+            [r.err_lines()[0], "  see `kdrain drain --help`"],
+            "{flag}: {}",
+            r.stderr
+        );
+        assert!(r.err_lines()[0].contains(expect), "{flag}: {}", r.stderr);
+    }
+}
+
+/// clap's error blocks keep what clap knew (the suggestion, the accepted values), without the
+/// usage dump: the problem, the hint, and which help to read. Exit 2.
+#[tokio::test]
+async fn usage_errors_keep_clap_hints_in_one_short_block() {
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["drain", "n1", "--ignore-daemonset"],
+            &[
+                "error: unexpected argument '--ignore-daemonset' found",
+                "  tip: a similar argument exists: '--ignore-daemonsets'",
+                "  see `kdrain drain --help`",
+            ],
+        ),
+        (
+            &["drain", "n1", "-o", "yaml"],
+            &[
+                "error: invalid value 'yaml' for '--output <FORMAT>'",
+                "  [possible values: text, json]",
+                "  see `kdrain drain --help`",
+            ],
+        ),
+        (
+            &["completions", "tcsh"],
+            &[
+                "error: invalid value 'tcsh' for '<SHELL>'",
+                "  [possible values: bash, elvish, fish, powershell, zsh]",
+                "  tip: a similar value exists: 'zsh'",
+                "  see `kdrain completions --help`",
+            ],
+        ),
+        (
+            &["plan", "n1", "--grace-period", "abc"],
+            &[
+                "error: invalid value 'abc' for '--grace-period <SECONDS>': give whole seconds, e.g. 30 (negative: each pod's own grace period; 0: at once, with --force)",
+                "  see `kdrain plan --help`",
+            ],
+        ),
+        (
+            &["--bogus"],
+            &[
+                "error: unexpected argument '--bogus' found",
+                "  see `kdrain --help`",
+            ],
+        ),
+    ];
+    for (argv, expected) in cases {
+        let r = run_raw(args(argv), vec![]).await;
+        assert_eq!(r.code, 2, "{argv:?}");
+        assert_eq!(r.err_lines(), expected, "{argv:?}");
+        assert!(r.stdout.is_empty(), "{argv:?}");
     }
 }
 

@@ -324,3 +324,18 @@ async fn demo_with_own_scenario_and_node() {
     assert_eq!(r.err_lines().len(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("cannot load scenario"), "{}", r.stderr);
 }
+
+/// The demo cluster exists only in the process: an unknown --node gets its node names, not a
+/// `kubectl get nodes` hint, and nothing else is printed.
+#[tokio::test]
+async fn demo_with_an_unknown_node_names_the_demo_nodes() {
+    let r = run_raw(vec!["demo".into(), "--node".into(), "n9".into()], vec![]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.err_lines(),
+        [
+            "error: node \"n9\" is not in the demo cluster; pick one of its nodes with --node: n1, n2, n3"
+        ]
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}

@@ -271,7 +271,12 @@ async fn grace_period_caps_the_stop_time() {
     let plan = c
         .run(&["plan", "n1", "--grace-period=1", "-o", "json"])
         .await;
-    let v: serde_json::Value = serde_json::from_str(plan.stdout.trim()).unwrap();
+    let v: serde_json::Value = plan
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["event"] == "planned")
+        .expect("a planned event");
     assert!(
         v["plan"]["nodes"][0]["pods"].as_array().unwrap().is_empty(),
         "n1 is empty now"

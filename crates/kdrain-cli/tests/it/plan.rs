@@ -51,7 +51,7 @@ async fn blocking_budget_waits_but_can_complete() {
         r.stdout
     );
     let j = c.run(&["plan", "n1", "-o", "json"]).await;
-    let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).unwrap();
+    let v = planned_and_result(&j.stdout);
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["plan"]["budgets"][0]["verdict"]["verdict"], "waits");
     assert_eq!(v["plan"]["budgets"][0]["replacement_ready_seconds"], 1.0);
@@ -106,7 +106,7 @@ async fn refused_pods_win_over_a_never_budget_in_plan_as_in_drain() {
     );
     let json = c.run(&["plan", "n1", "-o", "json"]).await;
     assert_eq!(json.code, 4, "{}", json.stderr);
-    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    let v = planned_and_result(&json.stdout);
     assert_eq!(v["exit_code"], 4);
     let drain = c.run(&["drain", "n1"]).await;
     assert_eq!(drain.code, plan.code, "{}\n{}", drain.stdout, drain.stderr);
@@ -159,4 +159,21 @@ async fn plan_by_selector_covers_each_node() {
     assert!(r.stdout.contains("node/n1 ("));
     assert!(r.stdout.contains("node/n2 ("));
     assert!(!r.stdout.contains("node/n3 ("));
+}
+
+/// `plan -o json`'s `planned` event with the result line's `exit_code` added.
+fn planned_and_result(stdout: &str) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let mut planned = lines
+        .iter()
+        .find(|l| l["event"] == "planned")
+        .unwrap_or_else(|| panic!("no planned event: {stdout}"))
+        .clone();
+    let result = lines.last().expect("a result line");
+    assert_eq!(result["event"], "result", "{stdout}");
+    planned["exit_code"] = result["exit_code"].clone();
+    planned
 }
