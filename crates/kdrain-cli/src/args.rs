@@ -9,6 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::duration::parse_go_duration;
 use crate::exit::{CliError, EXIT_CODES_HELP};
 
+/// Help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+/// Help heading of the options kdrain adds to kubectl's.
+const KDRAIN: &str = "kdrain options (not in kubectl)";
+
 /// `kdrain`: the whole command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -32,26 +37,40 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster config)
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL, display_order = 100)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use (default: the current context)
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = GLOBAL, display_order = 101)]
     pub context: Option<String>,
-    /// Output format: `text` prints kubectl's lines; `json` prints one JSON event per line.
-    /// Default: a live progress view on a terminal, kubectl's lines otherwise.
-    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    /// Output format (default: a live progress view on a terminal, kubectl's lines otherwise)
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = GLOBAL,
+        display_order = 102
+    )]
     pub output: Option<OutputFormat>,
     /// Debug logs on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
-    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    #[arg(
+        short = 'v',
+        long = "verbose",
+        global = true,
+        action = clap::ArgAction::Count,
+        help_heading = GLOBAL,
+        display_order = 103
+    )]
     pub verbose: u8,
 }
 
 /// `-o/--output` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// kubectl's exact lines (what scripts that parse kubectl expect)
+    /// The lines kubectl prints (what scripts that parse kubectl expect)
     Text,
-    /// One JSON event per line, then a final result object
+    /// One JSON event per line, then a result line (`kdrain schema events` describes them)
     Json,
 }
 
@@ -98,7 +117,12 @@ pub struct TargetArgs {
     #[arg(value_name = "NODE")]
     pub nodes: Vec<String>,
     /// Select nodes by label instead of by name (e.g. pool=a,zone!=b)
-    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    #[arg(
+        short = 'l',
+        long = "selector",
+        value_name = "SELECTOR",
+        display_order = 9
+    )]
     pub selector: Option<String>,
 }
 
@@ -190,44 +214,44 @@ pub struct DrainArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Continue even if there are pods that do not declare a controller
-    #[arg(long)]
+    #[arg(long, display_order = 5)]
     pub force: bool,
     /// Ignore DaemonSet-managed pods
-    #[arg(long)]
+    #[arg(long, display_order = 7)]
     pub ignore_daemonsets: bool,
     /// Continue even if there are pods using emptyDir (local data that will be deleted when the node is drained)
-    #[arg(long)]
+    #[arg(long, display_order = 2)]
     pub delete_emptydir_data: bool,
     /// Seconds given to each pod to terminate gracefully; negative: the pod's own value; 0: immediately (with --force)
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_parser = parse_grace_period, value_name = "SECONDS")]
+    #[arg(long, display_order = 6, default_value_t = -1, allow_negative_numbers = true, value_parser = parse_grace_period, value_name = "SECONDS")]
     pub grace_period: i64,
     /// How long to wait before giving up, as a Go duration (90s, 5m, 1h30m); 0 waits forever
-    #[arg(long, default_value = "0s", value_parser = parse_duration_arg, value_name = "DURATION")]
+    #[arg(long, display_order = 11, default_value = "0s", value_parser = parse_duration_arg, value_name = "DURATION")]
     pub timeout: Duration,
     /// Only evict pods matching this label selector
-    #[arg(long, value_name = "SELECTOR")]
+    #[arg(long, value_name = "SELECTOR", display_order = 8)]
     pub pod_selector: Option<String>,
     /// Delete pods instead of evicting them, bypassing PodDisruptionBudgets (use with caution)
-    #[arg(long)]
+    #[arg(long, display_order = 3)]
     pub disable_eviction: bool,
     /// Skip waiting for pods whose deletion began more than this many seconds ago; 0 never skips
-    #[arg(long, default_value_t = 0, value_parser = parse_seconds, value_name = "SECONDS")]
+    #[arg(long, display_order = 10, default_value_t = 0, value_parser = parse_seconds, value_name = "SECONDS")]
     pub skip_wait_for_delete_timeout: u64,
     /// Pods listed per request; 0 lists everything in one request
-    #[arg(long, default_value_t = 500, value_parser = parse_chunk_size, value_name = "N")]
+    #[arg(long, display_order = 1, default_value_t = 500, value_parser = parse_chunk_size, value_name = "N")]
     pub chunk_size: u32,
     /// --dry-run
     #[command(flatten)]
     pub dry_run: DryRunFlag,
-    /// Drain up to K nodes at once, with one budget-aware dispatcher across them (kdrain; default 1 like kubectl)
-    #[arg(long, default_value = "1", value_parser = parse_parallel, value_name = "K")]
+    /// Drain up to K nodes at once, with one budget-aware dispatcher across them (default 1, like kubectl)
+    #[arg(long, help_heading = KDRAIN, display_order = 20, default_value = "1", value_parser = parse_parallel, value_name = "K")]
     pub parallel: usize,
-    /// Uncordon a node again if its drain fails, but only if kdrain cordoned it (kdrain)
-    #[arg(long)]
+    /// Uncordon a node again if its drain fails, but only if kdrain cordoned it
+    #[arg(long, help_heading = KDRAIN, display_order = 21)]
     pub uncordon_on_failure: bool,
     /// Evict pods even if they opt out of disruption (cluster-autoscaler safe-to-evict=false,
-    /// karpenter.sh/do-not-disrupt, cluster.x-k8s.io/drain=skip) (kdrain)
-    #[arg(long)]
+    /// karpenter.sh/do-not-disrupt, cluster.x-k8s.io/drain=skip)
+    #[arg(long, help_heading = KDRAIN, display_order = 22)]
     pub override_opt_outs: bool,
 }
 
@@ -235,16 +259,17 @@ pub struct DrainArgs {
 /// uncordon.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct DryRunFlag {
-    /// none, client (only read, print what would happen) or server (send writes with dryRun=All);
+    /// None, client (only read, print what would happen) or server (send writes with dryRun=All);
     /// the bare flag means client
     #[arg(
         long = "dry-run",
+        display_order = 4,
         num_args = 0..=1,
         require_equals = true,
         default_value = "none",
         default_missing_value = "unchanged",
         value_parser = parse_dry_run,
-        value_name = "none|client|server",
+        value_name = "MODE",
     )]
     pub mode: DryRunArg,
 }
@@ -310,6 +335,12 @@ pub struct DemoArgs {
     /// The node to drain (default: the scenario's first node)
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
+    /// Not for `demo`: its cluster runs in the process (kept out of its help; refused if given)
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Not for `demo`, as --kubeconfig
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 #[cfg(test)]

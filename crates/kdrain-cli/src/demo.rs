@@ -22,6 +22,12 @@ const DEMO_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Runs the demo and returns the drain's exit code.
 pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
+    if args.kubeconfig.is_some() || args.context.is_some() {
+        return Err(CliError::usage(
+            "demo runs its own cluster in the process; --kubeconfig and --context do not apply (drop them, or use `kdrain drain` for a real cluster)",
+        )
+        .into());
+    }
     let scenario = match &args.scenario {
         Some(path) => Scenario::from_file(path).map_err(|e| {
             CliError::usage(format!(

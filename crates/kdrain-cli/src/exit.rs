@@ -21,14 +21,14 @@ pub const UNREACHABLE: i32 = 6;
 /// The table printed at the end of `--help`, kept next to the constants it describes.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  drained (or: the command did what it was asked)
-  1  failed for another reason
-  2  usage error or bad input (unknown node or context, bad selector, duration or kubeconfig); nothing was changed
-  3  blocked by disruption budgets when --timeout ran out (plan: a budget can never let the pods go)
-  4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag; wins over 3)
-  5  permission denied (the message names the verb and resource needed)
-  6  cluster unreachable
-  130 interrupted (Ctrl-C); cordoned nodes stay cordoned";
+    0  drained (or: the command did what it was asked)
+    1  failed for another reason
+    2  usage error or bad input (unknown node or context, bad selector, duration or kubeconfig); nothing was changed
+    3  blocked by disruption budgets when --timeout ran out (plan: a budget can never let the pods go)
+    4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag; wins over 3)
+    5  permission denied (the message names the verb and resource needed)
+    6  cluster unreachable
+  130  interrupted (Ctrl-C); cordoned nodes stay cordoned";
 
 /// An error the command prints as one `error: ...` line and exits with `code`.
 #[derive(Debug)]

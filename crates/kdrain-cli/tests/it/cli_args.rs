@@ -186,3 +186,63 @@ async fn version_prints() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.starts_with("kdrain "));
 }
+
+/// `drain --help`: kubectl's flags in kubectl's (alphabetical) order, kdrain's own and the
+/// global options each under their own heading, the exit-code table aligned; `demo --help`
+/// offers no kubeconfig options.
+#[tokio::test]
+async fn help_groups_flags_and_aligns_exit_codes() {
+    let r = run_raw(args(&["drain", "--help"]), vec![]).await;
+    assert_eq!(r.code, 0);
+    let text = &r.stdout;
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing in\n{text}"))
+    };
+    let kubectl = [
+        "--chunk-size",
+        "--delete-emptydir-data",
+        "--disable-eviction",
+        "--dry-run",
+        "--force",
+        "--grace-period",
+        "--ignore-daemonsets",
+        "--pod-selector",
+        "--selector",
+        "--skip-wait-for-delete-timeout",
+        "--timeout",
+    ];
+    let positions: Vec<usize> = kubectl.iter().map(|f| at(&format!(" {f}"))).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+    let options = at("\nOptions:\n");
+    let own = at("\nkdrain options (not in kubectl):\n");
+    let global = at("\nGlobal options:\n");
+    assert!(options < positions[0] && positions[10] < own && own < global);
+    for f in ["--parallel", "--uncordon-on-failure", "--override-opt-outs"] {
+        let p = at(f);
+        assert!(own < p && p < global, "{f}");
+    }
+    for f in ["--kubeconfig", "--context", "--output", "--verbose"] {
+        assert!(at(f) > global, "{f}");
+    }
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Exit codes:")
+        .skip(1)
+        .collect();
+    assert_eq!(table.len(), 8, "{text}");
+    for row in &table {
+        assert_eq!(&row[5..7], "  ", "{row:?}");
+        assert!(row[..5].trim().parse::<u8>().is_ok(), "{row:?}");
+        assert!(row.as_bytes()[7].is_ascii_lowercase(), "{row:?}");
+    }
+
+    let demo = run_raw(args(&["demo", "--help"]), vec![]).await;
+    assert_eq!(demo.code, 0);
+    assert!(!demo.stdout.contains("--kubeconfig"), "{}", demo.stdout);
+    assert!(!demo.stdout.contains("--context"), "{}", demo.stdout);
+    let r = run_raw(args(&["demo", "--kubeconfig", "/x"]), vec![]).await;
+    assert_eq!(r.code, 2);
+    assert_eq!(r.err_lines().len(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--kubeconfig and --context do not apply"));
+}
