@@ -1,0 +1,526 @@
+//! `cargo xtask e2e`: the real-cluster tier. For every shipped scenario (small enough for this
+//! machine), the real `kubectl drain` and `kdrain drain` run with the same flags, each on a
+//! fresh control plane with the scenario materialised; their outcomes (exit class, nodes
+//! cordoned, pods left on the drained nodes) must be the same and kdrain must cause no invariant
+//! finding. kdrain also runs on kubesim with the same scenario and flags, for the differential
+//! report (outcome and requests by kind on both).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::ListParams;
+use kube::{Api, Client};
+use kubesim::Scenario;
+
+use crate::cluster::{self, UpOptions, client_for};
+use crate::materialise::materialise;
+use crate::observer::{self, Finding, Observer, RequestKey};
+use crate::paths::workspace_root;
+use crate::pki::{Pki, kubeconfig};
+
+/// The drain client's user name on the real cluster (a client certificate in system:masters).
+const CLIENT_USER: &str = "e2e-drain";
+
+/// One drain to run with both tools.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Short id.
+    pub id: &'static str,
+    /// Scenario file, relative to the workspace.
+    pub scenario: &'static str,
+    /// Arguments after the program name, common to both tools.
+    pub args: Vec<&'static str>,
+    /// Extra arguments for kdrain only (e.g. `--parallel`).
+    pub kdrain_extra: Vec<&'static str>,
+}
+
+const FLAGS: [&str; 3] = ["--force", "--ignore-daemonsets", "--delete-emptydir-data"];
+
+fn with_flags(mut args: Vec<&'static str>) -> Vec<&'static str> {
+    args.extend(FLAGS);
+    args
+}
+
+/// The cases: the shipped scenarios that fit this machine. scenarios/big.yaml and
+/// scenarios/bench/b4-big.yaml (110,000 pods) do not, and are left out.
+pub fn cases(full: bool) -> Vec<Case> {
+    let mut v = vec![
+        Case {
+            id: "basic-n1",
+            scenario: "scenarios/basic.yaml",
+            args: with_flags(vec!["drain", "n1"]),
+            kdrain_extra: vec![],
+        },
+        Case {
+            id: "basic-n1-no-flags",
+            scenario: "scenarios/basic.yaml",
+            args: vec!["drain", "n1"],
+            kdrain_extra: vec![],
+        },
+        Case {
+            id: "basic-pool-a",
+            scenario: "scenarios/basic.yaml",
+            args: with_flags(vec!["drain", "-l", "pool=a"]),
+            kdrain_extra: vec![],
+        },
+        Case {
+            id: "demo-n1",
+            scenario: "scenarios/demo.yaml",
+            args: with_flags(vec!["drain", "n1"]),
+            kdrain_extra: vec![],
+        },
+        Case {
+            id: "quick-b1",
+            scenario: "scenarios/bench/quick/b1-wide.yaml",
+            args: with_flags(vec!["drain", "n1"]),
+            kdrain_extra: vec![],
+        },
+        Case {
+            id: "quick-b2",
+            scenario: "scenarios/bench/quick/b2-budgets.yaml",
+            args: with_flags(vec!["drain", "n1"]),
+            kdrain_extra: vec![],
+        },
+        Case {
+            id: "quick-b3",
+            scenario: "scenarios/bench/quick/b3-pool.yaml",
+            args: with_flags(vec!["drain", "-l", "pool=b3"]),
+            kdrain_extra: vec!["--parallel", "3"],
+        },
+        Case {
+            id: "quick-b4",
+            scenario: "scenarios/bench/quick/b4-big.yaml",
+            args: with_flags(vec!["drain", "-l", "bench=drain"]),
+            kdrain_extra: vec!["--parallel", "3"],
+        },
+    ];
+    if full {
+        v.extend([
+            Case {
+                id: "b1-wide",
+                scenario: "scenarios/bench/b1-wide.yaml",
+                args: with_flags(vec!["drain", "n1"]),
+                kdrain_extra: vec![],
+            },
+            Case {
+                id: "b2-budgets",
+                scenario: "scenarios/bench/b2-budgets.yaml",
+                args: with_flags(vec!["drain", "n1"]),
+                kdrain_extra: vec![],
+            },
+            Case {
+                id: "b3-pool",
+                scenario: "scenarios/bench/b3-pool.yaml",
+                args: with_flags(vec!["drain", "-l", "pool=b3"]),
+                kdrain_extra: vec!["--parallel", "10"],
+            },
+        ]);
+    }
+    v
+}
+
+/// The nodes a case drains: the names given, or those matching `-l k=v`.
+fn targets(sc: &Scenario, args: &[&str]) -> HashSet<String> {
+    if let Some(i) = args.iter().position(|a| *a == "-l") {
+        let sel = args.get(i + 1).copied().unwrap_or("");
+        let (k, v) = sel.split_once('=').unwrap_or((sel, ""));
+        let mut out = HashSet::new();
+        for spec in &sc.nodes {
+            if spec.labels.get(k).map(String::as_str) != Some(v) {
+                continue;
+            }
+            match (&spec.name, &spec.name_prefix) {
+                (Some(n), _) => {
+                    out.insert(n.clone());
+                }
+                (None, Some(p)) => {
+                    out.extend((0..spec.count.unwrap_or(1)).map(|i| format!("{p}{i}")))
+                }
+                _ => {}
+            }
+        }
+        return out;
+    }
+    args.iter()
+        .skip(1)
+        .take_while(|a| !a.starts_with('-'))
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// What a drain left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the tool exited 0.
+    pub success: bool,
+    /// The exit code.
+    pub code: i32,
+    /// Cordoned nodes.
+    pub cordoned: Vec<String>,
+    /// Pods left (not terminating) on the drained nodes, described by their owner.
+    pub left: BTreeMap<String, usize>,
+}
+
+impl Outcome {
+    /// The parts both tools must agree on.
+    fn comparable(&self) -> (bool, &Vec<String>, &BTreeMap<String, usize>) {
+        (self.success, &self.cordoned, &self.left)
+    }
+
+    fn summary(&self) -> String {
+        let left: Vec<String> = self.left.iter().map(|(k, n)| format!("{k}×{n}")).collect();
+        format!(
+            "exit {} · cordoned [{}] · left [{}]",
+            self.code,
+            self.cordoned.join(", "),
+            left.join(", ")
+        )
+    }
+}
+
+/// Describe a pod by what owns it (names with random parts are left out).
+fn describe(p: &Pod) -> String {
+    let md = &p.metadata;
+    if md
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
+    {
+        return format!("mirror/{}", md.name.clone().unwrap_or_default());
+    }
+    let owner = md
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.iter().find(|r| r.controller == Some(true)));
+    match owner {
+        None => format!("Pod/{}", md.name.clone().unwrap_or_default()),
+        Some(o) if o.kind == "ReplicaSet" => {
+            let hashed = md
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("pod-template-hash"));
+            match (hashed, o.name.rsplit_once('-')) {
+                (true, Some((deploy, _))) => format!("Deployment/{deploy}"),
+                _ => format!("ReplicaSet/{}", o.name),
+            }
+        }
+        Some(o) => format!("{}/{}", o.kind, o.name),
+    }
+}
+
+async fn outcome(client: &Client, targets: &HashSet<String>, code: i32) -> Result<Outcome> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut cordoned: Vec<String> = nodes
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    cordoned.sort();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut left = BTreeMap::new();
+    for p in pods.list(&ListParams::default()).await?.items {
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        if targets.contains(&node) && p.metadata.deletion_timestamp.is_none() {
+            *left.entry(describe(&p)).or_default() += 1;
+        }
+    }
+    Ok(Outcome {
+        success: code == 0,
+        code,
+        cordoned,
+        left,
+    })
+}
+
+/// One drain on one cluster.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Tool name.
+    pub tool: &'static str,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Invariant findings.
+    pub findings: Vec<Finding>,
+    /// Requests by kind (real cluster: from the audit log; kubesim: its counters).
+    pub requests: BTreeMap<RequestKey, u64>,
+    /// Seconds the drain took.
+    pub seconds: f64,
+}
+
+async fn run_tool(program: &Path, args: &[String], log: &Path, deadline: Duration) -> Result<i32> {
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    match tokio::time::timeout(deadline, child.wait()).await {
+        Ok(status) => Ok(status?.code().unwrap_or(-1)),
+        Err(_) => {
+            let _ = child.kill().await;
+            bail!(
+                "{} did not finish within {} s (log {})",
+                program.display(),
+                deadline.as_secs(),
+                log.display()
+            )
+        }
+    }
+}
+
+/// Options of the e2e tier.
+pub struct E2eOptions {
+    /// Also the full-size B1–B3 scenarios.
+    pub full: bool,
+    /// Only cases whose id contains one of these.
+    pub only: Vec<String>,
+    /// The kdrain binary.
+    pub kdrain: PathBuf,
+    /// The kubectl binary.
+    pub kubectl: PathBuf,
+    /// Cluster options (ports, binaries, directory).
+    pub up: UpOptions,
+    /// Where the report goes.
+    pub out: PathBuf,
+}
+
+const DRAIN_DEADLINE: Duration = Duration::from_secs(240);
+
+/// Run one tool on a fresh real cluster with the scenario materialised.
+async fn run_real(
+    opts: &E2eOptions,
+    case: &Case,
+    tool: &'static str,
+    sc: &Scenario,
+) -> Result<Run> {
+    let cluster = cluster::up(&opts.up).await?;
+    let result = run_real_on(opts, case, tool, sc, &cluster.state).await;
+    cluster.stop();
+    result
+}
+
+async fn run_real_on(
+    opts: &E2eOptions,
+    case: &Case,
+    tool: &'static str,
+    sc: &Scenario,
+    state: &cluster::State,
+) -> Result<Run> {
+    let admin = client_for(&std::fs::read_to_string(&state.kubeconfig)?).await?;
+    let pki = Pki {
+        dir: state.dir.join("pki"),
+    };
+    materialise(&admin, &pki, &state.server, sc).await?;
+    let id = pki.client(CLIENT_USER, Some("system:masters"))?;
+    let kc = state.dir.join("drain.kubeconfig");
+    std::fs::write(
+        &kc,
+        kubeconfig(&state.server, &pki.ca_pem()?, &id, CLIENT_USER),
+    )?;
+    let observer = Observer::start(&admin).await?;
+    // Let the observer's first lists complete before the drain starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let since = jiff::Timestamp::now();
+    let mut args: Vec<String> = case.args.iter().map(|s| s.to_string()).collect();
+    args.push(format!("--kubeconfig={}", kc.display()));
+    let program = if tool == "kdrain" {
+        args.extend(case.kdrain_extra.iter().map(|s| s.to_string()));
+        &opts.kdrain
+    } else {
+        &opts.kubectl
+    };
+    let log = opts.out.join(format!("{}-{tool}-real.log", case.id));
+    let started = Instant::now();
+    let code = run_tool(program, &args, &log, DRAIN_DEADLINE).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let targets = targets(sc, &case.args);
+    let outcome = outcome(&admin, &targets, code).await?;
+    // The observer's watches lag the answers slightly.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = observer::client_requests(&state.audit_log, CLIENT_USER, since)?;
+    let findings = observer.findings(&requests, &targets);
+    observer.stop();
+    Ok(Run {
+        tool,
+        outcome,
+        findings,
+        requests: observer::count(&requests),
+        seconds,
+    })
+}
+
+/// kdrain on kubesim with the same scenario and flags.
+async fn run_kubesim(opts: &E2eOptions, case: &Case, sc: &Scenario) -> Result<Run> {
+    let sim = kubesim::Sim::start(sc.clone()).await?;
+    let kc = opts.out.join(format!("{}-kubesim.kubeconfig", case.id));
+    sim.write_kubeconfig(&kc)?;
+    let mut args: Vec<String> = case.args.iter().map(|s| s.to_string()).collect();
+    args.push(format!("--kubeconfig={}", kc.display()));
+    args.extend(case.kdrain_extra.iter().map(|s| s.to_string()));
+    let log = opts.out.join(format!("{}-kdrain-kubesim.log", case.id));
+    sim.reset_requests();
+    let started = Instant::now();
+    let code = run_tool(&opts.kdrain, &args, &log, DRAIN_DEADLINE).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let targets = targets(sc, &case.args);
+    let outcome = outcome(&sim.client(), &targets, code).await?;
+    let mut requests = BTreeMap::new();
+    for r in sim.requests() {
+        *requests
+            .entry(RequestKey {
+                verb: r.verb,
+                resource: r.resource,
+                subresource: r.subresource,
+                code: r.code,
+                agent: String::new(),
+            })
+            .or_default() += r.count;
+    }
+    let findings = sim
+        .violations()
+        .into_iter()
+        .map(|v| Finding {
+            kind: v.kind,
+            object: v.object,
+            message: v.message,
+        })
+        .collect();
+    sim.shutdown().await;
+    Ok(Run {
+        tool: "kdrain",
+        outcome,
+        findings,
+        requests,
+        seconds,
+    })
+}
+
+fn requests_text(r: &BTreeMap<RequestKey, u64>) -> String {
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, n) in r {
+        let res = if k.subresource.is_empty() {
+            k.resource.clone()
+        } else {
+            format!("{}/{}", k.resource, k.subresource)
+        };
+        if res.starts_with('/') {
+            continue;
+        }
+        *by.entry(format!("{} {res} {}", k.verb, k.code))
+            .or_default() += n;
+    }
+    by.iter()
+        .map(|(k, n)| format!("{k}×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Run the tier. Returns an error when an outcome differs or kdrain caused a finding.
+pub async fn run(opts: E2eOptions) -> Result<()> {
+    std::fs::create_dir_all(&opts.out)?;
+    let root = workspace_root();
+    let mut report = String::from("# Real control plane: e2e and differential report\n\n");
+    let _ = writeln!(
+        report,
+        "Each tool drained on a fresh control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler {}, kwok {}) with the scenario materialised; kdrain also on kubesim.\n",
+        crate::paths::K8S_VERSION,
+        crate::paths::KWOK_VERSION
+    );
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    let started = Instant::now();
+    for case in cases(opts.full) {
+        if !opts.only.is_empty() && !opts.only.iter().any(|o| case.id.contains(o.as_str())) {
+            continue;
+        }
+        let sc = Scenario::from_file(&root.join(case.scenario))?;
+        let _ = writeln!(
+            report,
+            "## {} — `{}` on {}\n",
+            case.id,
+            case.args.join(" "),
+            case.scenario
+        );
+        eprintln!("e2e {}: kubectl on the real control plane", case.id);
+        let kubectl = run_real(&opts, &case, "kubectl", &sc).await?;
+        eprintln!("e2e {}: kdrain on the real control plane", case.id);
+        let kdrain = run_real(&opts, &case, "kdrain", &sc).await?;
+        eprintln!("e2e {}: kdrain on kubesim", case.id);
+        let sim = run_kubesim(&opts, &case, &sc).await?;
+        runs += 3;
+        for (place, r) in [("real", &kubectl), ("real", &kdrain), ("kubesim", &sim)] {
+            let label = format!("{}, {place}", r.tool);
+            let _ = writeln!(
+                report,
+                "- **{label}** ({:.1} s): {}; findings {}; requests: {}",
+                r.seconds,
+                r.outcome.summary(),
+                r.findings.len(),
+                requests_text(&r.requests)
+            );
+            for f in &r.findings {
+                let _ = writeln!(report, "  - finding {}: {}", f.kind, f.message);
+            }
+        }
+        let mut verdict = Vec::new();
+        if kubectl.outcome.comparable() != kdrain.outcome.comparable() {
+            verdict.push(format!(
+                "kdrain's outcome differs from kubectl's on the real cluster: {} vs {}",
+                kdrain.outcome.summary(),
+                kubectl.outcome.summary()
+            ));
+        }
+        if !kdrain.findings.is_empty() {
+            verdict.push(format!(
+                "kdrain caused {} invariant findings",
+                kdrain.findings.len()
+            ));
+        }
+        if sim.outcome.comparable() != kdrain.outcome.comparable() {
+            let _ = writeln!(
+                report,
+                "\n  Divergence: kdrain's outcome on kubesim ({}) differs from the real one.",
+                sim.outcome.summary()
+            );
+        }
+        if verdict.is_empty() {
+            let _ = writeln!(report, "\nSame outcome; kdrain caused no finding.\n");
+        } else {
+            for v in &verdict {
+                let _ = writeln!(report, "\n**FAILED**: {v}\n");
+            }
+            failures.extend(verdict.into_iter().map(|v| format!("{}: {v}", case.id)));
+        }
+        std::fs::write(opts.out.join("report.md"), &report)?;
+    }
+    let _ = writeln!(
+        report,
+        "\n{runs} drains ({} real, {} kubesim) in {:.0} s; {} failures.",
+        runs * 2 / 3,
+        runs / 3,
+        started.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    std::fs::write(opts.out.join("report.md"), &report)?;
+    println!("{}", report);
+    println!("report: {}", opts.out.join("report.md").display());
+    if !failures.is_empty() {
+        bail!("e2e failed:\n{}", failures.join("\n"));
+    }
+    Ok(())
+}

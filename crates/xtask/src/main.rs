@@ -1,0 +1,196 @@
+//! Developer tasks (`cargo xtask ...`, alias in .cargo/config.toml):
+//!
+//! - `control-plane build`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+//!   kwok built from source through the Go module proxy into a cache keyed by version;
+//! - `control-plane up [--kubeconfig PATH] [--audit-log PATH]` / `down`: a real control plane on
+//!   127.0.0.1;
+//! - `e2e`: the real-cluster tier.
+
+mod cluster;
+mod e2e;
+mod gobuild;
+mod materialise;
+mod observer;
+mod paths;
+mod pki;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cluster::{ComponentError, UpOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "kdrain developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Build, start or stop a real Kubernetes control plane.
+    #[command(subcommand, name = "control-plane")]
+    ControlPlane(ControlPlane),
+    /// The real-cluster tier: kubectl drain and kdrain drain on every shipped scenario that fits,
+    /// each on a fresh control plane, plus kdrain on kubesim for the differential report.
+    E2e {
+        /// Also the full-size B1-B3 benchmark scenarios.
+        #[arg(long)]
+        full: bool,
+        /// Only the cases whose id contains this (repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// The kdrain binary (default: built from this workspace).
+        #[arg(long)]
+        kdrain: Option<PathBuf>,
+        /// The kubectl binary.
+        #[arg(long, default_value = "kubectl")]
+        kubectl: PathBuf,
+        /// First of six consecutive loopback ports for the control plane.
+        #[arg(long, default_value_t = 17390)]
+        port_base: u16,
+        /// Directory for the report and the drain logs (default: target/e2e).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ControlPlane {
+    /// Build the five binaries from source (Go module proxy) into the cache, unless already there.
+    Build {
+        /// Rebuild even when the cache is complete and current.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start the control plane on 127.0.0.1 and wait until it is healthy.
+    Up {
+        /// Where to write the admin kubeconfig (default: <run dir>/kubeconfig).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Where the API server writes its JSON-lines audit log (default: <run dir>/audit.jsonl).
+        #[arg(long)]
+        audit_log: Option<PathBuf>,
+        /// First of six consecutive loopback ports (etcd, etcd peer, API server,
+        /// controller-manager, scheduler, kwok).
+        #[arg(long, default_value_t = 17380)]
+        port_base: u16,
+    },
+    /// Stop the processes `up` started.
+    Down,
+    /// Create a kubesim scenario's objects on the running control plane and wait until they settle.
+    Load {
+        /// The scenario file (e.g. scenarios/demo.yaml).
+        scenario: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xtask: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(c) = e.downcast_ref::<ComponentError>() {
+                eprintln!("xtask: {c}");
+                ExitCode::from(3)
+            } else {
+                eprintln!("xtask: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Top::ControlPlane(ControlPlane::Build { force }) => {
+            gobuild::build(force)?;
+        }
+        Top::ControlPlane(ControlPlane::Up {
+            kubeconfig,
+            audit_log,
+            port_base,
+        }) => {
+            let opts = UpOptions {
+                kubeconfig,
+                audit_log,
+                port_base,
+                dir: paths::run_dir(),
+                bin: paths::bin_dir(),
+            };
+            let cluster = cluster::up(&opts).await?;
+            println!("{}", cluster.state.kubeconfig.display());
+        }
+        Top::E2e {
+            full,
+            only,
+            kdrain,
+            kubectl,
+            port_base,
+            out,
+        } => {
+            let root = paths::workspace_root();
+            let kdrain = match kdrain {
+                Some(k) => k,
+                None => build_kdrain(&root)?,
+            };
+            let opts = e2e::E2eOptions {
+                full,
+                only,
+                kdrain,
+                kubectl,
+                up: UpOptions {
+                    kubeconfig: None,
+                    audit_log: None,
+                    port_base,
+                    dir: root.join("target").join("e2e").join("cluster"),
+                    bin: paths::bin_dir(),
+                },
+                out: out.unwrap_or_else(|| root.join("target").join("e2e")),
+            };
+            e2e::run(opts).await?;
+        }
+        Top::ControlPlane(ControlPlane::Down) => cluster::down(&paths::run_dir())?,
+        Top::ControlPlane(ControlPlane::Load { scenario }) => {
+            let sc = kubesim::Scenario::from_file(&scenario)?;
+            let dir = paths::run_dir();
+            let Some(state) = cluster::read_state(&dir) else {
+                anyhow::bail!(
+                    "no control plane is running from {}; run `cargo xtask control-plane up` first",
+                    dir.display()
+                );
+            };
+            let client = cluster::client_for(&std::fs::read_to_string(&state.kubeconfig)?).await?;
+            let pki = pki::Pki {
+                dir: state.dir.join("pki"),
+            };
+            materialise::materialise(&client, &pki, &state.server, &sc).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Build the kdrain binary of this workspace (a no-op when up to date) and return its path.
+fn build_kdrain(root: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--locked", "-p", "kdrain-cli", "--bin", "kdrain"])
+        .status()?;
+    if !status.success() {
+        anyhow::bail!(
+            "building kdrain failed ({status}); pass --kdrain PATH to use a built binary"
+        );
+    }
+    Ok(root.join("target").join("debug").join("kdrain"))
+}
