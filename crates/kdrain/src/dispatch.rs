@@ -115,9 +115,51 @@ impl Track {
 
 struct BudgetState {
     pdb: PodDisruptionBudget,
+    /// Pods whose eviction the server accepted and no status seen since the send has counted
+    /// (the pod in `disruptedPods`), with when the answer came: the budget's allowance as
+    /// watched is one too high for each until then (or until [`ack_ttl`]).
     pending_ack: HashMap<String, Instant>,
+    /// When each pod name was last seen in the status's `disruptedPods`. The eviction's own
+    /// status write lists the pod, and every later status in the watch's order reflects the
+    /// eviction even once the disruption controller drops the terminating pod from the map. So
+    /// a pod listed in any status received after its eviction was sent needs no pending
+    /// acknowledgement, whether the answer came before or after that status.
+    seen_disrupted: HashMap<String, Instant>,
     inflight: i32,
     last_probe: Option<Instant>,
+}
+
+impl BudgetState {
+    fn new(pdb: PodDisruptionBudget, inflight: i32, now: Instant) -> Self {
+        let mut b = BudgetState {
+            pdb,
+            pending_ack: HashMap::new(),
+            seen_disrupted: HashMap::new(),
+            inflight,
+            last_probe: None,
+        };
+        b.note_disrupted(now);
+        b
+    }
+
+    /// Records the pods the current status lists as disrupted (and settles their pending
+    /// acknowledgements).
+    fn note_disrupted(&mut self, now: Instant) {
+        let listed = self
+            .pdb
+            .status
+            .as_ref()
+            .and_then(|s| s.disrupted_pods.as_ref());
+        for name in listed.into_iter().flat_map(|m| m.keys()) {
+            self.pending_ack.remove(name);
+            self.seen_disrupted.insert(name.clone(), now);
+        }
+    }
+
+    /// True when a status received at or after `sent` listed `pod` as disrupted.
+    fn counted_since(&self, pod: &str, sent: Instant) -> bool {
+        self.seen_disrupted.get(pod).is_some_and(|at| *at >= sent)
+    }
 }
 
 impl BudgetState {
@@ -231,15 +273,8 @@ impl Dispatcher {
         };
         if let Some(l) = pdbs {
             for b in l.items {
-                d.budgets.insert(
-                    budget::pdb_key(&b),
-                    BudgetState {
-                        pdb: b,
-                        pending_ack: HashMap::new(),
-                        inflight: 0,
-                        last_probe: None,
-                    },
-                );
+                d.budgets
+                    .insert(budget::pdb_key(&b), BudgetState::new(b, 0, Instant::now()));
             }
             d.budgets_rv = Some(l.resource_version);
         }
@@ -838,24 +873,36 @@ impl Dispatcher {
         };
         let n = &mut self.nodes[t.node];
         n.awaiting = n.awaiting.saturating_sub(1);
+        let mut released: Option<String> = None;
         if let Some(key) = t.inflight_budget.take()
             && let Some(b) = self.budgets.get_mut(&key)
         {
             b.inflight -= 1;
             // The server spent one unit before answering. Until a budget status carrying this
-            // pod in disruptedPods is seen, count it as spent (the status may already be here).
-            let acked = b
-                .pdb
-                .status
-                .as_ref()
-                .and_then(|s| s.disrupted_pods.as_ref())
-                .is_some_and(|m| m.contains_key(&t.r.name));
-            if d.attempt == Attempt::Accepted && !acked {
-                b.pending_ack.insert(t.r.name.clone(), now);
-                let due = now + ack_ttl(ceiling);
-                self.acks_due = Some(self.acks_due.map_or(due, |d| d.min(due)));
+            // pod in disruptedPods is seen, count it as spent. That status may have come before
+            // the answer, even followed by the controller's next status that no longer lists
+            // the terminating pod: a real cluster delivers them in no fixed order.
+            let sent = t.last_sent.unwrap_or(now);
+            let acked = b.counted_since(&t.r.name, sent);
+            if d.attempt == Attempt::Accepted {
+                if acked {
+                    released = Some(key);
+                } else {
+                    b.pending_ack.insert(t.r.name.clone(), now);
+                    let due = now + ack_ttl(ceiling);
+                    self.acks_due = Some(self.acks_due.map_or(due, |d| d.min(due)));
+                }
             }
         }
+        if let Some(key) = released {
+            // The statuses already counted this eviction, and may already allow the next one
+            // (a replacement became Ready before the answer came): that status's wake-up found
+            // the budget still held by this request.
+            self.wake_own_pods(&[key], now);
+        }
+        let Some(t) = self.tracks.get_mut(&d.uid) else {
+            return;
+        };
         if t.done() {
             // the watch saw it go before the answer came
             if d.attempt == Attempt::Accepted && t.accepted.is_none() {
@@ -1163,24 +1210,17 @@ impl Dispatcher {
         match s.change {
             Change::Upsert(b) => {
                 let key = budget::pdb_key(&b);
-                let acked: Vec<String> = b
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.disrupted_pods.as_ref())
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                let e = self
-                    .budgets
-                    .entry(key.clone())
-                    .or_insert_with(|| BudgetState {
-                        pdb: b.clone(),
-                        pending_ack: HashMap::new(),
-                        inflight: 0,
-                        last_probe: None,
-                    });
-                e.pdb = b;
-                for n in acked {
-                    e.pending_ack.remove(&n);
+                let ttl = ack_ttl(self.sh.opts.budget_retry_ceiling);
+                match self.budgets.get_mut(&key) {
+                    Some(e) => {
+                        e.pdb = b;
+                        e.seen_disrupted.retain(|_, at| now < *at + ttl);
+                        e.note_disrupted(now);
+                    }
+                    None => {
+                        self.budgets
+                            .insert(key.clone(), BudgetState::new(b, 0, now));
+                    }
                 }
                 touched.push(key);
             }
@@ -1194,21 +1234,28 @@ impl Dispatcher {
                 for b in all {
                     let key = budget::pdb_key(&b);
                     let inflight = old.get(&key).map(|o| o.inflight).unwrap_or(0);
-                    self.budgets.insert(
-                        key.clone(),
-                        BudgetState {
-                            pdb: b,
-                            pending_ack: HashMap::new(),
-                            inflight,
-                            last_probe: None,
-                        },
-                    );
+                    self.budgets
+                        .insert(key.clone(), BudgetState::new(b, inflight, now));
                     touched.push(key);
                 }
                 touched.extend(old.into_keys());
             }
         }
-        // Wake the pods blocked by these budgets: their retry is due now if the budget allows.
+        self.wake_blocked_by(&touched, now);
+    }
+
+    /// Wakes the pods blocked by these budgets: their retry is due now if the budget allows.
+    /// A budget event also wakes the pods under no known budget or under several (the list of
+    /// budgets changed); a budget released by kdrain's own bookkeeping only wakes its own pods.
+    fn wake_blocked_by(&mut self, touched: &[String], now: Instant) {
+        self.wake(touched, true, now);
+    }
+
+    fn wake_own_pods(&mut self, touched: &[String], now: Instant) {
+        self.wake(touched, false, now);
+    }
+
+    fn wake(&mut self, touched: &[String], any_change: bool, now: Instant) {
         let uids: Vec<String> = self
             .live()
             .filter(|(_, t)| t.st == St::Retry && t.by_budget)
@@ -1216,8 +1263,8 @@ impl Dispatcher {
             .collect();
         for uid in uids {
             let cover = self.covering(&self.tracks[&uid].pod);
-            let hit =
-                cover.iter().any(|k| touched.contains(k)) || cover.is_empty() || cover.len() > 1;
+            let hit = cover.iter().any(|k| touched.contains(k))
+                || (any_change && (cover.is_empty() || cover.len() > 1));
             if !hit {
                 continue;
             }
@@ -1249,13 +1296,19 @@ impl Dispatcher {
         }
         let ttl = ack_ttl(self.sh.opts.budget_retry_ceiling);
         let mut due: Option<Instant> = None;
-        for b in self.budgets.values_mut() {
+        let mut released = Vec::new();
+        for (key, b) in self.budgets.iter_mut() {
+            let before = b.pending_ack.len();
             b.pending_ack.retain(|_, at| now < *at + ttl);
+            if b.pending_ack.len() != before {
+                released.push(key.clone());
+            }
             if let Some(at) = b.pending_ack.values().min() {
                 due = Some(due.map_or(*at + ttl, |d| d.min(*at + ttl)));
             }
         }
         self.acks_due = due;
+        self.wake_own_pods(&released, now);
     }
 
     fn skip_stale_terminating(&mut self) {

@@ -197,8 +197,30 @@ impl Drainer {
         }
         let cordoned: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
         let reqs: Vec<Requests> = nodes.iter().map(|_| req.child()).collect();
-        let (plan, _) = self.gather_and_plan(&nodes, &cordoned, &reqs, &req).await?;
+        let (plan, g) = self.gather_and_plan(&nodes, &cordoned, &reqs, &req).await?;
+        self.emit_plan(&plan, &g.warnings, &nodes);
         Ok(plan)
+    }
+
+    /// Sends the plan's events: the read phase's warnings, `Planned`, then each node's warnings.
+    fn emit_plan(&self, plan: &Plan, read_warnings: &[String], nodes: &[String]) {
+        for w in read_warnings {
+            for n in nodes {
+                self.emit(Event::Warning {
+                    node: n.clone(),
+                    message: w.clone(),
+                });
+            }
+        }
+        self.emit(Event::Planned { plan: plan.clone() });
+        for n in &plan.nodes {
+            if !n.warnings.is_empty() {
+                self.emit(Event::Warning {
+                    node: n.node.clone(),
+                    message: n.warnings.join("; "),
+                });
+            }
+        }
     }
 
     async fn gather_and_plan(
@@ -230,23 +252,6 @@ impl Drainer {
             jiff::Timestamp::now(),
         );
         plan.warnings.extend(g.warnings.iter().cloned());
-        for w in &g.warnings {
-            for n in nodes {
-                self.emit(Event::Warning {
-                    node: n.clone(),
-                    message: w.clone(),
-                });
-            }
-        }
-        self.emit(Event::Planned { plan: plan.clone() });
-        for n in &plan.nodes {
-            if !n.warnings.is_empty() {
-                self.emit(Event::Warning {
-                    node: n.node.clone(),
-                    message: n.warnings.join("; "),
-                });
-            }
-        }
         Ok((plan, g))
     }
 
@@ -353,8 +358,9 @@ impl Drainer {
         })
     }
 
-    /// Drains `nodes`: checks that all exist (bad input changes nothing), cordons every one,
-    /// plans, stops on plan errors before any eviction, then drains up to
+    /// Drains `nodes`: checks that all exist (bad input changes nothing), plans from reads only
+    /// and stops on plan errors before any change (no cordon, no eviction), cordons every node
+    /// (pods that land between the plan and the cordon are drained too), then drains up to
     /// `options.parallel_nodes` nodes at once with one budget-aware dispatcher.
     ///
     /// Returns the report when every target pod was seen gone, and
@@ -405,6 +411,23 @@ impl Drainer {
         if dry != DryRun::Client {
             crate::access::preflight(&self.client, &self.options, &objs, &req).await?;
         }
+        // Plan first, from reads only: a refused plan changes nothing (no cordon, no eviction).
+        // Pods that land on a node between the plan's LIST and its cordon are taken in by the
+        // dispatcher's watch, which starts at that LIST's resourceVersion.
+        let (plan, g) = self.gather_and_plan(&nodes, &was, &reqs, &req).await?;
+        if !plan.can_complete() {
+            self.emit_plan(&plan, &g.warnings, &nodes);
+            // refused pods need a flag (exit 4); only budgets that never pass are exit 3
+            let pods_refused = plan.nodes.iter().any(|n| !n.errors.is_empty());
+            let budget_never = plan
+                .budgets
+                .iter()
+                .any(|b| matches!(b.verdict, crate::plan::BudgetVerdict::Never { .. }));
+            return Err(DrainError::PlanRefused {
+                errors: plan.errors,
+                blocked_by_budgets: budget_never && !pods_refused,
+            });
+        }
         for (i, n) in objs.iter().enumerate() {
             match cordon::cordon(&self.client, n, dry, &reqs[i]).await {
                 Ok(r) => self.emit(Event::Cordoned {
@@ -418,26 +441,8 @@ impl Drainer {
                 }
             }
         }
-        let (plan, g) = match self.gather_and_plan(&nodes, &was, &reqs, &req).await {
-            Ok(x) => x,
-            Err(e) => {
-                self.restore(&nodes, &nodes, &reqs).await;
-                return Err(e);
-            }
-        };
-        if !plan.can_complete() {
-            self.restore(&nodes, &nodes, &reqs).await;
-            // refused pods need a flag (exit 4); only budgets that never pass are exit 3
-            let pods_refused = plan.nodes.iter().any(|n| !n.errors.is_empty());
-            let budget_never = plan
-                .budgets
-                .iter()
-                .any(|b| matches!(b.verdict, crate::plan::BudgetVerdict::Never { .. }));
-            return Err(DrainError::PlanRefused {
-                errors: plan.errors,
-                blocked_by_budgets: budget_never && !pods_refused,
-            });
-        }
+        // kubectl's order: the cordon lines first, then the plan's warnings.
+        self.emit_plan(&plan, &g.warnings, &nodes);
         let node_reports = if dry == DryRun::Client {
             self.client_dry_run(&plan, &was, &reqs)
         } else {

@@ -38,6 +38,11 @@ pub struct Fault {
     /// Watch streams matched by this rule end after this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_cut_seconds: Option<f64>,
+    /// Watch streams matched by this rule deliver each change this many milliseconds after it
+    /// happened (in order, bookmarks included), as a lagging watch cache or a slow network does:
+    /// other clients, other watches and the answers to requests already see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_latency_ms: Option<u64>,
 }
 
 fn one() -> f64 {
@@ -56,6 +61,7 @@ impl Default for Fault {
             latency_ms: None,
             answer_latency_ms: None,
             watch_cut_seconds: None,
+            event_latency_ms: None,
         }
     }
 }
@@ -113,6 +119,8 @@ pub struct Applied {
     pub answer_latency_ms: Option<u64>,
     /// Shortest watch cut.
     pub watch_cut_seconds: Option<f64>,
+    /// Total delay of each watch event.
+    pub event_latency_ms: Option<u64>,
     /// Break the connection.
     pub reset: bool,
     error: Option<ApiError>,
@@ -161,6 +169,9 @@ impl FaultSet {
             if let Some(ms) = f.answer_latency_ms {
                 out.answer_latency_ms = Some(out.answer_latency_ms.unwrap_or(0).saturating_add(ms));
             }
+            if let Some(ms) = f.event_latency_ms {
+                out.event_latency_ms = Some(out.event_latency_ms.unwrap_or(0).saturating_add(ms));
+            }
             out.reset |= f.status == Some(0);
             if let Some(c) = f.watch_cut_seconds {
                 out.watch_cut_seconds = Some(out.watch_cut_seconds.map_or(c, |o: f64| o.min(c)));
@@ -189,6 +200,7 @@ mod tests {
             latency_ms: None,
             answer_latency_ms: None,
             watch_cut_seconds: None,
+            event_latency_ms: None,
         }
     }
 

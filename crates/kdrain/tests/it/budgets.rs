@@ -94,7 +94,22 @@ pdbs:
         e.starts_with("disruption budget default/db can never allow evicting default/db-0")
     }));
     assert_eq!(count(&sim, "create", "pods", "eviction"), 0);
+    nothing_changed(&sim, "n1").await;
     no_violations(&sim);
+}
+
+/// A refused drain changed nothing: the node is schedulable, no PATCH went to any node and no
+/// pod was evicted or deleted.
+async fn nothing_changed(sim: &Sim, node_name: &str) {
+    let n = node(sim, node_name).await;
+    assert_ne!(
+        n.spec.as_ref().and_then(|s| s.unschedulable),
+        Some(true),
+        "{node_name} was cordoned"
+    );
+    assert_eq!(count(sim, "patch", "nodes", ""), 0, "{:?}", sim.requests());
+    assert_eq!(count(sim, "create", "pods", "eviction"), 0);
+    assert_eq!(count(sim, "delete", "pods", ""), 0);
 }
 
 #[tokio::test]
@@ -139,6 +154,11 @@ pdbs:
             .iter()
             .all(|b| matches!(b.verdict, BudgetVerdict::Never { .. }))
     );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Cordoned { .. })),
+        "{events:#?}"
+    );
+    nothing_changed(&sim, "n1").await;
     assert_eq!(count(&sim, "create", "pods", "eviction"), 0);
     no_violations(&sim);
 }

@@ -67,9 +67,12 @@ async fn kubectl_defaults_refuse_bare_emptydir_and_daemonset_pods() {
             ),
         ]
     );
-    // nothing evicted; like kubectl, the node stays cordoned
+    // refused by the plan, before any change: nothing evicted, and (unlike kubectl, which
+    // cordons first) the node is not cordoned
     assert_eq!(count(&sim, "create", "pods", "eviction"), 0);
-    assert!(kdrain::cordon::is_cordoned(&node(&sim, "n1").await));
+    assert_eq!(count(&sim, "patch", "nodes", ""), 0);
+    assert!(!kdrain::cordon::is_cordoned(&node(&sim, "n1").await));
+    assert!(!events.iter().any(|e| matches!(e, Event::Cordoned { .. })));
     assert!(
         events
             .iter()
@@ -482,10 +485,13 @@ workloads:
 
 #[tokio::test]
 async fn uncordon_on_failure_restores_only_what_kdrain_changed() {
+    // The drain fails after the cordon: every eviction is refused (403).
     let sim = sim(r#"
-nodes: [{name: n1}, {name: n2, unschedulable: true}]
+nodes: [{name: n1}, {name: n2, unschedulable: true}, {name: n3}]
 workloads:
-  - {kind: Pod, name: bare, nodes: [n1, n2], replicas: 2}
+  - {kind: Deployment, name: web, nodes: [n1, n2], replicas: 2}
+faults:
+  - {verb: create, resource: pods/eviction, status: 403}
 "#)
     .await;
     let opts = DrainOptions {
@@ -493,7 +499,7 @@ workloads:
         ..fast()
     };
     let (res, events) = drain(&sim, opts, &["n1", "n2"]).await;
-    assert!(matches!(res, Err(DrainError::PlanRefused { .. })));
+    assert!(matches!(res, Err(DrainError::Forbidden { .. })), "{res:?}");
     assert!(
         !kdrain::cordon::is_cordoned(&node(&sim, "n1").await),
         "kdrain cordoned n1: restored"

@@ -8,6 +8,7 @@ mod do_not_disrupt;
 mod filters;
 mod hostile;
 mod interrupt;
+mod orderings;
 mod outcomes;
 mod probes;
 mod readiness;

@@ -360,13 +360,18 @@ pub async fn handle(
         Route::AccessReview => error_response(&ApiError::method_not_allowed(method.as_str())),
         Route::Resource(t) => {
             let watch_cut = fault.as_ref().and_then(|f| f.watch_cut_seconds);
+            let event_delay = fault
+                .as_ref()
+                .and_then(|f| f.event_latency_ms)
+                .filter(|m| *m > 0)
+                .map(std::time::Duration::from_millis);
             let scale = t.sub.as_deref() == Some("scale");
             let r = match (verb, t.name.is_some()) {
                 ("get", _) if scale => scale::get(&shared, &t),
                 ("update", _) if scale => scale::update(&shared, &t, &q, &body),
                 ("patch", _) if scale => scale::patch(&shared, &t, &q, &headers, &body),
                 _ if scale => Err(ApiError::method_not_allowed(method.as_str())),
-                ("watch", _) => watch::watch(&shared, &t, &q, &headers, watch_cut),
+                ("watch", _) => watch::watch(&shared, &t, &q, &headers, watch_cut, event_delay),
                 ("list", _) => list::list(&shared, &t, &q, &headers).await,
                 ("get", _) => list::get(&shared, &t, &q, &headers),
                 ("create", _) => write::create(&shared, &t, &q, &body),

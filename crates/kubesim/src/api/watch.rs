@@ -22,6 +22,9 @@ use crate::store::{Event, EventType};
 
 struct Stream {
     pending: VecDeque<Bytes>,
+    /// With an `eventLatencyMs` fault: live lines and when each may go out, in order.
+    delayed: VecDeque<(Instant, Bytes)>,
+    delay: Option<Duration>,
     rx: broadcast::Receiver<Arc<Event>>,
     filter: Filter,
     deadline: Instant,
@@ -42,6 +45,14 @@ fn line(ty: &str, obj: &Value) -> Bytes {
 }
 
 impl Stream {
+    /// Queues a live line (a change or a bookmark), behind the fault's delay if there is one.
+    fn push(&mut self, b: Bytes) {
+        match self.delay {
+            Some(d) => self.delayed.push_back((Instant::now() + d, b)),
+            None => self.pending.push_back(b),
+        }
+    }
+
     fn object(&self, o: &Value) -> Value {
         if self.as_table {
             let md = json!({"resourceVersion": crate::meta::rv(o)});
@@ -109,6 +120,16 @@ impl Stream {
             if self.done {
                 return None;
             }
+            let now = Instant::now();
+            if self.delayed.front().is_some_and(|(at, _)| *at <= now)
+                && let Some((_, b)) = self.delayed.pop_front()
+            {
+                return Some((Ok(b), self));
+            }
+            let release_at = self
+                .delayed
+                .front()
+                .map_or(self.deadline + Duration::from_secs(3600), |(at, _)| *at);
             let bookmark_at = if self.bookmark_every.is_some() {
                 self.next_bookmark
             } else {
@@ -119,13 +140,14 @@ impl Stream {
                     Ok(ev) => {
                         self.last_rv = self.last_rv.max(ev.rv);
                         if let Some(b) = self.convert(&ev) {
-                            self.pending.push_back(b);
+                            self.push(b);
                         }
                     }
                     Err(_) => self.done = true,
                 },
+                _ = tokio::time::sleep_until(release_at), if !self.delayed.is_empty() => {}
                 _ = tokio::time::sleep_until(self.deadline) => {
-                    if self.bookmark_every.is_some() {
+                    if self.bookmark_every.is_some() && self.delayed.is_empty() {
                         let b = self.bookmark(None);
                         self.pending.push_back(b);
                     }
@@ -133,7 +155,7 @@ impl Stream {
                 }
                 _ = tokio::time::sleep_until(bookmark_at) => {
                     let b = self.bookmark(None);
-                    self.pending.push_back(b);
+                    self.push(b);
                     self.next_bookmark += self.bookmark_every.unwrap_or(Duration::from_secs(60));
                 }
                 _ = self.shutdown.changed() => self.done = true,
@@ -149,6 +171,7 @@ pub fn watch(
     q: &Query,
     headers: &HeaderMap,
     cut_after: Option<f64>,
+    event_delay: Option<Duration>,
 ) -> ApiResult<Response> {
     validate_rv_options(q, true)?;
     let send_initial = q.flag("sendInitialEvents");
@@ -184,6 +207,8 @@ pub fn watch(
     let current = st.rv();
     let mut s = Stream {
         pending: VecDeque::new(),
+        delayed: VecDeque::new(),
+        delay: event_delay,
         rx,
         filter,
         deadline: Instant::now() + Duration::from_secs_f64(timeout),

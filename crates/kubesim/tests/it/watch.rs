@@ -327,3 +327,65 @@ async fn hostile_watch_timeouts_and_cuts_never_panic() {
     let r = get_raw(&s, "/api/v1/namespaces/default/pods").await;
     assert_eq!(r.code, 200);
 }
+
+#[tokio::test]
+async fn a_lagging_watch_delivers_every_change_in_order_after_the_writer_has_its_answer() {
+    // eventLatencyMs: the writer's answer and a plain GET already show the change while the
+    // lagging watch has not delivered it; it then comes, in order, with the same versions.
+    let s = sim(CORDONED).await;
+    s.set_faults(vec![Fault {
+        verb: Some("watch".into()),
+        resource: Some("pods".into()),
+        event_latency_ms: Some(5_000),
+        ..Fault::default()
+    }]);
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let rv = current_rv(&s).await;
+    let mut stream = pods
+        .watch(
+            &kube::api::WatchParams::default().timeout(30),
+            &rv.to_string(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let created = pods
+        .create(&PostParams::default(), &pod("a", "x"))
+        .await
+        .unwrap();
+    let deleted = pods.delete("a", &DeleteParams::default()).await.unwrap();
+    // The answers are in; the lagging watch has not delivered anything yet.
+    assert!(
+        futures::FutureExt::now_or_never(stream.next()).is_none(),
+        "the watch delivered a change before its delay"
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(kube::api::WatchEvent::Added(p)))) => seen.push(("ADDED", p)),
+            Ok(Some(Ok(kube::api::WatchEvent::Deleted(p)))) => seen.push(("DELETED", p)),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("watch ended early: {other:?}"),
+        }
+    }
+    assert_eq!(seen[0].0, "ADDED");
+    assert_eq!(seen[1].0, "DELETED");
+    assert_eq!(
+        seen[0].1.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    let deleted_rv = deleted.left().and_then(|p| p.metadata.resource_version);
+    assert!(deleted_rv.is_some());
+    let rvs: Vec<u64> = seen
+        .iter()
+        .map(|(_, p)| {
+            p.metadata
+                .resource_version
+                .as_deref()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(rvs[0] < rvs[1], "{rvs:?}");
+}
