@@ -150,11 +150,13 @@ fn no_violations(c: &Cluster) {
     assert_eq!(c.sim.violations(), vec![], "kubesim's invariant log");
 }
 
-/// Four web pods that take 2 s to stop, two evicted at a time.
+/// Four web pods that take 2 s to stop, two evicted at a time. Their replacements take 3 s to
+/// become Ready, so the other two wait for the budget while the test acts on the first two (a
+/// drain reacts to the budget within milliseconds: a shorter start-up raced the test's polling).
 const SLOW_STOP: &str = r#"
 nodes: [{name: n1}, {name: n2}, {name: n3}]
 workloads:
-  - {kind: Deployment, name: web, replicas: 4, nodes: [n1], terminationSeconds: 2.0, gracePeriodSeconds: 30, readySeconds: 0.2}
+  - {kind: Deployment, name: web, replicas: 4, nodes: [n1], terminationSeconds: 2.0, gracePeriodSeconds: 30, readySeconds: 3.0}
   - {kind: DaemonSet, name: agent, namespace: kube-system}
 pdbs:
   - {name: web, selector: {app: web}, maxUnavailable: 2}
