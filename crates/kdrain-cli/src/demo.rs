@@ -59,10 +59,13 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
         .context("cannot start the in-process kubesim")?;
     let mode = render::choose(global.output);
     if mode != Mode::Json {
-        eprintln!(
+        let banner = format!(
             "kubesim is serving a demo cluster at {}; draining node/{node} (--force --ignore-daemonsets --delete-emptydir-data)",
             sim.url()
         );
+        for line in fitted(mode, &banner) {
+            eprintln!("{line}");
+        }
     }
     let client = sim.client();
     wait_for_budgets(&client).await;
@@ -83,9 +86,12 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
     let violations = sim.violations();
     if global.output != Some(OutputFormat::Json) {
         if violations.is_empty() {
-            println!(
-                "kubesim invariant log: no violations (no budget broken, no DaemonSet or mirror pod removed)"
-            );
+            for line in fitted(
+                mode,
+                "kubesim invariant log: no violations (no budget broken, no DaemonSet or mirror pod removed)",
+            ) {
+                println!("{line}");
+            }
         } else {
             for v in &violations {
                 println!("kubesim violation: {} {}: {}", v.kind, v.object, v.message);
@@ -94,6 +100,15 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
     }
     sim.shutdown().await;
     Ok(code)
+}
+
+/// In the live view, `text` wrapped at words to the terminal's width; otherwise as it is.
+fn fitted(mode: Mode, text: &str) -> Vec<String> {
+    if mode == Mode::Progress {
+        render::fit::wrap(text, render::fit::terminal_width(), "  ")
+    } else {
+        vec![text.to_string()]
+    }
 }
 
 /// Up to ten names, then how many there are in all.

@@ -1,6 +1,7 @@
 //! Turns the engine's events into output: kubectl's lines, a live progress view, or JSON lines.
 //! Nothing here decides anything about the drain; it only shows what the library reports.
 
+pub mod fit;
 pub mod json;
 pub mod plan;
 pub mod progress;
@@ -296,38 +297,9 @@ pub fn dry_run_suffix(dry_run: kdrain::DryRun) -> &'static str {
     }
 }
 
-/// "needs 2 has 1" from a budget cause such as
-/// "The disruption budget web needs 2 healthy pods and has 1 currently".
-pub fn needs_has(cause: &str) -> Option<String> {
-    let after_needs = cause.split(" needs ").nth(1)?;
-    let needs: String = after_needs
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let after_has = after_needs.split(" has ").nth(1)?;
-    let has: String = after_has
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    if needs.is_empty() || has.is_empty() {
-        return None;
-    }
-    Some(format!("needs {needs} has {has}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn needs_has_from_cause() {
-        assert_eq!(
-            needs_has("The disruption budget web needs 2 healthy pods and has 1 currently")
-                .as_deref(),
-            Some("needs 2 has 1")
-        );
-        assert_eq!(needs_has("still being processed"), None);
-    }
 
     fn pod_report(name: &str, outcome: kdrain::PodOutcome, by: Option<&str>) -> kdrain::PodReport {
         kdrain::PodReport {
@@ -448,57 +420,6 @@ mod tests {
                 "pods left on node/n1: shop/b",
             ]
         );
-    }
-
-    mod fuzz {
-        use proptest::prelude::*;
-
-        use super::super::needs_has;
-
-        /// "needs N has M" with both numbers made of ASCII digits only.
-        fn well_formed(text: &str) -> bool {
-            let Some(rest) = text.strip_prefix("needs ") else {
-                return false;
-            };
-            let Some((needs, has)) = rest.split_once(" has ") else {
-                return false;
-            };
-            [needs, has]
-                .iter()
-                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        }
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
-
-            #[test]
-            fn arbitrary_causes_never_panic(cause in any::<String>()) {
-                if let Some(text) = needs_has(&cause) {
-                    prop_assert!(well_formed(&text), "{cause:?} -> {text:?}");
-                }
-            }
-
-            #[test]
-            fn cause_shaped_text_never_panics(
-                cause in "( needs | has |[0-9]{0,3}|[a-z ]{0,6}|\\PC{0,2}){0,8}"
-            ) {
-                if let Some(text) = needs_has(&cause) {
-                    prop_assert!(well_formed(&text), "{cause:?} -> {text:?}");
-                }
-            }
-
-            #[test]
-            fn the_servers_budget_cause_gives_its_numbers(
-                budget in "[a-z0-9][a-z0-9.-]{0,30}",
-                needs in any::<u64>(),
-                has in any::<u64>(),
-            ) {
-                let cause = format!(
-                    "The disruption budget {budget} needs {needs} healthy pods and has {has} currently"
-                );
-                prop_assert_eq!(needs_has(&cause), Some(format!("needs {needs} has {has}")));
-            }
-        }
     }
 
     #[test]

@@ -1,29 +1,33 @@
 //! The live view on a terminal: per node a bar of pods gone out of pods to go, and under it one
-//! line per pod that is blocked (by which budget, "needs X has Y", since when) or terminating
-//! (grace left). A summary table follows at the end.
+//! line per pod that is blocked (what it waits for: a budget with its "needs X has Y", since
+//! when, a retry time only where one exists) or terminating (grace left). Every line is fitted
+//! to the terminal's width (the least useful parts go first) and refitted when it is resized;
+//! every time shown is read from one clock per frame. A summary table follows at the end.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kdrain::{DrainError, Event, PodRef, Report};
+use jiff::{SignedDuration, Timestamp};
+use kdrain::{DrainError, Event, PodRef, Report, Stamped, WaitsFor};
 
-use super::{Renderer, dry_run_suffix, exit_code, needs_has};
+use super::fit::{self, Part};
+use super::{Renderer, dry_run_suffix, exit_code};
 use crate::duration::format_short;
 
 /// What a shown pod is doing.
 enum PodState {
     Blocked {
-        budget: Option<String>,
-        cause: String,
+        /// What it waits for, in words ("waits for budget web: needs 3 has 4").
+        waits: String,
         /// kdrain itself holds the pod back (no request sent), pacing the budget.
         held_back: bool,
-        since: jiff::Timestamp,
-        retry_at: Instant,
+        since: Timestamp,
+        /// When the next attempt is due, for waits that have one (throttling, errors).
+        retry_at: Option<Timestamp>,
     },
     Terminating {
-        grace_deadline: Instant,
-        since: Instant,
+        grace_deadline: Timestamp,
+        since: Timestamp,
     },
 }
 
@@ -36,36 +40,37 @@ struct PodView {
 
 struct NodeView {
     name: String,
-    bar: ProgressBar,
+    line: ProgressBar,
     /// UIDs of the pods that must leave (from the plan).
     to_go: HashSet<String>,
     gone: u64,
     in_flight: HashSet<String>,
     /// Keys of the pod lines shown under this node, in display order.
     lines: Vec<String>,
-    finished: bool,
+    /// How the node ended ("drained at 6.0s", "FAILED: ..."), once it has.
+    ended: Option<String>,
 }
 
-/// Draws bars with indicatif on stderr; the summary goes to stdout.
+/// Draws the view with indicatif on stderr; the summary goes to stdout.
 pub struct ProgressRenderer {
     multi: MultiProgress,
     header: ProgressBar,
     title: String,
-    started: Instant,
+    /// What is drained ("node/n1", "3 nodes"), for the last header line.
+    what: String,
+    started: Timestamp,
+    /// When the event being shown happened (the engine's time).
+    at: Timestamp,
+    /// The width the lines were last fitted to.
+    columns: usize,
     nodes: Vec<NodeView>,
     pods: HashMap<String, PodView>,
     /// Ctrl-C asked the drain to stop; it is winding down.
     stopping: bool,
 }
 
-/// Pod lines shown under one node; more are counted in the node's bar as "+N more".
+/// Pod lines shown under one node; more are counted in the node's line as "+N more".
 const MAX_POD_LINES: usize = 6;
-
-fn node_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:.bold} [{bar:30.green/white}] {pos}/{len} pods gone{msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
-}
 
 fn line_style() -> ProgressStyle {
     ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -75,21 +80,60 @@ fn key(pod: &PodRef) -> String {
     format!("{}/{}/{}", pod.namespace, pod.name, pod.uid)
 }
 
+/// Seconds from `from` to `to` (0 when `to` is earlier).
+fn secs(from: Timestamp, to: Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64().max(0.0)
+}
+
+fn later(t: Timestamp, seconds: f64) -> Timestamp {
+    let d = SignedDuration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(SignedDuration::ZERO);
+    t.checked_add(d).unwrap_or(t)
+}
+
+/// What a blocked pod waits for, in a few words.
+fn waits_for(
+    waits_for: WaitsFor,
+    pod: &PodRef,
+    budget: Option<&str>,
+    healthy: Option<kdrain::Healthy>,
+    cause: &str,
+) -> String {
+    match (waits_for, budget) {
+        (WaitsFor::Budget, Some(b)) => match healthy {
+            Some(h) => format!("waits for budget {b}: needs {} has {}", h.needs, h.has),
+            None => format!("waits for budget {b}"),
+        },
+        (WaitsFor::SeveralBudgets, Some(b)) => {
+            format!("under several budgets ({b}): waits for that to change")
+        }
+        (WaitsFor::Throttling, _) => "throttled by the API server (429)".to_string(),
+        (WaitsFor::NamespaceTermination, _) => {
+            format!("waits for namespace {} to delete it", pod.namespace)
+        }
+        _ => crate::config::one_line(cause),
+    }
+}
+
 impl ProgressRenderer {
     /// A live view titled `title` (e.g. "draining node/n1").
     pub fn new(title: &str) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let header = multi.add(ProgressBar::new_spinner().with_style(line_style()));
-        header.set_message(format!("kdrain: {title}"));
-        ProgressRenderer {
+        let now = Timestamp::now();
+        let mut view = ProgressRenderer {
             multi,
             header,
             title: title.to_string(),
-            started: Instant::now(),
+            what: title.strip_prefix("draining ").unwrap_or(title).to_string(),
+            started: now,
+            at: now,
+            columns: fit::terminal_width(),
             nodes: Vec::new(),
             pods: HashMap::new(),
             stopping: false,
-        }
+        };
+        view.redraw(now);
+        view
     }
 
     fn node(&mut self, name: &str) -> &mut NodeView {
@@ -104,40 +148,32 @@ impl ProgressRenderer {
                     .last()
                     .and_then(|k| self.pods.get(k))
                     .map(|p| p.line.clone())
-                    .unwrap_or_else(|| n.bar.clone())
+                    .unwrap_or_else(|| n.line.clone())
             })
             .unwrap_or_else(|| self.header.clone());
-        let bar = self
+        let line = self
             .multi
-            .insert_after(&after, ProgressBar::new(0).with_style(node_style()));
+            .insert_after(&after, ProgressBar::new_spinner().with_style(line_style()));
         self.nodes.push(NodeView {
             name: name.to_string(),
-            bar,
+            line,
             to_go: HashSet::new(),
             gone: 0,
             in_flight: HashSet::new(),
             lines: Vec::new(),
-            finished: false,
+            ended: None,
         });
-        // Every node's name is padded to the longest, so the bars line up.
-        let width = self
-            .nodes
-            .iter()
-            .map(|n| n.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(8);
-        for n in &self.nodes {
-            n.bar.set_prefix(format!("node/{:<width$}", n.name));
-        }
         self.nodes.last_mut().expect("just pushed")
     }
 
+    /// Prints a line above the view, wrapped at words to the terminal's width.
     fn println(&self, line: &str) {
-        if self.multi.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            let _ = self.multi.println(line);
+        for part in fit::wrap(line, self.columns, "  ") {
+            if self.multi.is_hidden() {
+                eprintln!("{part}");
+            } else {
+                let _ = self.multi.println(part);
+            }
         }
     }
 
@@ -146,44 +182,43 @@ impl ProgressRenderer {
         let k = key(pod);
         if let Some(view) = self.pods.get_mut(&k) {
             view.state = state;
-        } else {
-            let anchor = {
-                let n = self.node(node);
-                n.lines
-                    .last()
-                    .cloned()
-                    .map_or_else(|| Err(n.bar.clone()), Ok)
-            };
-            let anchor = match anchor {
-                Ok(last_key) => self
-                    .pods
-                    .get(&last_key)
-                    .map(|p| p.line.clone())
-                    .unwrap_or_else(|| self.node(node).bar.clone()),
-                Err(bar) => bar,
-            };
-            // Past a few lines per node the screen would overflow; the node's bar still
-            // counts every blocked and terminating pod.
-            let line = if self.node(node).lines.len() < MAX_POD_LINES {
-                let line = self
-                    .multi
-                    .insert_after(&anchor, ProgressBar::new_spinner().with_style(line_style()));
-                self.node(node).lines.push(k.clone());
-                line
-            } else {
-                ProgressBar::hidden()
-            };
-            self.pods.insert(
-                k.clone(),
-                PodView {
-                    node: node.to_string(),
-                    pod: pod.clone(),
-                    line,
-                    state,
-                },
-            );
+            return;
         }
-        self.refresh_pod(&k);
+        let anchor = {
+            let n = self.node(node);
+            n.lines
+                .last()
+                .cloned()
+                .map_or_else(|| Err(n.line.clone()), Ok)
+        };
+        let anchor = match anchor {
+            Ok(last_key) => self
+                .pods
+                .get(&last_key)
+                .map(|p| p.line.clone())
+                .unwrap_or_else(|| self.node(node).line.clone()),
+            Err(line) => line,
+        };
+        // Past a few lines per node the screen would overflow; the node's line still counts
+        // every blocked and terminating pod.
+        let line = if self.node(node).lines.len() < MAX_POD_LINES {
+            let line = self
+                .multi
+                .insert_after(&anchor, ProgressBar::new_spinner().with_style(line_style()));
+            self.node(node).lines.push(k.clone());
+            line
+        } else {
+            ProgressBar::hidden()
+        };
+        self.pods.insert(
+            k,
+            PodView {
+                node: node.to_string(),
+                pod: pod.clone(),
+                line,
+                state,
+            },
+        );
     }
 
     fn hide_pod(&mut self, pod: &PodRef) {
@@ -196,92 +231,140 @@ impl ProgressRenderer {
         }
     }
 
-    fn refresh_pod(&self, k: &str) {
-        let Some(view) = self.pods.get(k) else { return };
-        let now = Instant::now();
-        let text = match &view.state {
+    /// Redraws every line for the time `now` (one clock for the whole frame), fitted to the
+    /// terminal's current width.
+    fn redraw(&mut self, now: Timestamp) {
+        self.columns = fit::terminal_width();
+        self.header.set_message(self.header_line(now));
+        for n in &self.nodes {
+            n.line.set_message(self.node_line(n));
+        }
+        for view in self.pods.values() {
+            view.line.set_message(self.pod_line(view, now));
+        }
+    }
+
+    fn header_line(&self, now: Timestamp) -> String {
+        let mut parts = vec![Part::new(format_short(secs(self.started, now)), 9)];
+        if self.stopping {
+            parts.push(Part::new("stopping (Ctrl-C again quits at once)", 8));
+        }
+        fit::fit(&format!("kdrain: {}", self.title), &parts, self.columns)
+    }
+
+    fn pod_line(&self, view: &PodView, now: Timestamp) -> String {
+        match &view.state {
             PodState::Blocked {
-                budget,
-                cause,
+                waits,
                 held_back,
                 since,
                 retry_at,
             } => {
-                let by = budget
-                    .as_deref()
-                    .map(|b| format!("by budget {b}"))
-                    .unwrap_or_else(|| "by the server".to_string());
-                let mut why = needs_has(cause).unwrap_or_else(|| cause.clone());
+                let mut parts = vec![Part::new(waits.clone(), 9)];
                 if *held_back {
-                    why.push_str(" (held back, no request sent)");
+                    parts.push(Part::new("held back, no request sent", 2));
                 }
-                let blocked_for = (jiff::Timestamp::now().as_millisecond() - since.as_millisecond())
-                    .max(0) as f64
-                    / 1000.0;
-                let retry = retry_at.saturating_duration_since(now).as_secs_f64();
-                let next = if retry > 0.0 {
-                    format!("retry in {}", format_short(retry))
-                } else {
-                    "retry when the budget allows".to_string()
-                };
-                format!(
-                    "    blocked      {} {by}: {why} · since {} · {next}",
-                    view.pod,
-                    format_short(blocked_for)
+                parts.push(Part::new(
+                    format!("since {}", format_short(secs(*since, now))),
+                    5,
+                ));
+                if let Some(at) = retry_at {
+                    parts.push(Part::new(
+                        format!("retry in {}", format_short(secs(now, *at))),
+                        7,
+                    ));
+                }
+                fit::fit(
+                    &format!("    blocked      {}", view.pod),
+                    &parts,
+                    self.columns,
                 )
             }
             PodState::Terminating {
                 grace_deadline,
                 since,
             } => {
-                let left = grace_deadline.saturating_duration_since(now).as_secs_f64();
-                format!(
-                    "    terminating  {} · for {} · grace left {}",
-                    view.pod,
-                    format_short(now.duration_since(*since).as_secs_f64()),
-                    format_short(left)
+                let parts = [
+                    Part::new(format!("for {}", format_short(secs(*since, now))), 4),
+                    Part::new(
+                        format!("grace left {}", format_short(secs(now, *grace_deadline))),
+                        6,
+                    ),
+                ];
+                fit::fit(
+                    &format!("    terminating  {}", view.pod),
+                    &parts,
+                    self.columns,
                 )
             }
-        };
-        view.line.set_message(text);
+        }
     }
 
-    fn refresh_node(&mut self, name: &str) {
-        let (blocked, terminating): (Vec<_>, Vec<_>) = self
-            .pods
-            .values()
-            .filter(|p| p.node == name)
-            .partition(|p| matches!(p.state, PodState::Blocked { .. }));
-        let (blocked, terminating) = (blocked.len(), terminating.len());
-        let n = self.node(name);
-        if n.finished {
-            return;
-        }
-        let hidden = (blocked + terminating).saturating_sub(n.lines.len());
+    fn node_line(&self, n: &NodeView) -> String {
+        let name_width = self
+            .nodes
+            .iter()
+            .map(|n| n.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        let prefix = format!("node/{:<name_width$}", n.name);
+        let length = n.to_go.len() as u64;
+        let counts = format!("{}/{length} pods gone", n.gone.min(length));
         let mut parts = Vec::new();
-        if !n.in_flight.is_empty() {
-            parts.push(format!("{} evicting", n.in_flight.len()));
-        }
-        if terminating > 0 {
-            parts.push(format!("{terminating} terminating"));
-        }
-        if blocked > 0 {
-            parts.push(format!("{blocked} blocked"));
-        }
-        if hidden > 0 {
-            parts.push(format!("+{hidden} more not shown"));
-        }
-        let msg = if parts.is_empty() {
-            String::new()
+        if let Some(ended) = &n.ended {
+            parts.push(Part::new(ended.clone(), 9));
         } else {
-            format!(" · {}", parts.join(" · "))
+            let (mut blocked, mut terminating) = (0usize, 0usize);
+            for p in self.pods.values().filter(|p| p.node == n.name) {
+                match p.state {
+                    PodState::Blocked { .. } => blocked += 1,
+                    PodState::Terminating { .. } => terminating += 1,
+                }
+            }
+            if !n.in_flight.is_empty() {
+                parts.push(Part::new(format!("{} evicting", n.in_flight.len()), 6));
+            }
+            if terminating > 0 {
+                parts.push(Part::new(format!("{terminating} terminating"), 7));
+            }
+            if blocked > 0 {
+                parts.push(Part::new(format!("{blocked} blocked"), 8));
+            }
+            let hidden = (blocked + terminating).saturating_sub(n.lines.len());
+            if hidden > 0 {
+                parts.push(Part::new(format!("+{hidden} more not shown"), 5));
+            }
+        }
+        let rest: usize = parts.iter().map(|p| fit::width(&p.text) + 3).sum();
+        let fixed = fit::width(&prefix) + fit::width(&counts) + 4;
+        let cells = self.columns.saturating_sub(fixed + rest).clamp(10, 30);
+        let position = if n.ended.is_some() && n.gone < length && self.ended_drained(n) {
+            length
+        } else {
+            n.gone
         };
-        n.bar.set_message(msg);
+        let head = format!("{prefix} {} {counts}", fit::bar(position, length, cells));
+        fit::fit(&head, &parts, self.columns)
+    }
+
+    fn ended_drained(&self, n: &NodeView) -> bool {
+        n.ended.as_deref().is_some_and(|e| e.starts_with("drained"))
+    }
+
+    fn elapsed_at(&self, t: Timestamp) -> String {
+        format_short(secs(self.started, t))
     }
 }
 
 impl Renderer for ProgressRenderer {
+    fn stamped(&mut self, stamped: &Stamped) {
+        self.at = stamped.time;
+        self.event(&stamped.event);
+    }
+
     fn event(&mut self, event: &Event) {
+        let at = self.at;
         match event {
             Event::NodesResolved { nodes } => {
                 self.println(&format!(
@@ -295,19 +378,10 @@ impl Renderer for ProgressRenderer {
                     let to_go: HashSet<String> = np
                         .pods
                         .iter()
-                        .filter(|p| {
-                            matches!(
-                                p.action,
-                                kdrain::Action::Evict
-                                    | kdrain::Action::Delete
-                                    | kdrain::Action::Wait
-                            )
-                        })
+                        .filter(|p| p.action.is_target())
                         .map(|p| p.uid.clone())
                         .collect();
-                    let n = self.node(&np.node);
-                    n.bar.set_length(to_go.len() as u64);
-                    n.to_go = to_go;
+                    self.node(&np.node).to_go = to_go;
                 }
             }
             Event::Warning { message, .. } => {
@@ -341,45 +415,32 @@ impl Renderer for ProgressRenderer {
             }
             Event::EvictionSent { node, pod, .. } | Event::DeleteSent { node, pod, .. } => {
                 let n = self.node(node);
-                if !n.to_go.contains(&pod.uid) {
-                    n.to_go.insert(pod.uid.clone());
-                    n.bar.inc_length(1);
-                }
+                n.to_go.insert(pod.uid.clone());
                 n.in_flight.insert(pod.uid.clone());
-                let node = node.clone();
-                self.refresh_node(&node);
             }
             Event::Blocked {
                 node,
                 pod,
+                waits_for: why,
                 budget,
+                healthy,
                 cause,
                 message,
                 retry_in_seconds,
                 since,
-                ..
             } => {
                 self.node(node).in_flight.remove(&pod.uid);
-                let retry = Duration::from_secs_f64(retry_in_seconds.max(0.0));
-                self.show_pod(
-                    node,
-                    pod,
-                    PodState::Blocked {
-                        budget: budget.clone(),
-                        cause: cause.clone(),
-                        held_back: message.contains("no request sent"),
-                        since: *since,
-                        retry_at: Instant::now() + retry,
-                    },
-                );
-                let node = node.clone();
-                self.refresh_node(&node);
+                let state = PodState::Blocked {
+                    waits: waits_for(*why, pod, budget.as_deref(), *healthy, cause),
+                    held_back: message.contains("no request sent"),
+                    since: *since,
+                    retry_at: why.has_retry_time().then(|| later(at, *retry_in_seconds)),
+                };
+                self.show_pod(node, pod, state);
             }
             Event::Evicted { node, pod } => {
                 self.node(node).in_flight.remove(&pod.uid);
                 self.hide_pod(pod);
-                let node = node.clone();
-                self.refresh_node(&node);
             }
             Event::Terminating {
                 node,
@@ -387,21 +448,18 @@ impl Renderer for ProgressRenderer {
                 grace_left_seconds,
             } => {
                 self.node(node).in_flight.remove(&pod.uid);
-                let now = Instant::now();
                 let since = match self.pods.get(&key(pod)).map(|p| &p.state) {
                     Some(PodState::Terminating { since, .. }) => *since,
-                    _ => now,
+                    _ => at,
                 };
                 self.show_pod(
                     node,
                     pod,
                     PodState::Terminating {
-                        grace_deadline: now + Duration::from_secs_f64(grace_left_seconds.max(0.0)),
+                        grace_deadline: later(at, *grace_left_seconds),
                         since,
                     },
                 );
-                let node = node.clone();
-                self.refresh_node(&node);
             }
             Event::Gone { node, pod } => {
                 self.hide_pod(pod);
@@ -409,65 +467,36 @@ impl Renderer for ProgressRenderer {
                 n.in_flight.remove(&pod.uid);
                 if n.to_go.contains(&pod.uid) {
                     n.gone += 1;
-                    n.bar.set_position(n.gone);
                 }
-                let node = node.clone();
-                self.refresh_node(&node);
             }
             Event::PodFailed { node, pod, error } => {
                 self.node(node).in_flight.remove(&pod.uid);
                 self.hide_pod(pod);
                 self.println(&format!("pod {pod} failed: {error}"));
-                let node = node.clone();
-                self.refresh_node(&node);
             }
             Event::NodeDrained { node, dry_run } => {
-                let elapsed = format_short(self.started.elapsed().as_secs_f64());
+                let elapsed = self.elapsed_at(at);
                 let n = self.node(node);
-                n.finished = true;
                 n.in_flight.clear();
-                let len = n.bar.length().unwrap_or(0);
-                n.bar.set_position(if dry_run.is_dry() {
-                    len
-                } else {
-                    n.gone.max(len)
-                });
-                n.bar.finish_with_message(format!(
-                    " · drained{} at {elapsed}",
-                    dry_run_suffix(*dry_run)
-                ));
+                n.ended = Some(format!("drained{} at {elapsed}", dry_run_suffix(*dry_run)));
             }
             Event::NodeFailed { node, error, .. } => {
-                let stopping = self.stopping;
-                let n = self.node(node);
-                n.finished = true;
-                n.in_flight.clear();
-                if stopping {
-                    n.bar.abandon_with_message(" · interrupted");
+                let ended = if self.stopping {
+                    "interrupted".to_string()
                 } else {
-                    let short = crate::config::one_line(error);
-                    n.bar.abandon_with_message(format!(" · FAILED: {short}"));
-                }
+                    format!("FAILED: {}", crate::config::one_line(error))
+                };
+                let n = self.node(node);
+                n.in_flight.clear();
+                n.ended = Some(ended);
             }
             Event::Skipped { .. } | Event::Done { .. } => {}
         }
+        self.redraw(Timestamp::now().max(at));
     }
 
     fn tick(&mut self) {
-        let keys: Vec<String> = self.pods.keys().cloned().collect();
-        for k in keys {
-            self.refresh_pod(&k);
-        }
-        let stopping = if self.stopping {
-            " · stopping (Ctrl-C again quits at once)"
-        } else {
-            ""
-        };
-        self.header.set_message(format!(
-            "kdrain: {} · {}{stopping}",
-            self.title,
-            format_short(self.started.elapsed().as_secs_f64())
-        ));
+        self.redraw(Timestamp::now());
     }
 
     fn stopping(&mut self) {
@@ -477,19 +506,24 @@ impl Renderer for ProgressRenderer {
     }
 
     fn interrupted(&mut self, interruption: &super::Interruption<'_>) {
+        let now = Timestamp::now();
         for (_, view) in self.pods.drain() {
             view.line.finish_and_clear();
             self.multi.remove(&view.line);
         }
-        for n in &self.nodes {
-            if !n.bar.is_finished() {
-                n.bar.abandon_with_message(" · interrupted");
+        for n in &mut self.nodes {
+            if n.ended.is_none() {
+                n.ended = Some("interrupted".to_string());
             }
         }
-        self.header.abandon_with_message(format!(
-            "kdrain: {} · interrupted at {}",
-            self.title,
-            format_short(self.started.elapsed().as_secs_f64())
+        self.redraw(now);
+        for n in &self.nodes {
+            n.line.abandon();
+        }
+        self.header.abandon_with_message(fit::fit(
+            &format!("kdrain: {} interrupted", self.what),
+            &[Part::new(format!("after {}", self.elapsed_at(now)), 9)],
+            self.columns,
         ));
         if let Some(report) = interruption.report {
             print!("{}", super::summary::table(report));
@@ -500,20 +534,27 @@ impl Renderer for ProgressRenderer {
     }
 
     fn finish(&mut self, result: &Result<Report, DrainError>) -> i32 {
+        let now = Timestamp::now();
         for (_, view) in self.pods.drain() {
             view.line.finish_and_clear();
             self.multi.remove(&view.line);
         }
+        self.redraw(now);
         for n in &self.nodes {
-            if !n.bar.is_finished() {
-                n.bar.abandon();
-            }
+            n.line.abandon();
         }
-        self.header.finish_with_message(format!(
-            "kdrain: {} · finished in {}",
-            self.title,
-            format_short(self.started.elapsed().as_secs_f64())
-        ));
+        let succeeded = matches!(result, Ok(report) if report.succeeded());
+        let last = if succeeded {
+            format!("kdrain: drained {} in {}", self.what, self.elapsed_at(now))
+        } else {
+            format!(
+                "kdrain: {} not drained after {}",
+                self.what,
+                self.elapsed_at(now)
+            )
+        };
+        self.header
+            .finish_with_message(fit::truncate(&last, self.columns));
         let report = match result {
             Ok(report) => Some(report),
             Err(e) => e.report(),
@@ -532,5 +573,39 @@ impl Renderer for ProgressRenderer {
             Err(e) => eprintln!("error: {}", crate::config::one_line(&e.to_string())),
         }
         exit_code(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> PodRef {
+        PodRef {
+            namespace: "shop".into(),
+            name: "web-1".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    #[test]
+    fn blocked_pods_say_what_they_wait_for() {
+        let h = Some(kdrain::Healthy { needs: 3, has: 4 });
+        assert_eq!(
+            waits_for(WaitsFor::Budget, &pod(), Some("web"), h, "ignored"),
+            "waits for budget web: needs 3 has 4"
+        );
+        assert_eq!(
+            waits_for(WaitsFor::Budget, &pod(), Some("web"), None, "ignored"),
+            "waits for budget web"
+        );
+        assert_eq!(
+            waits_for(WaitsFor::Throttling, &pod(), None, None, "x"),
+            "throttled by the API server (429)"
+        );
+        assert_eq!(
+            waits_for(WaitsFor::Error, &pod(), None, None, "error 503:\n  down"),
+            "error 503: down"
+        );
     }
 }

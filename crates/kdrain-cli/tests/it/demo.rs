@@ -176,18 +176,19 @@ fn live_shape(screen: &str) -> String {
     shape.join("\n")
 }
 
-struct Tmux {
-    socket: String,
+/// A private tmux server (its own socket), killed when dropped.
+pub(crate) struct Tmux {
+    pub(crate) socket: String,
 }
 
 impl Tmux {
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
         c.arg("-L").arg(&self.socket);
         c
     }
 
-    fn capture(&self) -> String {
+    pub(crate) fn capture(&self) -> String {
         let out = self
             .cmd()
             .args(["capture-pane", "-p", "-t", "demo"])
@@ -238,7 +239,7 @@ async fn demo_progress_view_in_a_real_terminal() {
                 saw_bar = true;
             }
             let blocked = screen.contains("blocked ")
-                && screen.contains("by budget web: needs ")
+                && screen.contains("waits for budget web: needs ")
                 && screen.contains(" since ");
             let terminating = screen.contains("terminating ") && screen.contains("grace left ");
             saw_blocked |= blocked;
@@ -271,7 +272,7 @@ async fn demo_progress_view_in_a_real_terminal() {
             .expect("a frame with both a blocked and a terminating pod"),
     );
     assert!(
-        frame.contains("blocked shop/web-* by budget web: needs "),
+        frame.contains("blocked shop/web-* · waits for budget web: needs "),
         "{frame}"
     );
     insta::assert_snapshot!("demo_live_view", live_shape(&during[0]));

@@ -8,6 +8,7 @@ mod demo;
 mod drain_text;
 mod json;
 mod kubectl_parity;
+mod live_view;
 mod parallel;
 mod plan;
 mod resilience;
