@@ -45,7 +45,12 @@ fn stray_rows(screen: &str) -> Vec<String> {
 fn screens(columns: u16, resize_to: Option<u16>) -> Vec<String> {
     let bin = assert_cmd::cargo::cargo_bin("kdrain");
     let tmux = Tmux {
-        socket: format!("kdrain-width-{}-{columns}", std::process::id()),
+        // one server per test: the tests run in parallel
+        socket: format!(
+            "kdrain-width-{}-{columns}-{}",
+            std::process::id(),
+            resize_to.unwrap_or(0)
+        ),
     };
     let shell = format!("{} demo; echo \"[exit $?]\"; sleep 120", bin.display());
     let started = tmux
