@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
-use kdrain::{DrainError, Event, PodRef, Report};
+use kdrain::{DrainError, Event, PodRef, Report, WaitsFor};
 
 use super::{Renderer, dry_run_suffix, exit_code};
 use crate::duration::format_go_duration;
@@ -21,8 +21,8 @@ pub struct TextRenderer {
     /// Pods seen gone before their eviction's answer arrived (the engine sends `Evicted` after
     /// `Gone` then): `pod/NAME evicted` is printed when the answer comes.
     gone_unanswered: HashSet<String>,
-    /// The (cause, message) last printed for each blocked pod.
-    last_block: HashMap<String, (String, String)>,
+    /// The cause last printed for each blocked pod (see `Event::Blocked` below).
+    last_block: HashMap<String, String>,
     /// Pods whose next eviction attempt gets an `evicting pod` line again (their cause changed).
     announce_retry: HashSet<String>,
     /// Per-pod errors by node, for kubectl's pending-pods blocks.
@@ -236,20 +236,29 @@ impl Renderer for TextRenderer {
             }
             Event::Blocked {
                 pod,
+                waits_for,
+                budget,
                 cause,
                 message,
                 retry_in_seconds,
                 ..
             } => {
                 let key = Self::key(pod);
-                let now = (cause.clone(), message.clone());
+                let text = if message.is_empty() { cause } else { message };
+                let terminating_namespace = *waits_for == WaitsFor::NamespaceTermination;
+                // One line per change of cause. A wait for the same budget is one cause, whether
+                // its counts move ("has 2", then "has 1") or the server refused the request
+                // rather than kdrain holding it back: on a parallel drain both happen.
+                let now = match (waits_for, budget) {
+                    (WaitsFor::Budget | WaitsFor::SeveralBudgets, Some(budget)) => {
+                        format!("budget|{budget}")
+                    }
+                    _ => format!("{waits_for:?}|{text}"),
+                };
                 if self.last_block.get(&key) != Some(&now) {
                     let retry = std::time::Duration::from_secs_f64(retry_in_seconds.max(0.0));
                     let retry = std::time::Duration::from_millis(retry.as_millis() as u64);
-                    let text = if message.is_empty() { cause } else { message };
-                    let line = if cause.starts_with("namespace ")
-                        && cause.contains(" is being terminated")
-                    {
+                    let line = if terminating_namespace {
                         // kubectl's own wording for a 403 NamespaceTerminating.
                         format!(
                             "error when evicting pod {:?} from terminating namespace {:?} (will retry after {})",
@@ -468,12 +477,56 @@ mod tests {
             node: "n1".into(),
             pod: web.clone(),
         });
+        // the budget's counts changed, the printed line would not: printed once
         assert_eq!(
             out.text(),
-            "evicting pod shop/web-1\nevicting pod shop/web-1\nevicting pod shop/web-1\npod/web-1 evicted\n"
+            "evicting pod shop/web-1\nevicting pod shop/web-1\npod/web-1 evicted\n"
         );
         let line = "error when evicting pods/\"web-1\" -n \"shop\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.\n";
-        assert_eq!(err.text(), format!("{line}{line}"));
+        assert_eq!(err.text(), line);
+    }
+
+    /// On a parallel drain a pod is held back by kdrain, refused by the server, then held back
+    /// again, all for the same budget: one cause, one line.
+    #[test]
+    fn one_retry_line_per_budget_however_the_wait_is_reported() {
+        let (mut r, _out, err) = renderer();
+        let web = pod("web-1");
+        let held = |has: u32| Event::Blocked {
+            node: "n1".into(),
+            pod: web.clone(),
+            waits_for: WaitsFor::Budget,
+            budget: Some("web".into()),
+            healthy: None,
+            cause: format!(
+                "The disruption budget web needs 5 healthy pods and has {has} currently"
+            ),
+            message: "waiting for the budget to allow a disruption (no request sent)".into(),
+            retry_in_seconds: 5.0,
+            since: jiff::Timestamp::UNIX_EPOCH,
+        };
+        r.event(&held(5));
+        r.event(&sent(&web, 1));
+        r.event(&blocked(
+            &web,
+            "The disruption budget web needs 5 healthy pods and has 5 currently",
+        ));
+        r.event(&held(4));
+        r.event(&held(5));
+        assert_eq!(err.text().lines().count(), 1, "{}", err.text());
+        // another cause is a new line
+        r.event(&Event::Blocked {
+            node: "n1".into(),
+            pod: web.clone(),
+            waits_for: WaitsFor::Throttling,
+            budget: None,
+            healthy: None,
+            cause: "the server asked to retry later (429): slow down".into(),
+            message: "slow down".into(),
+            retry_in_seconds: 1.0,
+            since: jiff::Timestamp::UNIX_EPOCH,
+        });
+        assert_eq!(err.text().lines().count(), 2, "{}", err.text());
     }
 
     #[test]

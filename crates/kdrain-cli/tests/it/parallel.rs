@@ -57,4 +57,17 @@ async fn three_nodes_in_parallel_never_break_the_shared_budget() {
     );
     assert_eq!(count_starting(&out, "evicting pod "), 9, "{out:?}");
     assert_eq!(count_ending(&out, " evicted"), 9, "{out:?}");
+    // one retry line per pod and cause (the retry delay masked), even with three nodes
+    // competing for the same budgets
+    let mut seen = std::collections::BTreeMap::new();
+    for line in r.err_lines() {
+        if let Some(start) = line.find(" (will retry after ")
+            && let Some(end) = line[start..].find(')')
+        {
+            let masked = format!("{}{}", &line[..start], &line[start + end + 1..]);
+            *seen.entry(masked).or_insert(0) += 1;
+        }
+    }
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "{repeated:#?}\n{}", r.stderr);
 }
