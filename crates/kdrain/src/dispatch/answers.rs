@@ -1,0 +1,235 @@
+//! The server's answers to evictions and deletes, and how a pod's drain ends.
+
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use tokio::time::Instant;
+
+use super::Dispatcher;
+use super::budgets::ack_ttl;
+use super::track::St;
+use crate::events::{Event, WaitsFor};
+use crate::evict::Attempt;
+use crate::options::DryRun;
+use crate::report::PodOutcome;
+
+/// The answer to one request for one pod.
+pub(super) struct Done {
+    pub(super) uid: String,
+    pub(super) attempt: Attempt,
+}
+
+/// How a pod's error starts when the server refused its eviction or delete for lack of
+/// permission (the drain then fails with [`crate::DrainError::Forbidden`]).
+pub(crate) const PERMISSION_DENIED: &str = "permission denied: ";
+
+impl Dispatcher {
+    pub(super) fn on_done(&mut self, d: Done) {
+        let now = Instant::now();
+        self.inflight = self.inflight.saturating_sub(1);
+        let dry = self.dry();
+        let ceiling = self.sh.opts.budget_retry_ceiling;
+        let jitter = self.retry_jitter();
+        let Some(t) = self.tracks.get_mut(&d.uid) else {
+            return;
+        };
+        let n = &mut self.nodes[t.node];
+        n.awaiting = n.awaiting.saturating_sub(1);
+        let mut released: Option<String> = None;
+        if let Some(key) = t.inflight_budget.take()
+            && let Some(b) = self.budgets.get_mut(&key)
+        {
+            b.inflight -= 1;
+            // The server spent one unit before answering. Until a budget status carrying this
+            // pod in disruptedPods is seen, count it as spent. That status may have come before
+            // the answer, even followed by the controller's next status that no longer lists
+            // the terminating pod: a real cluster delivers them in no fixed order.
+            let sent = t.last_sent.unwrap_or(now);
+            let acked = b.counted_since(&t.r.name, sent);
+            if d.attempt == Attempt::Accepted {
+                if acked {
+                    released = Some(key);
+                } else {
+                    b.pending_ack.insert(t.r.name.clone(), now);
+                    let due = now + ack_ttl(ceiling);
+                    self.acks_due = Some(self.acks_due.map_or(due, |d| d.min(due)));
+                }
+            }
+        }
+        if let Some(key) = released {
+            // The statuses already counted this eviction, and may already allow the next one
+            // (a replacement became Ready before the answer came): that status's wake-up found
+            // the budget still held by this request.
+            self.wake_own_pods(&[key], now);
+        }
+        let Some(t) = self.tracks.get_mut(&d.uid) else {
+            return;
+        };
+        if t.done() {
+            // the watch saw it go before the answer came
+            if d.attempt == Attempt::Accepted && t.accepted.is_none() {
+                t.accepted = Some(jiff::Timestamp::now());
+                let (node, pod) = (self.nodes[t.node].name.clone(), t.r.clone());
+                self.sh.emit(Event::Evicted { node, pod });
+            }
+            return;
+        }
+        t.st = St::Retry;
+        let node = self.nodes[t.node].name.clone();
+        match d.attempt {
+            Attempt::Accepted => {
+                t.unblock(now);
+                t.st = St::Following;
+                t.accepted = Some(jiff::Timestamp::now());
+                let pod = t.r.clone();
+                self.sh.emit(Event::Evicted { node, pod });
+            }
+            Attempt::DryRunPassed => self.finish(&d.uid, PodOutcome::DryRun),
+            Attempt::Gone => self.finish(&d.uid, PodOutcome::Gone),
+            Attempt::Replaced => {
+                t.reason = format!("{} (replaced by a new pod of the same name)", t.reason);
+                self.finish(&d.uid, PodOutcome::Gone)
+            }
+            Attempt::Blocked {
+                budgets,
+                cause,
+                message,
+                retry_after,
+                multiple,
+            } => {
+                // the server knows a budget we may not: watch the budgets from now on
+                let pod = t.pod.clone();
+                self.ensure_pdb_watch();
+                let by = if multiple {
+                    let names: Vec<String> = self
+                        .covering(&pod)
+                        .iter()
+                        .map(|k| {
+                            k.split_once('/')
+                                .map(|(_, n)| n.to_string())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    Some(names.join(", ")).filter(|s| !s.is_empty())
+                } else {
+                    Some(budgets.join(", ")).filter(|s| !s.is_empty())
+                };
+                if dry == DryRun::Server {
+                    let t = self.tracks.get_mut(&d.uid).expect("track");
+                    t.blocked_by = by.or(Some(cause));
+                    self.finish(&d.uid, PodOutcome::Blocked);
+                    return;
+                }
+                let waits_for = if multiple {
+                    WaitsFor::SeveralBudgets
+                } else {
+                    WaitsFor::Budget
+                };
+                let t = self.tracks.get_mut(&d.uid).expect("track");
+                t.not_before = retry_after.map(|ra| now + ra + jitter);
+                let next = (now + ceiling).max(t.not_before.unwrap_or(now));
+                self.set_blocked(&d.uid, by, waits_for, cause, message, next, now);
+            }
+            Attempt::Throttled {
+                retry_after,
+                message,
+            } => {
+                let wait = retry_after.unwrap_or(Duration::from_secs(1)) + jitter;
+                t.not_before = Some(now + wait);
+                let cause = format!("the server asked to retry later (429): {message}");
+                self.set_blocked(
+                    &d.uid,
+                    None,
+                    WaitsFor::Throttling,
+                    cause,
+                    message,
+                    now + wait,
+                    now,
+                );
+            }
+            Attempt::NamespaceTerminating { message } => {
+                if t.pod.metadata.deletion_timestamp.is_some() || dry == DryRun::Server {
+                    t.st = St::Following;
+                    if dry == DryRun::Server {
+                        self.finish(&d.uid, PodOutcome::DryRun);
+                    }
+                } else {
+                    let cause = format!(
+                        "namespace {} is being terminated; waiting for it to delete the pod",
+                        t.r.namespace
+                    );
+                    self.set_blocked(
+                        &d.uid,
+                        None,
+                        WaitsFor::NamespaceTermination,
+                        cause,
+                        message,
+                        now + ceiling,
+                        now,
+                    );
+                }
+            }
+            Attempt::Forbidden { message } => self.finish(
+                &d.uid,
+                PodOutcome::Failed {
+                    error: format!("{PERMISSION_DENIED}{message}"),
+                },
+            ),
+            Attempt::Rejected { code, message } => self.finish(
+                &d.uid,
+                PodOutcome::Failed {
+                    error: format!("rejected ({code}): {message}"),
+                },
+            ),
+            Attempt::Transient { code, message } => {
+                let b = t.backoff.get_or_insert_with(|| {
+                    backon::ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_millis(200))
+                        .with_max_delay(Duration::from_secs(10))
+                        .with_jitter()
+                        .without_max_times()
+                        .build()
+                });
+                let wait = b.next().unwrap_or(Duration::from_secs(10));
+                let cause = match code {
+                    Some(c) => format!("error {c}: {message}"),
+                    None => format!("request failed: {message}"),
+                };
+                self.set_blocked(
+                    &d.uid,
+                    None,
+                    WaitsFor::Error,
+                    cause,
+                    message,
+                    now + wait,
+                    now,
+                );
+            }
+        }
+    }
+    pub(super) fn finish(&mut self, uid: &str, outcome: PodOutcome) {
+        let now = Instant::now();
+        let Some(t) = self.tracks.get_mut(uid) else {
+            return;
+        };
+        if t.done() {
+            return;
+        }
+        t.unblock(now);
+        if outcome == PodOutcome::Gone {
+            t.gone = Some(jiff::Timestamp::now());
+        }
+        t.st = St::Done(outcome.clone());
+        let node = self.nodes[t.node].name.clone();
+        let pod = t.r.clone();
+        match outcome {
+            PodOutcome::Gone => self.sh.emit(Event::Gone { node, pod }),
+            PodOutcome::Failed { error } => self.sh.emit(Event::PodFailed { node, pod, error }),
+            PodOutcome::Skipped => {
+                let reason = t.reason.clone();
+                self.sh.emit(Event::Skipped { node, pod, reason })
+            }
+            PodOutcome::Blocked | PodOutcome::DryRun => {}
+        }
+    }
+}

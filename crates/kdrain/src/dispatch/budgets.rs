@@ -1,0 +1,252 @@
+//! The budget gate's bookkeeping: each watched budget with the evictions kdrain has in flight
+//! under it and the accepted ones no status has counted yet, and the wake-ups a budget change
+//! or a released budget gives the pods waiting for it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Api;
+use tokio::time::Instant;
+
+use super::track::St;
+use super::{BUDGETS, Dispatcher};
+use crate::budget::{self, BudgetNow};
+use crate::events::{Healthy, WaitsFor};
+use crate::options::DryRun;
+use crate::watch::{self, Change, Seen};
+
+pub(super) struct BudgetState {
+    pub(super) pdb: PodDisruptionBudget,
+    /// Pods whose eviction the server accepted and no status seen since the send has counted
+    /// (the pod in `disruptedPods`), with when the answer came: the budget's allowance as
+    /// watched is one too high for each until then (or until [`ack_ttl`]).
+    pub(super) pending_ack: HashMap<String, Instant>,
+    /// When each pod name was last seen in the status's `disruptedPods`. The eviction's own
+    /// status write lists the pod, and every later status in the watch's order reflects the
+    /// eviction even once the disruption controller drops the terminating pod from the map. So
+    /// a pod listed in any status received after its eviction was sent needs no pending
+    /// acknowledgement, whether the answer came before or after that status.
+    pub(super) seen_disrupted: HashMap<String, Instant>,
+    pub(super) inflight: i32,
+    pub(super) last_probe: Option<Instant>,
+}
+
+impl BudgetState {
+    pub(super) fn new(pdb: PodDisruptionBudget, inflight: i32, now: Instant) -> Self {
+        let mut b = BudgetState {
+            pdb,
+            pending_ack: HashMap::new(),
+            seen_disrupted: HashMap::new(),
+            inflight,
+            last_probe: None,
+        };
+        b.note_disrupted(now);
+        b
+    }
+
+    /// Records the pods the current status lists as disrupted (and settles their pending
+    /// acknowledgements).
+    pub(super) fn note_disrupted(&mut self, now: Instant) {
+        let listed = self
+            .pdb
+            .status
+            .as_ref()
+            .and_then(|s| s.disrupted_pods.as_ref());
+        for name in listed.into_iter().flat_map(|m| m.keys()) {
+            self.pending_ack.remove(name);
+            self.seen_disrupted.insert(name.clone(), now);
+        }
+    }
+
+    /// True when a status received at or after `sent` listed `pod` as disrupted.
+    pub(super) fn counted_since(&self, pod: &str, sent: Instant) -> bool {
+        self.seen_disrupted.get(pod).is_some_and(|at| *at >= sent)
+    }
+}
+
+impl BudgetState {
+    pub(super) fn effective(&self) -> i32 {
+        let now = BudgetNow::of(&self.pdb);
+        if !now.observed {
+            return 0;
+        }
+        now.allowed
+            .saturating_sub(self.pending_ack.len() as i32)
+            .saturating_sub(self.inflight)
+    }
+}
+
+/// How long an accepted eviction counts as spent against its budget while no budget status
+/// acknowledges it.
+pub(super) fn ack_ttl(ceiling: Duration) -> Duration {
+    (ceiling * 2).max(Duration::from_secs(10))
+}
+
+impl Dispatcher {
+    pub(super) fn ensure_pdb_watch(&mut self) {
+        if self.pdb_watch.is_some() || self.dry() != DryRun::None {
+            return;
+        }
+        let Some(rv) = self.budgets_rv.clone() else {
+            return;
+        };
+        let api: Api<PodDisruptionBudget> = Api::all(self.sh.client.clone());
+        self.pdb_watch = Some(tokio::spawn(watch::run(
+            api,
+            None,
+            rv,
+            self.sh.opts.chunk_size,
+            BUDGETS,
+            self.pdb_tx.clone(),
+            self.sh.req.clone(),
+            "poddisruptionbudgets",
+        )));
+    }
+    pub(super) fn covering(&self, pod: &Pod) -> Vec<String> {
+        let empty = BTreeMap::new();
+        let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+        self.budgets
+            .iter()
+            .filter(|(_, b)| b.pdb.metadata.namespace == pod.metadata.namespace)
+            .filter(|(_, b)| {
+                budget::selector_matches(
+                    b.pdb.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                    labels,
+                )
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+    /// The budget that, as far as the watched budgets say, keeps this pod from being evicted
+    /// now: its single covering budget allows no disruption, or several budgets cover it.
+    pub(super) fn budget_holding(&self, pod: &Pod) -> Option<String> {
+        let cover = self.covering(pod);
+        let short = |k: &String| {
+            k.split_once('/')
+                .map(|(_, n)| n.to_string())
+                .unwrap_or_else(|| k.clone())
+        };
+        match cover.as_slice() {
+            [] => None,
+            [key] => {
+                let b = &self.budgets[key];
+                (budget::consumes_budget(pod, &b.pdb) && b.effective() <= 0).then(|| short(key))
+            }
+            many => Some(many.iter().map(short).collect::<Vec<_>>().join(", ")),
+        }
+    }
+    /// The healthy-pod counts of the one watched budget a pod waits for, once its controller
+    /// has processed it.
+    pub(super) fn healthy_of(
+        &self,
+        uid: &str,
+        by: Option<&str>,
+        waits_for: WaitsFor,
+    ) -> Option<Healthy> {
+        if waits_for != WaitsFor::Budget {
+            return None;
+        }
+        let key = format!("{}/{}", self.tracks[uid].r.namespace, by?);
+        let st = BudgetNow::of(&self.budgets.get(&key)?.pdb);
+        st.observed.then_some(Healthy {
+            needs: st.desired_healthy,
+            has: st.current_healthy,
+        })
+    }
+    pub(super) fn on_budgets(&mut self, s: Seen<PodDisruptionBudget>) {
+        let now = Instant::now();
+        let mut touched: Vec<String> = Vec::new();
+        match s.change {
+            Change::Upsert(b) => {
+                let key = budget::pdb_key(&b);
+                let ttl = ack_ttl(self.sh.opts.budget_retry_ceiling);
+                match self.budgets.get_mut(&key) {
+                    Some(e) => {
+                        e.pdb = b;
+                        e.seen_disrupted.retain(|_, at| now < *at + ttl);
+                        e.note_disrupted(now);
+                    }
+                    None => {
+                        self.budgets
+                            .insert(key.clone(), BudgetState::new(b, 0, now));
+                    }
+                }
+                touched.push(key);
+            }
+            Change::Removed(b) => {
+                let key = budget::pdb_key(&b);
+                self.budgets.remove(&key);
+                touched.push(key);
+            }
+            Change::Relisted(all) => {
+                let old: BTreeMap<String, BudgetState> = std::mem::take(&mut self.budgets);
+                for b in all {
+                    let key = budget::pdb_key(&b);
+                    let inflight = old.get(&key).map(|o| o.inflight).unwrap_or(0);
+                    self.budgets
+                        .insert(key.clone(), BudgetState::new(b, inflight, now));
+                    touched.push(key);
+                }
+                touched.extend(old.into_keys());
+            }
+        }
+        self.wake_blocked_by(&touched, now);
+    }
+    /// Wakes the pods blocked by these budgets: their retry is due now if the budget allows.
+    /// A budget event also wakes the pods under no known budget or under several (the list of
+    /// budgets changed); a budget released by kdrain's own bookkeeping only wakes its own pods.
+    pub(super) fn wake_blocked_by(&mut self, touched: &[String], now: Instant) {
+        self.wake(touched, true, now);
+    }
+    pub(super) fn wake_own_pods(&mut self, touched: &[String], now: Instant) {
+        self.wake(touched, false, now);
+    }
+    pub(super) fn wake(&mut self, touched: &[String], any_change: bool, now: Instant) {
+        let uids: Vec<String> = self
+            .live()
+            .filter(|(_, t)| t.st == St::Retry && t.by_budget)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for uid in uids {
+            let cover = self.covering(&self.tracks[&uid].pod);
+            let hit = cover.iter().any(|k| touched.contains(k))
+                || (any_change && (cover.is_empty() || cover.len() > 1));
+            if !hit {
+                continue;
+            }
+            let allows = cover.len() != 1
+                || self
+                    .budgets
+                    .get(&cover[0])
+                    .is_some_and(|b| b.effective() > 0);
+            let t = self.tracks.get_mut(&uid).expect("track");
+            if allows {
+                t.next_at = Some(now);
+                t.not_before = None;
+            }
+        }
+    }
+    pub(super) fn expire_acks(&mut self) {
+        let now = Instant::now();
+        if self.acks_due.is_none_or(|d| now < d) {
+            return;
+        }
+        let ttl = ack_ttl(self.sh.opts.budget_retry_ceiling);
+        let mut due: Option<Instant> = None;
+        let mut released = Vec::new();
+        for (key, b) in self.budgets.iter_mut() {
+            let before = b.pending_ack.len();
+            b.pending_ack.retain(|_, at| now < *at + ttl);
+            if b.pending_ack.len() != before {
+                released.push(key.clone());
+            }
+            if let Some(at) = b.pending_ack.values().min() {
+                due = Some(due.map_or(*at + ttl, |d| d.min(*at + ttl)));
+            }
+        }
+        self.acks_due = due;
+        self.wake_own_pods(&released, now);
+    }
+}

@@ -1,0 +1,246 @@
+//! Sending: which queued pods go now (tier order, the concurrency limit, each pod's budget as
+//! watched), the requests themselves, and the `Blocked` bookkeeping of pods that wait.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Dispatcher;
+use super::answers::Done;
+use super::track::St;
+use crate::budget::{self, BudgetNow};
+use crate::events::{Event, WaitsFor};
+use crate::evict;
+use crate::options::DryRun;
+use crate::plan::Action;
+
+impl Dispatcher {
+    pub(super) fn dispatch(&mut self) {
+        let now = Instant::now();
+        let max = self.sh.opts.max_concurrent_evictions.max(1);
+        if self.inflight >= max {
+            return;
+        }
+        let open = self.open_tiers();
+        // indexes, not uids: most of the queue waits for a free slot, and this runs per event
+        let mut due: Vec<(u8, usize, usize)> = self
+            .live_ix()
+            .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
+            .filter(|(_, t)| match t.st {
+                St::Queued => true,
+                St::Retry => t.next_at.is_none_or(|n| n <= now),
+                _ => false,
+            })
+            .filter(|(_, t)| t.not_before.is_none_or(|n| n <= now))
+            .filter(|(_, t)| t.tier <= open[t.node])
+            .filter(|(_, t)| self.nodes[t.node].expired.is_none())
+            .map(|(ix, t)| (t.tier, t.seq, ix))
+            .collect();
+        due.sort_unstable();
+        for (_, _, ix) in due {
+            if self.inflight >= max {
+                break;
+            }
+            let uid = self.tracks.at(ix).uid.clone();
+            let action = self.tracks[&uid].action;
+            let mut spend: Option<String> = None;
+            if action == Action::Evict && self.dry() == DryRun::None {
+                let cover = self.covering(&self.tracks[&uid].pod);
+                if cover.len() == 1 {
+                    let key = cover[0].clone();
+                    self.ensure_pdb_watch();
+                    let b = &self.budgets[&key];
+                    if budget::consumes_budget(&self.tracks[&uid].pod, &b.pdb) {
+                        if b.effective() <= 0 {
+                            // Blocked by our own view of the budget: send nothing, except one
+                            // probe per budget and ceiling in case the view is stale.
+                            let ceiling = self.sh.opts.budget_retry_ceiling;
+                            let probe = b.last_probe.is_none_or(|p| now >= p + ceiling)
+                                && self.tracks[&uid].st == St::Retry
+                                && self.tracks[&uid].by_budget;
+                            if !probe {
+                                self.block_locally(&uid, &key, now);
+                                continue;
+                            }
+                        }
+                        let b = self.budgets.get_mut(&key).expect("budget");
+                        b.inflight += 1;
+                        b.last_probe = Some(now);
+                        spend = Some(key);
+                    }
+                } else if cover.len() > 1 {
+                    // The server answers 500 for a pod under several budgets: ask only once per
+                    // ceiling (in case our view is stale), and say which budgets.
+                    self.ensure_pdb_watch();
+                    let ceiling = self.sh.opts.budget_retry_ceiling;
+                    let probe = self.tracks[&uid]
+                        .last_sent
+                        .is_none_or(|l| now >= l + ceiling);
+                    if !probe {
+                        let names: Vec<&str> = cover
+                            .iter()
+                            .map(|k| k.split_once('/').map(|(_, n)| n).unwrap_or(k))
+                            .collect();
+                        let by = names.join(", ");
+                        self.set_blocked(
+                            &uid,
+                            Some(by.clone()),
+                            WaitsFor::SeveralBudgets,
+                            format!("the pod is covered by more than one disruption budget ({by})"),
+                            "the eviction API refuses pods under several budgets; waiting for the budgets to change (no request sent)".into(),
+                            now + ceiling,
+                            now,
+                        );
+                        continue;
+                    }
+                }
+            }
+            self.send(&uid, spend, now);
+        }
+    }
+    pub(super) fn block_locally(&mut self, uid: &str, key: &str, now: Instant) {
+        let st = BudgetNow::of(&self.budgets[key].pdb);
+        let name = key
+            .split_once('/')
+            .map(|(_, n)| n)
+            .unwrap_or(key)
+            .to_string();
+        let cause = if st.observed {
+            format!(
+                "The disruption budget {name} needs {} healthy pods and has {} currently",
+                st.desired_healthy, st.current_healthy
+            )
+        } else {
+            format!("The disruption budget {name} is still being processed by the server.")
+        };
+        let ceiling = self.sh.opts.budget_retry_ceiling;
+        self.set_blocked(
+            uid,
+            Some(name),
+            WaitsFor::Budget,
+            cause,
+            "waiting for the budget to allow a disruption (no request sent)".into(),
+            now + ceiling,
+            now,
+        );
+    }
+    /// A pod protected by `karpenter.sh/do-not-disrupt` for a while yet: nothing is sent before
+    /// the protection ends, and a `Blocked` event (no budget) says until when and why. Dry runs
+    /// change nothing, so they do not wait.
+    pub(super) fn hold_if_protected(&mut self, ix: usize) {
+        let t = self.tracks.at(ix);
+        let Some(until) = t.protected_until else {
+            return;
+        };
+        if t.st != St::Queued || self.dry() != DryRun::None {
+            return;
+        }
+        let now = Instant::now();
+        let left = until.duration_since(jiff::Timestamp::now());
+        let Ok(left) = Duration::try_from(left) else {
+            return; // already over
+        };
+        let Some(next) = now.checked_add(left) else {
+            return;
+        };
+        let uid = t.uid.clone();
+        let reason = t.reason.clone();
+        self.set_blocked(
+            &uid,
+            None,
+            WaitsFor::Protection,
+            format!("protected: {reason}"),
+            format!("{reason}; no request sent before then"),
+            next,
+            now,
+        );
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn set_blocked(
+        &mut self,
+        uid: &str,
+        by: Option<String>,
+        waits_for: WaitsFor,
+        cause: String,
+        message: String,
+        next: Instant,
+        now: Instant,
+    ) {
+        let by_budget = waits_for.is_budget();
+        let node = self.nodes[self.tracks[uid].node].name.clone();
+        let healthy = self.healthy_of(uid, by.as_deref(), waits_for);
+        let t = self.tracks.get_mut(uid).expect("track");
+        t.st = St::Retry;
+        t.next_at = Some(next);
+        t.by_budget = by_budget;
+        t.blocked_by = by.clone().or_else(|| Some(cause.clone()));
+        if by_budget {
+            t.blocked_since.get_or_insert(now);
+        }
+        let since = *t.blocked_first.get_or_insert_with(jiff::Timestamp::now);
+        let key = format!("{by:?}|{cause}");
+        if t.last_cause.as_deref() != Some(key.as_str()) {
+            t.last_cause = Some(key);
+            let ev = Event::Blocked {
+                node,
+                pod: t.r.clone(),
+                waits_for,
+                budget: by,
+                healthy,
+                cause,
+                message,
+                retry_in_seconds: (next.max(t.not_before.unwrap_or(next)) - now).as_secs_f64(),
+                since,
+            };
+            self.sh.emit(ev);
+        }
+    }
+    pub(super) fn send(&mut self, uid: &str, spend: Option<String>, _now: Instant) {
+        let dry = self.dry();
+        let grace = self.sh.opts.grace_override();
+        let t = self.tracks.get_mut(uid).expect("track");
+        t.st = St::InFlight;
+        t.attempts += 1;
+        t.first_attempt.get_or_insert_with(jiff::Timestamp::now);
+        t.inflight_budget = spend;
+        t.last_sent = Some(Instant::now());
+        let n = &mut self.nodes[t.node];
+        n.awaiting += 1;
+        n.last_sent = t.last_sent;
+        self.inflight += 1;
+        let node = self.nodes[t.node].name.clone();
+        let req = self.nodes[t.node].req.clone();
+        let r = t.r.clone();
+        let action = t.action;
+        let attempt = t.attempts;
+        if action == Action::Delete {
+            self.sh.emit(Event::DeleteSent {
+                node,
+                pod: r.clone(),
+                dry_run: dry,
+            });
+        } else {
+            self.sh.emit(Event::EvictionSent {
+                node,
+                pod: r.clone(),
+                attempt,
+                dry_run: dry,
+            });
+        }
+        let client = self.sh.client.clone();
+        let tx = self.done_tx.clone();
+        let uid = uid.to_string();
+        tokio::spawn(async move {
+            let attempt = if action == Action::Delete {
+                evict::delete(&client, &r, grace, dry, &req).await
+            } else {
+                evict::evict(&client, &r, grace, dry, &req).await
+            };
+            let _ = tx.send(Done { uid, attempt });
+        });
+    }
+    pub(super) fn retry_jitter(&self) -> Duration {
+        let cap = (self.sh.opts.budget_retry_ceiling / 10).min(Duration::from_millis(500));
+        Duration::from_millis(fastrand::u64(0..=cap.as_millis() as u64))
+    }
+}

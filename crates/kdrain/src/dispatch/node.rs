@@ -1,0 +1,442 @@
+//! Each node's drain: started (its watch), timed out or interrupted, checked by a final LIST,
+//! closed with its outcome, and its report.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::Dispatcher;
+use super::track::St;
+use crate::events::{Event, PodRef};
+use crate::options::DryRun;
+use crate::plan::Action;
+use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport};
+use crate::requests::Requests;
+use crate::watch;
+
+/// One node of the drain.
+pub(super) struct NodeRun {
+    pub(super) name: String,
+    pub(super) was_cordoned: bool,
+    pub(super) req: Requests,
+    pub(super) listed_rv: String,
+    pub(super) active: bool,
+    pub(super) started: Option<Instant>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) watch: Option<JoinHandle<()>>,
+    pub(super) outcome: Option<NodeOutcome>,
+    pub(super) seconds: f64,
+    /// The node's tracks (indexes into [`Tracks`]), in plan order.
+    pub(super) order: Vec<usize>,
+    /// A superset of the node's tracks not done yet, so that the scans run on every event only
+    /// visit pods still in play (done ones are dropped by [`Dispatcher::compact_open`]).
+    pub(super) open: Vec<usize>,
+    pub(super) final_list_retry: Option<Instant>,
+    /// When the timeout was reached: nothing more is sent for this node, and it closes once the
+    /// requests in flight have answered (or after [`IN_FLIGHT_GRACE`]).
+    pub(super) expired: Option<Instant>,
+    /// Requests sent for the node's pods and not answered yet. The node is not closed before
+    /// the answers (up to [`IN_FLIGHT_GRACE`] after the last send), so the report and the events
+    /// say what the server answered even when the watch saw a pod go first.
+    pub(super) awaiting: usize,
+    /// When the last request for the node's pods was sent.
+    pub(super) last_sent: Option<Instant>,
+}
+
+/// How long a timed-out node waits for the answers to requests already in flight, so that its
+/// report says what really happened to those pods.
+pub(super) const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
+
+impl Dispatcher {
+    /// Stops everything: running nodes end like at a timeout (requests in flight answered
+    /// first), nodes not started yet end at once with their pods left.
+    pub(super) fn interrupt(&mut self) {
+        let now = Instant::now();
+        self.interrupted = Some(now);
+        tracing::debug!("drain interrupted");
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].outcome.is_some() || self.nodes[i].active {
+                continue;
+            }
+            let left: Vec<usize> = self.nodes[i]
+                .order
+                .iter()
+                .copied()
+                .filter(|&ix| {
+                    let t = self.tracks.at(ix);
+                    t.is_target() && !t.done()
+                })
+                .collect();
+            let error = "interrupted before this node's drain started".to_string();
+            let mut pending = Vec::new();
+            for ix in left {
+                let t = self.tracks.at_mut(ix);
+                t.st = St::Done(PodOutcome::Failed {
+                    error: error.clone(),
+                });
+                pending.push(t.r.clone());
+            }
+            let n = &mut self.nodes[i];
+            n.outcome = Some(NodeOutcome::Failed {
+                error: error.clone(),
+            });
+            let node = n.name.clone();
+            self.sh.emit(Event::NodeFailed {
+                node,
+                error,
+                pending,
+            });
+        }
+    }
+    pub(super) fn activate(&mut self, i: usize) {
+        let now = Instant::now();
+        let n = &mut self.nodes[i];
+        n.active = true;
+        n.started = Some(now);
+        n.deadline = self
+            .sh
+            .opts
+            .timeout
+            .filter(|t| !t.is_zero())
+            .map(|t| now + t);
+        if self.sh.opts.dry_run == DryRun::None {
+            let api: Api<Pod> = Api::all(self.sh.client.clone());
+            n.watch = Some(tokio::spawn(watch::run(
+                api,
+                Some(format!("spec.nodeName={}", n.name)),
+                n.listed_rv.clone(),
+                self.sh.opts.chunk_size,
+                i,
+                self.pods_tx.clone(),
+                n.req.clone(),
+                "pods",
+            )));
+        }
+        if self.sh.opts.dry_run == DryRun::Server {
+            // nothing changes in a server dry run: there is nothing to wait for
+            for &ix in &self.nodes[i].order {
+                let t = self.tracks.at_mut(ix);
+                if t.action == Action::Wait {
+                    t.st = St::Done(PodOutcome::DryRun);
+                }
+            }
+        }
+        for ix in self.nodes[i].order.clone() {
+            self.hold_if_protected(ix);
+        }
+        let skipped: Vec<(PodRef, String)> = self.nodes[i]
+            .order
+            .iter()
+            .map(|&ix| self.tracks.at(ix))
+            .filter(|t| t.action == Action::Skip)
+            .map(|t| (t.r.clone(), t.reason.clone()))
+            .collect();
+        let name = self.nodes[i].name.clone();
+        for (pod, reason) in skipped {
+            self.sh.emit(Event::Skipped {
+                node: name.clone(),
+                pod,
+                reason,
+            });
+        }
+    }
+    /// Until when node `i` waits for answers to requests still in flight (none: nothing is).
+    pub(super) fn answer_due(&self, i: usize) -> Option<Instant> {
+        let n = &self.nodes[i];
+        if n.awaiting == 0 {
+            return None;
+        }
+        n.last_sent.map(|sent| sent + IN_FLIGHT_GRACE)
+    }
+    pub(super) async fn check_nodes(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].active || self.nodes[i].outcome.is_some() {
+                continue;
+            }
+            let open = self.nodes[i].open.iter().any(|&ix| {
+                let t = self.tracks.at(ix);
+                t.is_target() && !t.done()
+            });
+            if !open {
+                if self.answer_due(i).is_some_and(|until| now < until) {
+                    continue;
+                }
+                if self.dry() == DryRun::Server {
+                    self.close_node(i, now);
+                    continue;
+                }
+                if self.nodes[i].final_list_retry.is_some_and(|r| r > now) {
+                    continue;
+                }
+                match self.final_list(i).await {
+                    Ok(true) => self.close_node(i, now),
+                    Ok(false) => self.nodes[i].final_list_retry = None,
+                    Err(e) => {
+                        tracing::debug!(node = %self.nodes[i].name, "final list failed: {e}");
+                        self.nodes[i].final_list_retry = Some(now + Duration::from_secs(1));
+                    }
+                }
+                continue;
+            }
+            if self.interrupted.is_some() || self.nodes[i].deadline.is_some_and(|d| now >= d) {
+                // Send nothing more, and hear the answers to what is in flight first: an
+                // eviction accepted after the deadline must not be reported as blocked.
+                let expired = *self.nodes[i].expired.get_or_insert(now);
+                let in_flight = self.nodes[i]
+                    .order
+                    .iter()
+                    .any(|&ix| self.tracks.at(ix).st == St::InFlight);
+                if in_flight && now < expired + IN_FLIGHT_GRACE {
+                    continue;
+                }
+                // A fresh LIST: pods gone but not yet reported by the watch are gone.
+                self.catch_up(i).await;
+                let timeout = self.sh.opts.timeout.unwrap_or_default().as_secs_f64();
+                let left: Vec<String> = self
+                    .tracks
+                    .iter()
+                    .filter(|(_, t)| t.node == i && t.is_target() && !t.done())
+                    .map(|(u, _)| u.clone())
+                    .collect();
+                for uid in left {
+                    let t = &self.tracks[&uid];
+                    let terminating = t.pod.metadata.deletion_timestamp.is_some();
+                    // Blocked by a budget last, or its budget still blocks it (a transient error
+                    // on the last probe does not make the budget any less the reason).
+                    let holds = self.budget_holding(&t.pod);
+                    let budget_blocks =
+                        t.by_budget || (t.blocked_first.is_some() && holds.is_some());
+                    let outcome = if budget_blocks
+                        && t.accepted.is_none()
+                        && t.st == St::Retry
+                        && !terminating
+                    {
+                        if !t.by_budget
+                            && let Some(name) = holds
+                        {
+                            self.tracks.get_mut(&uid).expect("track").blocked_by = Some(name);
+                        }
+                        PodOutcome::Blocked
+                    } else {
+                        let what = match (&t.st, t.action) {
+                            (_, Action::Wait) => "waiting for it to complete".to_string(),
+                            (St::Retry | St::Queued, _) if terminating => {
+                                "it is terminating, but kdrain's request was not seen accepted"
+                                    .to_string()
+                            }
+                            (St::InFlight, _) => {
+                                "no answer to the last request yet; it may still be carried out"
+                                    .to_string()
+                            }
+                            (St::Following, _) => "waiting for it to terminate".to_string(),
+                            (St::Queued, _) => {
+                                "not sent yet (earlier tiers still draining)".to_string()
+                            }
+                            _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
+                        };
+                        PodOutcome::Failed {
+                            error: if self.interrupted.is_some() {
+                                format!("interrupted ({what})")
+                            } else {
+                                format!("global timeout reached: {timeout}s ({what})")
+                            },
+                        }
+                    };
+                    let t = self.tracks.get_mut(&uid).expect("track");
+                    t.unblock(now);
+                    t.st = St::Done(outcome);
+                }
+                self.close_node(i, now);
+            }
+        }
+    }
+    /// At the timeout: one fresh LIST, so that target pods already gone (the watch may lag
+    /// behind, or be cut) are reported gone. Best effort: on an error the report keeps what the
+    /// watch said.
+    pub(super) async fn catch_up(&mut self, i: usize) {
+        let api: Api<Pod> = Api::all(self.sh.client.clone());
+        let req = self.nodes[i].req.clone();
+        let listed =
+            match watch::list_node_pods(&api, &self.nodes[i].name, self.sh.opts.chunk_size, &req)
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!(node = %self.nodes[i].name, "list at the timeout failed: {e}");
+                    return;
+                }
+            };
+        let present: HashSet<String> = listed
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let gone: Vec<String> = self.nodes[i]
+            .order
+            .iter()
+            .map(|&ix| self.tracks.at(ix))
+            .filter(|t| t.is_target() && !t.done() && t.st != St::InFlight)
+            .filter(|t| !present.contains(&t.uid))
+            .map(|t| t.uid.clone())
+            .collect();
+        for uid in gone {
+            self.finish(&uid, PodOutcome::Gone);
+        }
+        for p in listed.items {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            if let Some(t) = self.tracks.get_mut(&uid)
+                && !t.done()
+            {
+                t.pod = p;
+            }
+        }
+    }
+    /// A fresh LIST of the node: true when no target pod is left (new pods are taken in).
+    pub(super) async fn final_list(&mut self, i: usize) -> Result<bool, kube::Error> {
+        let api: Api<Pod> = Api::all(self.sh.client.clone());
+        let req = self.nodes[i].req.clone();
+        let listed =
+            watch::list_node_pods(&api, &self.nodes[i].name, self.sh.opts.chunk_size, &req).await?;
+        let mut clean = true;
+        for p in listed.items {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            if let Some(t) = self.tracks.get_mut(&uid) {
+                if t.is_target() && t.st == St::Done(PodOutcome::Gone) {
+                    // Never report a pod gone that a fresh list still shows.
+                    tracing::warn!(pod = %t.r, "pod marked gone is still listed; draining it again");
+                    t.gone = None;
+                    let (node, ix) = (t.node, self.tracks.idx(&uid).expect("track"));
+                    if !self.nodes[node].open.contains(&ix) {
+                        self.nodes[node].open.push(ix);
+                    }
+                    let t = self.tracks.at_mut(ix);
+                    if t.accepted.is_some() {
+                        t.st = St::Following;
+                    } else {
+                        // e.g. a 404 from something other than the pod being gone: try again
+                        t.st = St::Retry;
+                        t.next_at = Some(
+                            Instant::now()
+                                + self
+                                    .sh
+                                    .opts
+                                    .budget_retry_ceiling
+                                    .min(Duration::from_secs(1)),
+                        );
+                    }
+                    clean = false;
+                }
+                continue;
+            }
+            if self.ignored.contains(&uid) {
+                continue;
+            }
+            self.upsert_pod(i, p).await;
+            if self
+                .tracks
+                .get(&uid)
+                .is_some_and(|t| t.is_target() && !t.done())
+            {
+                clean = false;
+            }
+        }
+        Ok(clean)
+    }
+    pub(super) fn close_node(&mut self, i: usize, now: Instant) {
+        let mut blocked = false;
+        let mut left = Vec::new();
+        for &ix in &self.nodes[i].order {
+            let t = self.tracks.at(ix);
+            match &t.st {
+                St::Done(PodOutcome::Blocked) => {
+                    blocked = true;
+                    left.push(t.r.clone());
+                }
+                St::Done(PodOutcome::Failed { .. }) => left.push(t.r.clone()),
+                _ => {}
+            }
+        }
+        let n = &mut self.nodes[i];
+        if let Some(h) = n.watch.take() {
+            h.abort();
+        }
+        n.seconds = n.started.map(|s| (now - s).as_secs_f64()).unwrap_or(0.0);
+        let outcome = if left.is_empty() {
+            NodeOutcome::Drained
+        } else if blocked {
+            NodeOutcome::BlockedByBudgets
+        } else {
+            NodeOutcome::PodsLeft
+        };
+        let name = n.name.clone();
+        n.outcome = Some(outcome.clone());
+        match outcome {
+            NodeOutcome::Drained => self.sh.emit(Event::NodeDrained {
+                node: name,
+                dry_run: self.sh.opts.dry_run,
+            }),
+            _ => {
+                let error = if blocked {
+                    "pods still blocked by disruption budgets".to_string()
+                } else {
+                    "pods left that could not be drained".to_string()
+                };
+                self.sh.emit(Event::NodeFailed {
+                    node: name,
+                    error,
+                    pending: left,
+                })
+            }
+        }
+        if self.interrupted.is_none()
+            && let Some(next) = self.nodes.iter().position(|n| !n.active)
+        {
+            self.activate(next);
+        }
+    }
+    pub(super) fn reports(&self) -> Vec<NodeReport> {
+        let now = Instant::now();
+        self.nodes
+            .iter()
+            .map(|n| NodeReport {
+                node: n.name.clone(),
+                was_cordoned: n.was_cordoned,
+                seconds: n.seconds,
+                pods: n
+                    .order
+                    .iter()
+                    .map(|&ix| {
+                        let t = self.tracks.at(ix);
+                        let ongoing = t.blocked_since.map(|s| now - s).unwrap_or_default();
+                        PodReport {
+                            pod: t.r.clone(),
+                            action: t.action,
+                            reason: t.reason.clone(),
+                            attempts: t.attempts,
+                            first_attempt: t.first_attempt,
+                            accepted: t.accepted,
+                            gone: t.gone,
+                            blocked_by: t.blocked_by.clone(),
+                            blocked_seconds: (t.blocked_total + ongoing).as_secs_f64(),
+                            outcome: match &t.st {
+                                St::Done(o) => o.clone(),
+                                _ => PodOutcome::Failed {
+                                    error: "the drain ended before this pod did".into(),
+                                },
+                            },
+                        }
+                    })
+                    .collect(),
+                requests: n.req.snapshot(),
+                outcome: n.outcome.clone().unwrap_or(NodeOutcome::Failed {
+                    error: "not drained".into(),
+                }),
+            })
+            .collect()
+    }
+}

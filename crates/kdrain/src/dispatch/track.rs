@@ -1,0 +1,160 @@
+//! One pod's state in the dispatcher ([`Track`]) and the table of all of them ([`Tracks`]).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::time::Instant;
+
+use crate::events::PodRef;
+use crate::plan::{Action, pod_ref};
+use crate::report::PodOutcome;
+use crate::select;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum St {
+    /// Waiting for its first attempt.
+    Queued,
+    /// A request is in flight.
+    InFlight,
+    /// Accepted (or waiting for completion / namespace deletion): following it to deletion.
+    Following,
+    /// Waiting for `next_at` (blocked by a budget, throttled, or backing off).
+    Retry,
+    /// Finished.
+    Done(PodOutcome),
+}
+
+/// One pod of the drain: what the plan decided, where it is, and what happened to it.
+pub(super) struct Track {
+    pub(super) uid: String,
+    pub(super) node: usize,
+    pub(super) r: PodRef,
+    pub(super) pod: Pod,
+    pub(super) action: Action,
+    pub(super) reason: String,
+    pub(super) tier: u8,
+    pub(super) st: St,
+    pub(super) attempts: u32,
+    pub(super) first_attempt: Option<jiff::Timestamp>,
+    pub(super) accepted: Option<jiff::Timestamp>,
+    pub(super) gone: Option<jiff::Timestamp>,
+    pub(super) blocked_by: Option<String>,
+    pub(super) by_budget: bool,
+    pub(super) blocked_since: Option<Instant>,
+    pub(super) blocked_first: Option<jiff::Timestamp>,
+    pub(super) blocked_total: Duration,
+    pub(super) last_cause: Option<String>,
+    pub(super) next_at: Option<Instant>,
+    pub(super) not_before: Option<Instant>,
+    pub(super) backoff: Option<backon::ExponentialBackoff>,
+    pub(super) inflight_budget: Option<String>,
+    pub(super) terminating_seen: bool,
+    pub(super) last_sent: Option<Instant>,
+    pub(super) seq: usize,
+    /// Not sent before this moment (`karpenter.sh/do-not-disrupt` with a duration).
+    pub(super) protected_until: Option<jiff::Timestamp>,
+}
+
+impl Track {
+    pub(super) fn is_target(&self) -> bool {
+        self.action.is_target()
+    }
+    pub(super) fn done(&self) -> bool {
+        matches!(self.st, St::Done(_))
+    }
+    pub(super) fn unblock(&mut self, now: Instant) {
+        if let Some(s) = self.blocked_since.take() {
+            self.blocked_total += now - s;
+        }
+    }
+}
+
+pub(super) fn new_track(
+    uid: String,
+    node: usize,
+    pod: Pod,
+    action: Action,
+    reason: String,
+    st: St,
+    seq: usize,
+) -> Track {
+    Track {
+        uid,
+        node,
+        r: pod_ref(&pod),
+        tier: select::tier(&pod),
+        pod,
+        action,
+        reason,
+        st,
+        attempts: 0,
+        first_attempt: None,
+        accepted: None,
+        gone: None,
+        blocked_by: None,
+        by_budget: false,
+        blocked_since: None,
+        blocked_first: None,
+        blocked_total: Duration::ZERO,
+        last_cause: None,
+        next_at: None,
+        not_before: None,
+        backoff: None,
+        inflight_budget: None,
+        terminating_seen: false,
+        last_sent: None,
+        protected_until: None,
+        seq,
+    }
+}
+
+/// Every pod's track, stored once and reached either by uid or, on the paths run at every event,
+/// by its index (no hashing).
+#[derive(Default)]
+pub(super) struct Tracks {
+    slab: Vec<Track>,
+    by_uid: HashMap<String, usize>,
+}
+
+impl Tracks {
+    /// Stores a track (replacing one with the same uid) and returns its index.
+    pub(super) fn insert(&mut self, t: Track) -> usize {
+        if let Some(&ix) = self.by_uid.get(&t.uid) {
+            self.slab[ix] = t;
+            return ix;
+        }
+        let ix = self.slab.len();
+        self.by_uid.insert(t.uid.clone(), ix);
+        self.slab.push(t);
+        ix
+    }
+    pub(super) fn idx(&self, uid: &str) -> Option<usize> {
+        self.by_uid.get(uid).copied()
+    }
+    pub(super) fn at(&self, ix: usize) -> &Track {
+        &self.slab[ix]
+    }
+    pub(super) fn at_mut(&mut self, ix: usize) -> &mut Track {
+        &mut self.slab[ix]
+    }
+    pub(super) fn get(&self, uid: &str) -> Option<&Track> {
+        self.idx(uid).map(|ix| &self.slab[ix])
+    }
+    pub(super) fn get_mut(&mut self, uid: &str) -> Option<&mut Track> {
+        self.idx(uid).map(|ix| &mut self.slab[ix])
+    }
+    pub(super) fn contains_key(&self, uid: &str) -> bool {
+        self.by_uid.contains_key(uid)
+    }
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &Track)> {
+        self.slab.iter().map(|t| (&t.uid, t))
+    }
+}
+
+impl<Q: std::borrow::Borrow<str> + ?Sized> std::ops::Index<&Q> for Tracks {
+    type Output = Track;
+    fn index(&self, uid: &Q) -> &Track {
+        self.get(uid.borrow()).expect("track")
+    }
+}
