@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use k8s_openapi::api::core::v1::{PodSpec, Taint};
+use sched::resources::Resources;
 use serde_json::{Value, json};
 
 use crate::api::prepare_create;
@@ -12,18 +14,58 @@ use crate::resources::{
     DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, STATEFULSETS,
 };
 use crate::scenario::{IntOrPercent, Scenario, WorkloadKind};
+use crate::scheduling;
 use crate::store::State;
+
+/// A node as the builder fills it.
+#[derive(Default)]
+struct Slot {
+    cap: usize,
+    pods: usize,
+    labels: BTreeMap<String, String>,
+    taints: Vec<Taint>,
+    allocatable: Resources,
+    used: Resources,
+}
+
+impl Slot {
+    /// Whether an unpinned pod may go here: room for one more pod, its taints tolerated, its
+    /// node selector and required affinity matched, and its requests within what is free.
+    fn fits(&self, name: &str, spec: &PodSpec, reqs: &Resources) -> bool {
+        let tolerations = spec.tolerations.as_deref().unwrap_or_default();
+        self.pods < self.cap
+            && sched::nodes::untolerated_taint(&self.taints, tolerations).is_none()
+            && sched::nodes::affinity_matches(spec, &self.labels, name)
+            && reqs.0.iter().all(|(r, want)| {
+                r == sched::resources::PODS || *want <= self.allocatable.get(r) - self.used.get(r)
+            })
+    }
+}
 
 struct Placer {
     names: Vec<String>,
-    used: HashMap<String, usize>,
-    cap: HashMap<String, usize>,
+    slots: HashMap<String, Slot>,
     cursor: usize,
 }
 
 impl Placer {
-    /// Next node with room among `preferred` (or all nodes), round robin.
-    fn place(&mut self, preferred: &[String], turn: usize) -> Option<String> {
+    /// Count a pod on a node.
+    fn count(&mut self, node: &str, reqs: &Resources) {
+        let slot = self.slots.entry(node.to_string()).or_default();
+        slot.pods += 1;
+        slot.used.add(reqs);
+    }
+
+    /// The node for the next pod: round robin among `preferred` (with room for one more pod),
+    /// or, when none is given, round robin among all nodes where the pod fits as the scheduler
+    /// would decide it (else it is left to the scheduler, which leaves it Pending).
+    fn place(
+        &mut self,
+        preferred: &[String],
+        turn: usize,
+        spec: &PodSpec,
+        reqs: &Resources,
+    ) -> Option<String> {
         let list: &[String] = if preferred.is_empty() {
             &self.names
         } else {
@@ -39,13 +81,20 @@ impl Placer {
         };
         for i in 0..list.len() {
             let n = &list[(start + i) % list.len()];
-            let used = self.used.get(n).copied().unwrap_or(0);
-            if used < self.cap.get(n).copied().unwrap_or(110) {
-                *self.used.entry(n.clone()).or_default() += 1;
+            let ok = self.slots.get(n).is_some_and(|s| {
+                if preferred.is_empty() {
+                    s.fits(n, spec, reqs)
+                } else {
+                    s.pods < s.cap
+                }
+            });
+            if ok {
+                let n = n.clone();
                 if preferred.is_empty() {
                     self.cursor = (start + i + 1) % list.len();
                 }
-                return Some(n.clone());
+                self.count(&n, reqs);
+                return Some(n);
             }
         }
         None
@@ -166,8 +215,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
     }
     let mut placer = Placer {
         names: Vec::new(),
-        used: HashMap::new(),
-        cap: HashMap::new(),
+        slots: HashMap::new(),
         cursor: 0,
     };
     let mut index = 0;
@@ -181,13 +229,26 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
         };
         for n in names {
             index += 1;
-            let node = prepare_create(
-                NODES,
-                objects::node(&n, &spec.labels, spec.max_pods, spec.unschedulable, index),
-                "",
-            );
-            st.insert(NODES, node);
-            placer.cap.insert(n.clone(), spec.max_pods);
+            let mut node =
+                objects::node(&n, &spec.labels, spec.max_pods, spec.unschedulable, index);
+            scheduling::apply_to_node(&mut node, spec);
+            let allocatable = scheduling::node_allocatable(&node);
+            let slot = Slot {
+                cap: usize::try_from(allocatable.get(sched::resources::PODS)).unwrap_or(0),
+                pods: 0,
+                labels: meta::labels(&node),
+                // A node that starts cordoned was cordoned after its pods came: the scenario's
+                // pods may still be placed there.
+                taints: serde_json::from_value::<Vec<Taint>>(node["spec"]["taints"].clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| t.key != "node.kubernetes.io/unschedulable")
+                    .collect(),
+                allocatable,
+                used: Resources::default(),
+            };
+            st.insert(NODES, prepare_create(NODES, node, ""));
+            placer.slots.insert(n.clone(), slot);
             placer.names.push(n);
         }
     }
@@ -222,7 +283,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
         pod["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": meta::random_suffix(10),
                                                "kubernetes.io/config.source": "file", "kubernetes.io/config.hash": meta::random_suffix(10)});
         pod["metadata"]["ownerReferences"] = json!([{"apiVersion":"v1","kind":"Node","name":m.node,"uid":node_uid,"controller":true}]);
-        *placer.used.entry(m.node.clone()).or_default() += 1;
+        placer.count(&m.node, &Resources::default());
         let mut pod = prepare_create(PODS, pod, &m.namespace);
         let ip = st
             .get(NODES, "", &m.node)
@@ -242,13 +303,16 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
             ready_seconds: w.ready_seconds,
         };
         let ns = w.namespace.as_str();
-        let tpl = objects::pod_template(
+        let mut tpl = objects::pod_template(
             &labels,
             &w.pod_annotations,
             w.grace_period_seconds,
             w.empty_dir,
             w.priority_class_name.as_deref(),
         );
+        scheduling::apply_to_template(&mut tpl, w);
+        let spec: PodSpec = serde_json::from_value(tpl["spec"].clone()).unwrap_or_default();
+        let reqs = scheduling::pod_requests(&tpl["spec"]);
         let n = w.replicas.max(0) as usize;
         match w.kind {
             WorkloadKind::Deployment => {
@@ -276,7 +340,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 params.insert(meta::uid(&d).to_string(), p);
                 params.insert(meta::uid(&rs).to_string(), p);
                 for i in 0..n {
-                    let node = placer.place(&w.nodes, i);
+                    let node = placer.place(&w.nodes, i, &spec, &reqs);
                     let name = unique_name(st, ns, &format!("{}-", meta::name(&rs)));
                     add_pod(
                         st,
@@ -299,7 +363,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 let rs = st.insert(REPLICASETS, rs);
                 params.insert(meta::uid(&rs).to_string(), p);
                 for i in 0..n {
-                    let node = placer.place(&w.nodes, i);
+                    let node = placer.place(&w.nodes, i, &spec, &reqs);
                     let name = unique_name(st, ns, &format!("{}-", w.name));
                     add_pod(
                         st,
@@ -322,7 +386,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 let s = st.insert(STATEFULSETS, s);
                 params.insert(meta::uid(&s).to_string(), p);
                 for i in 0..n {
-                    let node = placer.place(&w.nodes, i);
+                    let node = placer.place(&w.nodes, i, &spec, &reqs);
                     let mut t = tpl.clone();
                     t["spec"]["hostname"] = json!(format!("{}-{i}", w.name));
                     t["spec"]["subdomain"] = json!(w.name);
@@ -354,7 +418,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                     w.nodes.clone()
                 };
                 for node in targets {
-                    *placer.used.entry(node.clone()).or_default() += 1;
+                    placer.count(&node, &reqs);
                     let name = unique_name(st, ns, &format!("{}-", w.name));
                     add_pod(
                         st,
@@ -370,7 +434,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
             }
             WorkloadKind::Pod => {
                 for i in 0..n {
-                    let node = placer.place(&w.nodes, i);
+                    let node = placer.place(&w.nodes, i, &spec, &reqs);
                     let name = if n == 1 {
                         w.name.clone()
                     } else {

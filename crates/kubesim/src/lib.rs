@@ -25,6 +25,7 @@ mod pdb;
 mod pdb_index;
 mod resources;
 mod scenario;
+mod scheduling;
 mod sim;
 mod store;
 mod tls;
@@ -37,5 +38,6 @@ pub use scenario::{
     IntOrPercent, MirrorPod, NamespaceSpec, NodeSpec, PdbSpec, Scenario, ScenarioError, Settings,
     Workload, WorkloadKind,
 };
+pub use scheduling::TaintSpec;
 pub use sim::{Sim, SimError, SimOptions};
 pub use tls::{TlsError, client_identity_pem};

@@ -71,14 +71,6 @@ pub fn namespace(name: &str) -> Value {
     json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":name,"labels":{"kubernetes.io/metadata.name":name}}})
 }
 
-/// Maximum pods a node accepts (`status.allocatable.pods`).
-pub fn max_pods(node: &Value) -> usize {
-    node["status"]["allocatable"]["pods"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(110)
-}
-
 /// A pod template for a workload.
 pub fn pod_template(
     labels: &BTreeMap<String, String>,

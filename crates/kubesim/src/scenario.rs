@@ -157,6 +157,18 @@ pub struct NodeSpec {
     /// Start cordoned.
     #[serde(default)]
     pub unschedulable: bool,
+    /// `status.allocatable` (and capacity) by resource name, as quantities (`cpu: "4"`,
+    /// `memory: 16Gi`, `ephemeral-storage`, `pods`, extended resources); unnamed resources keep
+    /// the defaults (8 CPU, 32Gi memory, 100Gi ephemeral storage, `maxPods` pods).
+    #[serde(default)]
+    pub allocatable: BTreeMap<String, String>,
+    /// Taints (`key`, `value`, `effect` NoSchedule|PreferNoSchedule|NoExecute).
+    #[serde(default)]
+    pub taints: Vec<crate::scheduling::TaintSpec>,
+    /// The node's Ready condition is False (and it has the `node.kubernetes.io/not-ready`
+    /// NoSchedule taint, as the node lifecycle controller gives it).
+    #[serde(default)]
+    pub not_ready: bool,
 }
 
 fn default_max_pods() -> usize {
@@ -227,6 +239,21 @@ pub struct Workload {
     /// Annotations of the pods.
     #[serde(default)]
     pub pod_annotations: BTreeMap<String, String>,
+    /// Resource requests of the pod's container, as quantities (`cpu: 500m`, `memory: 1Gi`).
+    #[serde(default)]
+    pub requests: BTreeMap<String, String>,
+    /// The pods' `nodeSelector`.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// The pods' `affinity` (the Kubernetes object as YAML).
+    #[serde(default)]
+    pub affinity: Option<serde_json::Value>,
+    /// The pods' `tolerations` (the Kubernetes objects as YAML).
+    #[serde(default)]
+    pub tolerations: Vec<serde_json::Value>,
+    /// The pods' `topologySpreadConstraints` (the Kubernetes objects as YAML).
+    #[serde(default)]
+    pub topology_spread_constraints: Vec<serde_json::Value>,
 }
 
 fn default_ns() -> String {
@@ -477,6 +504,7 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Invalid(m));
         self.validate_limits()?;
+        crate::scheduling::validate(self)?;
         for (i, n) in self.nodes.iter().enumerate() {
             match (&n.name, &n.name_prefix) {
                 (Some(_), Some(_)) => {

@@ -1,68 +1,205 @@
-//! The simulated scheduler: binds unscheduled pods to the least loaded schedulable node that
-//! has room (never a cordoned node) and matches the pod's nodeSelector.
+//! The simulated scheduler: binds an unscheduled pod to the least loaded node that passes the
+//! default scheduler's filters, in its order: NodeUnschedulable (cordoned), TaintToleration
+//! (NoSchedule/NoExecute, including the not-ready taint), NodeAffinity (`nodeSelector` and
+//! required node affinity), NodeResourcesFit (pod count and requests against allocatable minus
+//! the requests of the pods already there). A pod no node accepts stays Pending with
+//! `PodScheduled=False/Unschedulable` and the real scheduler's message
+//! (`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable. preemption: ...`).
+//! Nothing is ever preempted.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::{PodSpec, Taint, Toleration};
+use sched::diagnosis::{self, NodeStatus};
+use sched::resources::{self, Resources};
 use serde_json::{Value, json};
 
 use crate::meta;
-use crate::objects;
 use crate::resources::{NODES, PODS};
+use crate::scheduling;
 use crate::store::State;
 
-/// A node that can take pods, with its current load.
+/// The taint `spec.unschedulable` stands for.
+const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+
+/// A node as the scheduler sees it during one pass.
 pub struct Candidate {
     name: String,
-    used: usize,
-    cap: usize,
+    cordoned: bool,
     labels: BTreeMap<String, String>,
+    taints: Vec<Taint>,
+    allocatable: Resources,
+    /// Pods on the node that are not finished.
+    pods: usize,
+    /// Requests of those pods (computed when first needed in the pass).
+    requested: Option<Resources>,
 }
 
-/// Whether a node may run new pods.
-fn schedulable(node: &Value) -> bool {
-    node["spec"]["unschedulable"].as_bool() != Some(true)
-        && !meta::is_terminating(node)
-        && node["status"]["conditions"].as_array().is_none_or(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+fn active(pod: &Value) -> bool {
+    !meta::is_terminal(pod)
 }
 
-/// The schedulable nodes with free capacity, computed once per scheduling pass.
+/// Every node that is not being deleted, computed once per scheduling pass.
 pub fn candidates(st: &State) -> Vec<Candidate> {
     st.iter(NODES, None)
-        .filter(|(_, n)| schedulable(n))
+        .filter(|(_, n)| !meta::is_terminating(n))
         .map(|(_, n)| {
             let name = meta::name(&n).to_string();
+            let taints: Vec<Taint> = if n["spec"]["taints"].is_array() {
+                serde_json::from_value(n["spec"]["taints"].clone()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let allocatable = scheduling::node_allocatable(&n);
+            let listed = st.pods_on_node(&name).map_or(0, |keys| keys.len());
+            // Finished pods do not count; only look at them when the node is near its limit.
+            let pods = if listed as i128 + 1 > allocatable.get(resources::PODS) {
+                st.pods_on_node(&name).map_or(0, |keys| {
+                    keys.iter()
+                        .filter_map(|k| st.get(PODS, &k.0, &k.1))
+                        .filter(|p| active(p))
+                        .count()
+                })
+            } else {
+                listed
+            };
             Candidate {
-                used: st.pods_on_node(&name).map_or(0, |s| s.len()),
-                cap: objects::max_pods(&n),
+                cordoned: n["spec"]["unschedulable"].as_bool() == Some(true),
                 labels: meta::labels(&n),
+                taints,
+                allocatable,
+                pods,
+                requested: None,
                 name,
             }
         })
-        .filter(|c| c.used < c.cap)
         .collect()
 }
 
-/// Pick the least loaded fitting node and count the pod on it.
-fn pick(nodes: &mut [Candidate], pod: &Value) -> Option<String> {
-    let sel = meta::string_map(&pod["spec"]["nodeSelector"]);
-    let best = nodes
-        .iter_mut()
-        .filter(|c| c.used < c.cap && sel.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
-        .min_by_key(|c| c.used)?;
-    best.used += 1;
-    Some(best.name.clone())
+fn requested_on(st: &State, node: &str) -> Resources {
+    let mut sum = Resources::default();
+    for k in st.pods_on_node(node).into_iter().flatten() {
+        if let Some(p) = st.get(PODS, &k.0, &k.1)
+            && active(&p)
+        {
+            sum.add(&scheduling::pod_requests(&p["spec"]));
+        }
+    }
+    sum
+}
+
+/// The default scheduler's filters for one node, in order; the first that fails gives the
+/// node's status.
+fn filter(
+    st: &State,
+    c: &mut Candidate,
+    spec: &PodSpec,
+    tolerations: &[Toleration],
+    reqs: &Resources,
+) -> Result<(), NodeStatus> {
+    let fail = |reasons: Vec<String>| {
+        let resolvable = reasons.iter().all(|r| diagnosis::resolvable(r));
+        Err(NodeStatus {
+            reasons,
+            resolvable,
+        })
+    };
+    if c.cordoned {
+        let t = Taint {
+            key: UNSCHEDULABLE_TAINT.into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
+        if !tolerations
+            .iter()
+            .any(|tol| sched::nodes::tolerates(tol, &t))
+        {
+            return fail(vec![diagnosis::UNSCHEDULABLE.into()]);
+        }
+    }
+    if let Some(t) = sched::nodes::untolerated_taint(&c.taints, tolerations) {
+        return fail(vec![sched::nodes::taint_reason(t)]);
+    }
+    if !sched::nodes::affinity_matches(spec, &c.labels, &c.name) {
+        return fail(vec![diagnosis::NODE_AFFINITY.into()]);
+    }
+    let mut reasons = Vec::new();
+    if c.pods + 1 > usize::try_from(c.allocatable.get(resources::PODS)).unwrap_or(0) {
+        reasons.push(diagnosis::TOO_MANY_PODS.to_string());
+    }
+    if !reqs.is_zero() {
+        let used = c.requested.get_or_insert_with(|| requested_on(st, &c.name));
+        // cpu, memory, ephemeral-storage first (the scheduler's order), then the others.
+        let mut names: Vec<&String> = reqs.0.keys().collect();
+        names.sort_by_key(|n| match n.as_str() {
+            resources::CPU => 0,
+            resources::MEMORY => 1,
+            resources::EPHEMERAL_STORAGE => 2,
+            _ => 3,
+        });
+        for name in names {
+            let want = reqs.get(name);
+            if name == resources::PODS || want <= 0 {
+                continue;
+            }
+            if want > c.allocatable.get(name) - used.get(name) {
+                reasons.push(diagnosis::insufficient(name));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        fail(reasons)
+    }
+}
+
+/// Pick the least loaded node that passes every filter and count the pod on it, or say why
+/// none does.
+fn pick(st: &State, nodes: &mut [Candidate], pod: &Value) -> Result<String, String> {
+    let spec: PodSpec = serde_json::from_value(pod["spec"].clone()).unwrap_or_default();
+    let reqs = scheduling::pod_requests(&pod["spec"]);
+    let tolerations = spec.tolerations.clone().unwrap_or_default();
+    let mut statuses = Vec::new();
+    let mut best: Option<usize> = None;
+    for i in 0..nodes.len() {
+        match filter(st, &mut nodes[i], &spec, &tolerations, &reqs) {
+            Ok(()) => {
+                if best.is_none_or(|b| nodes[i].pods < nodes[b].pods) {
+                    best = Some(i);
+                }
+            }
+            Err(s) => statuses.push(s),
+        }
+    }
+    match best {
+        Some(b) => {
+            let c = &mut nodes[b];
+            c.pods += 1;
+            if let Some(used) = c.requested.as_mut() {
+                used.add(&reqs);
+            } else if !reqs.is_zero() {
+                let mut used = requested_on(st, &c.name);
+                used.add(&reqs);
+                c.requested = Some(used);
+            }
+            Ok(c.name.clone())
+        }
+        None => Err(diagnosis::fit_error(
+            &statuses,
+            spec.preemption_policy.as_deref() == Some("Never"),
+        )),
+    }
 }
 
 /// Try to bind one pod; returns true when bound. A pod that fits nowhere gets
-/// `PodScheduled=False/Unschedulable` once.
+/// `PodScheduled=False/Unschedulable` with the scheduler's message (written again only when the
+/// message changes).
 pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value) -> bool {
     let now = meta::now_rfc3339();
     let mut next = pod.clone();
-    match pick(nodes, pod) {
-        Some(node) => {
+    match pick(st, nodes, pod) {
+        Ok(node) => {
             next["spec"]["nodeName"] = json!(node);
             meta::set_condition(
                 &mut next,
@@ -71,13 +208,19 @@ pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value) -> bool {
             st.replace(PODS, next);
             true
         }
-        None => {
-            meta::set_condition(
-                &mut next,
-                json!({"type":"PodScheduled","status":"False","reason":"Unschedulable",
-                       "message":"0/all nodes are available: no schedulable node with free pod capacity.","lastTransitionTime":now}),
-            );
-            st.replace(PODS, next);
+        Err(message) => {
+            let same = pod["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "PodScheduled" && c["message"] == message.as_str())
+            });
+            if !same {
+                meta::set_condition(
+                    &mut next,
+                    json!({"type":"PodScheduled","status":"False","reason":"Unschedulable",
+                           "message":message,"lastTransitionTime":now}),
+                );
+                st.replace(PODS, next);
+            }
             false
         }
     }

@@ -14,5 +14,6 @@ mod paging;
 mod patch;
 mod pdb_status;
 mod scenario_fuzz;
+mod scheduling;
 mod tls;
 mod watch;
