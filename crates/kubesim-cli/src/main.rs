@@ -41,8 +41,9 @@ enum Command {
         /// Serve HTTPS with a CA generated at start-up (the written kubeconfig carries the CA).
         #[arg(long)]
         tls: bool,
-        /// Write a kubeconfig pointing at the server to this path.
-        #[arg(long)]
+        /// Write the kubeconfig pointing at the server to this path (default: a file in the
+        /// temporary directory, removed when the server stops).
+        #[arg(long, value_name = "PATH")]
         write_kubeconfig: Option<PathBuf>,
     },
 }
@@ -70,6 +71,32 @@ async fn wait_for_signal() {
     }
 }
 
+/// Where the kubeconfig is and the line to paste into a shell to use it.
+fn kubeconfig_lines(path: &std::path::Path, temporary: bool) -> String {
+    let lifetime = if temporary {
+        " (removed when the server stops)"
+    } else {
+        ""
+    };
+    format!(
+        "# kubeconfig written to {}{lifetime}; to use it with kubectl or kdrain:\nexport KUBECONFIG={}",
+        path.display(),
+        shell_quote(&path.display().to_string())
+    )
+}
+
+/// `text` quoted for a POSIX shell when it needs it.
+fn shell_quote(text: &str) -> String {
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c));
+    if plain && !text.is_empty() {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -87,13 +114,22 @@ async fn main() -> Result<()> {
         } => {
             let sc = kubesim::Scenario::from_file(&scenario)?;
             let sim = kubesim::Sim::start_with(sc, kubesim::SimOptions { addr, tls }).await?;
-            if let Some(path) = &write_kubeconfig {
-                sim.write_kubeconfig(path)
-                    .with_context(|| format!("cannot write kubeconfig {}", path.display()))?;
-            }
+            let temporary = write_kubeconfig.is_none();
+            let path = write_kubeconfig.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("kubesim-{}.kubeconfig", std::process::id()))
+            });
+            sim.write_kubeconfig(&path)
+                .with_context(|| format!("cannot write kubeconfig {}", path.display()))?;
+            // An absolute path, so the export line works from any directory.
+            let path = std::path::absolute(&path).unwrap_or(path);
+            // The URL stays the first line, for scripts that read it.
             println!("{}", sim.url());
+            println!("{}", kubeconfig_lines(&path, temporary));
             wait_for_signal().await;
             sim.shutdown().await;
+            if temporary {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
     Ok(())

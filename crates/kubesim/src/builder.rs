@@ -181,10 +181,33 @@ fn selector_json(sel: &Option<Value>) -> Value {
     }
 }
 
+/// When the scenario's cluster came up: as long ago as its slowest workload takes to become
+/// ready (whole seconds, as pods are dated), so every pod is as old as its node or younger.
+fn cluster_epoch(sc: &Scenario) -> jiff::Timestamp {
+    let slowest = sc
+        .workloads
+        .iter()
+        .map(|w| w.ready_seconds.max(0.0).round())
+        .fold(0.0, f64::max);
+    let now = jiff::Timestamp::now();
+    now.checked_sub(jiff::SignedDuration::from_secs_f64(slowest))
+        .unwrap_or(now)
+}
+
+/// `obj` created at `at`.
+fn dated(mut obj: Value, at: jiff::Timestamp) -> Value {
+    obj["metadata"]["creationTimestamp"] = json!(meta::fmt_time(at));
+    obj
+}
+
 /// Load every object of the scenario. `params` receives pod behaviour by owner or pod UID.
 /// Returns the pods that could not be placed (no node with room), for the scheduler.
 pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParams>) -> Vec<Key> {
     let mut unplaced = Vec::new();
+    // The scenario's nodes, namespaces, budgets and workloads were there before its oldest pod
+    // started (pods are dated `readySeconds` back), as on a running cluster: no pod is older
+    // than its node or its owner.
+    let created = cluster_epoch(sc);
     st.set_recording(false);
     let mut namespaces: Vec<(String, bool)> =
         ["default", "kube-system", "kube-public", "kube-node-lease"]
@@ -205,7 +228,10 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
         }
     }
     for (name, terminating) in namespaces {
-        let mut ns = prepare_create(NAMESPACES, objects::namespace(&name), "");
+        let mut ns = dated(
+            prepare_create(NAMESPACES, objects::namespace(&name), ""),
+            created,
+        );
         if terminating {
             ns["status"]["phase"] = json!("Terminating");
             ns["metadata"]["deletionTimestamp"] = json!(meta::now_rfc3339());
@@ -247,7 +273,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 allocatable,
                 used: Resources::default(),
             };
-            st.insert(NODES, prepare_create(NODES, node, ""));
+            st.insert(NODES, dated(prepare_create(NODES, node, ""), created));
             placer.slots.insert(n.clone(), slot);
             placer.names.push(n);
         }
@@ -265,7 +291,10 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
             spec["unhealthyPodEvictionPolicy"] = json!(pol);
         }
         let obj = json!({"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":p.name,"namespace":p.namespace},"spec":spec});
-        st.insert(PDBS, prepare_create(PDBS, obj, &p.namespace));
+        st.insert(
+            PDBS,
+            dated(prepare_create(PDBS, obj, &p.namespace), created),
+        );
     }
     for m in &sc.mirror_pods {
         let node_uid = st
@@ -284,7 +313,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                                                "kubernetes.io/config.source": "file", "kubernetes.io/config.hash": meta::random_suffix(10)});
         pod["metadata"]["ownerReferences"] = json!([{"apiVersion":"v1","kind":"Node","name":m.node,"uid":node_uid,"controller":true}]);
         placer.count(&m.node, &Resources::default());
-        let mut pod = prepare_create(PODS, pod, &m.namespace);
+        let mut pod = dated(prepare_create(PODS, pod, &m.namespace), created);
         let ip = st
             .get(NODES, "", &m.node)
             .map(|o| objects::node_ip(&o))
@@ -316,10 +345,20 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
         let n = w.replicas.max(0) as usize;
         match w.kind {
             WorkloadKind::Deployment => {
-                let d = prepare_create(
-                    DEPLOYMENTS,
-                    objects::workload("Deployment", &w.name, ns, Some(w.replicas), &labels, &tpl),
-                    ns,
+                let d = dated(
+                    prepare_create(
+                        DEPLOYMENTS,
+                        objects::workload(
+                            "Deployment",
+                            &w.name,
+                            ns,
+                            Some(w.replicas),
+                            &labels,
+                            &tpl,
+                        ),
+                        ns,
+                    ),
+                    created,
                 );
                 let d = st.insert(DEPLOYMENTS, d);
                 let hash = meta::stable_hash(&tpl);
@@ -336,7 +375,10 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                     &rs_tpl,
                 );
                 rs["metadata"]["ownerReferences"] = json!([meta::owner_ref(&d)]);
-                let rs = st.insert(REPLICASETS, prepare_create(REPLICASETS, rs, ns));
+                let rs = st.insert(
+                    REPLICASETS,
+                    dated(prepare_create(REPLICASETS, rs, ns), created),
+                );
                 params.insert(meta::uid(&d).to_string(), p);
                 params.insert(meta::uid(&rs).to_string(), p);
                 for i in 0..n {
@@ -355,10 +397,20 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 }
             }
             WorkloadKind::ReplicaSet => {
-                let rs = prepare_create(
-                    REPLICASETS,
-                    objects::workload("ReplicaSet", &w.name, ns, Some(w.replicas), &labels, &tpl),
-                    ns,
+                let rs = dated(
+                    prepare_create(
+                        REPLICASETS,
+                        objects::workload(
+                            "ReplicaSet",
+                            &w.name,
+                            ns,
+                            Some(w.replicas),
+                            &labels,
+                            &tpl,
+                        ),
+                        ns,
+                    ),
+                    created,
                 );
                 let rs = st.insert(REPLICASETS, rs);
                 params.insert(meta::uid(&rs).to_string(), p);
@@ -378,10 +430,20 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 }
             }
             WorkloadKind::StatefulSet => {
-                let s = prepare_create(
-                    STATEFULSETS,
-                    objects::workload("StatefulSet", &w.name, ns, Some(w.replicas), &labels, &tpl),
-                    ns,
+                let s = dated(
+                    prepare_create(
+                        STATEFULSETS,
+                        objects::workload(
+                            "StatefulSet",
+                            &w.name,
+                            ns,
+                            Some(w.replicas),
+                            &labels,
+                            &tpl,
+                        ),
+                        ns,
+                    ),
+                    created,
                 );
                 let s = st.insert(STATEFULSETS, s);
                 params.insert(meta::uid(&s).to_string(), p);
@@ -405,10 +467,13 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                 }
             }
             WorkloadKind::DaemonSet => {
-                let ds = prepare_create(
-                    DAEMONSETS,
-                    objects::workload("DaemonSet", &w.name, ns, None, &labels, &tpl),
-                    ns,
+                let ds = dated(
+                    prepare_create(
+                        DAEMONSETS,
+                        objects::workload("DaemonSet", &w.name, ns, None, &labels, &tpl),
+                        ns,
+                    ),
+                    created,
                 );
                 let ds = st.insert(DAEMONSETS, ds);
                 params.insert(meta::uid(&ds).to_string(), p);

@@ -62,8 +62,25 @@ async fn serve_prints_the_url_writes_a_kubeconfig_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let url = first_line(&mut child).await;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    let url = next().await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // where the kubeconfig is, and the line to paste
+    assert_eq!(
+        next().await,
+        format!(
+            "# kubeconfig written to {}; to use it with kubectl or kdrain:",
+            kc.display()
+        )
+    );
+    assert_eq!(next().await, format!("export KUBECONFIG={}", kc.display()));
     let kubeconfig = std::fs::read_to_string(&kc).unwrap();
     assert!(
         kubeconfig.contains(&format!("server: {url}")),
@@ -128,4 +145,57 @@ async fn tls_serving_writes_the_ca_into_the_kubeconfig() {
         "{kubeconfig}"
     );
     child.kill().await.unwrap();
+}
+
+/// Without --write-kubeconfig the kubeconfig goes to a temporary file, named with the line to
+/// paste, and is removed when the server stops.
+#[tokio::test]
+async fn serve_without_a_path_writes_a_temporary_kubeconfig_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "nodes: [{name: n1}]\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .args(["serve", "--scenario"])
+        .arg(&sc)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    let url = next().await;
+    let said = next().await;
+    assert!(
+        said.ends_with(" (removed when the server stops); to use it with kubectl or kdrain:"),
+        "{said}"
+    );
+    let export = next().await;
+    let path = export
+        .strip_prefix("export KUBECONFIG=")
+        .expect("an export line");
+    assert!(std::path::Path::new(path).is_absolute(), "{path}");
+    assert!(said.contains(path), "{said}");
+    let kubeconfig = std::fs::read_to_string(path).unwrap();
+    assert!(
+        kubeconfig.contains(&format!("server: {url}")),
+        "{kubeconfig}"
+    );
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!std::path::Path::new(path).exists(), "removed at exit");
 }

@@ -64,7 +64,7 @@ const WIDE: ColKind = ("string", 1);
 #[rustfmt::skip]
 fn columns(res: ResId) -> Vec<Value> {
     let spec: &[(&str, ColKind)] = match res {
-        PODS => &[("Name", STR), ("Ready", STR), ("Status", STR), ("Restarts", STR), ("Age", STR), ("IP", WIDE), ("Node", WIDE)],
+        PODS => &[("Name", STR), ("Ready", STR), ("Status", STR), ("Restarts", STR), ("Age", STR), ("IP", WIDE), ("Node", WIDE), ("Nominated Node", WIDE), ("Readiness Gates", WIDE)],
         NODES => &[("Name", STR), ("Status", STR), ("Roles", STR), ("Age", STR), ("Version", STR)],
         PDBS => &[("Name", STR), ("Min Available", STR), ("Max Unavailable", STR), ("Allowed Disruptions", INT), ("Age", STR)],
         DEPLOYMENTS => &[("Name", STR), ("Ready", STR), ("Up-to-date", INT), ("Available", INT), ("Age", STR)],
@@ -88,6 +88,27 @@ fn pod_status(p: &Value) -> String {
     }
 }
 
+/// kubectl's READINESS GATES cell: "<none>", or how many of the pod's gates have a True
+/// condition out of how many gates (the first condition of each gate's type counts).
+fn readiness_gates(pod: &Value) -> String {
+    let Some(gates) = pod["spec"]["readinessGates"]
+        .as_array()
+        .filter(|g| !g.is_empty())
+    else {
+        return "<none>".into();
+    };
+    let conditions = pod["status"]["conditions"].as_array();
+    let ready = gates
+        .iter()
+        .filter(|g| {
+            conditions
+                .and_then(|cs| cs.iter().find(|c| c["type"] == g["conditionType"]))
+                .is_some_and(|c| c["status"] == "True")
+        })
+        .count();
+    format!("{ready}/{}", gates.len())
+}
+
 fn cells(res: ResId, o: &Value) -> Vec<Value> {
     let s = &o["status"];
     let name = json!(meta::name(o));
@@ -108,6 +129,13 @@ fn cells(res: ResId, o: &Value) -> Vec<Value> {
                 json!(age(o)),
                 json!(s["podIP"].as_str().unwrap_or("<none>")),
                 json!(o["spec"]["nodeName"].as_str().unwrap_or("<none>")),
+                json!(
+                    s["nominatedNodeName"]
+                        .as_str()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or("<none>")
+                ),
+                json!(readiness_gates(o)),
             ]
         }
         NODES => {
@@ -190,4 +218,23 @@ pub fn table(res: ResId, objects: &[&Value], list_meta: Value) -> Value {
         .map(|o| json!({"cells": cells(res, o), "object": to_metadata(o)}))
         .collect();
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": columns(res), "rows": rows})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_gates_count_true_conditions_of_the_gates() {
+        assert_eq!(readiness_gates(&json!({"spec": {}})), "<none>");
+        let pod = json!({
+            "spec": {"readinessGates": [{"conditionType": "a"}, {"conditionType": "b"}, {"conditionType": "c"}]},
+            "status": {"conditions": [
+                {"type": "a", "status": "True"},
+                {"type": "b", "status": "False"},
+                {"type": "Ready", "status": "True"}
+            ]}
+        });
+        assert_eq!(readiness_gates(&pod), "1/3");
+    }
 }

@@ -460,9 +460,22 @@ async fn get_prints_kubectl_tables() {
     assert_eq!((n2[0], n2[1]), ("n2", "Ready,SchedulingDisabled"));
     let r = k.run(&["get", "pods", "-o", "wide"]).await;
     let header: Vec<&str> = r.out_lines()[0].split_whitespace().collect();
+    // the real server's wide pod columns
     assert_eq!(
         header,
-        vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+        vec![
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ]
     );
     let bare: Vec<&str> = r
         .out_lines()
@@ -471,7 +484,10 @@ async fn get_prints_kubectl_tables() {
         .unwrap()
         .split_whitespace()
         .collect();
-    assert_eq!((bare[1], bare[2], bare[6]), ("1/1", "Running", "n1"));
+    assert_eq!(
+        (bare[1], bare[2], bare[6], bare[7], bare[8]),
+        ("1/1", "Running", "n1", "<none>", "<none>")
+    );
     let r = eventually("deployment status", || async {
         let r = k.run(&["get", "deployment", "web", "--no-headers"]).await;
         r.stdout
@@ -485,4 +501,66 @@ async fn get_prints_kubectl_tables() {
     let r = k.run(&["get", "pdb", "-A"]).await;
     let row: Vec<&str> = r.out_lines()[1].split_whitespace().collect();
     assert_eq!(row, vec!["default", "web", "N/A", "1", "1", row[5]]);
+}
+
+/// A scenario's pods are dated as started `readySeconds` ago; the nodes, namespaces, budgets and
+/// workloads they belong to are never younger than them (kubectl's AGE column).
+#[tokio::test]
+async fn no_pod_is_older_than_its_node_or_owner() {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    let s = sim(r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: slow, replicas: 2, nodes: [n1, n2], readySeconds: 30}
+  - {kind: Deployment, name: quick, replicas: 1, nodes: [n1], readySeconds: 2}
+"#)
+    .await;
+    let client = s.client();
+    let created = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.creation_timestamp.clone().expect("creationTimestamp").0
+    };
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let mut owners: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> = Vec::new();
+    owners.extend(
+        Api::<Deployment>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|d| d.metadata),
+    );
+    owners.extend(
+        Api::<ReplicaSet>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.metadata),
+    );
+    let oldest_pod = pods
+        .items
+        .iter()
+        .map(|p| created(&p.metadata))
+        .min()
+        .unwrap();
+    let slow_started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(30);
+    assert!(
+        oldest_pod <= slow_started,
+        "pods are dated back: {oldest_pod}"
+    );
+    for n in &nodes.items {
+        assert!(created(&n.metadata) <= oldest_pod, "{:?}", n.metadata.name);
+    }
+    for o in &owners {
+        assert!(created(o) <= oldest_pod, "{:?}", o.name);
+    }
 }
