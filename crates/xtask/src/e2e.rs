@@ -36,6 +36,19 @@ pub struct Case {
     pub args: Vec<&'static str>,
     /// Extra arguments for kdrain only (e.g. `--parallel`).
     pub kdrain_extra: Vec<&'static str>,
+    /// When kdrain's extra flags change which nodes stay cordoned (`--uncordon-on-failure`):
+    /// the nodes kdrain must leave cordoned, checked instead of comparing with kubectl.
+    pub kdrain_cordoned: Option<Vec<&'static str>>,
+}
+
+fn case(id: &'static str, scenario: &'static str, args: Vec<&'static str>) -> Case {
+    Case {
+        id,
+        scenario,
+        args,
+        kdrain_extra: vec![],
+        kdrain_cordoned: None,
+    }
 }
 
 const FLAGS: [&str; 3] = ["--force", "--ignore-daemonsets", "--delete-emptydir-data"];
@@ -49,74 +62,126 @@ fn with_flags(mut args: Vec<&'static str>) -> Vec<&'static str> {
 /// scenarios/bench/b4-big.yaml (110,000 pods) do not, and are left out.
 pub fn cases(full: bool) -> Vec<Case> {
     let mut v = vec![
+        case(
+            "basic-n1",
+            "scenarios/basic.yaml",
+            with_flags(vec!["drain", "n1"]),
+        ),
+        case(
+            "basic-n1-no-flags",
+            "scenarios/basic.yaml",
+            vec!["drain", "n1"],
+        ),
+        case(
+            "basic-pool-a",
+            "scenarios/basic.yaml",
+            with_flags(vec!["drain", "-l", "pool=a"]),
+        ),
+        case(
+            "demo-n1",
+            "scenarios/demo.yaml",
+            with_flags(vec!["drain", "n1"]),
+        ),
+        case(
+            "quick-b1",
+            "scenarios/bench/quick/b1-wide.yaml",
+            with_flags(vec!["drain", "n1"]),
+        ),
+        case(
+            "quick-b2",
+            "scenarios/bench/quick/b2-budgets.yaml",
+            with_flags(vec!["drain", "n1"]),
+        ),
         Case {
-            id: "basic-n1",
-            scenario: "scenarios/basic.yaml",
-            args: with_flags(vec!["drain", "n1"]),
-            kdrain_extra: vec![],
-        },
-        Case {
-            id: "basic-n1-no-flags",
-            scenario: "scenarios/basic.yaml",
-            args: vec!["drain", "n1"],
-            kdrain_extra: vec![],
-        },
-        Case {
-            id: "basic-pool-a",
-            scenario: "scenarios/basic.yaml",
-            args: with_flags(vec!["drain", "-l", "pool=a"]),
-            kdrain_extra: vec![],
-        },
-        Case {
-            id: "demo-n1",
-            scenario: "scenarios/demo.yaml",
-            args: with_flags(vec!["drain", "n1"]),
-            kdrain_extra: vec![],
-        },
-        Case {
-            id: "quick-b1",
-            scenario: "scenarios/bench/quick/b1-wide.yaml",
-            args: with_flags(vec!["drain", "n1"]),
-            kdrain_extra: vec![],
-        },
-        Case {
-            id: "quick-b2",
-            scenario: "scenarios/bench/quick/b2-budgets.yaml",
-            args: with_flags(vec!["drain", "n1"]),
-            kdrain_extra: vec![],
-        },
-        Case {
-            id: "quick-b3",
-            scenario: "scenarios/bench/quick/b3-pool.yaml",
-            args: with_flags(vec!["drain", "-l", "pool=b3"]),
             kdrain_extra: vec!["--parallel", "3"],
+            ..case(
+                "quick-b3",
+                "scenarios/bench/quick/b3-pool.yaml",
+                with_flags(vec!["drain", "-l", "pool=b3"]),
+            )
         },
         Case {
-            id: "quick-b4",
-            scenario: "scenarios/bench/quick/b4-big.yaml",
-            args: with_flags(vec!["drain", "-l", "bench=drain"]),
             kdrain_extra: vec!["--parallel", "3"],
+            ..case(
+                "quick-b4",
+                "scenarios/bench/quick/b4-big.yaml",
+                with_flags(vec!["drain", "-l", "bench=drain"]),
+            )
         },
     ];
+    v.extend([
+        case(
+            "basic-dry-run-server",
+            "scenarios/basic.yaml",
+            with_flags(vec!["drain", "n1", "--dry-run=server"]),
+        ),
+        case(
+            "basic-disable-eviction",
+            "scenarios/basic.yaml",
+            with_flags(vec!["drain", "n1", "--disable-eviction"]),
+        ),
+        case(
+            "budgets-one-node",
+            "crates/xtask/scenarios/budgets.yaml",
+            with_flags(vec!["drain", "n1"]),
+        ),
+        Case {
+            kdrain_extra: vec!["--parallel", "2"],
+            ..case(
+                "budgets-shared-parallel",
+                "crates/xtask/scenarios/budgets.yaml",
+                with_flags(vec!["drain", "-l", "pool=drain"]),
+            )
+        },
+        case(
+            "statefulset-same-name",
+            "crates/xtask/scenarios/statefulset.yaml",
+            with_flags(vec!["drain", "n1"]),
+        ),
+        case(
+            "unsatisfiable-budget",
+            "crates/xtask/scenarios/unsatisfiable.yaml",
+            with_flags(vec!["drain", "n1", "--timeout=5s"]),
+        ),
+        Case {
+            kdrain_extra: vec!["--uncordon-on-failure"],
+            kdrain_cordoned: Some(vec![]),
+            ..case(
+                "uncordon-on-failure",
+                "crates/xtask/scenarios/unsatisfiable.yaml",
+                with_flags(vec!["drain", "n1", "--timeout=5s"]),
+            )
+        },
+        case(
+            "two-budgets-one-pod",
+            "crates/xtask/scenarios/two-budgets.yaml",
+            with_flags(vec!["drain", "n1", "--timeout=10s"]),
+        ),
+        case(
+            "terminating-namespace",
+            "crates/xtask/scenarios/terminating-namespace.yaml",
+            with_flags(vec!["drain", "n1"]),
+        ),
+    ]);
     if full {
         v.extend([
+            case(
+                "b1-wide",
+                "scenarios/bench/b1-wide.yaml",
+                with_flags(vec!["drain", "n1"]),
+            ),
+            case(
+                "b2-budgets",
+                "scenarios/bench/b2-budgets.yaml",
+                with_flags(vec!["drain", "n1"]),
+            ),
             Case {
-                id: "b1-wide",
-                scenario: "scenarios/bench/b1-wide.yaml",
-                args: with_flags(vec!["drain", "n1"]),
-                kdrain_extra: vec![],
-            },
-            Case {
-                id: "b2-budgets",
-                scenario: "scenarios/bench/b2-budgets.yaml",
-                args: with_flags(vec!["drain", "n1"]),
-                kdrain_extra: vec![],
-            },
-            Case {
-                id: "b3-pool",
-                scenario: "scenarios/bench/b3-pool.yaml",
-                args: with_flags(vec!["drain", "-l", "pool=b3"]),
                 kdrain_extra: vec!["--parallel", "10"],
+                ..case(
+                    "b3-pool",
+                    "scenarios/bench/b3-pool.yaml",
+                    with_flags(vec!["drain", "-l", "pool=b3"]),
+                )
             },
         ]);
     }
@@ -378,9 +443,11 @@ async fn run_kubesim(opts: &E2eOptions, case: &Case, sc: &Scenario) -> Result<Ru
     let code = run_tool(&opts.kdrain, &args, &log, DRAIN_DEADLINE).await?;
     let seconds = started.elapsed().as_secs_f64();
     let targets = targets(sc, &case.args);
+    // The counters first: reading the outcome makes requests too.
+    let counted = sim.requests();
     let outcome = outcome(&sim.client(), &targets, code).await?;
     let mut requests = BTreeMap::new();
-    for r in sim.requests() {
+    for r in counted {
         *requests
             .entry(RequestKey {
                 verb: r.verb,
@@ -442,8 +509,31 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
         crate::paths::KWOK_VERSION
     );
     let mut failures = Vec::new();
-    let mut runs = 0;
+    let (mut real_runs, mut sim_runs) = (0, 0);
     let started = Instant::now();
+    if opts.only.is_empty() {
+        eprintln!("e2e: bad input and faults of control-plane up/down");
+        let lines = crate::faults::run(&opts.up.bin, &opts.out, opts.up.port_base)?;
+        let _ = writeln!(
+            report,
+            "## Bad input and faults of `control-plane up`/`down`\n"
+        );
+        for l in lines {
+            let _ = writeln!(report, "- {l}");
+        }
+        let _ = writeln!(report);
+    }
+    if opts.only.is_empty() || opts.only.iter().any(|o| o == "rbac") {
+        eprintln!("e2e rbac: the shipped ClusterRole with a ServiceAccount token");
+        match crate::rbac::check(&opts.up, &opts.kdrain, &opts.out).await {
+            Ok(section) => report.push_str(&section),
+            Err(e) => {
+                let _ = writeln!(report, "## The shipped ClusterRole\n\n**FAILED**: {e:#}\n");
+                failures.push(format!("rbac: {e:#}"));
+            }
+        }
+        real_runs += 7;
+    }
     for case in cases(opts.full) {
         if !opts.only.is_empty() && !opts.only.iter().any(|o| case.id.contains(o.as_str())) {
             continue;
@@ -456,13 +546,25 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
             case.args.join(" "),
             case.scenario
         );
-        eprintln!("e2e {}: kubectl on the real control plane", case.id);
-        let kubectl = run_real(&opts, &case, "kubectl", &sc).await?;
-        eprintln!("e2e {}: kdrain on the real control plane", case.id);
-        let kdrain = run_real(&opts, &case, "kdrain", &sc).await?;
-        eprintln!("e2e {}: kdrain on kubesim", case.id);
-        let sim = run_kubesim(&opts, &case, &sc).await?;
-        runs += 3;
+        let runs = async {
+            eprintln!("e2e {}: kubectl on the real control plane", case.id);
+            let kubectl = run_real(&opts, &case, "kubectl", &sc).await?;
+            eprintln!("e2e {}: kdrain on the real control plane", case.id);
+            let kdrain = run_real(&opts, &case, "kdrain", &sc).await?;
+            eprintln!("e2e {}: kdrain on kubesim", case.id);
+            let sim = run_kubesim(&opts, &case, &sc).await?;
+            anyhow::Ok((kubectl, kdrain, sim))
+        };
+        let (kubectl, kdrain, sim) = match runs.await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(report, "**FAILED**: {e:#}\n");
+                failures.push(format!("{}: {e:#}", case.id));
+                continue;
+            }
+        };
+        real_runs += 2;
+        sim_runs += 1;
         for (place, r) in [("real", &kubectl), ("real", &kdrain), ("kubesim", &sim)] {
             let label = format!("{}, {place}", r.tool);
             let _ = writeln!(
@@ -478,7 +580,21 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
             }
         }
         let mut verdict = Vec::new();
-        if kubectl.outcome.comparable() != kdrain.outcome.comparable() {
+        if let Some(want) = &case.kdrain_cordoned {
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            if kdrain.outcome.cordoned != want
+                || kdrain.outcome.success != kubectl.outcome.success
+                || kdrain.outcome.left != kubectl.outcome.left
+            {
+                verdict.push(format!(
+                    "kdrain {} should leave cordoned [{}], otherwise like kubectl: {} vs {}",
+                    case.kdrain_extra.join(" "),
+                    want.join(", "),
+                    kdrain.outcome.summary(),
+                    kubectl.outcome.summary()
+                ));
+            }
+        } else if kubectl.outcome.comparable() != kdrain.outcome.comparable() {
             verdict.push(format!(
                 "kdrain's outcome differs from kubectl's on the real cluster: {} vs {}",
                 kdrain.outcome.summary(),
@@ -510,9 +626,8 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
     }
     let _ = writeln!(
         report,
-        "\n{runs} drains ({} real, {} kubesim) in {:.0} s; {} failures.",
-        runs * 2 / 3,
-        runs / 3,
+        "\n{} drains ({real_runs} on real control planes, {sim_runs} on kubesim) in {:.0} s; {} failures.",
+        real_runs + sim_runs,
         started.elapsed().as_secs_f64(),
         failures.len()
     );

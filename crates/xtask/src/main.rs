@@ -8,11 +8,13 @@
 
 mod cluster;
 mod e2e;
+mod faults;
 mod gobuild;
 mod materialise;
 mod observer;
 mod paths;
 mod pki;
+mod rbac;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -144,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(k) => k,
                 None => build_kdrain(&root)?,
             };
+            let out = out.unwrap_or_else(|| root.join("target").join("e2e"));
             let opts = e2e::E2eOptions {
                 full,
                 only,
@@ -153,10 +156,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     kubeconfig: None,
                     audit_log: None,
                     port_base,
-                    dir: root.join("target").join("e2e").join("cluster"),
+                    dir: out.join("cluster"),
                     bin: paths::bin_dir(),
                 },
-                out: out.unwrap_or_else(|| root.join("target").join("e2e")),
+                out,
             };
             e2e::run(opts).await?;
         }

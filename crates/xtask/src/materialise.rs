@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -257,6 +257,19 @@ pub async fn materialise(
             .await?;
         }
     }
+    // Pods need their namespace's default ServiceAccount, which a controller creates.
+    for (name, _) in &wanted {
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        while sas.get_opt("default").await?.is_none() {
+            if Instant::now() > deadline {
+                bail!(
+                    "namespace {name} got no default ServiceAccount (is the controller-manager running?)"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     // Priority classes the scenario names (system-* ones exist already).
     let pcs: Api<PriorityClass> = Api::all(client.clone());
     for pc in sc
@@ -467,7 +480,27 @@ async fn terminate_namespace(client: &Client, name: &str) -> Result<()> {
     )
     .await?;
     api.delete(name, &DeleteParams::default()).await?;
-    Ok(())
+    // The namespace controller marks the content deleted a few seconds later (after its
+    // discovery); a drain that lists the pods before that sees them as live, and its evictions
+    // are refused for ever (403 NamespaceTerminating, even once the pods are gone).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), name);
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let live = pods
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .count();
+        if live == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("namespace {name}: the namespace controller did not delete its {live} pods");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn is_ready(p: &Pod) -> bool {
@@ -520,33 +553,51 @@ async fn settle(client: &Client, expected: usize) -> Result<()> {
                     done = false;
                 }
             }
-            for p in pdbs.list(&ListParams::default()).await?.items {
+            let budgets = pdbs.list(&ListParams::default()).await?.items;
+            // The pods each budget selects (label selectors only; None for expressions).
+            let selected = |p: &PodDisruptionBudget| -> Option<Vec<&Pod>> {
                 let ns = p.metadata.namespace.clone().unwrap_or_default();
-                let healthy = p
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.selector.as_ref())
-                    .filter(|sel| sel.match_expressions.is_none())
-                    .map(|sel| {
-                        let want = sel.match_labels.clone().unwrap_or_default();
-                        list.items
-                            .iter()
-                            .filter(|pod| {
-                                pod.metadata.namespace.as_deref() == Some(&ns) && is_ready(pod)
-                            })
-                            .filter(|pod| {
-                                let have = pod.metadata.labels.clone().unwrap_or_default();
-                                want.iter().all(|(k, v)| have.get(k) == Some(v))
-                            })
-                            .count() as i32
-                    });
-                let st = p.status.unwrap_or_default();
+                let sel = p.spec.as_ref()?.selector.as_ref()?;
+                if sel.match_expressions.is_some() {
+                    return None;
+                }
+                let want = sel.match_labels.clone().unwrap_or_default();
+                Some(
+                    list.items
+                        .iter()
+                        .filter(|pod| pod.metadata.namespace.as_deref() == Some(&ns))
+                        .filter(|pod| {
+                            let have = pod.metadata.labels.clone().unwrap_or_default();
+                            want.iter().all(|(k, v)| have.get(k) == Some(v))
+                        })
+                        .collect(),
+                )
+            };
+            let mut budgets_of: HashMap<String, usize> = HashMap::new();
+            for p in &budgets {
+                for pod in selected(p).unwrap_or_default() {
+                    *budgets_of
+                        .entry(pod.metadata.uid.clone().unwrap_or_default())
+                        .or_default() += 1;
+                }
+            }
+            for p in &budgets {
+                // A pod under two budgets makes the disruption controller update only one of
+                // them when the pod changes (it picks one): the other's count may stay stale.
+                let healthy = selected(p)
+                    .filter(|pods| {
+                        pods.iter().all(|pod| {
+                            budgets_of.get(pod.metadata.uid.as_deref().unwrap_or("")) == Some(&1)
+                        })
+                    })
+                    .map(|pods| pods.iter().filter(|pod| is_ready(pod)).count() as i32);
+                let st = p.status.clone().unwrap_or_default();
                 if st.observed_generation != p.metadata.generation
                     || healthy.is_some_and(|h| Some(h) != st.current_healthy)
                 {
                     why = format!(
                         "budget {} not processed",
-                        p.metadata.name.unwrap_or_default()
+                        p.metadata.name.clone().unwrap_or_default()
                     );
                     done = false;
                 }

@@ -64,9 +64,17 @@ struct BudgetSample {
     desired: i32,
 }
 
+/// One incarnation of a pod name (a StatefulSet's replacement has the same name).
+#[derive(Debug, Clone)]
+struct Incarnation {
+    uid: String,
+    first_seen: jiff::Timestamp,
+    info: PodInfo,
+}
+
 #[derive(Default)]
 struct Seen {
-    pods: HashMap<String, PodInfo>,
+    pods: HashMap<String, Vec<Incarnation>>,
     budgets: Vec<BudgetSample>,
 }
 
@@ -106,7 +114,7 @@ pub struct RequestKey {
 #[serde(rename_all = "camelCase")]
 struct AuditEvent {
     stage: String,
-    #[serde(default)]
+    #[serde(default, rename = "requestURI")]
     request_uri: String,
     verb: String,
     user: AuditUser,
@@ -236,11 +244,18 @@ impl Observer {
                         p.metadata.namespace.clone().unwrap_or_default(),
                         p.metadata.name.clone().unwrap_or_default()
                     );
+                    let uid = p.metadata.uid.clone().unwrap_or_default();
                     let info = PodInfo::of(&p);
-                    s.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .pods
-                        .insert(key, info);
+                    let mut seen = s.lock().unwrap_or_else(|p| p.into_inner());
+                    let all = seen.pods.entry(key).or_default();
+                    match all.last_mut() {
+                        Some(last) if last.uid == uid => last.info = info,
+                        _ => all.push(Incarnation {
+                            uid,
+                            first_seen: jiff::Timestamp::now(),
+                            info,
+                        }),
+                    }
                 }
             }
         });
@@ -298,7 +313,14 @@ impl Observer {
             } else {
                 "deleted"
             };
-            let Some(info) = seen.pods.get(&r.object) else {
+            // The incarnation that existed when the request was answered.
+            let Some(info) = seen.pods.get(&r.object).and_then(|all| {
+                all.iter()
+                    .rev()
+                    .find(|i| i.first_seen <= r.done)
+                    .or(all.first())
+                    .map(|i| &i.info)
+            }) else {
                 continue;
             };
             if info.owner_kind == "DaemonSet" {
@@ -359,5 +381,210 @@ impl Observer {
         for t in self.tasks {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn observer(seen: Seen) -> Observer {
+        Observer {
+            seen: Arc::new(Mutex::new(seen)),
+            tasks: Vec::new(),
+        }
+    }
+
+    fn info(owner: &str, node: &str, mirror: bool) -> PodInfo {
+        PodInfo {
+            owner_kind: owner.into(),
+            mirror,
+            node: node.into(),
+        }
+    }
+
+    fn inc(uid: &str, at: &str, i: PodInfo) -> Incarnation {
+        Incarnation {
+            uid: uid.into(),
+            first_seen: ts(at),
+            info: i,
+        }
+    }
+
+    fn eviction(object: &str, at: &str) -> ClientRequest {
+        ClientRequest {
+            key: RequestKey {
+                verb: "create".into(),
+                resource: "pods".into(),
+                subresource: "eviction".into(),
+                code: 201,
+                agent: String::new(),
+            },
+            object: object.into(),
+            done: ts(at),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn audit_lines_of_the_client_are_counted_and_dry_runs_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        let line = |user: &str, uri: &str, stage: &str, received: &str| {
+            serde_json::json!({"kind":"Event","stage":stage,"requestURI":uri,"verb":"create",
+                "user":{"username":user},"userAgent":"kubectl/v1.33.1 (linux/amd64)",
+                "objectRef":{"resource":"pods","namespace":"ns","name":"p","subresource":"eviction"},
+                "responseStatus":{"code":201},"requestReceivedTimestamp":received,
+                "stageTimestamp":received})
+            .to_string()
+        };
+        let text = [
+            line(
+                "e2e-drain",
+                "/api/v1/namespaces/ns/pods/p/eviction",
+                "ResponseComplete",
+                "2026-01-01T00:00:02.5Z",
+            ),
+            line(
+                "e2e-drain",
+                "/api/v1/namespaces/ns/pods/p/eviction?dryRun=All",
+                "ResponseComplete",
+                "2026-01-01T00:00:03Z",
+            ),
+            line(
+                "someone",
+                "/api/v1/namespaces/ns/pods/p/eviction",
+                "ResponseComplete",
+                "2026-01-01T00:00:03Z",
+            ),
+            line(
+                "e2e-drain",
+                "/api/v1/namespaces/ns/pods/p/eviction",
+                "ResponseStarted",
+                "2026-01-01T00:00:03Z",
+            ),
+            line(
+                "e2e-drain",
+                "/api/v1/namespaces/ns/pods/p/eviction",
+                "ResponseComplete",
+                "2026-01-01T00:00:00Z",
+            ),
+        ]
+        .join("\n");
+        std::fs::write(&log, text).unwrap();
+        let got = client_requests(&log, "e2e-drain", ts("2026-01-01T00:00:01Z")).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got.iter().filter(|r| r.dry_run).count(), 1);
+        assert_eq!(got[0].object, "ns/p");
+        assert_eq!(got[0].key.agent, "kubectl");
+        let counts = count(&got);
+        assert_eq!(counts.values().copied().collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn removals_of_daemonset_mirror_and_non_target_pods_are_findings() {
+        let mut seen = Seen::default();
+        let t0 = "2026-01-01T00:00:00Z";
+        seen.pods.insert(
+            "ns/ds".into(),
+            vec![inc("1", t0, info("DaemonSet", "n1", false))],
+        );
+        seen.pods.insert(
+            "ns/mirror".into(),
+            vec![inc("2", t0, info("Node", "n1", true))],
+        );
+        seen.pods.insert(
+            "ns/elsewhere".into(),
+            vec![inc("3", t0, info("ReplicaSet", "n2", false))],
+        );
+        seen.pods.insert(
+            "ns/fine".into(),
+            vec![inc("4", t0, info("ReplicaSet", "n1", false))],
+        );
+        let o = observer(seen);
+        let at = "2026-01-01T00:00:05Z";
+        let reqs = ["ns/ds", "ns/mirror", "ns/elsewhere", "ns/fine"].map(|p| eviction(p, at));
+        let targets = HashSet::from(["n1".to_string()]);
+        let mut kinds: Vec<String> = o
+            .findings(&reqs, &targets)
+            .into_iter()
+            .map(|f| f.kind)
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "DaemonSetPodRemoved",
+                "MirrorPodRemoved",
+                "NonTargetNodePodRemoved"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_same_name_replacement_on_another_node_is_not_the_evicted_pod() {
+        let mut seen = Seen::default();
+        seen.pods.insert(
+            "ns/db-0".into(),
+            vec![
+                inc(
+                    "old",
+                    "2026-01-01T00:00:00Z",
+                    info("StatefulSet", "n1", false),
+                ),
+                inc(
+                    "new",
+                    "2026-01-01T00:00:09Z",
+                    info("StatefulSet", "n3", false),
+                ),
+            ],
+        );
+        let o = observer(seen);
+        let targets = HashSet::from(["n1".to_string()]);
+        assert!(
+            o.findings(&[eviction("ns/db-0", "2026-01-01T00:00:05Z")], &targets)
+                .is_empty()
+        );
+        // Evicting the replacement on n3 later is a finding.
+        let f = o.findings(&[eviction("ns/db-0", "2026-01-01T00:00:10Z")], &targets);
+        assert_eq!(f.len(), 1, "{f:?}");
+    }
+
+    #[test]
+    fn a_budget_falling_below_desired_after_a_client_removal_is_a_finding() {
+        let mut seen = Seen::default();
+        seen.pods.insert(
+            "ns/a".into(),
+            vec![inc(
+                "1",
+                "2026-01-01T00:00:00Z",
+                info("ReplicaSet", "n1", false),
+            )],
+        );
+        let sample = |at: &str, current| BudgetSample {
+            at: ts(at),
+            key: "ns/web".into(),
+            current,
+            desired: 2,
+        };
+        seen.budgets = vec![
+            sample("2026-01-01T00:00:01Z", 3),
+            sample("2026-01-01T00:00:06Z", 1),
+            sample("2026-01-01T00:00:07Z", 1),
+        ];
+        let o = observer(seen);
+        let targets = HashSet::from(["n1".to_string()]);
+        let f = o.findings(&[eviction("ns/a", "2026-01-01T00:00:05Z")], &targets);
+        assert_eq!(f.len(), 1, "one drop, one finding: {f:?}");
+        assert_eq!(f[0].kind, "BudgetBelowDesired");
+        // Without a client removal before it, the drop is not the client's.
+        assert!(
+            o.findings(&[eviction("ns/a", "2026-01-01T00:00:08Z")], &targets)
+                .is_empty()
+        );
     }
 }
