@@ -110,6 +110,21 @@ fn pod_template(w: &kubesim::Workload, labels: &BTreeMap<String, String>) -> Val
     if let Some(p) = &w.priority_class_name {
         spec["priorityClassName"] = json!(p);
     }
+    if !w.requests.is_empty() {
+        spec["containers"][0]["resources"] = json!({"requests": w.requests});
+    }
+    if !w.node_selector.is_empty() {
+        spec["nodeSelector"] = json!(w.node_selector);
+    }
+    if let Some(a) = &w.affinity {
+        spec["affinity"] = a.clone();
+    }
+    if !w.tolerations.is_empty() {
+        spec["tolerations"] = json!(w.tolerations);
+    }
+    if !w.topology_spread_constraints.is_empty() {
+        spec["topologySpreadConstraints"] = json!(w.topology_spread_constraints);
+    }
     json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": spec})
 }
 
@@ -215,9 +230,22 @@ pub async fn materialise(
                     labels.insert(format!("ds.kdrain.dev/{ds}"), "true".into());
                 }
             }
-            let cap = json!({"cpu":"8","memory":"32Gi","pods": spec.max_pods.to_string(),"ephemeral-storage":"100Gi"});
+            if spec.not_ready {
+                bail!(
+                    "node {n}: notReady nodes are not supported on the real control plane (kwok keeps its nodes Ready)"
+                );
+            }
+            let mut cap = json!({"cpu":"8","memory":"32Gi","pods": spec.max_pods.to_string(),"ephemeral-storage":"100Gi"});
+            for (k, v) in &spec.allocatable {
+                cap[k] = json!(v);
+            }
+            let taints: Vec<Value> = spec
+                .taints
+                .iter()
+                .map(|t| json!({"key": t.key, "value": t.value, "effect": t.effect}))
+                .collect();
             let node = json!({"apiVersion":"v1","kind":"Node","metadata":{"name": n, "labels": labels},
-                "spec": {"unschedulable": spec.unschedulable},
+                "spec": {"unschedulable": spec.unschedulable, "taints": taints},
                 "status": {"capacity": cap, "allocatable": cap}});
             create(&nodes, node).await?;
             nodes
