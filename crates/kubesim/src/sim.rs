@@ -36,6 +36,9 @@ pub struct Shared {
     pub authz: Option<crate::auth::Authz>,
     /// Open snapshots of paged LISTs (continue tokens, R-4).
     pub snapshots: crate::paging::Snapshots,
+    /// How many watch streams are open now (a stream closes when its client goes away, at its
+    /// timeout or at shutdown).
+    pub open_watches: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Errors starting a simulator.
@@ -130,6 +133,7 @@ impl Sim {
             snapshots: crate::paging::Snapshots::new(Duration::from_secs_f64(
                 scenario.settings.list_snapshot_seconds,
             )),
+            open_watches: Arc::default(),
         });
         let mut ctl = Controllers::new(shared.clone());
         ctl.resync(Some(&unplaced));
@@ -290,6 +294,14 @@ impl Sim {
     /// How many paged-LIST snapshots are open (only lists that had more than one page open one).
     pub fn open_list_snapshots(&self) -> usize {
         self.shared.snapshots.len()
+    }
+
+    /// How many watch streams are open now. A stream whose client went away is seen closed
+    /// when the server next writes to it (an event or a bookmark).
+    pub fn open_watches(&self) -> usize {
+        self.shared
+            .open_watches
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stop the server and controllers, waiting briefly for connections to close.

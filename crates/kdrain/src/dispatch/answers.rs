@@ -3,32 +3,34 @@
 use std::time::Duration;
 
 use backon::BackoffBuilder;
-use tokio::time::Instant;
 
-use super::Dispatcher;
 use super::budgets::ack_ttl;
+use super::core::Core;
 use super::track::St;
 use crate::events::{Event, WaitsFor};
 use crate::evict::Attempt;
 use crate::options::DryRun;
 use crate::report::PodOutcome;
 
-/// The answer to one request for one pod.
-pub(super) struct Done {
-    pub(super) uid: String,
-    pub(super) attempt: Attempt,
+/// The server's answer to one request for one pod.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The pod's UID.
+    pub(crate) uid: String,
+    /// What the server answered.
+    pub(crate) attempt: Attempt,
 }
 
 /// How a pod's error starts when the server refused its eviction or delete for lack of
 /// permission (the drain then fails with [`crate::DrainError::Forbidden`]).
 pub(crate) const PERMISSION_DENIED: &str = "permission denied: ";
 
-impl Dispatcher {
-    pub(super) fn on_done(&mut self, d: Done) {
-        let now = Instant::now();
+impl Core {
+    pub(super) fn on_answer(&mut self, d: Answer) {
+        let now = self.now.instant;
         self.inflight = self.inflight.saturating_sub(1);
         let dry = self.dry();
-        let ceiling = self.sh.opts.budget_retry_ceiling;
+        let ceiling = self.opts.budget_retry_ceiling;
         let jitter = self.retry_jitter();
         let Some(t) = self.tracks.get_mut(&d.uid) else {
             return;
@@ -68,9 +70,9 @@ impl Dispatcher {
         if t.done() {
             // the watch saw it go before the answer came
             if d.attempt == Attempt::Accepted && t.accepted.is_none() {
-                t.accepted = Some(jiff::Timestamp::now());
+                t.accepted = Some(self.now.wall);
                 let (node, pod) = (self.nodes[t.node].name.clone(), t.r.clone());
-                self.sh.emit(Event::Evicted { node, pod });
+                self.emit(Event::Evicted { node, pod });
             }
             return;
         }
@@ -80,9 +82,9 @@ impl Dispatcher {
             Attempt::Accepted => {
                 t.unblock(now);
                 t.st = St::Following;
-                t.accepted = Some(jiff::Timestamp::now());
+                t.accepted = Some(self.now.wall);
                 let pod = t.r.clone();
-                self.sh.emit(Event::Evicted { node, pod });
+                self.emit(Event::Evicted { node, pod });
             }
             Attempt::DryRunPassed => self.finish(&d.uid, PodOutcome::DryRun),
             Attempt::Gone => self.finish(&d.uid, PodOutcome::Gone),
@@ -207,8 +209,9 @@ impl Dispatcher {
             }
         }
     }
+
     pub(super) fn finish(&mut self, uid: &str, outcome: PodOutcome) {
-        let now = Instant::now();
+        let now = self.now.instant;
         let Some(t) = self.tracks.get_mut(uid) else {
             return;
         };
@@ -217,17 +220,17 @@ impl Dispatcher {
         }
         t.unblock(now);
         if outcome == PodOutcome::Gone {
-            t.gone = Some(jiff::Timestamp::now());
+            t.gone = Some(self.now.wall);
         }
         t.st = St::Done(outcome.clone());
         let node = self.nodes[t.node].name.clone();
         let pod = t.r.clone();
         match outcome {
-            PodOutcome::Gone => self.sh.emit(Event::Gone { node, pod }),
-            PodOutcome::Failed { error } => self.sh.emit(Event::PodFailed { node, pod, error }),
+            PodOutcome::Gone => self.emit(Event::Gone { node, pod }),
+            PodOutcome::Failed { error } => self.emit(Event::PodFailed { node, pod, error }),
             PodOutcome::Skipped => {
                 let reason = t.reason.clone();
-                self.sh.emit(Event::Skipped { node, pod, reason })
+                self.emit(Event::Skipped { node, pod, reason })
             }
             PodOutcome::Blocked | PodOutcome::DryRun => {}
         }

@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::Api;
 use tokio::time::Instant;
 
+use super::core::{Command, Core};
 use super::track::St;
-use super::{BUDGETS, Dispatcher};
 use crate::budget::{self, BudgetNow};
 use crate::events::{Healthy, WaitsFor};
 use crate::options::DryRun;
-use crate::watch::{self, Change, Seen};
+use crate::watch::{Change, Seen};
 
 pub(super) struct BudgetState {
     pub(super) pdb: PodDisruptionBudget,
@@ -84,26 +83,21 @@ pub(super) fn ack_ttl(ceiling: Duration) -> Duration {
     (ceiling * 2).max(Duration::from_secs(10))
 }
 
-impl Dispatcher {
+impl Core {
+    /// Starts the budget watch, once, in a drain that changes something.
     pub(super) fn ensure_pdb_watch(&mut self) {
-        if self.pdb_watch.is_some() || self.dry() != DryRun::None {
+        if self.budget_watch || self.dry() != DryRun::None {
             return;
         }
         let Some(rv) = self.budgets_rv.clone() else {
             return;
         };
-        let api: Api<PodDisruptionBudget> = Api::all(self.sh.client.clone());
-        self.pdb_watch = Some(tokio::spawn(watch::run(
-            api,
-            None,
-            rv,
-            self.sh.opts.chunk_size,
-            BUDGETS,
-            self.pdb_tx.clone(),
-            self.sh.req.clone(),
-            "poddisruptionbudgets",
-        )));
+        self.budget_watch = true;
+        self.out.push(Command::WatchBudgets {
+            resource_version: rv,
+        });
     }
+
     pub(super) fn covering(&self, pod: &Pod) -> Vec<String> {
         let empty = BTreeMap::new();
         let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
@@ -119,6 +113,7 @@ impl Dispatcher {
             .map(|(k, _)| k.clone())
             .collect()
     }
+
     /// The budget that, as far as the watched budgets say, keeps this pod from being evicted
     /// now: its single covering budget allows no disruption, or several budgets cover it.
     pub(super) fn budget_holding(&self, pod: &Pod) -> Option<String> {
@@ -137,6 +132,7 @@ impl Dispatcher {
             many => Some(many.iter().map(short).collect::<Vec<_>>().join(", ")),
         }
     }
+
     /// The healthy-pod counts of the one watched budget a pod waits for, once its controller
     /// has processed it.
     pub(super) fn healthy_of(
@@ -155,13 +151,14 @@ impl Dispatcher {
             has: st.current_healthy,
         })
     }
+
     pub(super) fn on_budgets(&mut self, s: Seen<PodDisruptionBudget>) {
-        let now = Instant::now();
+        let now = self.now.instant;
         let mut touched: Vec<String> = Vec::new();
         match s.change {
             Change::Upsert(b) => {
                 let key = budget::pdb_key(&b);
-                let ttl = ack_ttl(self.sh.opts.budget_retry_ceiling);
+                let ttl = ack_ttl(self.opts.budget_retry_ceiling);
                 match self.budgets.get_mut(&key) {
                     Some(e) => {
                         e.pdb = b;
@@ -194,15 +191,18 @@ impl Dispatcher {
         }
         self.wake_blocked_by(&touched, now);
     }
+
     /// Wakes the pods blocked by these budgets: their retry is due now if the budget allows.
     /// A budget event also wakes the pods under no known budget or under several (the list of
     /// budgets changed); a budget released by kdrain's own bookkeeping only wakes its own pods.
     pub(super) fn wake_blocked_by(&mut self, touched: &[String], now: Instant) {
         self.wake(touched, true, now);
     }
+
     pub(super) fn wake_own_pods(&mut self, touched: &[String], now: Instant) {
         self.wake(touched, false, now);
     }
+
     pub(super) fn wake(&mut self, touched: &[String], any_change: bool, now: Instant) {
         let uids: Vec<String> = self
             .live()
@@ -228,12 +228,13 @@ impl Dispatcher {
             }
         }
     }
+
     pub(super) fn expire_acks(&mut self) {
-        let now = Instant::now();
+        let now = self.now.instant;
         if self.acks_due.is_none_or(|d| now < d) {
             return;
         }
-        let ttl = ack_ttl(self.sh.opts.budget_retry_ceiling);
+        let ttl = ack_ttl(self.opts.budget_retry_ceiling);
         let mut due: Option<Instant> = None;
         let mut released = Vec::new();
         for (key, b) in self.budgets.iter_mut() {

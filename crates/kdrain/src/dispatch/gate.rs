@@ -5,19 +5,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Dispatcher;
-use super::answers::Done;
+use super::core::Command;
+use super::core::Core;
 use super::track::St;
 use crate::budget::{self, BudgetNow};
 use crate::events::{Event, WaitsFor};
-use crate::evict;
 use crate::options::DryRun;
 use crate::plan::Action;
 
-impl Dispatcher {
+impl Core {
     pub(super) fn dispatch(&mut self) {
-        let now = Instant::now();
-        let max = self.sh.opts.max_concurrent_evictions.max(1);
+        let now = self.now.instant;
+        let max = self.opts.max_concurrent_evictions.max(1);
         if self.inflight >= max {
             return;
         }
@@ -54,7 +53,7 @@ impl Dispatcher {
                         if b.effective() <= 0 {
                             // Blocked by our own view of the budget: send nothing, except one
                             // probe per budget and ceiling in case the view is stale.
-                            let ceiling = self.sh.opts.budget_retry_ceiling;
+                            let ceiling = self.opts.budget_retry_ceiling;
                             let probe = b.last_probe.is_none_or(|p| now >= p + ceiling)
                                 && self.tracks[&uid].st == St::Retry
                                 && self.tracks[&uid].by_budget;
@@ -72,7 +71,7 @@ impl Dispatcher {
                     // The server answers 500 for a pod under several budgets: ask only once per
                     // ceiling (in case our view is stale), and say which budgets.
                     self.ensure_pdb_watch();
-                    let ceiling = self.sh.opts.budget_retry_ceiling;
+                    let ceiling = self.opts.budget_retry_ceiling;
                     let probe = self.tracks[&uid]
                         .last_sent
                         .is_none_or(|l| now >= l + ceiling);
@@ -98,6 +97,7 @@ impl Dispatcher {
             self.send(&uid, spend, now);
         }
     }
+
     pub(super) fn block_locally(&mut self, uid: &str, key: &str, now: Instant) {
         let st = BudgetNow::of(&self.budgets[key].pdb);
         let name = key
@@ -113,7 +113,7 @@ impl Dispatcher {
         } else {
             format!("The disruption budget {name} is still being processed by the server.")
         };
-        let ceiling = self.sh.opts.budget_retry_ceiling;
+        let ceiling = self.opts.budget_retry_ceiling;
         self.set_blocked(
             uid,
             Some(name),
@@ -124,6 +124,7 @@ impl Dispatcher {
             now,
         );
     }
+
     /// A pod protected by `karpenter.sh/do-not-disrupt` for a while yet: nothing is sent before
     /// the protection ends, and a `Blocked` event (no budget) says until when and why. Dry runs
     /// change nothing, so they do not wait.
@@ -135,8 +136,8 @@ impl Dispatcher {
         if t.st != St::Queued || self.dry() != DryRun::None {
             return;
         }
-        let now = Instant::now();
-        let left = until.duration_since(jiff::Timestamp::now());
+        let now = self.now.instant;
+        let left = until.duration_since(self.now.wall);
         let Ok(left) = Duration::try_from(left) else {
             return; // already over
         };
@@ -155,6 +156,7 @@ impl Dispatcher {
             now,
         );
     }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn set_blocked(
         &mut self,
@@ -167,6 +169,7 @@ impl Dispatcher {
         now: Instant,
     ) {
         let by_budget = waits_for.is_budget();
+        let wall = self.now.wall;
         let node = self.nodes[self.tracks[uid].node].name.clone();
         let healthy = self.healthy_of(uid, by.as_deref(), waits_for);
         let t = self.tracks.get_mut(uid).expect("track");
@@ -177,7 +180,7 @@ impl Dispatcher {
         if by_budget {
             t.blocked_since.get_or_insert(now);
         }
-        let since = *t.blocked_first.get_or_insert_with(jiff::Timestamp::now);
+        let since = *t.blocked_first.get_or_insert(wall);
         let key = format!("{by:?}|{cause}");
         if t.last_cause.as_deref() != Some(key.as_str()) {
             t.last_cause = Some(key);
@@ -192,55 +195,52 @@ impl Dispatcher {
                 retry_in_seconds: (next.max(t.not_before.unwrap_or(next)) - now).as_secs_f64(),
                 since,
             };
-            self.sh.emit(ev);
+            self.emit(ev);
         }
     }
-    pub(super) fn send(&mut self, uid: &str, spend: Option<String>, _now: Instant) {
+
+    pub(super) fn send(&mut self, uid: &str, spend: Option<String>, now: Instant) {
         let dry = self.dry();
-        let grace = self.sh.opts.grace_override();
+        let wall = self.now.wall;
         let t = self.tracks.get_mut(uid).expect("track");
         t.st = St::InFlight;
         t.attempts += 1;
-        t.first_attempt.get_or_insert_with(jiff::Timestamp::now);
+        t.first_attempt.get_or_insert(wall);
         t.inflight_budget = spend;
-        t.last_sent = Some(Instant::now());
+        t.last_sent = Some(now);
         let n = &mut self.nodes[t.node];
         n.awaiting += 1;
         n.last_sent = t.last_sent;
         self.inflight += 1;
-        let node = self.nodes[t.node].name.clone();
-        let req = self.nodes[t.node].req.clone();
+        let node = t.node;
+        let name = self.nodes[node].name.clone();
         let r = t.r.clone();
         let action = t.action;
         let attempt = t.attempts;
         if action == Action::Delete {
-            self.sh.emit(Event::DeleteSent {
-                node,
+            self.emit(Event::DeleteSent {
+                node: name,
                 pod: r.clone(),
                 dry_run: dry,
             });
         } else {
-            self.sh.emit(Event::EvictionSent {
-                node,
+            self.emit(Event::EvictionSent {
+                node: name,
                 pod: r.clone(),
                 attempt,
                 dry_run: dry,
             });
         }
-        let client = self.sh.client.clone();
-        let tx = self.done_tx.clone();
-        let uid = uid.to_string();
-        tokio::spawn(async move {
-            let attempt = if action == Action::Delete {
-                evict::delete(&client, &r, grace, dry, &req).await
-            } else {
-                evict::evict(&client, &r, grace, dry, &req).await
-            };
-            let _ = tx.send(Done { uid, attempt });
+        self.out.push(Command::Send {
+            uid: uid.to_string(),
+            pod: r,
+            action,
+            node,
         });
     }
-    pub(super) fn retry_jitter(&self) -> Duration {
-        let cap = (self.sh.opts.budget_retry_ceiling / 10).min(Duration::from_millis(500));
-        Duration::from_millis(fastrand::u64(0..=cap.as_millis() as u64))
+
+    pub(super) fn retry_jitter(&mut self) -> Duration {
+        let cap = (self.opts.budget_retry_ceiling / 10).min(Duration::from_millis(500));
+        Duration::from_millis(self.rng.u64(0..=cap.as_millis() as u64))
     }
 }

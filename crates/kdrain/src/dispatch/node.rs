@@ -5,18 +5,16 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::Dispatcher;
+use super::core::{Command, Core, ListPurpose};
 use super::track::St;
 use crate::events::{Event, PodRef};
 use crate::options::DryRun;
 use crate::plan::Action;
 use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport};
 use crate::requests::Requests;
-use crate::watch;
+use crate::watch::Listed;
 
 /// One node of the drain.
 pub(super) struct NodeRun {
@@ -27,13 +25,16 @@ pub(super) struct NodeRun {
     pub(super) active: bool,
     pub(super) started: Option<Instant>,
     pub(super) deadline: Option<Instant>,
-    pub(super) watch: Option<JoinHandle<()>>,
+    /// The node's pod watch was started (and not stopped).
+    pub(super) watching: bool,
+    /// A LIST of the node's pods is in flight.
+    pub(super) listing: Option<ListPurpose>,
     pub(super) outcome: Option<NodeOutcome>,
     pub(super) seconds: f64,
     /// The node's tracks (indexes into [`Tracks`]), in plan order.
     pub(super) order: Vec<usize>,
     /// A superset of the node's tracks not done yet, so that the scans run on every event only
-    /// visit pods still in play (done ones are dropped by [`Dispatcher::compact_open`]).
+    /// visit pods still in play (done ones are dropped by [`Core::compact_open`]).
     pub(super) open: Vec<usize>,
     pub(super) final_list_retry: Option<Instant>,
     /// When the timeout was reached: nothing more is sent for this node, and it closes once the
@@ -51,11 +52,11 @@ pub(super) struct NodeRun {
 /// report says what really happened to those pods.
 pub(super) const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
 
-impl Dispatcher {
+impl Core {
     /// Stops everything: running nodes end like at a timeout (requests in flight answered
     /// first), nodes not started yet end at once with their pods left.
     pub(super) fn interrupt(&mut self) {
-        let now = Instant::now();
+        let now = self.now.instant;
         self.interrupted = Some(now);
         tracing::debug!("drain interrupted");
         for i in 0..self.nodes.len() {
@@ -85,38 +86,30 @@ impl Dispatcher {
                 error: error.clone(),
             });
             let node = n.name.clone();
-            self.sh.emit(Event::NodeFailed {
+            self.emit(Event::NodeFailed {
                 node,
                 error,
                 pending,
             });
         }
     }
+
     pub(super) fn activate(&mut self, i: usize) {
-        let now = Instant::now();
+        let now = self.now.instant;
         let n = &mut self.nodes[i];
         n.active = true;
         n.started = Some(now);
-        n.deadline = self
-            .sh
-            .opts
-            .timeout
-            .filter(|t| !t.is_zero())
-            .map(|t| now + t);
-        if self.sh.opts.dry_run == DryRun::None {
-            let api: Api<Pod> = Api::all(self.sh.client.clone());
-            n.watch = Some(tokio::spawn(watch::run(
-                api,
-                Some(format!("spec.nodeName={}", n.name)),
-                n.listed_rv.clone(),
-                self.sh.opts.chunk_size,
-                i,
-                self.pods_tx.clone(),
-                n.req.clone(),
-                "pods",
-            )));
+        n.deadline = self.opts.timeout.filter(|t| !t.is_zero()).map(|t| now + t);
+        if self.opts.dry_run == DryRun::None {
+            n.watching = true;
+            let watch = Command::WatchPods {
+                node: i,
+                name: n.name.clone(),
+                resource_version: n.listed_rv.clone(),
+            };
+            self.out.push(watch);
         }
-        if self.sh.opts.dry_run == DryRun::Server {
+        if self.opts.dry_run == DryRun::Server {
             // nothing changes in a server dry run: there is nothing to wait for
             for &ix in &self.nodes[i].order {
                 let t = self.tracks.at_mut(ix);
@@ -137,13 +130,14 @@ impl Dispatcher {
             .collect();
         let name = self.nodes[i].name.clone();
         for (pod, reason) in skipped {
-            self.sh.emit(Event::Skipped {
+            self.emit(Event::Skipped {
                 node: name.clone(),
                 pod,
                 reason,
             });
         }
     }
+
     /// Until when node `i` waits for answers to requests still in flight (none: nothing is).
     pub(super) fn answer_due(&self, i: usize) -> Option<Instant> {
         let n = &self.nodes[i];
@@ -152,16 +146,22 @@ impl Dispatcher {
         }
         n.last_sent.map(|sent| sent + IN_FLIGHT_GRACE)
     }
-    pub(super) async fn check_nodes(&mut self) {
-        let now = Instant::now();
+
+    /// Closes the nodes that are done (after a final LIST) and ends those past their deadline
+    /// (after a catch-up LIST).
+    pub(super) fn check_nodes(&mut self) {
+        let now = self.now.instant;
         for i in 0..self.nodes.len() {
-            if !self.nodes[i].active || self.nodes[i].outcome.is_some() {
+            if !self.nodes[i].active
+                || self.nodes[i].outcome.is_some()
+                || self.nodes[i].listing.is_some()
+            {
                 continue;
             }
             let open = self.nodes[i].open.iter().any(|&ix| {
                 let t = self.tracks.at(ix);
                 t.is_target() && !t.done()
-            });
+            }) || self.parked.iter().any(|(n, _)| *n == i);
             if !open {
                 if self.answer_due(i).is_some_and(|until| now < until) {
                     continue;
@@ -173,14 +173,7 @@ impl Dispatcher {
                 if self.nodes[i].final_list_retry.is_some_and(|r| r > now) {
                     continue;
                 }
-                match self.final_list(i).await {
-                    Ok(true) => self.close_node(i, now),
-                    Ok(false) => self.nodes[i].final_list_retry = None,
-                    Err(e) => {
-                        tracing::debug!(node = %self.nodes[i].name, "final list failed: {e}");
-                        self.nodes[i].final_list_retry = Some(now + Duration::from_secs(1));
-                    }
-                }
+                self.list_node(i, ListPurpose::Final);
                 continue;
             }
             if self.interrupted.is_some() || self.nodes[i].deadline.is_some_and(|d| now >= d) {
@@ -195,82 +188,118 @@ impl Dispatcher {
                     continue;
                 }
                 // A fresh LIST: pods gone but not yet reported by the watch are gone.
-                self.catch_up(i).await;
-                let timeout = self.sh.opts.timeout.unwrap_or_default().as_secs_f64();
-                let left: Vec<String> = self
-                    .tracks
-                    .iter()
-                    .filter(|(_, t)| t.node == i && t.is_target() && !t.done())
-                    .map(|(u, _)| u.clone())
-                    .collect();
-                for uid in left {
-                    let t = &self.tracks[&uid];
-                    let terminating = t.pod.metadata.deletion_timestamp.is_some();
-                    // Blocked by a budget last, or its budget still blocks it (a transient error
-                    // on the last probe does not make the budget any less the reason).
-                    let holds = self.budget_holding(&t.pod);
-                    let budget_blocks =
-                        t.by_budget || (t.blocked_first.is_some() && holds.is_some());
-                    let outcome = if budget_blocks
-                        && t.accepted.is_none()
-                        && t.st == St::Retry
-                        && !terminating
-                    {
-                        if !t.by_budget
-                            && let Some(name) = holds
-                        {
-                            self.tracks.get_mut(&uid).expect("track").blocked_by = Some(name);
-                        }
-                        PodOutcome::Blocked
-                    } else {
-                        let what = match (&t.st, t.action) {
-                            (_, Action::Wait) => "waiting for it to complete".to_string(),
-                            (St::Retry | St::Queued, _) if terminating => {
-                                "it is terminating, but kdrain's request was not seen accepted"
-                                    .to_string()
-                            }
-                            (St::InFlight, _) => {
-                                "no answer to the last request yet; it may still be carried out"
-                                    .to_string()
-                            }
-                            (St::Following, _) => "waiting for it to terminate".to_string(),
-                            (St::Queued, _) => {
-                                "not sent yet (earlier tiers still draining)".to_string()
-                            }
-                            _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
-                        };
-                        PodOutcome::Failed {
-                            error: if self.interrupted.is_some() {
-                                format!("interrupted ({what})")
-                            } else {
-                                format!("global timeout reached: {timeout}s ({what})")
-                            },
-                        }
-                    };
-                    let t = self.tracks.get_mut(&uid).expect("track");
-                    t.unblock(now);
-                    t.st = St::Done(outcome);
-                }
-                self.close_node(i, now);
+                self.list_node(i, ListPurpose::CatchUp);
             }
         }
     }
-    /// At the timeout: one fresh LIST, so that target pods already gone (the watch may lag
-    /// behind, or be cut) are reported gone. Best effort: on an error the report keeps what the
-    /// watch said.
-    pub(super) async fn catch_up(&mut self, i: usize) {
-        let api: Api<Pod> = Api::all(self.sh.client.clone());
-        let req = self.nodes[i].req.clone();
-        let listed =
-            match watch::list_node_pods(&api, &self.nodes[i].name, self.sh.opts.chunk_size, &req)
-                .await
+
+    fn list_node(&mut self, i: usize, purpose: ListPurpose) {
+        let n = &mut self.nodes[i];
+        n.listing = Some(purpose);
+        let list = Command::ListPods {
+            node: i,
+            name: n.name.clone(),
+            purpose,
+        };
+        self.out.push(list);
+    }
+
+    /// The answer to a LIST of node `i`.
+    pub(super) fn on_listed(
+        &mut self,
+        i: usize,
+        purpose: ListPurpose,
+        result: Result<Listed<Pod>, String>,
+    ) {
+        let now = self.now.instant;
+        self.nodes[i].listing = None;
+        if self.nodes[i].outcome.is_some() {
+            return;
+        }
+        match (purpose, result) {
+            (ListPurpose::Final, Ok(listed)) => {
+                if self.final_list(i, listed) {
+                    self.close_node(i, now);
+                } else {
+                    self.nodes[i].final_list_retry = None;
+                }
+            }
+            (ListPurpose::Final, Err(e)) => {
+                tracing::debug!(node = %self.nodes[i].name, "final list failed: {e}");
+                self.nodes[i].final_list_retry = Some(now + Duration::from_secs(1));
+            }
+            (ListPurpose::CatchUp, listed) => {
+                match listed {
+                    Ok(l) => self.catch_up(i, l),
+                    Err(e) => {
+                        // Best effort: the report keeps what the watch said.
+                        tracing::debug!(node = %self.nodes[i].name, "list at the timeout failed: {e}");
+                    }
+                }
+                self.end_expired(i, now);
+            }
+        }
+    }
+
+    /// Ends a node past its deadline (or interrupted): every target pod not done is left,
+    /// blocked when a budget is what holds it.
+    fn end_expired(&mut self, i: usize, now: Instant) {
+        let timeout = self.opts.timeout.unwrap_or_default().as_secs_f64();
+        let left: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.node == i && t.is_target() && !t.done())
+            .map(|(u, _)| u.clone())
+            .collect();
+        for uid in left {
+            let t = &self.tracks[&uid];
+            let terminating = t.pod.metadata.deletion_timestamp.is_some();
+            // Blocked by a budget last, or its budget still blocks it (a transient error
+            // on the last probe does not make the budget any less the reason).
+            let holds = self.budget_holding(&t.pod);
+            let budget_blocks = t.by_budget || (t.blocked_first.is_some() && holds.is_some());
+            let outcome = if budget_blocks
+                && t.accepted.is_none()
+                && t.st == St::Retry
+                && !terminating
             {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::debug!(node = %self.nodes[i].name, "list at the timeout failed: {e}");
-                    return;
+                if !t.by_budget
+                    && let Some(name) = holds
+                {
+                    self.tracks.get_mut(&uid).expect("track").blocked_by = Some(name);
+                }
+                PodOutcome::Blocked
+            } else {
+                let what = match (&t.st, t.action) {
+                    (_, Action::Wait) => "waiting for it to complete".to_string(),
+                    (St::Retry | St::Queued, _) if terminating => {
+                        "it is terminating, but kdrain's request was not seen accepted".to_string()
+                    }
+                    (St::InFlight, _) => {
+                        "no answer to the last request yet; it may still be carried out".to_string()
+                    }
+                    (St::Following, _) => "waiting for it to terminate".to_string(),
+                    (St::Queued, _) => "not sent yet (earlier tiers still draining)".to_string(),
+                    _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
+                };
+                PodOutcome::Failed {
+                    error: if self.interrupted.is_some() {
+                        format!("interrupted ({what})")
+                    } else {
+                        format!("global timeout reached: {timeout}s ({what})")
+                    },
                 }
             };
+            let t = self.tracks.get_mut(&uid).expect("track");
+            t.unblock(now);
+            t.st = St::Done(outcome);
+        }
+        self.close_node(i, now);
+    }
+
+    /// At the timeout, a fresh LIST: target pods already gone (the watch may lag behind, or be
+    /// cut) are reported gone.
+    fn catch_up(&mut self, i: usize, listed: Listed<Pod>) {
         let present: HashSet<String> = listed
             .items
             .iter()
@@ -296,12 +325,9 @@ impl Dispatcher {
             }
         }
     }
+
     /// A fresh LIST of the node: true when no target pod is left (new pods are taken in).
-    pub(super) async fn final_list(&mut self, i: usize) -> Result<bool, kube::Error> {
-        let api: Api<Pod> = Api::all(self.sh.client.clone());
-        let req = self.nodes[i].req.clone();
-        let listed =
-            watch::list_node_pods(&api, &self.nodes[i].name, self.sh.opts.chunk_size, &req).await?;
+    fn final_list(&mut self, i: usize, listed: Listed<Pod>) -> bool {
         let mut clean = true;
         for p in listed.items {
             let uid = p.metadata.uid.clone().unwrap_or_default();
@@ -314,20 +340,15 @@ impl Dispatcher {
                     if !self.nodes[node].open.contains(&ix) {
                         self.nodes[node].open.push(ix);
                     }
+                    let retry = self.now.instant
+                        + self.opts.budget_retry_ceiling.min(Duration::from_secs(1));
                     let t = self.tracks.at_mut(ix);
                     if t.accepted.is_some() {
                         t.st = St::Following;
                     } else {
                         // e.g. a 404 from something other than the pod being gone: try again
                         t.st = St::Retry;
-                        t.next_at = Some(
-                            Instant::now()
-                                + self
-                                    .sh
-                                    .opts
-                                    .budget_retry_ceiling
-                                    .min(Duration::from_secs(1)),
-                        );
+                        t.next_at = Some(retry);
                     }
                     clean = false;
                 }
@@ -336,17 +357,19 @@ impl Dispatcher {
             if self.ignored.contains(&uid) {
                 continue;
             }
-            self.upsert_pod(i, p).await;
+            self.upsert_pod(i, p);
             if self
                 .tracks
                 .get(&uid)
                 .is_some_and(|t| t.is_target() && !t.done())
+                || self.is_parked(&uid)
             {
                 clean = false;
             }
         }
-        Ok(clean)
+        clean
     }
+
     pub(super) fn close_node(&mut self, i: usize, now: Instant) {
         let mut blocked = false;
         let mut left = Vec::new();
@@ -362,8 +385,8 @@ impl Dispatcher {
             }
         }
         let n = &mut self.nodes[i];
-        if let Some(h) = n.watch.take() {
-            h.abort();
+        if std::mem::take(&mut n.watching) {
+            self.out.push(Command::StopWatchingPods { node: i });
         }
         n.seconds = n.started.map(|s| (now - s).as_secs_f64()).unwrap_or(0.0);
         let outcome = if left.is_empty() {
@@ -376,9 +399,9 @@ impl Dispatcher {
         let name = n.name.clone();
         n.outcome = Some(outcome.clone());
         match outcome {
-            NodeOutcome::Drained => self.sh.emit(Event::NodeDrained {
+            NodeOutcome::Drained => self.emit(Event::NodeDrained {
                 node: name,
-                dry_run: self.sh.opts.dry_run,
+                dry_run: self.opts.dry_run,
             }),
             _ => {
                 let error = if blocked {
@@ -386,7 +409,7 @@ impl Dispatcher {
                 } else {
                     "pods left that could not be drained".to_string()
                 };
-                self.sh.emit(Event::NodeFailed {
+                self.emit(Event::NodeFailed {
                     node: name,
                     error,
                     pending: left,
@@ -399,8 +422,8 @@ impl Dispatcher {
             self.activate(next);
         }
     }
-    pub(super) fn reports(&self) -> Vec<NodeReport> {
-        let now = Instant::now();
+
+    pub(super) fn node_reports(&self, now: Instant) -> Vec<NodeReport> {
         self.nodes
             .iter()
             .map(|n| NodeReport {

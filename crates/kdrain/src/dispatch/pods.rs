@@ -4,25 +4,24 @@
 use std::collections::HashSet;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use tokio::time::Instant;
 
-use super::Dispatcher;
+use super::core::{Command, Core};
 use super::track::{St, new_track};
 use crate::events::Event;
 use crate::plan::{Action, pod_ref};
 use crate::report::PodOutcome;
-use crate::requests::Requests;
 use crate::select::{self, DaemonSetLookup};
 use crate::watch::{Change, Seen};
 
-impl Dispatcher {
-    pub(super) async fn on_pods(&mut self, s: Seen<Pod>) {
+impl Core {
+    pub(super) fn on_pods(&mut self, s: Seen<Pod>) {
         let node = s.source;
         match s.change {
-            Change::Upsert(p) => self.upsert_pod(node, p).await,
+            Change::Upsert(p) => self.upsert_pod(node, p),
             Change::Removed(p) => {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
+                self.parked
+                    .retain(|(_, q)| q.metadata.uid.as_ref() != Some(&uid));
                 if self.tracks.get(&uid).is_some_and(|t| t.is_target()) {
                     self.finish(&uid, PodOutcome::Gone);
                 }
@@ -41,13 +40,17 @@ impl Dispatcher {
                 for uid in gone {
                     self.finish(&uid, PodOutcome::Gone);
                 }
+                self.parked.retain(|(n, q)| {
+                    *n != node || q.metadata.uid.as_ref().is_some_and(|u| present.contains(u))
+                });
                 for p in pods {
-                    self.upsert_pod(node, p).await;
+                    self.upsert_pod(node, p);
                 }
             }
         }
     }
-    pub(super) async fn upsert_pod(&mut self, node: usize, p: Pod) {
+
+    pub(super) fn upsert_pod(&mut self, node: usize, p: Pod) {
         if let Some(field) = crate::drainer::missing_identity(&p) {
             tracing::warn!(node = %self.nodes[node].name, "ignoring a pod without {field} from the API server");
             return;
@@ -66,17 +69,14 @@ impl Dispatcher {
                 && !t.terminating_seen
             {
                 t.terminating_seen = true;
-                let left =
-                    dt.0.duration_since(jiff::Timestamp::now())
-                        .as_secs_f64()
-                        .max(0.0);
+                let left = dt.0.duration_since(self.now.wall).as_secs_f64().max(0.0);
                 let pod = t.r.clone();
                 if t.st == St::Retry && !t.by_budget && t.accepted.is_none() {
                     // terminating namespace: the namespace controller deletes it; just wait
                     t.st = St::Following;
-                    t.unblock(Instant::now());
+                    t.unblock(self.now.instant);
                 }
-                self.sh.emit(Event::Terminating {
+                self.emit(Event::Terminating {
                     node: node_name,
                     pod,
                     grace_left_seconds: left,
@@ -94,7 +94,6 @@ impl Dispatcher {
         let labels = p.metadata.labels.clone().unwrap_or_default();
         if self.nodes[node].outcome.is_some()
             || self
-                .sh
                 .pod_selector
                 .as_ref()
                 .is_some_and(|s| !s.matches(&labels))
@@ -103,16 +102,25 @@ impl Dispatcher {
             return;
         }
         let lookup = if select::is_daemonset_pod(&p) && !select::is_finished(&p) {
-            Some(self.daemonset_lookup(node, &p).await)
+            match self.daemonset_lookup(node, &p) {
+                Some(l) => Some(l),
+                None => {
+                    // selected once the lookup answers
+                    self.parked
+                        .retain(|(_, q)| q.metadata.uid.as_ref() != Some(&uid));
+                    self.parked.push((node, p));
+                    return;
+                }
+            }
         } else {
             None
         };
         let sel = select::select_pod(
             &p,
-            &self.sh.opts,
-            jiff::Timestamp::now(),
+            &self.opts,
+            self.now.wall,
             &|_| lookup.clone().unwrap_or(DaemonSetLookup::Found),
-            &self.sh.filters,
+            &self.filters,
         );
         let r = pod_ref(&p);
         let st = match sel.action {
@@ -139,7 +147,7 @@ impl Dispatcher {
         self.nodes[node].open.push(ix);
         match st {
             St::Queued | St::Following => {
-                self.sh.emit(Event::Warning {
+                self.emit(Event::Warning {
                     node: node_name,
                     message: format!(
                         "pod {r} landed on the node during the drain; draining it too"
@@ -147,12 +155,12 @@ impl Dispatcher {
                 });
                 self.hold_if_protected(ix);
             }
-            St::Done(PodOutcome::Skipped) => self.sh.emit(Event::Skipped {
+            St::Done(PodOutcome::Skipped) => self.emit(Event::Skipped {
                 node: node_name,
                 pod: r,
                 reason: sel.reason,
             }),
-            St::Done(PodOutcome::Failed { error }) => self.sh.emit(Event::PodFailed {
+            St::Done(PodOutcome::Failed { error }) => self.emit(Event::PodFailed {
                 node: node_name,
                 pod: r,
                 error,
@@ -160,28 +168,58 @@ impl Dispatcher {
             _ => {}
         }
     }
-    pub(super) async fn daemonset_lookup(&mut self, node: usize, p: &Pod) -> DaemonSetLookup {
-        let ns = p.metadata.namespace.clone().unwrap_or_default();
-        let name = select::controller_of(p)
-            .map(|o| o.name.clone())
-            .unwrap_or_default();
-        if let Some(l) = self.sh.ds_cache.get(&(ns.clone(), name.clone())) {
-            return l.clone();
+
+    /// The DaemonSet that controls a pod, if known; otherwise asks for it (once) and gives None.
+    fn daemonset_lookup(&mut self, node: usize, p: &Pod) -> Option<DaemonSetLookup> {
+        let key = daemonset_key(p);
+        if let Some(l) = self.ds_cache.get(&key) {
+            return Some(l.clone());
         }
-        let l = lookup_daemonset(&self.sh.client, &ns, &name, &self.nodes[node].req).await;
-        self.sh.ds_cache.insert((ns, name), l.clone());
-        l
+        if self.ds_pending.insert(key.clone()) {
+            self.out.push(Command::LookUpDaemonSet {
+                node,
+                namespace: key.0,
+                name: key.1,
+            });
+        }
+        None
     }
+
+    /// A DaemonSet lookup answered: the pods waiting for it are taken in.
+    pub(super) fn on_daemonset(
+        &mut self,
+        namespace: String,
+        name: String,
+        lookup: DaemonSetLookup,
+    ) {
+        let key = (namespace, name);
+        self.ds_pending.remove(&key);
+        self.ds_cache.insert(key.clone(), lookup);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|(_, p)| daemonset_key(p) == key);
+        self.parked = waiting;
+        for (node, p) in ready {
+            self.upsert_pod(node, p);
+        }
+    }
+
+    /// True while a pod waits for its DaemonSet's lookup.
+    pub(super) fn is_parked(&self, uid: &str) -> bool {
+        self.parked
+            .iter()
+            .any(|(_, p)| p.metadata.uid.as_deref() == Some(uid))
+    }
+
     pub(super) fn skip_stale_terminating(&mut self) {
         let Some(limit) = self
-            .sh
             .opts
             .skip_wait_for_delete_timeout
             .filter(|d| !d.is_zero())
         else {
             return;
         };
-        let now = jiff::Timestamp::now();
+        let now = self.now.wall;
         let stale: Vec<String> = self
             .live()
             .filter(|(_, t)| t.is_target() && matches!(t.st, St::Following | St::Retry))
@@ -202,32 +240,12 @@ impl Dispatcher {
     }
 }
 
-/// GETs the DaemonSet that controls a pod (as kubectl does) and says whether it exists.
-pub(crate) async fn lookup_daemonset(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    req: &Requests,
-) -> DaemonSetLookup {
-    use k8s_openapi::api::apps::v1::DaemonSet;
-    let api = Api::<DaemonSet>::namespaced(client.clone(), ns);
-    let got = crate::retry::idempotent("get daemonset", || {
-        req.count("get", "daemonsets");
-        api.get(name)
-    })
-    .await;
-    match got {
-        Ok(_) => DaemonSetLookup::Found,
-        Err(kube::Error::Api(s)) if s.code == 404 => DaemonSetLookup::NotFound {
-            message: if s.message.is_empty() {
-                format!("daemonsets.apps \"{name}\" not found")
-            } else {
-                s.message
-            },
-        },
-        Err(kube::Error::Api(s)) => DaemonSetLookup::Error { message: s.message },
-        Err(e) => DaemonSetLookup::Error {
-            message: e.to_string(),
-        },
-    }
+/// The (namespace, name) of the DaemonSet that controls a pod.
+fn daemonset_key(p: &Pod) -> (String, String) {
+    (
+        p.metadata.namespace.clone().unwrap_or_default(),
+        select::controller_of(p)
+            .map(|o| o.name.clone())
+            .unwrap_or_default(),
+    )
 }

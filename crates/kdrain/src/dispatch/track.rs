@@ -60,9 +60,11 @@ impl Track {
     pub(super) fn is_target(&self) -> bool {
         self.action.is_target()
     }
+
     pub(super) fn done(&self) -> bool {
         matches!(self.st, St::Done(_))
     }
+
     pub(super) fn unblock(&mut self, now: Instant) {
         if let Some(s) = self.blocked_since.take() {
             self.blocked_total += now - s;
@@ -129,24 +131,31 @@ impl Tracks {
         self.slab.push(t);
         ix
     }
+
     pub(super) fn idx(&self, uid: &str) -> Option<usize> {
         self.by_uid.get(uid).copied()
     }
+
     pub(super) fn at(&self, ix: usize) -> &Track {
         &self.slab[ix]
     }
+
     pub(super) fn at_mut(&mut self, ix: usize) -> &mut Track {
         &mut self.slab[ix]
     }
+
     pub(super) fn get(&self, uid: &str) -> Option<&Track> {
         self.idx(uid).map(|ix| &self.slab[ix])
     }
+
     pub(super) fn get_mut(&mut self, uid: &str) -> Option<&mut Track> {
         self.idx(uid).map(|ix| &mut self.slab[ix])
     }
+
     pub(super) fn contains_key(&self, uid: &str) -> bool {
         self.by_uid.contains_key(uid)
     }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &Track)> {
         self.slab.iter().map(|t| (&t.uid, t))
     }

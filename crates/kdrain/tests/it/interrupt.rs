@@ -164,3 +164,53 @@ faults:
     }
     no_violations(&sim);
 }
+
+#[tokio::test]
+async fn dropping_a_drain_ends_its_watches_at_once() {
+    // Bookmarks every 0.2 s: the server writes to every watch often, so it sees a client that
+    // went away within a bookmark instead of at the watch's timeout (290 s).
+    let sim = sim(r#"
+settings: {bookmarkSeconds: 0.2}
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 2, nodes: [n1], terminationSeconds: 0, readySeconds: 120}
+pdbs:
+  - {name: web, selector: {app: web}, maxUnavailable: 1}
+"#)
+    .await;
+    let (stop, task, mut rx) = start(&sim, fast(), &["n1"]);
+    // The first pod is gone and the second waits for a replacement that is Ready only after
+    // 120 s: the watches are quiet, so a watch left running (it ends only when it has a change
+    // to report and nobody to report it to) would stay open until its timeout.
+    until(&mut rx, |e| matches!(e, Event::Gone { .. })).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // the watches' requests may still be on their way
+    bounded(async {
+        while sim.open_watches() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        sim.open_watches(),
+        2,
+        "the pod watch of n1 and the budget watch"
+    );
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    drop(stop);
+    bounded(async {
+        while sim.open_watches() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let sent = evictions(&sim);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        evictions(&sim),
+        sent,
+        "nothing is sent once the drain is dropped"
+    );
+    assert_eq!(sim.open_watches(), 0);
+}

@@ -1,5 +1,5 @@
 //! The simulator's own endpoints under `/kubesim/`: request counters, the invariant log and
-//! the fault rules and the open snapshots of paged lists.
+//! the fault rules, the open snapshots of paged lists and the open watch streams.
 
 use axum::body::Bytes;
 use axum::http::Method;
@@ -32,6 +32,10 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> Res
         ("DELETE", "list-snapshots") => {
             json_response(200, &json!({"expired": shared.snapshots.expire_all()}))
         }
+        ("GET", "watches") => json_response(
+            200,
+            &json!({"open": shared.open_watches.load(std::sync::atomic::Ordering::SeqCst)}),
+        ),
         ("GET", "healthz") => json_response(200, &json!({"ok": true})),
         _ => error_response(&ApiError::path_not_found()),
     }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -36,6 +37,24 @@ struct Stream {
     shutdown: tokio::sync::watch::Receiver<bool>,
     metadata_only: bool,
     as_table: bool,
+    /// Counts the stream in [`Shared::open_watches`] while it lives.
+    _open: OpenWatch,
+}
+
+/// One open watch stream in [`Shared::open_watches`], from its start to its drop.
+struct OpenWatch(Arc<AtomicUsize>);
+
+impl OpenWatch {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        OpenWatch(count.clone())
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn line(ty: &str, obj: &Value) -> Bytes {
@@ -222,6 +241,7 @@ pub fn watch(
         shutdown: shared.shutdown.clone(),
         metadata_only,
         as_table: super::table::wants_table(headers),
+        _open: OpenWatch::new(&shared.open_watches),
     };
     let from_scratch = send_initial || rv_param.is_none_or(|v| v == "0");
     if from_scratch {

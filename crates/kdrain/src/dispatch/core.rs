@@ -1,0 +1,432 @@
+//! The dispatcher's decisions, free of I/O: [`Core::on`] takes one input (a watch change, an
+//! answer, a LIST, a timer tick, a stop) at a given time and returns what to do ([`Command`]s);
+//! [`Core::next_wake`] says when it next needs a [`Input::Tick`]. It reads no clock and starts
+//! nothing itself, so its tests drive it with synthetic pods, budgets and answers and a clock
+//! they move by hand (see `tests.rs`). The shell in `mod.rs` carries the commands out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use tokio::time::Instant;
+
+use super::NodeSetup;
+use super::answers::Answer;
+use super::budgets::BudgetState;
+use super::node::{IN_FLIGHT_GRACE, NodeRun};
+use super::track::{St, Track, Tracks, new_track};
+use crate::budget;
+use crate::events::{Event, PodRef};
+use crate::options::{DrainOptions, DryRun};
+use crate::plan::Action;
+use crate::report::{NodeReport, PodOutcome};
+use crate::select::{DaemonSetLookup, PodFilter};
+use crate::watch::{Listed, Seen};
+
+/// The time of an input: the monotonic clock for waits and deadlines, the wall clock for what
+/// the API writes as timestamps (deletion, do-not-disrupt durations) and for the report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Now {
+    /// For deadlines, retries and durations.
+    pub instant: Instant,
+    /// For timestamps.
+    pub wall: jiff::Timestamp,
+}
+
+/// Why a node's pods are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListPurpose {
+    /// No target pod is left as far as the watch says: a fresh LIST confirms it before the node
+    /// is reported drained (and takes in pods the watch has not shown yet).
+    Final,
+    /// The node timed out or the drain was interrupted: a fresh LIST says which pods are gone.
+    CatchUp,
+}
+
+/// Something that happened, for the core to act on.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// The drain starts: the first nodes are activated.
+    Start,
+    /// A change on a node's pod watch (`source` is the node's index).
+    Pods(Box<Seen<Pod>>),
+    /// A change on the budget watch.
+    Budgets(Box<Seen<PodDisruptionBudget>>),
+    /// The server answered an eviction or delete.
+    Answer(Answer),
+    /// The answer to a [`Command::LookUpDaemonSet`].
+    DaemonSet {
+        /// Namespace.
+        namespace: String,
+        /// The DaemonSet's name.
+        name: String,
+        /// What the GET found.
+        lookup: DaemonSetLookup,
+    },
+    /// The answer to a [`Command::ListPods`]; an error in words.
+    Listed {
+        /// The node's index.
+        node: usize,
+        /// Why it was listed.
+        purpose: ListPurpose,
+        /// The pods, or why the LIST failed.
+        result: Result<Listed<Pod>, String>,
+    },
+    /// The time given by [`Core::next_wake`] (or any time: a tick only re-examines).
+    Tick,
+    /// Stop: nothing more is sent, answers in flight are awaited, pods not gone are left.
+    Stop,
+}
+
+/// Something for the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Command {
+    /// Evict (or, for [`Action::Delete`], delete) a pod; answer with [`Input::Answer`].
+    Send {
+        /// The pod's UID (the answer names it).
+        uid: String,
+        /// The pod.
+        pod: PodRef,
+        /// [`Action::Evict`] or [`Action::Delete`].
+        action: Action,
+        /// The node's index (whose request counter counts it).
+        node: usize,
+    },
+    /// Watch a node's pods from a resourceVersion; changes come as [`Input::Pods`].
+    WatchPods {
+        /// The node's index.
+        node: usize,
+        /// The node's name.
+        name: String,
+        /// Where the watch starts.
+        resource_version: String,
+    },
+    /// Stop watching a node's pods.
+    StopWatchingPods {
+        /// The node's index.
+        node: usize,
+    },
+    /// Watch every budget from a resourceVersion; changes come as [`Input::Budgets`].
+    WatchBudgets {
+        /// Where the watch starts.
+        resource_version: String,
+    },
+    /// LIST a node's pods; the answer comes as [`Input::Listed`].
+    ListPods {
+        /// The node's index.
+        node: usize,
+        /// The node's name.
+        name: String,
+        /// Why.
+        purpose: ListPurpose,
+    },
+    /// GET a DaemonSet; the answer comes as [`Input::DaemonSet`].
+    LookUpDaemonSet {
+        /// The node whose pod needs it (whose request counter counts it).
+        node: usize,
+        /// Namespace.
+        namespace: String,
+        /// The DaemonSet's name.
+        name: String,
+    },
+    /// Send a progress event.
+    Emit(Event),
+}
+
+/// What the core needs that does not change during the drain.
+pub(crate) struct Config {
+    /// The drain's options.
+    pub opts: DrainOptions,
+    /// The caller's pod filters (for pods that land on a node during its drain).
+    pub filters: Vec<PodFilter>,
+    /// The parsed pod selector.
+    pub pod_selector: Option<selectors::LabelSelector>,
+    /// DaemonSets the plan already looked up, by (namespace, name).
+    pub ds_cache: HashMap<(String, String), DaemonSetLookup>,
+}
+
+/// The dispatcher's state. See the module's documentation.
+pub(crate) struct Core {
+    pub(super) opts: DrainOptions,
+    pub(super) filters: Vec<PodFilter>,
+    pub(super) pod_selector: Option<selectors::LabelSelector>,
+    pub(super) ds_cache: HashMap<(String, String), DaemonSetLookup>,
+    /// DaemonSet lookups asked for and not answered yet.
+    pub(super) ds_pending: HashSet<(String, String)>,
+    /// Pods that landed on a node during its drain, waiting for their DaemonSet's lookup
+    /// before they are selected (node index, pod).
+    pub(super) parked: Vec<(usize, Pod)>,
+    /// The time of the input being handled.
+    pub(super) now: Now,
+    /// The commands produced while handling it.
+    pub(super) out: Vec<Command>,
+    pub(super) rng: fastrand::Rng,
+    /// When the stop came: like a timeout for every node, and no node starts any more.
+    pub(super) interrupted: Option<Instant>,
+    pub(super) nodes: Vec<NodeRun>,
+    pub(super) tracks: Tracks,
+    pub(super) ignored: HashSet<String>,
+    pub(super) budgets: BTreeMap<String, BudgetState>,
+    pub(super) budgets_rv: Option<String>,
+    /// No pending acknowledgement expires before this (a lower bound, exact after each
+    /// [`Core::expire_acks`] pass), so the budgets are not rescanned on every event.
+    pub(super) acks_due: Option<Instant>,
+    /// The budget watch was asked for.
+    pub(super) budget_watch: bool,
+    pub(super) inflight: usize,
+    pub(super) seq: usize,
+}
+
+impl Core {
+    /// Prepares the core; `pdbs` is the budget list the plan used (None with
+    /// `disable_eviction`). `seed` seeds the retry jitter.
+    pub(crate) fn new(
+        cfg: Config,
+        setups: Vec<NodeSetup>,
+        pdbs: Option<Listed<PodDisruptionBudget>>,
+        now: Now,
+        seed: u64,
+    ) -> Self {
+        let mut d = Core {
+            opts: cfg.opts,
+            filters: cfg.filters,
+            pod_selector: cfg.pod_selector,
+            ds_cache: cfg.ds_cache,
+            ds_pending: HashSet::new(),
+            parked: Vec::new(),
+            now,
+            out: Vec::new(),
+            rng: fastrand::Rng::with_seed(seed),
+            interrupted: None,
+            nodes: Vec::new(),
+            tracks: Tracks::default(),
+            ignored: HashSet::new(),
+            budgets: BTreeMap::new(),
+            budgets_rv: None,
+            acks_due: None,
+            budget_watch: false,
+            inflight: 0,
+            seq: 0,
+        };
+        if let Some(l) = pdbs {
+            for b in l.items {
+                d.budgets
+                    .insert(budget::pdb_key(&b), BudgetState::new(b, 0, now.instant));
+            }
+            d.budgets_rv = Some(l.resource_version);
+        }
+        for (i, s) in setups.into_iter().enumerate() {
+            let pods: HashMap<String, &Pod> = s
+                .listed
+                .items
+                .iter()
+                .map(|p| (p.metadata.uid.clone().unwrap_or_default(), p))
+                .collect();
+            let mut order = Vec::new();
+            for pp in &s.plan.pods {
+                let Some(pod) = pods.get(&pp.uid) else {
+                    continue;
+                };
+                let st = match pp.action {
+                    Action::Evict | Action::Delete => St::Queued,
+                    Action::Wait => St::Following,
+                    Action::Skip => St::Done(PodOutcome::Skipped),
+                    Action::Refuse => St::Done(PodOutcome::Failed {
+                        error: pp.reason.clone(),
+                    }),
+                };
+                d.seq += 1;
+                let ix = d.tracks.insert(new_track(
+                    pp.uid.clone(),
+                    i,
+                    (*pod).clone(),
+                    pp.action,
+                    pp.reason.clone(),
+                    st,
+                    d.seq,
+                ));
+                d.tracks.at_mut(ix).protected_until = pp.protected_until;
+                order.push(ix);
+            }
+            for p in &s.listed.items {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                if !d.tracks.contains_key(&uid) {
+                    d.ignored.insert(uid);
+                }
+            }
+            d.nodes.push(NodeRun {
+                name: s.name,
+                was_cordoned: s.was_cordoned,
+                req: s.req,
+                listed_rv: s.listed.resource_version,
+                active: false,
+                started: None,
+                deadline: None,
+                watching: false,
+                listing: None,
+                outcome: None,
+                seconds: 0.0,
+                open: order
+                    .iter()
+                    .copied()
+                    .filter(|&ix| !d.tracks.at(ix).done())
+                    .collect(),
+                order,
+                final_list_retry: None,
+                expired: None,
+                awaiting: 0,
+                last_sent: None,
+            });
+        }
+        d
+    }
+
+    /// Handles one input at `now` and returns the commands it leads to, in order.
+    pub(crate) fn on(&mut self, input: Input, now: Now) -> Vec<Command> {
+        self.now = now;
+        match input {
+            Input::Start => {
+                if self.interrupted.is_none() {
+                    for i in 0..self.nodes.len().min(self.opts.parallel_nodes.max(1)) {
+                        self.activate(i);
+                    }
+                }
+            }
+            Input::Stop => {
+                if self.interrupted.is_none() {
+                    self.interrupt();
+                }
+            }
+            Input::Pods(s) => self.on_pods(*s),
+            Input::Budgets(s) => self.on_budgets(*s),
+            Input::Answer(a) => self.on_answer(a),
+            Input::DaemonSet {
+                namespace,
+                name,
+                lookup,
+            } => self.on_daemonset(namespace, name, lookup),
+            Input::Listed {
+                node,
+                purpose,
+                result,
+            } => self.on_listed(node, purpose, result),
+            Input::Tick => {}
+        }
+        self.step();
+        std::mem::take(&mut self.out)
+    }
+
+    /// What every input is followed by: expiries, sending what is due, and node checks, again
+    /// while a node was just activated (its pods are dispatched at once).
+    fn step(&mut self) {
+        loop {
+            self.compact_open();
+            self.expire_acks();
+            self.skip_stale_terminating();
+            self.dispatch();
+            let active = self.nodes.iter().filter(|n| n.active).count();
+            self.check_nodes();
+            if self.finished() || self.nodes.iter().filter(|n| n.active).count() == active {
+                return;
+            }
+        }
+    }
+
+    /// True once every node has its outcome.
+    pub(crate) fn finished(&self) -> bool {
+        self.nodes.iter().all(|n| n.outcome.is_some())
+    }
+
+    /// Queues a progress event.
+    pub(super) fn emit(&mut self, ev: Event) {
+        self.out.push(Command::Emit(ev));
+    }
+
+    pub(super) fn dry(&self) -> DryRun {
+        self.opts.dry_run
+    }
+
+    /// The tracks not done yet of the nodes being drained now (active and not finished).
+    pub(super) fn live(&self) -> impl Iterator<Item = (&String, &Track)> {
+        self.live_ix().map(|(_, t)| (&t.uid, t))
+    }
+
+    /// [`Self::live`] with each track's index.
+    pub(super) fn live_ix(&self) -> impl Iterator<Item = (usize, &Track)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.active && n.outcome.is_none())
+            .flat_map(|n| n.open.iter())
+            .map(|&ix| (ix, self.tracks.at(ix)))
+            .filter(|(_, t)| !t.done())
+    }
+
+    /// The lowest tier with pods still to go, per node (Karpenter's order).
+    pub(super) fn open_tiers(&self) -> Vec<u8> {
+        let mut open = vec![u8::MAX; self.nodes.len()];
+        for (_, t) in self.live() {
+            if t.is_target() && !t.done() && t.tier < open[t.node] {
+                open[t.node] = t.tier;
+            }
+        }
+        open
+    }
+
+    /// Drops the tracks that are done from the running nodes' open lists.
+    fn compact_open(&mut self) {
+        let tracks = &self.tracks;
+        for n in self.nodes.iter_mut().filter(|n| n.active) {
+            n.open.retain(|&ix| !tracks.at(ix).done());
+        }
+    }
+
+    /// When the core next needs a [`Input::Tick`] (None: only other inputs can change anything).
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        let skip_wait = self
+            .opts
+            .skip_wait_for_delete_timeout
+            .filter(|d| !d.is_zero());
+        for (_, t) in self.live() {
+            if t.st == St::Retry
+                && let Some(n) = t.next_at
+            {
+                at(n.max(t.not_before.unwrap_or(n)));
+            }
+            if let Some(limit) = skip_wait
+                && matches!(t.st, St::Following | St::Retry)
+                && let Some(dt) = t.pod.metadata.deletion_timestamp.as_ref()
+            {
+                let due = dt.0 + jiff::SignedDuration::from_secs(limit.as_secs() as i64 + 1);
+                let secs = due.duration_since(self.now.wall).as_secs_f64().max(0.0);
+                at(self.now.instant + Duration::from_secs_f64(secs));
+            }
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.outcome.is_none() {
+                match (n.deadline, n.expired) {
+                    (_, Some(e)) => at(e + IN_FLIGHT_GRACE),
+                    (Some(d), None) => at(d),
+                    (None, None) => {}
+                }
+                if let Some(r) = n.final_list_retry {
+                    at(r);
+                }
+                if let Some(until) = self.answer_due(i) {
+                    at(until);
+                }
+            }
+        }
+        if let Some(due) = self.acks_due {
+            at(due);
+        }
+        wake
+    }
+
+    /// Every node's report at `now`.
+    pub(crate) fn reports(&self, now: Now) -> Vec<NodeReport> {
+        self.node_reports(now.instant)
+    }
+}
