@@ -69,10 +69,10 @@ enum ControlPlane {
     },
     /// Start the control plane on 127.0.0.1 and wait until it is healthy.
     Up {
-        /// Where to write the admin kubeconfig (default: <run dir>/kubeconfig).
+        /// Where to write the admin kubeconfig (default: `<run dir>/kubeconfig`).
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
-        /// Where the API server writes its JSON-lines audit log (default: <run dir>/audit.jsonl).
+        /// Where the API server writes its JSON-lines audit log (default: `<run dir>/audit.jsonl`).
         #[arg(long)]
         audit_log: Option<PathBuf>,
         /// First of six consecutive loopback ports (etcd, etcd peer, API server,

@@ -52,7 +52,7 @@ async fn demo_json_ends_with_a_result() {
 }
 
 /// Replaces what changes between runs: durations, ports, request totals, generated pod names.
-fn redact(screen: &str) -> String {
+pub(crate) fn redact(screen: &str) -> String {
     let mut lines = Vec::new();
     for line in screen.lines() {
         let line = line.trim_end();
@@ -124,7 +124,7 @@ fn is_duration(word: &str) -> bool {
 
 /// The shape of the live view in one frame: header, node bar, one blocked line and one
 /// terminating line, with numbers, bar fill and pod names made stable.
-fn live_shape(screen: &str) -> String {
+pub(crate) fn live_shape(screen: &str) -> String {
     let collapse = |l: &str| {
         l.split_whitespace()
             .map(|w| if is_duration(w) { "<t>" } else { w })

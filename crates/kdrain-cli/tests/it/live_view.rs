@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::demo::Tmux;
+use crate::demo::{Tmux, live_shape, redact};
 
 /// How rows of the demo's screen may begin.
 const ROW_STARTS: [&str; 12] = [
@@ -108,7 +108,7 @@ fn tmux_missing() -> bool {
     missing
 }
 
-async fn check(columns: u16, resize_to: Option<u16>) {
+async fn check(columns: u16, resize_to: Option<u16>) -> Vec<String> {
     let seen = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::task::spawn_blocking(move || screens(columns, resize_to)),
@@ -154,6 +154,7 @@ async fn check(columns: u16, resize_to: Option<u16>) {
             .all(|l| l.contains(" · waits for budget web: needs ") && !l.contains("retry in")),
         "{blocked_rows:#?}"
     );
+    seen
 }
 
 #[tokio::test]
@@ -163,11 +164,87 @@ async fn the_live_view_fits_80_columns() {
     }
 }
 
+/// Also keeps the README's samples of the live view (110 columns) true: they must match this
+/// run (timings, port and generated names aside); `KDRAIN_UPDATE_README=1` rewrites them from it.
 #[tokio::test]
 async fn the_live_view_fits_110_columns() {
-    if !tmux_missing() {
-        check(110, None).await;
+    if tmux_missing() {
+        return;
     }
+    let seen = check(110, None).await;
+    let frames: Vec<&String> = seen
+        .iter()
+        .filter(|s| s.contains("    blocked ") && s.contains("    terminating "))
+        .collect();
+    // a frame from the middle of the drain, when some pods are gone and some still wait
+    let live = frames[frames.len() / 2];
+    let live = rows(live, "kubesim is serving ");
+    let end = rows(seen.last().expect("a screen"), "kdrain: drained ");
+    let end: Vec<String> = end
+        .into_iter()
+        .filter(|r| !r.starts_with("[exit "))
+        .collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md");
+    if std::env::var_os("KDRAIN_UPDATE_README").is_some() {
+        let updated = replace_sample(&readme, "live-110", &live);
+        let updated = replace_sample(&updated, "end-110", &end);
+        std::fs::write(&path, updated).expect("write README.md");
+        return;
+    }
+    let hint = "the README's sample differs from the demo; rewrite it with KDRAIN_UPDATE_README=1 cargo test -p kdrain-cli --test it live_view";
+    let readme_live = sample(&readme, "live-110").join("\n");
+    assert_eq!(
+        live_shape(&readme_live),
+        live_shape(&live.join("\n")),
+        "{hint}"
+    );
+    let readme_end = sample(&readme, "end-110").join("\n");
+    assert_eq!(redact(&readme_end), redact(&end.join("\n")), "{hint}");
+    // the request count is exact: the README said 14 while a run made 21
+    let requests = |text: &str| {
+        text.lines()
+            .find(|l| l.ends_with(" API request(s)"))
+            .map(str::to_string)
+            .and_then(|l| l.rsplit(' ').nth(2).map(str::to_string))
+    };
+    assert_eq!(requests(&readme_end), requests(&end.join("\n")), "{hint}");
+}
+
+/// The rows of `screen` from the first one starting with `from`, trimmed, blank ones left out.
+fn rows(screen: &str, from: &str) -> Vec<String> {
+    screen
+        .lines()
+        .map(str::trim_end)
+        .skip_while(|r| !r.starts_with(from))
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lines of the README's code block after `<!-- sample NAME: ... -->`.
+fn sample(readme: &str, name: &str) -> Vec<String> {
+    let marker = format!("<!-- sample {name}:");
+    let start = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in README.md"));
+    readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| *l != "```")
+        .map(str::to_string)
+        .collect()
+}
+
+/// `readme` with the code block after `<!-- sample NAME: ... -->` replaced by `lines`.
+fn replace_sample(readme: &str, name: &str, lines: &[String]) -> String {
+    let marker = format!("<!-- sample {name}:");
+    let start = readme.find(&marker).expect("marker");
+    let open = start + readme[start..].find("```text\n").expect("code block") + "```text\n".len();
+    let close = open + readme[open..].find("```").expect("end of the code block");
+    let mut body = lines.join("\n");
+    body.push('\n');
+    format!("{}{body}{}", &readme[..open], &readme[close..])
 }
 
 #[tokio::test]
