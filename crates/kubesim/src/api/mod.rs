@@ -5,7 +5,9 @@ mod admin;
 mod delete;
 mod delete_options;
 mod discovery;
+mod fields;
 mod list;
+mod openapi;
 mod protobuf;
 mod query;
 mod scale;
@@ -64,6 +66,8 @@ enum Route {
     Admin(String),
     /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`.
     AccessReview,
+    /// `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<group-version path>`.
+    OpenApi(String),
 }
 
 fn parse_path(path: &str) -> Option<Route> {
@@ -77,6 +81,7 @@ fn parse_path(path: &str) -> Option<Route> {
         ["api"] => return Some(Route::Api),
         ["apis"] => return Some(Route::Apis),
         ["kubesim", rest @ ..] => return Some(Route::Admin(rest.join("/"))),
+        ["openapi", rest @ ..] => return Some(Route::OpenApi(rest.join("/"))),
         [
             "apis",
             "authorization.k8s.io",
@@ -358,6 +363,17 @@ pub async fn handle(
             respond(access_review(&shared, user.as_deref(), &body))
         }
         Route::AccessReview => error_response(&ApiError::method_not_allowed(method.as_str())),
+        Route::OpenApi(_) if method != Method::GET => {
+            error_response(&ApiError::method_not_allowed(method.as_str()))
+        }
+        Route::OpenApi(p) => match p.as_str() {
+            "v2" => json_bytes(200, openapi::v2().to_vec(), "application/json"),
+            "v3" => json_bytes(200, openapi::v3_index(), "application/json"),
+            _ => match p.strip_prefix("v3/").and_then(openapi::v3_group_version) {
+                Some(d) => json_bytes(200, d.to_vec(), "application/json"),
+                None => error_response(&ApiError::path_not_found()),
+            },
+        },
         Route::Resource(t) => {
             let watch_cut = fault.as_ref().and_then(|f| f.watch_cut_seconds);
             let event_delay = fault

@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::fields::{self, with_warnings};
 use super::{Query, Target, json_response};
 use crate::error::{ApiError, ApiResult};
 use crate::resources::{NAMESPACES, PDBS, PODS, RESOURCES, ResId};
@@ -138,9 +139,10 @@ pub fn create(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
         return Err(ApiError::method_not_allowed("POST"));
     }
     let r = &RESOURCES[t.res];
-    let obj = parse_body(body)?;
+    let directive = fields::directive(q, "CreateOptions")?;
+    let mut obj = parse_body(body)?;
+    let warnings = fields::check_body(t.res, &mut obj, directive)?;
     check_namespace_matches(&obj, t)?;
-    let mut obj = obj;
     if meta::name(&obj).is_empty() {
         match obj["metadata"]["generateName"].as_str() {
             Some(g) if !g.is_empty() => {
@@ -167,7 +169,7 @@ pub fn create(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     }
     let obj = prepare_create(t.res, obj, &ns);
     let out = insert_new(&mut st, t.res, obj, q.dry_run())?;
-    Ok(json_response(201, &out))
+    Ok(with_warnings(json_response(201, &out), &warnings))
 }
 
 /// Merge a client-supplied new version onto the stored one (U-2, U-3, U-4).
@@ -248,7 +250,9 @@ pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     }
     let r = &RESOURCES[t.res];
     let name = t.name.as_deref().unwrap_or("");
-    let obj = parse_body(body)?;
+    let directive = fields::directive(q, "UpdateOptions")?;
+    let mut obj = parse_body(body)?;
+    let warnings = fields::check_body(t.res, &mut obj, directive)?;
     check_namespace_matches(&obj, t)?;
     if meta::name(&obj) != name {
         return Err(ApiError::bad_request(format!(
@@ -279,7 +283,7 @@ pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     }
     let next = prepare_update(t.res, &old, obj, t.sub.as_deref());
     let out = commit_update(&mut st, t.res, next, q.dry_run());
-    Ok(json_response(200, &out))
+    Ok(with_warnings(json_response(200, &out), &warnings))
 }
 
 const PATCH_TYPES: &[&str] = &[
@@ -315,6 +319,7 @@ pub fn patch(
         return Err(ApiError::unsupported_media(PATCH_TYPES));
     }
     let apply = ct == "application/apply-patch+yaml";
+    let directive = fields::directive(q, "PatchOptions")?;
     if apply && q.non_empty("fieldManager").is_none() {
         return Err(ApiError::invalid(
             "PatchOptions",
@@ -355,9 +360,10 @@ pub fn patch(
             }
             let mut obj = patch_value;
             obj["metadata"]["name"] = json!(name);
+            let warnings = fields::check_body(t.res, &mut obj, directive)?;
             let obj = prepare_create(t.res, obj, &ns);
             let out = insert_new(&mut st, t.res, obj, q.dry_run())?;
-            return Ok(json_response(201, &out));
+            return Ok(with_warnings(json_response(201, &out), &warnings));
         }
         return Err(ApiError::not_found(r.group, r.plural, name));
     };
@@ -377,10 +383,11 @@ pub fn patch(
         "application/merge-patch+json" => json_patch::merge(&mut doc, &patch_value),
         _ => patch::merge(&mut doc, &patch_value),
     }
+    let warnings = fields::check_patched(t.res, &old, &mut doc, directive)?;
     if meta::rv(&doc) != meta::rv(&old) && !meta::rv(&doc).is_empty() {
         return Err(ApiError::stale(r.group, r.plural, name));
     }
     let next = prepare_update(t.res, &old, doc, t.sub.as_deref());
     let out = commit_update(&mut st, t.res, next, q.dry_run());
-    Ok(json_response(200, &out))
+    Ok(with_warnings(json_response(200, &out), &warnings))
 }

@@ -44,6 +44,13 @@ impl Kubectl {
         Kubectl { dir }
     }
 
+    /// A file in this kubectl's directory with `text` in it; returns its path.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
     pub async fn run(&self, args: &[&str]) -> Run {
         let kc = self.dir.path().join("kubeconfig");
         let cache = self.dir.path().join("cache");

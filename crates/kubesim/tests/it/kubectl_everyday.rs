@@ -349,3 +349,241 @@ async fn get_all_lists_the_all_category_and_short_names_resolve() {
         r.stderr
     );
 }
+
+#[tokio::test]
+async fn explain_reads_the_openapi_v3_documents() {
+    let s = sim(NODES).await;
+    let k = Kubectl::new(&s);
+    let r = k.run(&["explain", "pods"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = r.out_lines();
+    assert_eq!(lines[..2], ["KIND:       Pod", "VERSION:    v1"]);
+    assert!(
+        lines.contains(&"DESCRIPTION:") && lines.contains(&"FIELDS:"),
+        "{}",
+        r.stdout
+    );
+    for field in [
+        "  apiVersion\t<string>",
+        "  kind\t<string>",
+        "  metadata\t<ObjectMeta>",
+        "  spec\t<PodSpec>",
+        "  status\t<PodStatus>",
+    ] {
+        assert!(lines.contains(&field), "{field:?} in\n{}", r.stdout);
+    }
+    let r = k.run(&["explain", "deployment.spec.replicas"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("GROUP:      apps\nKIND:       Deployment\nVERSION:    v1\n\nFIELD: replicas <integer>\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Number of desired pods."), "{}", r.stdout);
+    // Required fields and list types are the real server's.
+    let r = k.run(&["explain", "pods.spec.containers"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("FIELD: containers <[]Container>"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("  name\t<string> -required-"),
+        "{}",
+        r.stdout
+    );
+    let r = k.run(&["explain", "pdb.spec.maxUnavailable"]).await;
+    assert!(
+        r.stdout.contains("FIELD: maxUnavailable <IntOrString>"),
+        "{}",
+        r.stdout
+    );
+    let r = k.run(&["explain", "sts.spec", "--recursive"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("\n  serviceName\t<string>\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("\n  template\t<PodTemplateSpec> -required-\n"),
+        "{}",
+        r.stdout
+    );
+    let r = k.run(&["explain", "pods.spec.nope"]).await;
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (1, "error: field \"nope\" does not exist\n")
+    );
+    let r = k.run(&["explain", "nopes"]).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "the server doesn't have a resource type \"nopes\"\n"
+    );
+}
+
+const DEPLOYMENT_YAML: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports: [{containerPort: 80}]
+      - name: sidecar
+        image: busybox
+";
+
+fn deployments(s: &Sim) -> Api<Deployment> {
+    Api::default_namespaced(s.client())
+}
+
+#[tokio::test]
+async fn apply_creates_configures_and_leaves_unchanged() {
+    let s = sim(NODES).await;
+    let k = Kubectl::new(&s);
+    let f = k.file("deployment.yaml", DEPLOYMENT_YAML);
+    let r = k.run(&["apply", "-f", &f]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "deployment.apps/web created\n", "")
+    );
+    let d = deployments(&s).get("web").await.unwrap();
+    assert!(
+        d.metadata
+            .annotations
+            .unwrap()
+            .contains_key("kubectl.kubernetes.io/last-applied-configuration")
+    );
+    let r = k.run(&["apply", "-f", &f]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "deployment.apps/web unchanged\n")
+    );
+    // One container fewer and another replica count: the strategic merge patch computed from
+    // the OpenAPI v3 patch metadata removes the container by name.
+    let changed = DEPLOYMENT_YAML
+        .replace("replicas: 2", "replicas: 3")
+        .replace("      - name: sidecar\n        image: busybox\n", "");
+    let f = k.file("deployment.yaml", &changed);
+    let r = k.run(&["apply", "-f", &f]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (0, "deployment.apps/web configured\n", "")
+    );
+    let d = deployments(&s).get("web").await.unwrap();
+    assert_eq!(d.spec.replicas, Some(3));
+    let names: Vec<String> = d
+        .spec
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["nginx"]);
+    // kubectl found what it needs (fieldValidation support, patch metadata) in the v3 documents.
+    let paths: Vec<String> = s.requests().iter().map(|r| r.resource.clone()).collect();
+    assert!(
+        paths.contains(&"/openapi/v3/apis/apps/v1".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/openapi/v2")),
+        "{paths:?}"
+    );
+    eventually("3 ready replicas", || async {
+        let d = deployments(&s).get("web").await.unwrap();
+        (d.status.and_then(|st| st.ready_replicas) == Some(3)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn field_validation_strict_warn_and_ignore() {
+    let s = sim(NODES).await;
+    let k = Kubectl::new(&s);
+    let typo = DEPLOYMENT_YAML.replace("  replicas: 2\n", "  replicas: 2\n  replica: 5\n");
+    let f = k.file("typo.yaml", &typo);
+    // kubectl's default is strict: the server refuses and nothing is created.
+    let r = k.run(&["apply", "-f", &f]).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (BadRequest): error when creating \"{f}\": Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replica\"\n"
+        )
+    );
+    assert!(deployments(&s).get_opt("web").await.unwrap().is_none());
+    // Warn: created without the field, one warning.
+    let r = k.run(&["create", "-f", &f, "--validate=warn"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "deployment.apps/web created\n");
+    assert_eq!(r.stderr, "Warning: unknown field \"spec.replica\"\n");
+    let stored = serde_json::to_value(deployments(&s).get("web").await.unwrap()).unwrap();
+    assert!(stored["spec"].get("replica").is_none(), "{stored}");
+    // Ignore: silent, and the field is dropped all the same.
+    let other = typo.replace("name: web\n  labels", "name: web2\n  labels");
+    let f2 = k.file("typo2.yaml", &other);
+    let r = k.run(&["create", "-f", &f2, "--validate=false"]).await;
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    let stored = serde_json::to_value(deployments(&s).get("web2").await.unwrap()).unwrap();
+    assert!(stored["spec"].get("replica").is_none(), "{stored}");
+    // A patch that adds an unknown field: strict refuses with the real 422 (kubectl patch sends
+    // no fieldValidation, so the kube client asks for Strict here).
+    let pp = kube::api::PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..Default::default()
+    };
+    let patch = serde_json::json!({"spec": {"paused": true, "pausd": true}});
+    let e = deployments(&s)
+        .patch("web", &pp, &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(st) = e else {
+        panic!("an API error: {e}")
+    };
+    assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"));
+    assert!(
+        st.message
+            .starts_with(" \"\" is invalid: patch: Invalid value: \"{"),
+        "{}",
+        st.message
+    );
+    assert!(
+        st.message
+            .ends_with("}\": strict decoding error: unknown field \"spec.pausd\""),
+        "{}",
+        st.message
+    );
+    assert_eq!(deployments(&s).get("web").await.unwrap().spec.paused, None);
+    let r = k
+        .run(&[
+            "patch",
+            "deployment",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":true,"pausd":true}}"#,
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "Warning: unknown field \"spec.pausd\"\n");
+    assert_eq!(
+        deployments(&s).get("web").await.unwrap().spec.paused,
+        Some(true)
+    );
+}
