@@ -184,11 +184,13 @@ impl Core {
                 },
             ),
             Attempt::Transient { code, message } => {
+                let seed = self.rng.u64(..);
                 let b = t.backoff.get_or_insert_with(|| {
                     backon::ExponentialBuilder::default()
                         .with_min_delay(Duration::from_millis(200))
                         .with_max_delay(Duration::from_secs(10))
                         .with_jitter()
+                        .with_jitter_seed(seed)
                         .without_max_times()
                         .build()
                 });

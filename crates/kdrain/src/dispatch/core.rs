@@ -382,9 +382,17 @@ impl Core {
     }
 
     /// When the core next needs a [`Input::Tick`] (None: only other inputs can change anything).
+    /// Always later than the last input: everything due by then was done while handling it,
+    /// and what is still waiting waits for another input (an answer, a free slot, an earlier
+    /// tier), so a wake-up at a past time would only spin.
     pub(crate) fn next_wake(&self) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
-        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        let last = self.now.instant;
+        let mut at = |t: Instant| {
+            if t > last {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
         let skip_wait = self
             .opts
             .skip_wait_for_delete_timeout
