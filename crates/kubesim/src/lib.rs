@@ -11,6 +11,7 @@ mod auth;
 mod builder;
 mod controllers;
 mod error;
+mod events;
 mod eviction;
 mod faults;
 mod filter;

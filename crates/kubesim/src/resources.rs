@@ -229,6 +229,8 @@ pub const NAMESPACES: ResId = 0;
 pub const NODES: ResId = 1;
 /// Table index of Pods.
 pub const PODS: ResId = 2;
+/// Table index of Events.
+pub const EVENTS: ResId = 3;
 /// Table index of PodDisruptionBudgets.
 pub const PDBS: ResId = 4;
 /// Table index of DaemonSets.

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use super::list::to_metadata;
 use crate::meta;
 use crate::resources::{
-    DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, ResId, STATEFULSETS,
+    DAEMONSETS, DEPLOYMENTS, EVENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, ResId,
+    STATEFULSETS,
 };
 
 /// Whether the client's preferred representation is a Table.
@@ -20,10 +21,12 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
 
 /// kubectl's short age format.
 fn age(o: &Value) -> String {
-    let Some(t) = o["metadata"]["creationTimestamp"]
-        .as_str()
-        .and_then(meta::parse_time)
-    else {
+    since(&o["metadata"]["creationTimestamp"])
+}
+
+/// The time since a timestamp in kubectl's short format (`<unknown>` when absent).
+fn since(ts: &Value) -> String {
+    let Some(t) = ts.as_str().and_then(meta::parse_time) else {
         return "<unknown>".into();
     };
     let s = (jiff::Timestamp::now().as_second() - t.as_second()).max(0);
@@ -72,6 +75,7 @@ fn columns(res: ResId) -> Vec<Value> {
         STATEFULSETS => &[("Name", STR), ("Ready", STR), ("Age", STR)],
         DAEMONSETS => &[("Name", STR), ("Desired", INT), ("Current", INT), ("Ready", INT), ("Up-to-date", INT), ("Available", INT), ("Age", STR)],
         NAMESPACES => &[("Name", STR), ("Status", STR), ("Age", STR)],
+        EVENTS => &[("Last Seen", STR), ("Type", STR), ("Reason", STR), ("Object", STR), ("Subobject", WIDE), ("Source", WIDE), ("Message", STR), ("First Seen", WIDE), ("Count", WIDE), ("Name", WIDE)],
         _ => &[("Name", STR), ("Age", STR)],
     };
     spec.iter().map(|&(name, (ty, priority))| col(name, ty, priority)).collect()
@@ -207,8 +211,67 @@ fn cells(res: ResId, o: &Value) -> Vec<Value> {
             json!(s["phase"].as_str().unwrap_or("Active")),
             json!(age(o)),
         ],
+        EVENTS => event_cells(o),
         _ => vec![name, json!(age(o))],
     }
+}
+
+/// The cells of an Event as the real event printer fills them (`printEvent`).
+fn event_cells(o: &Value) -> Vec<Value> {
+    let first = if o["firstTimestamp"].is_string() {
+        since(&o["firstTimestamp"])
+    } else {
+        since(&o["eventTime"])
+    };
+    let mut last = if o["lastTimestamp"].is_string() {
+        since(&o["lastTimestamp"])
+    } else {
+        first.clone()
+    };
+    let mut count = o["count"].as_i64().unwrap_or(0);
+    if o["series"].is_object() {
+        last = since(&o["series"]["lastObservedTime"]);
+        count = num(&o["series"]["count"]);
+    } else if count == 0 {
+        count = 1;
+    }
+    let io = &o["involvedObject"];
+    let kind = io["kind"].as_str().unwrap_or("").to_lowercase();
+    let target = match io["name"].as_str() {
+        Some(n) if !n.is_empty() => format!("{kind}/{n}"),
+        _ => kind,
+    };
+    let (component, host) = (
+        o["source"]["component"].as_str().unwrap_or(""),
+        o["source"]["host"].as_str().unwrap_or(""),
+    );
+    let source = if component.is_empty() && host.is_empty() {
+        let (c, i) = (
+            o["reportingComponent"].as_str().unwrap_or(""),
+            o["reportingInstance"].as_str().unwrap_or(""),
+        );
+        if i.is_empty() {
+            c.to_string()
+        } else {
+            format!("{c}, {i}")
+        }
+    } else if host.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {host}")
+    };
+    vec![
+        json!(last),
+        json!(o["type"].as_str().unwrap_or("")),
+        json!(o["reason"].as_str().unwrap_or("")),
+        json!(target),
+        json!(io["fieldPath"].as_str().unwrap_or("")),
+        json!(source),
+        json!(o["message"].as_str().unwrap_or("").trim()),
+        json!(first),
+        json!(count),
+        json!(meta::name(o)),
+    ]
 }
 
 /// A `meta.k8s.io/v1 Table` of the given objects.

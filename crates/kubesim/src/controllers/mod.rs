@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use crate::events::{Recorder, Source, Type};
 use crate::graceful::{self, DeleteOptions};
 use crate::meta::{self, Key};
 use crate::objects::PodParams;
@@ -67,6 +68,9 @@ pub struct Controllers {
     pdb_namespaces: HashSet<String>,
     gc: Vec<String>,
     events: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    recorder: Recorder,
+    /// Pods the kubelet started to stop, for its `Killing` events.
+    killing: Vec<(Key, String)>,
 }
 
 fn is_workload(res: ResId) -> bool {
@@ -93,6 +97,8 @@ impl Controllers {
             pdb_label_checks: Vec::new(),
             pdb_namespaces: HashSet::new(),
             gc: Vec::new(),
+            recorder: Recorder::default(),
+            killing: Vec::new(),
         }
     }
 
@@ -194,6 +200,7 @@ impl Controllers {
                 }
                 Some(_) => {}
                 None => {
+                    self.killing.push((key.clone(), uid.clone()));
                     self.terminating.insert(
                         uid,
                         Terminating {
@@ -355,6 +362,35 @@ impl Controllers {
     }
 
     fn kubelet(&mut self, st: &mut State, now: Instant) {
+        for (key, uid) in std::mem::take(&mut self.killing) {
+            if let Some(pod) = st.get(PODS, &key.0, &key.1)
+                && meta::uid(&pod) == uid
+            {
+                let node = meta::node_name(&pod).to_string();
+                let names: Vec<String> = pod["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["name"].as_str().map(String::from))
+                    .collect();
+                for c in names {
+                    self.recorder.event(
+                        st,
+                        PODS,
+                        &pod,
+                        &format!("spec.containers{{{c}}}"),
+                        Type::Normal,
+                        "Killing",
+                        format!("Stopping container {c}"),
+                        Source {
+                            component: "kubelet",
+                            host: &node,
+                            events_v1_action: None,
+                        },
+                    );
+                }
+            }
+        }
         let due: Vec<String> = self
             .terminating
             .iter()
@@ -455,7 +491,7 @@ impl Controllers {
             if !meta::node_name(&pod).is_empty() || meta::is_terminating(&pod) {
                 continue;
             }
-            if !scheduler::bind(st, &mut nodes, &pod) {
+            if !scheduler::bind(st, &mut nodes, &pod, &mut self.recorder) {
                 self.parked.insert(key);
             }
         }
@@ -543,7 +579,7 @@ impl Controllers {
         let mut params = self.shared.params.lock().unwrap_or_else(|p| p.into_inner());
         for (res, (ns, name)) in dirty {
             let t = std::time::Instant::now();
-            workloads::reconcile(st, &mut params, res, &ns, &name);
+            workloads::reconcile(st, &mut params, &mut self.recorder, res, &ns, &name);
             if t.elapsed() > Duration::from_millis(2) {
                 tracing::debug!(res, %name, took = ?t.elapsed(), "slow reconcile");
             }

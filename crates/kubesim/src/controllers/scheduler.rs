@@ -14,6 +14,7 @@ use sched::diagnosis::{self, NodeStatus};
 use sched::resources::{self, Resources};
 use serde_json::{Value, json};
 
+use crate::events::{Recorder, Source, Type};
 use crate::meta;
 use crate::resources::{NODES, PODS};
 use crate::scheduling;
@@ -192,10 +193,19 @@ fn pick(st: &State, nodes: &mut [Candidate], pod: &Value) -> Result<String, Stri
     }
 }
 
-/// Try to bind one pod; returns true when bound. A pod that fits nowhere gets
-/// `PodScheduled=False/Unschedulable` with the scheduler's message (written again only when the
-/// message changes).
-pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value) -> bool {
+/// The scheduler reports through the events/v1 recorder.
+fn scheduler_source(action: &'static str) -> Source<'static> {
+    Source {
+        component: "default-scheduler",
+        host: "",
+        events_v1_action: Some(action),
+    }
+}
+
+/// Try to bind one pod; returns true when bound, with a `Scheduled` event. A pod that fits
+/// nowhere gets `PodScheduled=False/Unschedulable` with the scheduler's message (written again
+/// only when the message changes) and a `FailedScheduling` event per attempt.
+pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value, rec: &mut Recorder) -> bool {
     let now = meta::now_rfc3339();
     let mut next = pod.clone();
     match pick(st, nodes, pod) {
@@ -205,7 +215,23 @@ pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value) -> bool {
                 &mut next,
                 json!({"type":"PodScheduled","status":"True","lastTransitionTime":now}),
             );
-            st.replace(PODS, next);
+            let message = format!(
+                "Successfully assigned {}/{} to {node}",
+                meta::namespace(pod),
+                meta::name(pod)
+            );
+            let bound = st.replace(PODS, next);
+            let src = scheduler_source("Binding");
+            rec.event(
+                st,
+                PODS,
+                &bound,
+                "",
+                Type::Normal,
+                "Scheduled",
+                message,
+                src,
+            );
             true
         }
         Err(message) => {
@@ -221,6 +247,17 @@ pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value) -> bool {
                 );
                 st.replace(PODS, next);
             }
+            let src = scheduler_source("Scheduling");
+            rec.event(
+                st,
+                PODS,
+                pod,
+                "",
+                Type::Warning,
+                "FailedScheduling",
+                message,
+                src,
+            );
             false
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::api::prepare_create;
+use crate::events::{Recorder, Source, Type};
 use crate::graceful::{self, DeleteOptions};
 use crate::meta;
 use crate::meta::Key;
@@ -43,11 +44,42 @@ fn unique_pod_name(st: &State, ns: &str, prefix: &str) -> String {
     }
 }
 
-fn create_pod(st: &mut State, owner: &Value, template: &Value, name: &str, node: Option<&str>) {
+/// Create a pod of a workload and record the controller's `SuccessfulCreate` event.
+#[allow(clippy::too_many_arguments)]
+fn create_pod(
+    st: &mut State,
+    rec: &mut Recorder,
+    res: ResId,
+    owner: &Value,
+    template: &Value,
+    name: &str,
+    node: Option<&str>,
+) {
     let ns = meta::namespace(owner);
     let pod = objects::pod_from_template(template, name, ns, Some(owner), node);
     let pod = prepare_create(PODS, pod, ns);
     st.insert(PODS, pod);
+    let (component, message) = match res {
+        STATEFULSETS => (
+            "statefulset-controller",
+            format!(
+                "create Pod {name} in StatefulSet {} successful",
+                meta::name(owner)
+            ),
+        ),
+        DAEMONSETS => ("daemonset-controller", format!("Created pod: {name}")),
+        _ => ("replicaset-controller", format!("Created pod: {name}")),
+    };
+    rec.event(
+        st,
+        res,
+        owner,
+        "",
+        Type::Normal,
+        "SuccessfulCreate",
+        message,
+        Source::controller(component),
+    );
 }
 
 fn write_status(st: &mut State, res: ResId, obj: &Value, status: Value) {
@@ -57,7 +89,14 @@ fn write_status(st: &mut State, res: ResId, obj: &Value, status: Value) {
 }
 
 /// Reconcile one workload object.
-pub fn reconcile(st: &mut State, params: &mut Params, res: ResId, ns: &str, name: &str) {
+pub fn reconcile(
+    st: &mut State,
+    params: &mut Params,
+    rec: &mut Recorder,
+    res: ResId,
+    ns: &str,
+    name: &str,
+) {
     let Some(obj) = st.get(res, ns, name) else {
         return;
     };
@@ -65,10 +104,10 @@ pub fn reconcile(st: &mut State, params: &mut Params, res: ResId, ns: &str, name
         return;
     }
     match res {
-        REPLICASETS => replica_set(st, &obj),
-        DEPLOYMENTS => deployment(st, params, &obj),
-        STATEFULSETS => stateful_set(st, &obj),
-        DAEMONSETS => daemon_set(st, &obj),
+        REPLICASETS => replica_set(st, rec, &obj),
+        DEPLOYMENTS => deployment(st, params, rec, &obj),
+        STATEFULSETS => stateful_set(st, rec, &obj),
+        DAEMONSETS => daemon_set(st, rec, &obj),
         _ => {}
     }
 }
@@ -77,7 +116,7 @@ fn delete_pod(st: &mut State, key: &Key) {
     let _ = graceful::delete_pod(st, &key.0, &key.1, &DeleteOptions::default());
 }
 
-fn replica_set(st: &mut State, rs: &Value) {
+fn replica_set(st: &mut State, rec: &mut Recorder, rs: &Value) {
     let replicas = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let ns = meta::namespace(rs).to_string();
     let mut live: Vec<(Key, Child)> = owned_pods(st, rs)
@@ -87,13 +126,31 @@ fn replica_set(st: &mut State, rs: &Value) {
     if live.len() < replicas {
         for _ in live.len()..replicas {
             let name = unique_pod_name(st, &ns, &format!("{}-", meta::name(rs)));
-            create_pod(st, rs, &rs["spec"]["template"], &name, None);
+            create_pod(
+                st,
+                rec,
+                REPLICASETS,
+                rs,
+                &rs["spec"]["template"],
+                &name,
+                None,
+            );
         }
     } else if live.len() > replicas {
         // Scale down: unscheduled first, then not ready, then by name.
         live.sort_by_key(|(k, c)| (!c.node.is_empty(), c.ready, k.1.clone()));
         for (k, _) in live.iter().take(live.len() - replicas) {
             delete_pod(st, k);
+            rec.event(
+                st,
+                REPLICASETS,
+                rs,
+                "",
+                Type::Normal,
+                "SuccessfulDelete",
+                format!("Deleted pod: {}", k.1),
+                Source::controller("replicaset-controller"),
+            );
         }
     }
     let (active, ready) = counts(st, rs);
@@ -106,7 +163,7 @@ fn replica_set(st: &mut State, rs: &Value) {
     );
 }
 
-fn deployment(st: &mut State, params: &mut Params, d: &Value) {
+fn deployment(st: &mut State, params: &mut Params, rec: &mut Recorder, d: &Value) {
     let ns = meta::namespace(d).to_string();
     let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
     let sets: Vec<Arc<Value>> = st
@@ -117,12 +174,28 @@ fn deployment(st: &mut State, params: &mut Params, d: &Value) {
         .collect();
     let rs = match sets.first() {
         Some(rs) => {
-            if rs["spec"]["replicas"].as_i64() != Some(replicas) {
+            let old = rs["spec"]["replicas"].as_i64().unwrap_or(1);
+            if old != replicas {
                 let mut next = (**rs).clone();
                 next["spec"]["replicas"] = json!(replicas);
                 let g = next["metadata"]["generation"].as_i64().unwrap_or(1);
                 next["metadata"]["generation"] = json!(g + 1);
-                st.replace(REPLICASETS, next)
+                let rs = st.replace(REPLICASETS, next);
+                let dir = if replicas > old { "up" } else { "down" };
+                rec.event(
+                    st,
+                    DEPLOYMENTS,
+                    d,
+                    "",
+                    Type::Normal,
+                    "ScalingReplicaSet",
+                    format!(
+                        "Scaled {dir} replica set {} from {old} to {replicas}",
+                        meta::name(&rs)
+                    ),
+                    Source::controller("deployment-controller"),
+                );
+                rs
             } else {
                 rs.clone()
             }
@@ -144,6 +217,19 @@ fn deployment(st: &mut State, params: &mut Params, d: &Value) {
             );
             rs["metadata"]["ownerReferences"] = json!([meta::owner_ref(d)]);
             let rs = st.insert(REPLICASETS, prepare_create(REPLICASETS, rs, &ns));
+            rec.event(
+                st,
+                DEPLOYMENTS,
+                d,
+                "",
+                Type::Normal,
+                "ScalingReplicaSet",
+                format!(
+                    "Scaled up replica set {} from 0 to {replicas}",
+                    meta::name(&rs)
+                ),
+                Source::controller("deployment-controller"),
+            );
             let p = params.get(meta::uid(d)).copied().unwrap_or_default();
             params.insert(meta::uid(&rs).to_string(), p);
             rs
@@ -176,7 +262,7 @@ fn deployment(st: &mut State, params: &mut Params, d: &Value) {
     st.replace(DEPLOYMENTS, next);
 }
 
-fn stateful_set(st: &mut State, s: &Value) {
+fn stateful_set(st: &mut State, rec: &mut Recorder, s: &Value) {
     let replicas = s["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     let ns = meta::namespace(s).to_string();
     let base = meta::name(s).to_string();
@@ -188,7 +274,7 @@ fn stateful_set(st: &mut State, s: &Value) {
             tpl["spec"]["hostname"] = json!(name);
             tpl["spec"]["subdomain"] = s["spec"]["serviceName"].clone();
             tpl["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] = json!(name);
-            create_pod(st, s, &tpl, &name, None);
+            create_pod(st, rec, STATEFULSETS, s, &tpl, &name, None);
         }
     }
     for (k, c) in owned_pods(st, s) {
@@ -237,7 +323,7 @@ fn ds_allows(tpl: &Value, node: &Value) -> bool {
     })
 }
 
-fn daemon_set(st: &mut State, ds: &Value) {
+fn daemon_set(st: &mut State, rec: &mut Recorder, ds: &Value) {
     let tpl = &ds["spec"]["template"];
     let nodes: Vec<String> = st
         .iter(NODES, None)
@@ -255,7 +341,7 @@ fn daemon_set(st: &mut State, ds: &Value) {
     for node in &nodes {
         if !covered.contains(node.as_str()) {
             let name = unique_pod_name(st, &ns, &format!("{}-", meta::name(ds)));
-            create_pod(st, ds, tpl, &name, Some(node));
+            create_pod(st, rec, DAEMONSETS, ds, tpl, &name, Some(node));
         }
     }
     for (k, c) in &pods {

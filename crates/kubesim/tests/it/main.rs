@@ -6,6 +6,7 @@ mod common;
 mod controllers;
 mod deletion;
 mod discovery;
+mod events;
 mod eviction;
 mod kubectl;
 mod kubectl_everyday;
