@@ -87,6 +87,31 @@ pub fn pdb_key(pdb: &PodDisruptionBudget) -> String {
     )
 }
 
+/// Names a budget: its namespace and name (ordered by namespace, then name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct BudgetKey {
+    /// The budget's namespace.
+    pub namespace: String,
+    /// The budget's name.
+    pub name: String,
+}
+
+impl BudgetKey {
+    /// The key of a budget.
+    pub(crate) fn of(pdb: &PodDisruptionBudget) -> BudgetKey {
+        BudgetKey {
+            namespace: pdb.metadata.namespace.clone().unwrap_or_default(),
+            name: pdb.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// The budgets (of the pod's namespace) whose selector matches the pod.
 pub fn budgets_for<'a>(pod: &Pod, pdbs: &'a [PodDisruptionBudget]) -> Vec<&'a PodDisruptionBudget> {
     let empty = BTreeMap::new();

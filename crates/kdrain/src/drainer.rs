@@ -8,7 +8,7 @@ use kube::Api;
 use tokio::time::Instant;
 
 use crate::cordon::{self, CordonResult};
-use crate::dispatch::{self, Dispatcher, NodeSetup, Shared};
+use crate::dispatch::{self, Denied, Dispatcher, NodeSetup, Shared};
 use crate::error::DrainError;
 use crate::events::{Event, EventSender};
 use crate::options::{DrainOptions, DryRun, OptionsError};
@@ -443,8 +443,8 @@ impl Drainer {
         }
         // kubectl's order: the cordon lines first, then the plan's warnings.
         self.emit_plan(&plan, &g.warnings, &nodes);
-        let node_reports = if dry == DryRun::Client {
-            self.client_dry_run(&plan, &was, &reqs)
+        let (node_reports, denied) = if dry == DryRun::Client {
+            (self.client_dry_run(&plan, &was, &reqs), None)
         } else {
             let pod_selector = match &self.options.pod_selector {
                 Some(s) => Some(select::parse_pod_selector(s)?),
@@ -485,8 +485,8 @@ impl Drainer {
         if !failed.is_empty() {
             self.restore(&failed, &nodes, &reqs).await;
         }
-        if let Some(denied) = self.denied(&node_reports) {
-            return Err(denied);
+        if let Some(denied) = denied {
+            return Err(self.forbidden(denied));
         }
         let mut node_reports = node_reports;
         for (i, n) in node_reports.iter_mut().enumerate() {
@@ -514,24 +514,18 @@ impl Drainer {
     /// A pod the server refused to remove for lack of permission (403 not caused by a
     /// terminating namespace or a budget): the drain fails as [`DrainError::Forbidden`] naming
     /// the verb, resource and namespace, not as a pod left behind.
-    fn denied(&self, node_reports: &[NodeReport]) -> Option<DrainError> {
-        node_reports.iter().flat_map(|n| &n.pods).find_map(|p| {
-            let PodOutcome::Failed { error } = &p.outcome else {
-                return None;
-            };
-            let message = error.strip_prefix(crate::dispatch::PERMISSION_DENIED)?;
-            let (verb, resource) = if self.options.disable_eviction {
-                ("delete", "pods")
-            } else {
-                ("create", "pods/eviction")
-            };
-            Some(DrainError::Forbidden {
-                verb: verb.into(),
-                resource: resource.into(),
-                namespace: Some(p.pod.namespace.clone()),
-                message: message.to_string(),
-            })
-        })
+    fn forbidden(&self, denied: Denied) -> DrainError {
+        let (verb, resource) = if self.options.disable_eviction {
+            ("delete", "pods")
+        } else {
+            ("create", "pods/eviction")
+        };
+        DrainError::Forbidden {
+            verb: verb.into(),
+            resource: resource.into(),
+            namespace: Some(denied.pod.namespace),
+            message: denied.message,
+        }
     }
 
     /// Client dry run: every pod the plan would evict is reported, nothing is sent.

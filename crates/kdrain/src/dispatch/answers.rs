@@ -7,10 +7,20 @@ use backon::BackoffBuilder;
 use super::budgets::ack_ttl;
 use super::core::Core;
 use super::track::St;
-use crate::events::{Event, WaitsFor};
+use crate::budget::BudgetKey;
+use crate::events::{Event, PodRef, WaitsFor};
 use crate::evict::Attempt;
 use crate::options::DryRun;
 use crate::report::PodOutcome;
+
+/// A pod whose eviction or delete the server refused for lack of permission.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Denied {
+    /// The pod.
+    pub pod: PodRef,
+    /// The server's message.
+    pub message: String,
+}
 
 /// The server's answer to one request for one pod.
 #[derive(Debug)]
@@ -22,7 +32,8 @@ pub(crate) struct Answer {
 }
 
 /// How a pod's error starts when the server refused its eviction or delete for lack of
-/// permission (the drain then fails with [`crate::DrainError::Forbidden`]).
+/// permission (the drain then fails with [`crate::DrainError::Forbidden`], from
+/// [`Denied`], not from this text).
 pub(crate) const PERMISSION_DENIED: &str = "permission denied: ";
 
 impl Core {
@@ -37,7 +48,7 @@ impl Core {
         };
         let n = &mut self.nodes[t.node];
         n.awaiting = n.awaiting.saturating_sub(1);
-        let mut released: Option<String> = None;
+        let mut released: Option<BudgetKey> = None;
         if let Some(key) = t.inflight_budget.take()
             && let Some(b) = self.budgets.get_mut(&key)
         {
@@ -103,15 +114,8 @@ impl Core {
                 let pod = t.pod.clone();
                 self.ensure_pdb_watch();
                 let by = if multiple {
-                    let names: Vec<String> = self
-                        .covering(&pod)
-                        .iter()
-                        .map(|k| {
-                            k.split_once('/')
-                                .map(|(_, n)| n.to_string())
-                                .unwrap_or_default()
-                        })
-                        .collect();
+                    let names: Vec<String> =
+                        self.covering(&pod).iter().map(|k| k.name.clone()).collect();
                     Some(names.join(", ")).filter(|s| !s.is_empty())
                 } else {
                     Some(budgets.join(", ")).filter(|s| !s.is_empty())
@@ -171,12 +175,15 @@ impl Core {
                     );
                 }
             }
-            Attempt::Forbidden { message } => self.finish(
-                &d.uid,
-                PodOutcome::Failed {
-                    error: format!("{PERMISSION_DENIED}{message}"),
-                },
-            ),
+            Attempt::Forbidden { message } => {
+                t.denied = Some(message.clone());
+                self.finish(
+                    &d.uid,
+                    PodOutcome::Failed {
+                        error: format!("{PERMISSION_DENIED}{message}"),
+                    },
+                )
+            }
             Attempt::Rejected { code, message } => self.finish(
                 &d.uid,
                 PodOutcome::Failed {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::core::{Command, Core};
 use super::track::St;
-use crate::budget::{self, BudgetNow};
+use crate::budget::{self, BudgetKey, BudgetNow};
 use crate::events::{Healthy, WaitsFor};
 use crate::options::DryRun;
 use crate::watch::{Change, Seen};
@@ -98,7 +98,7 @@ impl Core {
         });
     }
 
-    pub(super) fn covering(&self, pod: &Pod) -> Vec<String> {
+    pub(super) fn covering(&self, pod: &Pod) -> Vec<BudgetKey> {
         let empty = BTreeMap::new();
         let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
         self.budgets
@@ -118,11 +118,7 @@ impl Core {
     /// now: its single covering budget allows no disruption, or several budgets cover it.
     pub(super) fn budget_holding(&self, pod: &Pod) -> Option<String> {
         let cover = self.covering(pod);
-        let short = |k: &String| {
-            k.split_once('/')
-                .map(|(_, n)| n.to_string())
-                .unwrap_or_else(|| k.clone())
-        };
+        let short = |k: &BudgetKey| k.name.clone();
         match cover.as_slice() {
             [] => None,
             [key] => {
@@ -144,7 +140,10 @@ impl Core {
         if waits_for != WaitsFor::Budget {
             return None;
         }
-        let key = format!("{}/{}", self.tracks[uid].r.namespace, by?);
+        let key = BudgetKey {
+            namespace: self.tracks[uid].r.namespace.clone(),
+            name: by?.to_string(),
+        };
         let st = BudgetNow::of(&self.budgets.get(&key)?.pdb);
         st.observed.then_some(Healthy {
             needs: st.desired_healthy,
@@ -154,10 +153,10 @@ impl Core {
 
     pub(super) fn on_budgets(&mut self, s: Seen<PodDisruptionBudget>) {
         let now = self.now.instant;
-        let mut touched: Vec<String> = Vec::new();
+        let mut touched: Vec<BudgetKey> = Vec::new();
         match s.change {
             Change::Upsert(b) => {
-                let key = budget::pdb_key(&b);
+                let key = BudgetKey::of(&b);
                 let ttl = ack_ttl(self.opts.budget_retry_ceiling);
                 match self.budgets.get_mut(&key) {
                     Some(e) => {
@@ -173,14 +172,14 @@ impl Core {
                 touched.push(key);
             }
             Change::Removed(b) => {
-                let key = budget::pdb_key(&b);
+                let key = BudgetKey::of(&b);
                 self.budgets.remove(&key);
                 touched.push(key);
             }
             Change::Relisted(all) => {
-                let old: BTreeMap<String, BudgetState> = std::mem::take(&mut self.budgets);
+                let old: BTreeMap<BudgetKey, BudgetState> = std::mem::take(&mut self.budgets);
                 for b in all {
-                    let key = budget::pdb_key(&b);
+                    let key = BudgetKey::of(&b);
                     let inflight = old.get(&key).map(|o| o.inflight).unwrap_or(0);
                     self.budgets
                         .insert(key.clone(), BudgetState::new(b, inflight, now));
@@ -195,15 +194,15 @@ impl Core {
     /// Wakes the pods blocked by these budgets: their retry is due now if the budget allows.
     /// A budget event also wakes the pods under no known budget or under several (the list of
     /// budgets changed); a budget released by kdrain's own bookkeeping only wakes its own pods.
-    pub(super) fn wake_blocked_by(&mut self, touched: &[String], now: Instant) {
+    pub(super) fn wake_blocked_by(&mut self, touched: &[BudgetKey], now: Instant) {
         self.wake(touched, true, now);
     }
 
-    pub(super) fn wake_own_pods(&mut self, touched: &[String], now: Instant) {
+    pub(super) fn wake_own_pods(&mut self, touched: &[BudgetKey], now: Instant) {
         self.wake(touched, false, now);
     }
 
-    pub(super) fn wake(&mut self, touched: &[String], any_change: bool, now: Instant) {
+    pub(super) fn wake(&mut self, touched: &[BudgetKey], any_change: bool, now: Instant) {
         let uids: Vec<String> = self
             .live()
             .filter(|(_, t)| t.st == St::Retry && t.by_budget)

@@ -12,11 +12,11 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use tokio::time::Instant;
 
 use super::NodeSetup;
-use super::answers::Answer;
+use super::answers::{Answer, Denied};
 use super::budgets::BudgetState;
 use super::node::{IN_FLIGHT_GRACE, NodeRun};
 use super::track::{St, Track, Tracks, new_track};
-use crate::budget;
+use crate::budget::BudgetKey;
 use crate::events::{Event, PodRef};
 use crate::options::{DrainOptions, DryRun};
 use crate::plan::Action;
@@ -167,7 +167,7 @@ pub(crate) struct Core {
     pub(super) nodes: Vec<NodeRun>,
     pub(super) tracks: Tracks,
     pub(super) ignored: HashSet<String>,
-    pub(super) budgets: BTreeMap<String, BudgetState>,
+    pub(super) budgets: BTreeMap<BudgetKey, BudgetState>,
     pub(super) budgets_rv: Option<String>,
     /// No pending acknowledgement expires before this (a lower bound, exact after each
     /// [`Core::expire_acks`] pass), so the budgets are not rescanned on every event.
@@ -212,7 +212,7 @@ impl Core {
         if let Some(l) = pdbs {
             for b in l.items {
                 d.budgets
-                    .insert(budget::pdb_key(&b), BudgetState::new(b, 0, now.instant));
+                    .insert(BudgetKey::of(&b), BudgetState::new(b, 0, now.instant));
             }
             d.budgets_rv = Some(l.resource_version);
         }
@@ -431,6 +431,21 @@ impl Core {
             at(due);
         }
         wake
+    }
+
+    /// The first pod, in report order, whose request the server refused for lack of
+    /// permission.
+    pub(crate) fn denied(&self) -> Option<Denied> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.order.iter())
+            .map(|&ix| self.tracks.at(ix))
+            .find_map(|t| {
+                Some(Denied {
+                    pod: t.r.clone(),
+                    message: t.denied.clone()?,
+                })
+            })
     }
 
     /// Every node's report at `now`.

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::core::Command;
 use super::core::Core;
 use super::track::St;
-use crate::budget::{self, BudgetNow};
+use crate::budget::{self, BudgetKey, BudgetNow};
 use crate::events::{Event, WaitsFor};
 use crate::options::DryRun;
 use crate::plan::Action;
@@ -42,7 +42,7 @@ impl Core {
             }
             let uid = self.tracks.at(ix).uid.clone();
             let action = self.tracks[&uid].action;
-            let mut spend: Option<String> = None;
+            let mut spend: Option<BudgetKey> = None;
             if action == Action::Evict && self.dry() == DryRun::None {
                 let cover = self.covering(&self.tracks[&uid].pod);
                 if cover.len() == 1 {
@@ -76,10 +76,7 @@ impl Core {
                         .last_sent
                         .is_none_or(|l| now >= l + ceiling);
                     if !probe {
-                        let names: Vec<&str> = cover
-                            .iter()
-                            .map(|k| k.split_once('/').map(|(_, n)| n).unwrap_or(k))
-                            .collect();
+                        let names: Vec<&str> = cover.iter().map(|k| k.name.as_str()).collect();
                         let by = names.join(", ");
                         self.set_blocked(
                             &uid,
@@ -98,13 +95,9 @@ impl Core {
         }
     }
 
-    pub(super) fn block_locally(&mut self, uid: &str, key: &str, now: Instant) {
+    pub(super) fn block_locally(&mut self, uid: &str, key: &BudgetKey, now: Instant) {
         let st = BudgetNow::of(&self.budgets[key].pdb);
-        let name = key
-            .split_once('/')
-            .map(|(_, n)| n)
-            .unwrap_or(key)
-            .to_string();
+        let name = key.name.clone();
         let cause = if st.observed {
             format!(
                 "The disruption budget {name} needs {} healthy pods and has {} currently",
@@ -199,7 +192,7 @@ impl Core {
         }
     }
 
-    pub(super) fn send(&mut self, uid: &str, spend: Option<String>, now: Instant) {
+    pub(super) fn send(&mut self, uid: &str, spend: Option<BudgetKey>, now: Instant) {
         let dry = self.dry();
         let wall = self.now.wall;
         let t = self.tracks.get_mut(uid).expect("track");

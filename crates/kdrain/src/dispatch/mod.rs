@@ -31,7 +31,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use self::answers::Answer;
-pub(crate) use self::answers::PERMISSION_DENIED;
+pub(crate) use self::answers::Denied;
 use self::core::{Command, Config, Core, Input, Now};
 use crate::events::EventSender;
 use crate::evict;
@@ -123,9 +123,10 @@ impl Dispatcher {
         self
     }
 
-    /// Runs the drain of every node to its end and returns the node reports. Dropping the
-    /// future ends every watch and request the drain started.
-    pub(crate) async fn run(mut self) -> Vec<NodeReport> {
+    /// Runs the drain of every node to its end and returns the node reports (and the first pod
+    /// refused for lack of permission). Dropping the future ends every watch and request the
+    /// drain started.
+    pub(crate) async fn run(mut self) -> (Vec<NodeReport>, Option<Denied>) {
         let (pods_tx, pods_rx) = unbounded_channel();
         let (pdb_tx, pdb_rx) = unbounded_channel();
         let mut sh = Shell {
@@ -163,7 +164,7 @@ impl Dispatcher {
             self.feed(&mut sh, input);
         }
         sh.tasks.shutdown().await;
-        self.core.reports(now())
+        (self.core.reports(now()), self.core.denied())
     }
 
     /// True when the stop future has completed (polled once, without waiting).

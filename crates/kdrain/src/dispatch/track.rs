@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
+use crate::budget::BudgetKey;
 use crate::events::PodRef;
 use crate::plan::{Action, pod_ref};
 use crate::report::PodOutcome;
@@ -48,12 +49,14 @@ pub(super) struct Track {
     pub(super) next_at: Option<Instant>,
     pub(super) not_before: Option<Instant>,
     pub(super) backoff: Option<backon::ExponentialBackoff>,
-    pub(super) inflight_budget: Option<String>,
+    pub(super) inflight_budget: Option<BudgetKey>,
     pub(super) terminating_seen: bool,
     pub(super) last_sent: Option<Instant>,
     pub(super) seq: usize,
     /// Not sent before this moment (`karpenter.sh/do-not-disrupt` with a duration).
     pub(super) protected_until: Option<jiff::Timestamp>,
+    /// The server refused its eviction or delete for lack of permission: its message.
+    pub(super) denied: Option<String>,
 }
 
 impl Track {
@@ -107,6 +110,7 @@ pub(super) fn new_track(
         terminating_seen: false,
         last_sent: None,
         protected_until: None,
+        denied: None,
         seq,
     }
 }

@@ -159,10 +159,17 @@ fn forbidden_fails_the_pod_as_a_permission_error() {
         failed(&c),
         [format!(
             "{}pods \"a\" is forbidden",
-            super::super::PERMISSION_DENIED
+            super::super::answers::PERMISSION_DENIED
         )]
     );
     assert!(sent(&c).is_empty(), "retrying will not help");
+    assert_eq!(
+        d.core.denied(),
+        Some(crate::dispatch::Denied {
+            pod: crate::plan::pod_ref(&pod("a", "n1", "web")),
+            message: "pods \"a\" is forbidden".into()
+        })
+    );
     assert_eq!(
         d.core.next_wake(),
         None,
