@@ -587,3 +587,78 @@ async fn field_validation_strict_warn_and_ignore() {
         Some(true)
     );
 }
+
+#[tokio::test]
+async fn create_namespace_sends_protobuf_and_run_and_force_delete_work() {
+    let s = sim(NODES).await;
+    let k = Kubectl::new(&s);
+    let r = k.run(&["create", "namespace", "shop"]).await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "namespace/shop created\n"),
+        "{}",
+        r.stderr
+    );
+    let r = k
+        .run(&[
+            "run",
+            "web",
+            "--image=nginx",
+            "-n",
+            "shop",
+            "--labels=app=web,tier=front",
+        ])
+        .await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "pod/web created\n"),
+        "{}",
+        r.stderr
+    );
+    let r = k
+        .run(&[
+            "get",
+            "pod",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.metadata.labels.tier} {.spec.containers[0].image}",
+        ])
+        .await;
+    assert_eq!(r.stdout, "front nginx");
+    eventually("web running", || async {
+        let r = k
+            .run(&[
+                "get",
+                "pod",
+                "web",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.status.phase}",
+            ])
+            .await;
+        (r.stdout == "Running").then_some(())
+    })
+    .await;
+    let r = k
+        .run(&[
+            "delete",
+            "pod",
+            "web",
+            "-n",
+            "shop",
+            "--grace-period=0",
+            "--force",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("pod \"web\" force deleted"),
+        "{}",
+        r.stdout
+    );
+    let r = k.run(&["get", "pods", "-n", "shop", "-o", "name"]).await;
+    assert_eq!(r.stdout, "");
+}
