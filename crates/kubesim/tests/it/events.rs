@@ -90,6 +90,16 @@ async fn a_drain_leaves_the_kubelet_controller_and_scheduler_events() {
         assert_eq!(e["action"], "Binding");
         assert!(e["eventTime"].is_string());
     }
+    // `kubectl describe` shows an object's events.
+    let scheduled = with_reason(&evs, "Scheduled");
+    let pod = scheduled[0]["involvedObject"]["name"].as_str().unwrap();
+    let r = k.run(&["describe", "pod", pod]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tail = &r.stdout[r.stdout.find("\nEvents:\n").expect("an Events section")..];
+    assert!(tail.contains("Normal  Scheduled"), "{tail}");
+    assert!(tail.contains("default-scheduler"), "{tail}");
+    let r = k.run(&["describe", "replicaset"]).await;
+    assert!(r.stdout.contains("SuccessfulCreate"), "{}", r.stdout);
     // The table kubectl prints by default.
     let r = k.run(&["get", "events"]).await;
     let lines = r.out_lines();
