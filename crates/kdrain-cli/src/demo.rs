@@ -76,7 +76,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
         timeout: Some(DEMO_TIMEOUT),
         ..kdrain::DrainOptions::kubectl()
     };
-    let (code, report) = crate::drain_with(client, options, vec![node], mode).await?;
+    let (code, report) = crate::drain_with(client, options, vec![node], mode, Vec::new()).await?;
     // The progress view prints its own summary; plain text gets the same table at the end.
     if mode == Mode::Text
         && let Some(report) = &report

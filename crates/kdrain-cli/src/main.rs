@@ -166,10 +166,16 @@ async fn drain(global: &GlobalArgs, args: &DrainArgs) -> anyhow::Result<i32> {
     let options = args.options();
     check_inputs(&target, &options)?;
     let cluster = config::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
-    let resolver = Drainer::new(cluster.client.clone(), options.clone());
+    let (resolved, mut preface) = mpsc::unbounded_channel::<kdrain::Stamped>();
+    let resolver = Drainer::new(cluster.client.clone(), options.clone()).with_events(resolved);
     let nodes = resolve_nodes(&resolver, &target).await?;
+    // `nodes_resolved` (for -l) is shown first, as `plan` shows it
+    let mut shown_first = Vec::new();
+    while let Ok(event) = preface.try_recv() {
+        shown_first.push(event);
+    }
     let mode = render::choose(global.output);
-    let (code, _report) = drain_with(cluster.client, options, nodes, mode).await?;
+    let (code, _report) = drain_with(cluster.client, options, nodes, mode, shown_first).await?;
     Ok(code)
 }
 
@@ -334,7 +340,8 @@ fn describe_nodes(nodes: &[String]) -> String {
     }
 }
 
-/// Runs the drain on its own task and renders its events as they come (also used by the demo).
+/// Runs the drain on its own task and renders its events as they come (also used by the demo),
+/// after `shown_first` (events of the node resolution).
 /// Ctrl-C asks the engine to stop cleanly; the events keep being shown until it has, then the
 /// pods left are named and the exit status is 130. A second Ctrl-C quits at once.
 pub(crate) async fn drain_with(
@@ -342,6 +349,7 @@ pub(crate) async fn drain_with(
     options: kdrain::DrainOptions,
     nodes: Vec<String>,
     mode: Mode,
+    shown_first: Vec<kdrain::Stamped>,
 ) -> anyhow::Result<(i32, Option<Report>)> {
     let presses = interrupt::presses();
     let (events, receiver) = mpsc::unbounded_channel::<kdrain::Stamped>();
@@ -352,6 +360,10 @@ pub(crate) async fn drain_with(
     let (stop_switch, stop) = interrupt::stop_switch();
     let mut task = tokio::spawn(async move { drainer.drain_until(&nodes, stop).await });
     let mut pending = render::Pending::default();
+    for event in &shown_first {
+        pending.observe(&event.event);
+        renderer.stamped(event);
+    }
     let pumped = render::pump(
         renderer.as_mut(),
         receiver,

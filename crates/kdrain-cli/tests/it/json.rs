@@ -280,3 +280,20 @@ async fn cordon_lines_are_engine_events() {
         .collect();
     assert_eq!(nodes, [("cordoned", "n1"), ("cordoned", "n2")]);
 }
+
+/// `drain -l` names the nodes it resolved first, as `plan -l` does.
+#[tokio::test]
+async fn drain_by_selector_starts_with_the_resolved_nodes() {
+    let c = cluster(BASIC).await;
+    let mut args = vec!["drain", "-l", "pool=a", "-o", "json", "--dry-run=client"];
+    args.extend(ALL_FLAGS);
+    let r = c.run(&args).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = parse_lines(&r.stdout);
+    check_lines(&schema().await, &lines);
+    check_times_in_order(&lines);
+    assert_eq!(lines[0]["event"], "nodes_resolved", "{}", lines[0]);
+    assert_eq!(lines[0]["nodes"], serde_json::json!(["n1", "n2"]));
+    let plan = c.run(&["plan", "-l", "pool=a", "-o", "json"]).await;
+    assert_eq!(parse_lines(&plan.stdout)[0]["event"], "nodes_resolved");
+}
