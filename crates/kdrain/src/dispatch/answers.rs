@@ -87,7 +87,6 @@ impl Core {
             }
             return;
         }
-        t.st = St::Retry;
         let node = self.nodes[t.node].name.clone();
         match d.attempt {
             Attempt::Accepted => {
@@ -131,17 +130,15 @@ impl Core {
                 } else {
                     WaitsFor::Budget
                 };
-                let t = self.tracks.get_mut(&d.uid).expect("track");
-                t.not_before = retry_after.map(|ra| now + ra + jitter);
-                let next = (now + ceiling).max(t.not_before.unwrap_or(now));
-                self.set_blocked(&d.uid, by, waits_for, cause, message, next, now);
+                let not_before = retry_after.map(|ra| now + ra + jitter);
+                let next = (now + ceiling).max(not_before.unwrap_or(now));
+                self.set_blocked(&d.uid, by, waits_for, cause, message, next, not_before, now);
             }
             Attempt::Throttled {
                 retry_after,
                 message,
             } => {
                 let wait = retry_after.unwrap_or(Duration::from_secs(1)) + jitter;
-                t.not_before = Some(now + wait);
                 let cause = format!("the server asked to retry later (429): {message}");
                 self.set_blocked(
                     &d.uid,
@@ -150,6 +147,7 @@ impl Core {
                     cause,
                     message,
                     now + wait,
+                    Some(now + wait),
                     now,
                 );
             }
@@ -171,6 +169,7 @@ impl Core {
                         cause,
                         message,
                         now + ceiling,
+                        None,
                         now,
                     );
                 }
@@ -213,6 +212,7 @@ impl Core {
                     cause,
                     message,
                     now + wait,
+                    None,
                     now,
                 );
             }

@@ -205,7 +205,7 @@ impl Core {
     pub(super) fn wake(&mut self, touched: &[BudgetKey], any_change: bool, now: Instant) {
         let uids: Vec<String> = self
             .live()
-            .filter(|(_, t)| t.st == St::Retry && t.by_budget)
+            .filter(|(_, t)| t.st.waits_for_budget())
             .map(|(u, _)| u.clone())
             .collect();
         for uid in uids {
@@ -221,9 +221,9 @@ impl Core {
                     .get(&cover[0])
                     .is_some_and(|b| b.effective() > 0);
             let t = self.tracks.get_mut(&uid).expect("track");
-            if allows {
-                t.next_at = Some(now);
-                t.not_before = None;
+            if allows && let St::Waiting(w) = &mut t.st {
+                w.next_at = now;
+                w.not_before = None;
             }
         }
     }

@@ -398,13 +398,11 @@ impl Core {
             .skip_wait_for_delete_timeout
             .filter(|d| !d.is_zero());
         for (_, t) in self.live() {
-            if t.st == St::Retry
-                && let Some(n) = t.next_at
-            {
-                at(n.max(t.not_before.unwrap_or(n)));
+            if let St::Waiting(w) = &t.st {
+                at(w.due());
             }
             if let Some(limit) = skip_wait
-                && matches!(t.st, St::Following | St::Retry)
+                && matches!(t.st, St::Following | St::Waiting(_))
                 && let Some(dt) = t.pod.metadata.deletion_timestamp.as_ref()
             {
                 let due = dt.0 + jiff::SignedDuration::from_secs(limit.as_secs() as i64 + 1);

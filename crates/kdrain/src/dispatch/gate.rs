@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::core::Command;
 use super::core::Core;
-use super::track::St;
+use super::track::{St, Wait};
 use crate::budget::{self, BudgetKey, BudgetNow};
 use crate::events::{Event, WaitsFor};
 use crate::options::DryRun;
@@ -25,12 +25,16 @@ impl Core {
         let mut due: Vec<(u8, usize, usize)> = self
             .live_ix()
             .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
-            .filter(|(_, t)| match t.st {
+            .filter(|(_, t)| match &t.st {
                 St::Queued => true,
-                St::Retry => t.next_at.is_none_or(|n| n <= now),
+                St::Waiting(w) => w.next_at <= now,
                 _ => false,
             })
-            .filter(|(_, t)| t.not_before.is_none_or(|n| n <= now))
+            .filter(|(_, t)| {
+                t.st.waiting()
+                    .and_then(|w| w.not_before)
+                    .is_none_or(|n| n <= now)
+            })
             .filter(|(_, t)| t.tier <= open[t.node])
             .filter(|(_, t)| self.nodes[t.node].expired.is_none())
             .map(|(ix, t)| (t.tier, t.seq, ix))
@@ -55,8 +59,7 @@ impl Core {
                             // probe per budget and ceiling in case the view is stale.
                             let ceiling = self.opts.budget_retry_ceiling;
                             let probe = b.last_probe.is_none_or(|p| now >= p + ceiling)
-                                && self.tracks[&uid].st == St::Retry
-                                && self.tracks[&uid].by_budget;
+                                && self.tracks[&uid].st.waits_for_budget();
                             if !probe {
                                 self.block_locally(&uid, &key, now);
                                 continue;
@@ -85,6 +88,7 @@ impl Core {
                             format!("the pod is covered by more than one disruption budget ({by})"),
                             "the eviction API refuses pods under several budgets; waiting for the budgets to change (no request sent)".into(),
                             now + ceiling,
+                            None,
                             now,
                         );
                         continue;
@@ -114,6 +118,7 @@ impl Core {
             cause,
             "waiting for the budget to allow a disruption (no request sent)".into(),
             now + ceiling,
+            None,
             now,
         );
     }
@@ -146,6 +151,7 @@ impl Core {
             format!("protected: {reason}"),
             format!("{reason}; no request sent before then"),
             next,
+            None,
             now,
         );
     }
@@ -159,6 +165,7 @@ impl Core {
         cause: String,
         message: String,
         next: Instant,
+        not_before: Option<Instant>,
         now: Instant,
     ) {
         let by_budget = waits_for.is_budget();
@@ -166,9 +173,12 @@ impl Core {
         let node = self.nodes[self.tracks[uid].node].name.clone();
         let healthy = self.healthy_of(uid, by.as_deref(), waits_for);
         let t = self.tracks.get_mut(uid).expect("track");
-        t.st = St::Retry;
-        t.next_at = Some(next);
-        t.by_budget = by_budget;
+        t.st = St::Waiting(Wait {
+            cause: waits_for,
+            next_at: next,
+            not_before,
+        });
+        t.last_wait = Some(waits_for);
         t.blocked_by = by.clone().or_else(|| Some(cause.clone()));
         if by_budget {
             t.blocked_since.get_or_insert(now);
@@ -185,7 +195,7 @@ impl Core {
                 healthy,
                 cause,
                 message,
-                retry_in_seconds: (next.max(t.not_before.unwrap_or(next)) - now).as_secs_f64(),
+                retry_in_seconds: (next.max(not_before.unwrap_or(next)) - now).as_secs_f64(),
                 since,
             };
             self.emit(ev);

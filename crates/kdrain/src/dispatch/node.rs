@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
 use super::core::{Command, Core, ListPurpose};
-use super::track::St;
-use crate::events::{Event, PodRef};
+use super::track::{St, Wait};
+use crate::events::{Event, PodRef, WaitsFor};
 use crate::options::DryRun;
 use crate::plan::Action;
 use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport};
@@ -257,22 +257,21 @@ impl Core {
             // Blocked by a budget last, or its budget still blocks it (a transient error
             // on the last probe does not make the budget any less the reason).
             let holds = self.budget_holding(&t.pod);
-            let budget_blocks = t.by_budget || (t.blocked_first.is_some() && holds.is_some());
+            let by_budget = t.st.waits_for_budget();
+            let budget_blocks = by_budget || (t.blocked_first.is_some() && holds.is_some());
             let outcome = if budget_blocks
                 && t.accepted.is_none()
-                && t.st == St::Retry
+                && matches!(t.st, St::Waiting(_))
                 && !terminating
             {
-                if !t.by_budget
-                    && let Some(name) = holds
-                {
+                if !by_budget && let Some(name) = holds {
                     self.tracks.get_mut(&uid).expect("track").blocked_by = Some(name);
                 }
                 PodOutcome::Blocked
             } else {
                 let what = match (&t.st, t.action) {
                     (_, Action::Wait) => "waiting for it to complete".to_string(),
-                    (St::Retry | St::Queued, _) if terminating => {
+                    (St::Waiting(_) | St::Queued, _) if terminating => {
                         "it is terminating, but kdrain's request was not seen accepted".to_string()
                     }
                     (St::InFlight, _) => {
@@ -347,8 +346,11 @@ impl Core {
                         t.st = St::Following;
                     } else {
                         // e.g. a 404 from something other than the pod being gone: try again
-                        t.st = St::Retry;
-                        t.next_at = Some(retry);
+                        t.st = St::Waiting(Wait {
+                            cause: t.last_wait.unwrap_or(WaitsFor::Error),
+                            next_at: retry,
+                            not_before: None,
+                        });
                     }
                     clean = false;
                 }

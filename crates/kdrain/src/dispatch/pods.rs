@@ -71,7 +71,7 @@ impl Core {
                 t.terminating_seen = true;
                 let left = dt.0.duration_since(self.now.wall).as_secs_f64().max(0.0);
                 let pod = t.r.clone();
-                if t.st == St::Retry && !t.by_budget && t.accepted.is_none() {
+                if matches!(&t.st, St::Waiting(w) if !w.cause.is_budget()) && t.accepted.is_none() {
                     // terminating namespace: the namespace controller deletes it; just wait
                     t.st = St::Following;
                     t.unblock(self.now.instant);
@@ -222,7 +222,7 @@ impl Core {
         let now = self.now.wall;
         let stale: Vec<String> = self
             .live()
-            .filter(|(_, t)| t.is_target() && matches!(t.st, St::Following | St::Retry))
+            .filter(|(_, t)| t.is_target() && matches!(t.st, St::Following | St::Waiting(_)))
             .filter(|(_, t)| {
                 select::seconds_since_deletion(&t.pod, now)
                     .is_some_and(|s| s.floor() > limit.as_secs() as f64)

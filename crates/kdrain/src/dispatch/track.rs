@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
 use crate::budget::BudgetKey;
-use crate::events::PodRef;
+use crate::events::{PodRef, WaitsFor};
 use crate::plan::{Action, pod_ref};
 use crate::report::PodOutcome;
 use crate::select;
@@ -16,14 +16,48 @@ use crate::select;
 pub(super) enum St {
     /// Waiting for its first attempt.
     Queued,
-    /// A request is in flight.
+    /// A request is in flight (the budget it spends, if any, is [`Track::inflight_budget`]:
+    /// the answer releases it even when the pod is done before the answer comes).
     InFlight,
     /// Accepted (or waiting for completion / namespace deletion): following it to deletion.
     Following,
-    /// Waiting for `next_at` (blocked by a budget, throttled, or backing off).
-    Retry,
+    /// Waiting to be tried again.
+    Waiting(Wait),
     /// Finished.
     Done(PodOutcome),
+}
+
+impl St {
+    /// The wait, while the pod waits.
+    pub(super) fn waiting(&self) -> Option<&Wait> {
+        match self {
+            St::Waiting(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Waiting for a disruption budget (one or several).
+    pub(super) fn waits_for_budget(&self) -> bool {
+        self.waiting().is_some_and(|w| w.cause.is_budget())
+    }
+}
+
+/// Why and until when a pod waits.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Wait {
+    /// What it waits for.
+    pub(super) cause: WaitsFor,
+    /// Tried again then at the latest (sooner when a watched budget allows it).
+    pub(super) next_at: Instant,
+    /// Not tried before this (the server's Retry-After).
+    pub(super) not_before: Option<Instant>,
+}
+
+impl Wait {
+    /// When it is tried again, as things stand.
+    pub(super) fn due(&self) -> Instant {
+        self.next_at.max(self.not_before.unwrap_or(self.next_at))
+    }
 }
 
 /// One pod of the drain: what the plan decided, where it is, and what happened to it.
@@ -41,13 +75,12 @@ pub(super) struct Track {
     pub(super) accepted: Option<jiff::Timestamp>,
     pub(super) gone: Option<jiff::Timestamp>,
     pub(super) blocked_by: Option<String>,
-    pub(super) by_budget: bool,
+    /// What it waited for last (kept when it is sent again).
+    pub(super) last_wait: Option<WaitsFor>,
     pub(super) blocked_since: Option<Instant>,
     pub(super) blocked_first: Option<jiff::Timestamp>,
     pub(super) blocked_total: Duration,
     pub(super) last_cause: Option<String>,
-    pub(super) next_at: Option<Instant>,
-    pub(super) not_before: Option<Instant>,
     pub(super) backoff: Option<backon::ExponentialBackoff>,
     pub(super) inflight_budget: Option<BudgetKey>,
     pub(super) terminating_seen: bool,
@@ -98,13 +131,11 @@ pub(super) fn new_track(
         accepted: None,
         gone: None,
         blocked_by: None,
-        by_budget: false,
+        last_wait: None,
         blocked_since: None,
         blocked_first: None,
         blocked_total: Duration::ZERO,
         last_cause: None,
-        next_at: None,
-        not_before: None,
         backoff: None,
         inflight_budget: None,
         terminating_seen: false,
