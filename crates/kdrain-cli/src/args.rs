@@ -253,6 +253,10 @@ pub struct DrainArgs {
     /// karpenter.sh/do-not-disrupt, cluster.x-k8s.io/drain=skip)
     #[arg(long, help_heading = KDRAIN, display_order = 22)]
     pub override_opt_outs: bool,
+    /// Drain even when the evicted pods' replacements do not fit on the nodes that stay
+    /// schedulable (they would stay Pending)
+    #[arg(long, help_heading = KDRAIN, display_order = 23)]
+    pub ignore_capacity: bool,
 }
 
 /// `--dry-run[=none|client|server]`, the same flag with kubectl's spellings on drain, cordon and
@@ -310,6 +314,7 @@ impl DrainArgs {
             override_opt_outs: self.override_opt_outs,
             uncordon_on_failure: self.uncordon_on_failure,
             parallel_nodes: self.parallel,
+            ignore_capacity: self.ignore_capacity,
             ..kdrain::DrainOptions::default()
         }
     }

@@ -17,6 +17,9 @@ pub const PODS_LEFT: i32 = 4;
 pub const PERMISSION_DENIED: i32 = 5;
 /// The API server could not be reached.
 pub const UNREACHABLE: i32 = 6;
+/// The evicted pods' replacements would not fit on the nodes that stay schedulable: refused
+/// before any change (`--ignore-capacity` drains anyway).
+pub const NO_ROOM: i32 = 7;
 
 /// The table printed at the end of `--help`, kept next to the constants it describes.
 pub const EXIT_CODES_HELP: &str = "\
@@ -28,6 +31,7 @@ Exit codes:
     4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag; wins over 3)
     5  permission denied (the message names the verb and resource needed)
     6  cluster unreachable
+    7  no room: the evicted pods' replacements would not fit on the nodes that stay schedulable; nothing was changed (--ignore-capacity drains anyway)
   130  interrupted (Ctrl-C); cordoned nodes stay cordoned";
 
 /// An error the command prints as one `error: ...` line and exits with `code`.

@@ -65,6 +65,8 @@ struct Gathered {
     listed: Vec<Listed<Pod>>,
     pdbs: Option<Listed<PodDisruptionBudget>>,
     ds_cache: HashMap<(String, String), DaemonSetLookup>,
+    /// Every node and pod, for the capacity check (`None` when they could not be listed).
+    cluster: Option<crate::capacity::ClusterView>,
     /// Warnings of the read phase (e.g. budgets that could not be listed).
     warnings: Vec<String>,
 }
@@ -251,6 +253,9 @@ impl Drainer {
             &self.filters,
             jiff::Timestamp::now(),
         );
+        if let Some(view) = &g.cluster {
+            crate::capacity::apply(&mut plan, &self.options, &g.inputs, view);
+        }
         plan.warnings.extend(g.warnings.iter().cloned());
         Ok((plan, g))
     }
@@ -349,11 +354,15 @@ impl Drainer {
                 }
             }
         };
+        let (cluster, warning) =
+            crate::capacity::read(&self.client, self.options.chunk_size, req).await?;
+        warnings.extend(warning);
         Ok(Gathered {
             inputs,
             listed: listed_all,
             pdbs,
             ds_cache,
+            cluster,
             warnings,
         })
     }
@@ -424,6 +433,7 @@ impl Drainer {
                 .iter()
                 .any(|b| matches!(b.verdict, crate::plan::BudgetVerdict::Never { .. }));
             return Err(DrainError::PlanRefused {
+                no_room: plan.short_of_room() && !pods_refused,
                 errors: plan.errors,
                 blocked_by_budgets: budget_never && !pods_refused,
             });

@@ -47,6 +47,9 @@ pub enum DrainError {
         errors: Vec<String>,
         /// Only disruption budgets that can never pass stopped it (no pod was refused): exit 3.
         blocked_by_budgets: bool,
+        /// The evicted pods' replacements would not fit on the nodes that stay schedulable (and
+        /// no pod was refused): exit 7.
+        no_room: bool,
     },
     /// Some target pods were not seen gone (time out, blocked by budgets, failed).
     #[error("{}", incomplete_message(report))]
@@ -103,7 +106,8 @@ fn incomplete_message(report: &Report) -> String {
 
 impl DrainError {
     /// Process exit code for this error: 1 failed; 2 usage/bad input; 3 blocked by budgets at
-    /// timeout; 4 pods left that could not be evicted; 5 permission denied; 6 cluster unreachable.
+    /// timeout; 4 pods left that could not be evicted; 5 permission denied; 6 cluster unreachable;
+    /// 7 no room for the evicted pods' replacements.
     pub fn exit_code(&self) -> i32 {
         match self {
             DrainError::NodeNotFound { .. }
@@ -111,6 +115,7 @@ impl DrainError {
             | DrainError::Options(_) => 2,
             DrainError::BadResponse { .. } => 1,
             DrainError::Forbidden { .. } => 5,
+            DrainError::PlanRefused { no_room: true, .. } => 7,
             DrainError::PlanRefused {
                 blocked_by_budgets: true,
                 ..
@@ -195,12 +200,15 @@ mod tests {
 
     #[test]
     fn plan_refusals_exit_3_only_for_budgets_alone() {
-        let refused = |blocked_by_budgets| DrainError::PlanRefused {
+        let refused = |blocked_by_budgets, no_room| DrainError::PlanRefused {
             errors: vec!["x".into()],
             blocked_by_budgets,
+            no_room,
         };
-        assert_eq!(refused(true).exit_code(), 3);
+        assert_eq!(refused(true, false).exit_code(), 3);
         // refused pods win over budgets that never pass
-        assert_eq!(refused(false).exit_code(), 4);
+        assert_eq!(refused(false, false).exit_code(), 4);
+        // no room for the replacements wins over budgets (they block because of it)
+        assert_eq!(refused(true, true).exit_code(), 7);
     }
 }

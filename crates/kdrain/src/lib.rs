@@ -7,8 +7,9 @@
 //! 2. lists their pods and runs kubectl's filter chain ([`select`]), the ecosystem's opt-outs and
 //!    your own filters, and lists the disruption budgets;
 //! 3. builds a [`Plan`]: every pod with its [`Action`], every budget with its [`BudgetVerdict`]
-//!    (budgets are spent jointly over all pods of all nodes). Errors stop the drain before any
-//!    eviction ([`DrainError::PlanRefused`]);
+//!    (budgets are spent jointly over all pods of all nodes), and whether the evicted pods'
+//!    replacements fit on the nodes that stay schedulable ([`capacity`]). Errors stop the drain
+//!    before any eviction ([`DrainError::PlanRefused`]);
 //! 4. evicts through one budget-aware dispatcher (never more requests in flight for a budget than
 //!    it allows), follows every pod through one LIST + WATCH per node, retries blocked pods the
 //!    moment a watched budget allows it, and ends each node with a fresh LIST;
@@ -58,6 +59,9 @@
 
 mod access;
 pub mod budget;
+pub mod capacity;
+#[cfg(test)]
+mod capacity_tests;
 pub mod cordon;
 mod dispatch;
 mod drainer;
@@ -66,6 +70,7 @@ pub mod error;
 pub mod events;
 pub mod evict;
 pub mod options;
+pub mod placement;
 pub mod plan;
 pub mod report;
 mod requests;

@@ -79,6 +79,9 @@ pub struct DrainOptions {
     pub budget_retry_ceiling: Duration,
     /// How many nodes are drained at the same time (all share one budget-aware dispatcher).
     pub parallel_nodes: usize,
+    /// Drain even when the plan finds no room for the evicted pods' replacements on the nodes
+    /// that stay schedulable (the shortage is then a warning; the replacements stay Pending).
+    pub ignore_capacity: bool,
 }
 
 impl Default for DrainOptions {
@@ -99,6 +102,7 @@ impl Default for DrainOptions {
             uncordon_on_failure: false,
             budget_retry_ceiling: Duration::from_secs(5),
             parallel_nodes: 1,
+            ignore_capacity: false,
         }
     }
 }

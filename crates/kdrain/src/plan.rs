@@ -54,12 +54,24 @@ pub struct Plan {
     /// is added for it where that is unknown).
     #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
     pub worst_case_seconds: f64,
+    /// Room for the replacements ([`crate::capacity`]); `None` when not checked (the nodes or
+    /// pods could not be listed). Left out of JSON when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::Capacity>,
 }
 
 impl Plan {
     /// No error: the drain can start.
     pub fn can_complete(&self) -> bool {
         self.errors.is_empty()
+    }
+
+    /// The replacements of the evicted pods do not all fit (or could not be checked), and that
+    /// refuses the drain (it does not with `ignore_capacity`).
+    pub fn short_of_room(&self) -> bool {
+        self.capacity
+            .as_ref()
+            .is_some_and(crate::capacity::Capacity::refuses)
     }
 
     /// Number of pods that will be evicted or deleted.
@@ -114,6 +126,12 @@ pub struct PodPlan {
     )]
     #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub protected_until: Option<jiff::Timestamp>,
+    /// For a pod that leaves: where its replacement goes (`replacement fits on n2`), that
+    /// there is no room for it (with the scheduler's message), or that nothing replaces it
+    /// (`lost: ...`); constraints not evaluated are named (`placement not checked: uses ...`).
+    /// Left out of JSON when the capacity was not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
 }
 
 impl PodPlan {
@@ -256,6 +274,7 @@ pub fn build(
         errors: Vec::new(),
         warnings: Vec::new(),
         worst_case_seconds: 0.0,
+        capacity: None,
     };
     // budget key -> (pods needing it, replaceable count, max grace)
     let mut needs: BTreeMap<String, (Vec<String>, i32, i64)> = BTreeMap::new();
@@ -333,6 +352,7 @@ pub fn build(
                 grace_seconds: grace,
                 tier,
                 protected_until: s.protected_until,
+                placement: None,
             });
         }
         np.errors = select::error_lines(errs);

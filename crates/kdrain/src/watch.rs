@@ -70,6 +70,30 @@ where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     let mut items = Vec::new();
+    let resource_version = list_pages(api, fields, labels, chunk, req, resource, |page| {
+        items.extend(page)
+    })
+    .await?;
+    Ok(Listed {
+        items,
+        resource_version,
+    })
+}
+
+/// LISTs a collection page by page, handing each page to `on_page` (so a caller can keep a
+/// summary instead of every object); returns the list's resourceVersion.
+pub(crate) async fn list_pages<K>(
+    api: &Api<K>,
+    fields: Option<&str>,
+    labels: Option<&str>,
+    chunk: u32,
+    req: &Requests,
+    resource: &str,
+    mut on_page: impl FnMut(Vec<K>),
+) -> Result<String, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let mut token: Option<String> = None;
     let mut rv = String::new();
     loop {
@@ -94,7 +118,7 @@ where
         if rv.is_empty() {
             rv = page.metadata.resource_version.clone().unwrap_or_default();
         }
-        items.extend(page.items);
+        on_page(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             // A server that hands out the same token again would be listed forever.
             Some(c) if token.as_ref() == Some(&c) => {
@@ -106,10 +130,7 @@ where
             None => break,
         }
     }
-    Ok(Listed {
-        items,
-        resource_version: rv,
-    })
+    Ok(rv)
 }
 
 /// Watches `api` (with a field selector) from `rv` until the receiver goes away. Cut streams are

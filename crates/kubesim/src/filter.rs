@@ -96,11 +96,13 @@ impl Filter {
         self.labels.is_some() || self.fields.is_some()
     }
 
-    /// The node a `spec.nodeName=X` term pins the selection to.
+    /// The node a `spec.nodeName=X` term pins the selection to (not for an empty X).
     pub fn node(&self) -> Option<String> {
         let f = self.fields.as_ref()?;
         f.equals_value("spec.nodeName")
             .or_else(|| f.equals_value("spec.host"))
+            // `spec.nodeName=` selects the unscheduled pods, which the index does not hold.
+            .filter(|s| !s.is_empty())
             .map(|s| s.to_string())
     }
 

@@ -4,20 +4,25 @@
 
 use std::fmt::Write;
 
+use kdrain::capacity::Capacity;
 use kdrain::{Action, BudgetPlan, BudgetVerdict, Plan};
 
 use super::summary::columns;
 use crate::duration::format_short;
-use crate::exit::{BLOCKED_BY_BUDGETS, OK, PODS_LEFT};
+use crate::exit::{BLOCKED_BY_BUDGETS, NO_ROOM, OK, PODS_LEFT};
 
 /// Exit code of `plan`, the one `drain` would exit with: 0 when the drain can complete, 4 when
 /// pods are refused (they win, even if a budget can never pass too: fixing the budget alone
-/// would not help), 3 when only budgets that can never pass stand in the way.
+/// would not help), 7 when the replacements would not fit (budgets then block because of it),
+/// 3 when only budgets that can never pass stand in the way.
 pub fn exit_code(plan: &Plan) -> i32 {
     if plan.can_complete() {
         return OK;
     }
     let pods_refused = plan.nodes.iter().any(|n| !n.errors.is_empty());
+    if plan.short_of_room() && !pods_refused {
+        return NO_ROOM;
+    }
     let budget_never = plan
         .budgets
         .iter()
@@ -45,6 +50,54 @@ fn readiness(b: &BudgetPlan) -> String {
         Some(secs) => format!("replacements became ready in ~{} here", format_short(secs)),
         None => "how long replacements take to become ready is unknown here".to_string(),
     }
+}
+
+/// The capacity section: where the replacements go, per workload.
+fn capacity(cap: &Capacity) -> String {
+    let mut out = String::new();
+    let nodes = if cap.schedulable_nodes.is_empty() {
+        "no node stays schedulable".to_string()
+    } else {
+        format!(
+            "{} node(s) stay schedulable ({})",
+            cap.schedulable_nodes.len(),
+            cap.schedulable_nodes.join(", ")
+        )
+    };
+    if cap.workloads.is_empty() {
+        let _ = writeln!(out, "replacements: none needed; {nodes}");
+    } else {
+        let _ = writeln!(out, "replacements: {nodes}");
+        let mut rows = vec![vec![
+            "  WORKLOAD".to_string(),
+            "REPLACEMENTS".to_string(),
+            "PLACED".to_string(),
+            "WHERE".to_string(),
+        ]];
+        for w in &cap.workloads {
+            let mut place: Vec<String> = w.nodes.iter().map(|(n, k)| format!("{n}:{k}")).collect();
+            if !w.fits() {
+                place.push("NO ROOM".to_string());
+            }
+            if !w.not_checked.is_empty() {
+                place.push(format!(
+                    "placement not checked: uses {}",
+                    w.not_checked.join(", ")
+                ));
+            }
+            rows.push(vec![
+                format!("  {} {}", w.kind, w.key()),
+                w.pods.len().to_string(),
+                w.placed.to_string(),
+                place.join(" "),
+            ]);
+        }
+        out.push_str(&columns(&rows));
+    }
+    if !cap.lost.is_empty() {
+        let _ = writeln!(out, "lost (nothing replaces them): {}", cap.lost.join(", "));
+    }
+    out
 }
 
 /// The human-readable plan.
@@ -118,6 +171,9 @@ pub fn text(plan: &Plan) -> String {
         }
         out.push_str(&columns(&rows));
     }
+    if let Some(cap) = &plan.capacity {
+        out.push_str(&capacity(cap));
+    }
     for w in &plan.warnings {
         let _ = writeln!(out, "Warning: {w}");
     }
@@ -158,6 +214,9 @@ pub fn verdict(plan: &Plan) -> String {
         BLOCKED_BY_BUDGETS => {
             "the drain cannot complete: a disruption budget can never allow it (exit 3)".to_string()
         }
+        NO_ROOM => {
+            "the drain cannot start: the evicted pods' replacements would not fit (exit 7; --ignore-capacity drains anyway)".to_string()
+        }
         _ => "the drain cannot complete: pods would be left on the node (exit 4)".to_string(),
     }
 }
@@ -192,6 +251,7 @@ mod tests {
             errors: Vec::new(),
             warnings: Vec::new(),
             worst_case_seconds: 42.0,
+            capacity: None,
         }
     }
 

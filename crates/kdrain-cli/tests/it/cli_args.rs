@@ -28,6 +28,7 @@ async fn help_documents_kubectl_flags_and_exit_codes() {
         "--uncordon-on-failure",
         "--output",
         "--override-opt-outs",
+        "--ignore-capacity",
     ] {
         assert!(r.stdout.contains(flag), "help lacks {flag}");
     }
@@ -38,6 +39,7 @@ async fn help_documents_kubectl_flags_and_exit_codes() {
         "4  pods left",
         "5  permission denied",
         "6  cluster unreachable",
+        "7  no room",
     ] {
         assert!(
             r.stdout.contains(code),
@@ -218,7 +220,12 @@ async fn help_groups_flags_and_aligns_exit_codes() {
     let own = at("\nkdrain options (not in kubectl):\n");
     let global = at("\nGlobal options:\n");
     assert!(options < positions[0] && positions[10] < own && own < global);
-    for f in ["--parallel", "--uncordon-on-failure", "--override-opt-outs"] {
+    for f in [
+        "--parallel",
+        "--uncordon-on-failure",
+        "--override-opt-outs",
+        "--ignore-capacity",
+    ] {
         let p = at(f);
         assert!(own < p && p < global, "{f}");
     }
@@ -230,7 +237,7 @@ async fn help_groups_flags_and_aligns_exit_codes() {
         .skip_while(|l| *l != "Exit codes:")
         .skip(1)
         .collect();
-    assert_eq!(table.len(), 8, "{text}");
+    assert_eq!(table.len(), 9, "{text}");
     for row in &table {
         assert_eq!(&row[5..7], "  ", "{row:?}");
         assert!(row[..5].trim().parse::<u8>().is_ok(), "{row:?}");

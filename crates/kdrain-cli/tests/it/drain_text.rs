@@ -247,8 +247,8 @@ async fn chunk_size_pages_the_pod_list() {
     assert_eq!(r.code, 0);
     assert_eq!(
         c.count("list", "pods", ""),
-        1,
-        "the default chunk of 500 needs one list"
+        2,
+        "the default chunk of 500 needs one list of the node's pods and one of every pod (capacity)"
     );
 }
 

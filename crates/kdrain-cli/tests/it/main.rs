@@ -1,6 +1,7 @@
 //! Integration tests: the real `kdrain` binary against an in-process kubesim.
 
 mod bad_input;
+mod capacity;
 mod cli_args;
 mod common;
 mod cordon;

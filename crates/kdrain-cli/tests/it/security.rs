@@ -263,7 +263,14 @@ async fn the_shipped_role_is_exactly_what_the_engine_uses() {
         used.extend(c.requests());
         c.sim.reset_requests();
         for cmd in [
-            &["plan", "n2", "--force", "--ignore-daemonsets"][..],
+            // n1 is cordoned now: n2's replacements have nowhere to go
+            &[
+                "plan",
+                "n2",
+                "--force",
+                "--ignore-daemonsets",
+                "--ignore-capacity",
+            ][..],
             &["uncordon", "n1"],
             &["cordon", "n1"],
             &["drain", "-l", "pool=a", "--force", "--ignore-daemonsets"],

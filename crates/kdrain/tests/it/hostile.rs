@@ -205,6 +205,22 @@ fn router(pods: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Router {
             let now = !cordoned.fetch_xor(true, relaxed);
             Reply::Json(200, node_json(now))
         }
+        // the capacity check's LIST of every node: n1 and an empty n2 with room
+        ("GET", "/api/v1/nodes") if !r.is_watch() => {
+            let mut n2: serde_json::Value = serde_json::from_str(&node_json(false)).expect("node");
+            n2["metadata"]["name"] = "n2".into();
+            n2["metadata"]["uid"] = "uid-n2".into();
+            n2["status"] =
+                serde_json::json!({"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"}});
+            let n1: serde_json::Value =
+                serde_json::from_str(&node_json(cordoned.load(relaxed))).expect("node");
+            Reply::Json(
+                200,
+                serde_json::json!({"apiVersion": "v1", "kind": "NodeList",
+                    "metadata": {"resourceVersion": "5"}, "items": [n1, n2]})
+                .to_string(),
+            )
+        }
         ("GET", "/apis/policy/v1/poddisruptionbudgets") if !r.is_watch() => {
             Reply::Json(200, NO_BUDGETS.into())
         }

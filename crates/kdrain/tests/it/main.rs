@@ -2,6 +2,7 @@
 
 mod api;
 mod budgets;
+mod capacity;
 mod concurrency;
 mod deadline;
 mod do_not_disrupt;

@@ -71,6 +71,9 @@ async fn replacements_readiness_is_read_from_the_cluster_and_added_per_later_bat
     expected.sort_by(f64::total_cmp);
     let median = (expected[0] + expected[1]) / 2.0;
 
+    // n1 takes pods again, so n2's replacements have room (else the budget never passes).
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(sim.client());
+    nodes.uncordon("n1").await.expect("uncordon n1");
     let plan = plan_once_one_allowed(&d, "n2").await;
     let ready = plan.budgets[0]
         .replacement_ready_seconds

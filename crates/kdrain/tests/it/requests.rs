@@ -14,7 +14,12 @@ workloads:
     .await;
     assert_eq!(pods_on(&sim, "n1").await.len(), 110);
     sim.reset_requests();
-    let (res, _) = drain(&sim, all_flags(), &["n1"]).await;
+    // One node: the replacements have nowhere to go (the plan would refuse); drained anyway.
+    let opts = DrainOptions {
+        ignore_capacity: true,
+        ..all_flags()
+    };
+    let (res, _) = drain(&sim, opts, &["n1"]).await;
     let report = res.expect("drained");
     let evictions = count(&sim, "create", "pods", "eviction");
     assert_eq!(evictions, 110);
@@ -23,7 +28,7 @@ workloads:
     let total: u64 = sim.requests().iter().map(|r| r.count).sum();
     let others = total - evictions;
     assert!(
-        others < 15,
+        others < 17,
         "{others} other requests: {:#?}",
         sim.requests()
     );

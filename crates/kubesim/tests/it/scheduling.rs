@@ -78,6 +78,19 @@ workloads:
     );
     let p = pods.get("big").await.unwrap();
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    // `spec.nodeName=` lists the unscheduled pods, as on the real server.
+    let unscheduled = pods
+        .list(&ListParams::default().fields("spec.nodeName="))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        unscheduled
+            .iter()
+            .map(|p| p.metadata.name.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["big"]
+    );
 
     // A small pod still fits next to the first one.
     create(&pods, "small", json!({"requests": {"cpu": "500m"}})).await;

@@ -76,6 +76,7 @@ fn evict(p: &Pod) -> PodPlan {
         grace_seconds: 30,
         tier: 0,
         protected_until: None,
+        placement: None,
     }
 }
 

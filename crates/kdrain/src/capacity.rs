@@ -1,0 +1,513 @@
+//! Will the evicted pods fit? The plan's capacity check: every pod to be evicted (or deleted)
+//! whose owner will replace it gets a replacement placed by [`crate::placement`], all of them
+//! together, largest first; the result is told per workload, with one line a person can act on
+//! when some do not fit ("shop/web: 3 replacements need 6 CPU, the 2 schedulable nodes have
+//! 2.5 CPU free; add capacity or drain fewer nodes at once"). Pods nothing replaces (bare pods
+//! with `--force`) are not placed: they are lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use sched::diagnosis::NodeStatus;
+use sched::resources::{self, Amount};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use kube::Api;
+
+use crate::error::DrainError;
+use crate::options::DrainOptions;
+use crate::placement::{self, Engine, Outcome, Resident};
+use crate::plan::{Action, BudgetVerdict, NodeInput, Plan};
+use crate::requests::Requests;
+use crate::{select, watch};
+
+/// The cluster read for the capacity check: every node and every pod bound to a node.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// Every node.
+    pub nodes: Vec<Node>,
+    /// Every running (not finished) pod bound to a node, summarized.
+    pub residents: Vec<Resident>,
+    /// Pods whose requests do not parse (one line each, naming the pod and the field).
+    pub errors: Vec<String>,
+}
+
+/// What the plan says about room for the replacements.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct Capacity {
+    /// The nodes that stay schedulable (not a drain target, not cordoned, Ready).
+    pub schedulable_nodes: Vec<String>,
+    /// One entry per workload with pods to replace.
+    pub workloads: Vec<WorkloadFit>,
+    /// Pods nothing replaces (`ns/name`): they are lost.
+    pub lost: Vec<String>,
+    /// Quantities that do not parse (node allocatable, pod requests): the check could not be
+    /// made; one line each naming the object and the field.
+    pub errors: Vec<String>,
+    /// Whether a shortage refuses the drain (false with `--ignore-capacity`).
+    pub enforced: bool,
+}
+
+impl Capacity {
+    /// The workloads whose replacements do not all fit.
+    pub fn short(&self) -> impl Iterator<Item = &WorkloadFit> {
+        self.workloads.iter().filter(|w| !w.fits())
+    }
+
+    /// Replacements do not all fit (or could not be checked) and that refuses the drain.
+    pub fn refuses(&self) -> bool {
+        self.enforced && (self.short().next().is_some() || !self.errors.is_empty())
+    }
+}
+
+/// Where one workload's replacements go.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct WorkloadFit {
+    /// Namespace.
+    pub namespace: String,
+    /// Owner kind (Deployment when a ReplicaSet's pods carry its pod-template-hash).
+    pub kind: String,
+    /// Owner name.
+    pub name: String,
+    /// The pods to be replaced (`ns/name`).
+    pub pods: Vec<String>,
+    /// How many replacements found a node.
+    pub placed: usize,
+    /// Replacements per node.
+    pub nodes: BTreeMap<String, usize>,
+    /// Scheduling constraints of its pods that were not evaluated.
+    pub not_checked: Vec<String>,
+    /// When some do not fit: why, in one line a person can act on.
+    pub problem: Option<String>,
+}
+
+impl WorkloadFit {
+    /// Every replacement found a node.
+    pub fn fits(&self) -> bool {
+        self.placed == self.pods.len()
+    }
+
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The workload a pod belongs to, as (kind, name): a ReplicaSet named `<d>-<hash>` whose pods
+/// carry `pod-template-hash=<hash>` belongs to Deployment `<d>`.
+pub fn workload_of(pod: &Pod) -> Option<(String, String)> {
+    let owner = select::controller_of(pod)?;
+    if owner.kind == "ReplicaSet"
+        && let Some(hash) = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"))
+        && let Some(deployment) = owner.name.strip_suffix(&format!("-{hash}"))
+    {
+        return Some(("Deployment".to_string(), deployment.to_string()));
+    }
+    Some((owner.kind.clone(), owner.name.clone()))
+}
+
+/// Whether something recreates the pod once it is evicted: a controller other than a
+/// DaemonSet (whose pods are not evicted, or come back on the same node) or a Node (mirror
+/// pods), and the pod has not finished.
+pub fn is_replaced(pod: &Pod) -> bool {
+    !select::is_finished(pod)
+        && select::controller_of(pod).is_some_and(|o| o.kind != "DaemonSet" && o.kind != "Node")
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The most frequent reason over the nodes' statuses, and how often it appears.
+fn main_reason(statuses: &[NodeStatus]) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in statuses {
+        for r in &s.reasons {
+            *counts.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(r, _)| *r != sched::diagnosis::UNSCHEDULABLE)
+        .max_by_key(|(_, n)| *n)
+        .map(|(r, _)| r.to_string())
+}
+
+/// The line for a workload whose replacements do not all fit.
+fn problem_line(
+    key: &str,
+    pods: &[&Pod],
+    placed: usize,
+    first_failure: &Outcome,
+    engine_before: &Engine,
+) -> String {
+    let total = pods.len();
+    let missing = total - placed;
+    let spec = pods[0].spec.clone().unwrap_or_default();
+    let (eligible, free) = engine_before.room_for(&spec);
+    let open = engine_before.open_nodes().len();
+    let fix = "add capacity or drain fewer nodes at once";
+    if open == 0 {
+        return format!(
+            "{key}: {} nowhere to go: no node stays schedulable (every node is drained, cordoned or not Ready); add nodes or drain fewer at once",
+            plural(total, "replacement has", "replacements have")
+        );
+    }
+    let nodes_phrase = if eligible == open {
+        format!(
+            "the {}",
+            plural(open, "schedulable node", "schedulable nodes")
+        )
+    } else {
+        format!(
+            "the {} it may run on",
+            plural(eligible, "schedulable node", "schedulable nodes")
+        )
+    };
+    let reason = main_reason(&first_failure.statuses);
+    let resource = match reason.as_deref() {
+        Some(sched::diagnosis::TOO_MANY_PODS) => Some(resources::PODS.to_string()),
+        Some(r) => r.strip_prefix("Insufficient ").map(str::to_string),
+        None => None,
+    };
+    match resource {
+        Some(r) if eligible > 0 => {
+            let need: i128 = if r == resources::PODS {
+                total as i128
+            } else {
+                pods.iter()
+                    .map(|p| {
+                        p.spec
+                            .as_ref()
+                            .and_then(|s| resources::pod_requests(s).ok())
+                            .unwrap_or_default()
+                            .get(&r)
+                    })
+                    .sum()
+            };
+            let have = free.get(&r);
+            let what = if r == resources::PODS {
+                format!("room for {}", plural(need as usize, "pod", "pods"))
+            } else {
+                Amount(&r, need).to_string()
+            };
+            let free_text = if r == resources::PODS {
+                format!("room for {have} more")
+            } else {
+                format!("{} free", Amount(&r, have))
+            };
+            let verb = if eligible == 1 { "has" } else { "have" };
+            if need > have {
+                let partial = if missing < total {
+                    format!(" ({missing} do not fit)")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{key}: {} need {what}, {nodes_phrase} {verb} {free_text}{partial}; {fix}",
+                    plural(total, "replacement", "replacements")
+                )
+            } else {
+                format!(
+                    "{key}: {missing} of {total} replacements do not fit: they need {what} and {nodes_phrase} {verb} {free_text}, but other replacements take it or it is split across nodes; {fix}"
+                )
+            }
+        }
+        _ => {
+            let why = first_failure.fit_error.clone().unwrap_or_default();
+            let why = why
+                .split(" preemption:")
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('.');
+            if missing == total {
+                format!(
+                    "{key}: {} no schedulable node ({why}); add matching nodes or drain fewer nodes at once",
+                    plural(total, "replacement fits", "replacements fit")
+                )
+            } else {
+                format!(
+                    "{key}: {missing} of {total} replacements do not fit ({why}); add matching nodes or drain fewer nodes at once"
+                )
+            }
+        }
+    }
+}
+
+/// The capacity check over the pods leaving `targets`: `replaced` are the pods to evict or
+/// delete whose owner replaces them, `lost` the ones nothing replaces, `leaving` the UIDs of
+/// every pod that goes (they no longer count where they are).
+pub fn check(
+    view: &ClusterView,
+    targets: &BTreeSet<String>,
+    replaced: &[&Pod],
+    lost: &[&Pod],
+    leaving: &BTreeSet<String>,
+) -> (Capacity, BTreeMap<String, Outcome>) {
+    let mut cap = Capacity {
+        lost: lost.iter().map(|p| placement_key(p)).collect(),
+        errors: view.errors.clone(),
+        ..Default::default()
+    };
+    let residents: Vec<Resident> = view
+        .residents
+        .iter()
+        .filter(|r| !leaving.contains(&r.uid))
+        .cloned()
+        .collect();
+    let before = match Engine::new(&view.nodes, residents, targets) {
+        Ok(e) => e,
+        Err(e) => {
+            cap.errors.push(e);
+            return (cap, BTreeMap::new());
+        }
+    };
+    cap.schedulable_nodes = before.open_nodes();
+    let mut order: Vec<&Pod> = replaced.to_vec();
+    order.sort_by_key(|p| (placement::size_key(p), placement_key(p)));
+    let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+    let mut working = before.clone();
+    for pod in order {
+        match working.place(pod) {
+            Ok(o) => {
+                outcomes.insert(placement_key(pod), o);
+            }
+            Err(e) => cap.errors.push(e),
+        }
+    }
+    // Group by workload, in namespace/name order.
+    let mut groups: BTreeMap<(String, String, String), Vec<&Pod>> = BTreeMap::new();
+    for pod in replaced {
+        let (kind, name) = workload_of(pod).unwrap_or_default();
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        groups.entry((ns, name, kind)).or_default().push(pod);
+    }
+    for ((namespace, name, kind), pods) in groups {
+        let mut fit = WorkloadFit {
+            namespace,
+            kind,
+            name,
+            pods: pods.iter().map(|p| placement_key(p)).collect(),
+            placed: 0,
+            nodes: BTreeMap::new(),
+            not_checked: Vec::new(),
+            problem: None,
+        };
+        let mut first_failure = None;
+        for p in &pods {
+            let Some(o) = outcomes.get(&placement_key(p)) else {
+                continue;
+            };
+            for n in &o.not_checked {
+                if !fit.not_checked.contains(n) {
+                    fit.not_checked.push(n.clone());
+                }
+            }
+            match &o.node {
+                Some(n) => {
+                    fit.placed += 1;
+                    *fit.nodes.entry(n.clone()).or_default() += 1;
+                }
+                None => {
+                    first_failure.get_or_insert(o);
+                }
+            }
+        }
+        if let Some(o) = first_failure {
+            fit.problem = Some(problem_line(&fit.key(), &pods, fit.placed, o, &before));
+        } else if fit.placed < fit.pods.len() {
+            fit.problem = Some(format!(
+                "{}: the placement of its replacements could not be checked",
+                fit.key()
+            ));
+        }
+        cap.workloads.push(fit);
+    }
+    (cap, outcomes)
+}
+
+/// `namespace/name`.
+pub fn placement_key(pod: &Pod) -> String {
+    crate::budget::key_of(
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    )
+}
+
+/// The line for a capacity error in the plan: refused, or (with `--ignore-capacity`) a warning.
+fn push(plan: &mut Plan, enforced: bool, line: String) {
+    if enforced {
+        plan.errors.push(line);
+    } else {
+        plan.warnings
+            .push(format!("{line} (ignored: --ignore-capacity)"));
+    }
+}
+
+/// Adds the capacity check to a plan built from `inputs` (the same nodes, in the same order):
+/// each pod to evict or delete says where its replacement goes (or that nothing replaces it),
+/// each workload whose replacements do not all fit gives one line that refuses the drain
+/// (unless `ignore_capacity`: then a warning), and a budget whose pods cannot all be replaced
+/// becomes one that never passes.
+pub fn apply(plan: &mut Plan, opts: &DrainOptions, inputs: &[NodeInput], view: &ClusterView) {
+    let targets: BTreeSet<String> = inputs.iter().map(|n| n.node.clone()).collect();
+    let mut replaced = Vec::new();
+    let mut lost = Vec::new();
+    let mut leaving = BTreeSet::new();
+    for (np, input) in plan.nodes.iter().zip(inputs) {
+        for (pp, pod) in np.pods.iter().zip(&input.pods) {
+            if !matches!(pp.action, Action::Evict | Action::Delete) {
+                continue;
+            }
+            leaving.insert(pp.uid.clone());
+            if is_replaced(pod) {
+                replaced.push(pod);
+            } else if !select::is_finished(pod) {
+                lost.push(pod);
+            }
+        }
+    }
+    let (mut cap, outcomes) = check(view, &targets, &replaced, &lost, &leaving);
+    cap.enforced = !opts.ignore_capacity;
+    let lost_keys: BTreeSet<&String> = cap.lost.iter().collect();
+    for np in &mut plan.nodes {
+        for pp in &mut np.pods {
+            let key = format!("{}/{}", pp.namespace, pp.name);
+            if lost_keys.contains(&key) {
+                pp.placement = Some("lost: nothing replaces it".to_string());
+            } else if let Some(o) = outcomes.get(&key) {
+                let mut text = match (&o.node, &o.fit_error) {
+                    (Some(n), _) => format!("replacement fits on {n}"),
+                    (None, Some(e)) => format!("no room for its replacement: {e}"),
+                    (None, None) => "no room for its replacement".to_string(),
+                };
+                if !o.not_checked.is_empty() {
+                    text.push_str(&format!(
+                        "; placement not checked: uses {}",
+                        o.not_checked.join(", ")
+                    ));
+                }
+                pp.placement = Some(text);
+            }
+        }
+    }
+    let enforced = cap.enforced;
+    for e in &cap.errors {
+        push(
+            plan,
+            enforced,
+            format!(
+                "cannot check room for the replacements: {e}; fix the object or use --ignore-capacity"
+            ),
+        );
+    }
+    for w in cap.short() {
+        if let Some(p) = &w.problem {
+            push(plan, enforced, p.clone());
+        }
+    }
+    // Budgets: beyond what they allow now, each eviction waits for a replacement to become
+    // ready; replacements with nowhere to go never do.
+    let unplaced: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|(_, o)| o.node.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut never = Vec::new();
+    for b in &mut plan.budgets {
+        if !matches!(b.verdict, BudgetVerdict::Waits { .. }) {
+            continue;
+        }
+        let stuck = b.pods.iter().filter(|p| unplaced.contains(*p)).count();
+        let needed = b.pods.len();
+        let ever = b.disruptions_allowed.max(0) as usize + (needed - stuck);
+        if stuck > 0 && ever < needed {
+            let short: Vec<String> = cap
+                .short()
+                .filter(|w| w.pods.iter().any(|p| b.pods.contains(p)))
+                .map(|w| w.key())
+                .collect();
+            let reason = format!(
+                "it allows {} of the {needed} pods now and the replacements of {} cannot be placed ({}), so it will block for ever",
+                b.disruptions_allowed.max(0),
+                plural(stuck, "pod", "pods"),
+                short.join(", ")
+            );
+            never.push(format!(
+                "disruption budget {}/{} can never allow evicting {}: {reason}; add capacity or drain fewer nodes at once",
+                b.namespace,
+                b.name,
+                b.pods.join(", ")
+            ));
+            b.verdict = BudgetVerdict::Never { reason };
+        }
+    }
+    for line in never {
+        push(plan, enforced, line);
+    }
+    plan.capacity = Some(cap);
+}
+
+/// Reads what the capacity check needs: every node, and every pod bound to a node that has
+/// not finished (field selector `status.phase!=Succeeded,status.phase!=Failed`, as the
+/// scheduler's own cache), page by page, keeping only each pod's summary. `Ok(None)` with a
+/// warning when listing is forbidden: the plan then does not check capacity.
+pub(crate) async fn read(
+    client: &kube::Client,
+    chunk: u32,
+    req: &Requests,
+) -> Result<(Option<ClusterView>, Option<String>), DrainError> {
+    let forbidden = |what: &str, s: &kube::core::Status| {
+        format!(
+            "cannot list {what} ({}): the plan does not check room for the replacements",
+            s.message
+        )
+    };
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let nodes = match watch::list_all(&nodes_api, None, None, chunk, req, "nodes").await {
+        Ok(l) => l.items,
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Ok((None, Some(forbidden("nodes", &s))));
+        }
+        Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
+    };
+    let pods_api: Api<Pod> = Api::all(client.clone());
+    let mut view = ClusterView {
+        nodes,
+        ..Default::default()
+    };
+    let fields = "status.phase!=Succeeded,status.phase!=Failed";
+    let res = watch::list_pages(&pods_api, Some(fields), None, chunk, req, "pods", |page| {
+        for pod in page {
+            if pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .is_none()
+            {
+                continue;
+            }
+            match Resident::of(&pod) {
+                Ok(r) => view.residents.push(r),
+                Err(e) => view.errors.push(e),
+            }
+        }
+    })
+    .await;
+    match res {
+        Ok(_) => Ok((Some(view), None)),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok((None, Some(forbidden("pods", &s)))),
+        Err(e) => Err(DrainError::api(
+            "listing the pods of every node",
+            "list",
+            "pods",
+            None,
+            e,
+        )),
+    }
+}

@@ -1,0 +1,655 @@
+//! Where would the replacements go? A pure simulation, from what was read, of the scheduler
+//! placing the replacements of the pods a drain evicts, all together, first fit, largest first
+//! (as cluster-autoscaler's binpacking estimator does), on the nodes that stay schedulable (not
+//! a drain target, not cordoned, Ready).
+//!
+//! A node is checked with the default scheduler's filters, in its order, and the same reasons:
+//! NoSchedule/NoExecute taints against tolerations, `nodeSelector` and required node affinity,
+//! host ports, pod count and requests against allocatable minus the requests already there,
+//! topology spread constraints with `whenUnsatisfiable: DoNotSchedule` (any topology key: every
+//! node with the key is a domain, drained and cordoned ones included, as for the scheduler), and
+//! required pod anti-affinity (the pod's own and the running pods'). What is not evaluated is
+//! named per pod (required pod affinity, a `namespaceSelector`, PersistentVolumeClaims, another
+//! scheduler, scheduling gates, pod-level resources, resource claims): such a pod is still
+//! placed by everything else, so "does not fit" stays certain and "fits" is conditional. Nothing
+//! is preempted: a replacement that would only fit by preempting lower-priority pods counts as
+//! not fitting.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, PodSpec, Taint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use sched::diagnosis::{self, NodeStatus};
+use sched::resources::{self, Resources};
+
+use crate::budget;
+
+/// What placement keeps of a pod bound to a node (a whole cluster's pods are read page by
+/// page and only this is kept).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resident {
+    /// UID.
+    pub uid: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The node it is bound to.
+    pub node: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Effective requests.
+    pub requests: Resources,
+    /// Required pod anti-affinity terms.
+    pub anti_affinity: Vec<PodAffinityTerm>,
+    /// Host ports in use, as (protocol, port).
+    pub host_ports: Vec<(String, i32)>,
+    /// Being deleted (topology spread does not count it, as the scheduler does not).
+    pub terminating: bool,
+}
+
+/// `namespace/name` of a pod.
+fn pod_key(pod: &Pod) -> String {
+    budget::key_of(
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    )
+}
+
+fn host_ports(spec: &PodSpec) -> Vec<(String, i32)> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let port = p.host_port.filter(|h| *h > 0)?;
+            Some((p.protocol.clone().unwrap_or_else(|| "TCP".into()), port))
+        })
+        .collect()
+}
+
+fn required_anti_affinity(spec: &PodSpec) -> Vec<PodAffinityTerm> {
+    spec.affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .clone()
+        })
+        .unwrap_or_default()
+}
+
+impl Resident {
+    /// The summary of a pod; an error names a request that does not parse.
+    pub fn of(pod: &Pod) -> Result<Resident, String> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let requests =
+            resources::pod_requests(&spec).map_err(|e| format!("pod {}: {e}", pod_key(pod)))?;
+        Ok(Resident {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            node: spec.node_name.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            requests,
+            anti_affinity: required_anti_affinity(&spec),
+            host_ports: host_ports(&spec),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+        })
+    }
+}
+
+/// Where one replacement went, or why it went nowhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The node, when it fits.
+    pub node: Option<String>,
+    /// The scheduler's message when it fits nowhere (`0/5 nodes are available: ...`).
+    pub fit_error: Option<String>,
+    /// Every node's status when it fits nowhere.
+    pub statuses: Vec<NodeStatus>,
+    /// What was not evaluated (`pod affinity`, `PersistentVolumeClaim data-db-0`, ...).
+    pub not_checked: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Slot {
+    name: String,
+    labels: BTreeMap<String, String>,
+    taints: Vec<Taint>,
+    allocatable: Resources,
+    /// Requests of the pods there before any replacement.
+    requested_before: Resources,
+    requested: Resources,
+    pods: i128,
+    /// Pods there before any replacement.
+    pods_before: i128,
+    /// Why it takes no replacement, as the scheduler would say it.
+    closed: Option<String>,
+    /// Indexes into `Engine::residents`.
+    residents: Vec<usize>,
+}
+
+/// The cluster as the replacements will find it.
+#[derive(Clone)]
+pub struct Engine {
+    slots: Vec<Slot>,
+    residents: Vec<Resident>,
+    /// Residents with required anti-affinity terms, with their slot.
+    with_anti_affinity: Vec<(usize, usize)>,
+}
+
+/// Topology spread counts of one constraint for one replacement.
+struct Spread {
+    key: String,
+    counts: BTreeMap<String, i64>,
+    min: i64,
+    self_match: i64,
+    max_skew: i64,
+}
+
+/// See [`Engine::context`].
+struct Context {
+    spread: Vec<Spread>,
+    own: Vec<(String, BTreeSet<String>)>,
+    existing: BTreeSet<(String, String)>,
+}
+
+/// The scheduler's reason for a not-Ready node (the node lifecycle controller's taint).
+const NOT_READY: &str = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }";
+/// The scheduler's reason for a host port in use.
+const HOST_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
+
+/// A label selector's meaning for affinity terms and spread constraints: nil matches nothing.
+fn selector_with_keys(
+    sel: Option<&LabelSelector>,
+    match_keys: Option<&Vec<String>>,
+    mismatch_keys: Option<&Vec<String>>,
+    pod_labels: &BTreeMap<String, String>,
+) -> Option<LabelSelector> {
+    let mut sel = sel?.clone();
+    let mut extra = Vec::new();
+    for (keys, op) in [(match_keys, "In"), (mismatch_keys, "NotIn")] {
+        for k in keys.into_iter().flatten() {
+            if let Some(v) = pod_labels.get(k) {
+                extra.push(LabelSelectorRequirement {
+                    key: k.clone(),
+                    operator: op.into(),
+                    values: Some(vec![v.clone()]),
+                });
+            }
+        }
+    }
+    if !extra.is_empty() {
+        sel.match_expressions
+            .get_or_insert_with(Vec::new)
+            .extend(extra);
+    }
+    Some(sel)
+}
+
+/// The namespaces an affinity term covers: `None` for all (an empty `namespaceSelector`);
+/// `Err` when a non-empty `namespaceSelector` would need the namespaces' labels.
+fn term_namespaces(term: &PodAffinityTerm, own: &str) -> Result<Option<BTreeSet<String>>, ()> {
+    let listed: BTreeSet<String> = term.namespaces.iter().flatten().cloned().collect();
+    match &term.namespace_selector {
+        None if listed.is_empty() => Ok(Some(BTreeSet::from([own.to_string()]))),
+        None => Ok(Some(listed)),
+        Some(s)
+            if s.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                && s.match_expressions.as_ref().is_none_or(|e| e.is_empty()) =>
+        {
+            Ok(None)
+        }
+        Some(_) => Err(()),
+    }
+}
+
+/// Whether `term` (of a pod in `own_ns` with `own_labels`) selects a pod in `ns` with `labels`.
+fn term_selects(
+    term: &PodAffinityTerm,
+    own_ns: &str,
+    own_labels: &BTreeMap<String, String>,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let Ok(namespaces) = term_namespaces(term, own_ns) else {
+        return false;
+    };
+    if namespaces.is_some_and(|set| !set.contains(ns)) {
+        return false;
+    }
+    let sel = selector_with_keys(
+        term.label_selector.as_ref(),
+        term.match_label_keys.as_ref(),
+        term.mismatch_label_keys.as_ref(),
+        own_labels,
+    );
+    budget::selector_matches(sel.as_ref(), labels)
+}
+
+/// What the engine does not evaluate in a pod's spec.
+fn not_checked(spec: &PodSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let affinity = spec.affinity.as_ref();
+    if affinity
+        .and_then(|a| a.pod_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|t| !t.is_empty())
+    {
+        out.push("pod affinity".to_string());
+    }
+    if required_anti_affinity(spec)
+        .iter()
+        .any(|t| term_namespaces(t, "").is_err())
+    {
+        out.push("pod anti-affinity with a namespaceSelector".to_string());
+    }
+    for v in spec.volumes.iter().flatten() {
+        if let Some(c) = &v.persistent_volume_claim {
+            out.push(format!("PersistentVolumeClaim {}", c.claim_name));
+        }
+        if v.ephemeral.is_some() {
+            out.push(format!("ephemeral volume {}", v.name));
+        }
+    }
+    if let Some(s) = spec
+        .scheduler_name
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "default-scheduler")
+    {
+        out.push(format!("scheduler {s}"));
+    }
+    if spec
+        .scheduling_gates
+        .as_ref()
+        .is_some_and(|g| !g.is_empty())
+    {
+        out.push("scheduling gates".to_string());
+    }
+    if spec.resources.is_some() {
+        out.push("pod-level resources".to_string());
+    }
+    if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
+        out.push("resource claims".to_string());
+    }
+    out
+}
+
+/// Order of resource reasons: the scheduler checks cpu, memory, ephemeral-storage, then the
+/// others.
+fn resource_rank(name: &str) -> (u8, &str) {
+    match name {
+        resources::CPU => (0, name),
+        resources::MEMORY => (1, name),
+        resources::EPHEMERAL_STORAGE => (2, name),
+        _ => (3, name),
+    }
+}
+
+impl Engine {
+    /// The cluster: every node, the pods bound to nodes (`residents`, without the pods that
+    /// leave), and the drain's target nodes. `Err` names an allocatable that does not parse.
+    pub fn new(
+        nodes: &[Node],
+        residents: Vec<Resident>,
+        targets: &BTreeSet<String>,
+    ) -> Result<Engine, String> {
+        let mut slots = Vec::new();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut sorted: Vec<&Node> = nodes.iter().collect();
+        sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        for node in sorted {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let allocatable =
+                resources::allocatable(node).map_err(|e| format!("node {name}: {e}"))?;
+            let closed = if targets.contains(&name) || sched::nodes::is_cordoned(node) {
+                Some(diagnosis::UNSCHEDULABLE.to_string())
+            } else if !sched::nodes::is_ready(node) {
+                Some(NOT_READY.to_string())
+            } else {
+                None
+            };
+            index.insert(name.clone(), slots.len());
+            slots.push(Slot {
+                labels: sched::nodes::labels(node),
+                taints: node
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.taints.clone())
+                    .unwrap_or_default(),
+                allocatable,
+                requested_before: Resources::default(),
+                requested: Resources::default(),
+                pods: 0,
+                pods_before: 0,
+                closed,
+                residents: Vec::new(),
+                name,
+            });
+        }
+        let mut with_anti_affinity = Vec::new();
+        for (i, r) in residents.iter().enumerate() {
+            if let Some(&s) = index.get(&r.node) {
+                let slot = &mut slots[s];
+                slot.requested.add(&r.requests);
+                slot.pods += 1;
+                slot.residents.push(i);
+                if !r.anti_affinity.is_empty() {
+                    with_anti_affinity.push((i, s));
+                }
+            }
+        }
+        for s in &mut slots {
+            s.requested_before = s.requested.clone();
+            s.pods_before = s.pods;
+        }
+        Ok(Engine {
+            slots,
+            residents,
+            with_anti_affinity,
+        })
+    }
+
+    /// Names of the nodes that take replacements.
+    pub fn open_nodes(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| s.closed.is_none())
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// Whether `spec` may run on the slot at all (taints and node affinity), ignoring room.
+    fn admits(&self, s: &Slot, spec: &PodSpec) -> bool {
+        let tolerations = spec.tolerations.as_deref().unwrap_or_default();
+        sched::nodes::untolerated_taint(&s.taints, tolerations).is_none()
+            && sched::nodes::affinity_matches(spec, &s.labels, &s.name)
+    }
+
+    /// The open nodes a pod may run on (taints, node affinity), and what they had free of each
+    /// resource before any replacement: for messages.
+    pub fn room_for(&self, spec: &PodSpec) -> (usize, Resources) {
+        let mut free = Resources::default();
+        let mut n = 0;
+        for s in self.slots.iter().filter(|s| s.closed.is_none()) {
+            if !self.admits(s, spec) {
+                continue;
+            }
+            n += 1;
+            let mut f = s.allocatable.clone();
+            f.sub(&s.requested_before);
+            for v in f.0.values_mut() {
+                *v = (*v).max(0);
+            }
+            f.0.insert(
+                resources::PODS.to_string(),
+                (s.allocatable.get(resources::PODS) - s.pods_before).max(0),
+            );
+            free.add(&f);
+        }
+        (n, free)
+    }
+
+    /// What the inter-pod checks of one replacement need, computed once for every node:
+    /// topology spread counts per domain, the domains the pod's own anti-affinity rules out,
+    /// and the domains running pods' anti-affinity rules out for it.
+    fn context(&self, spec: &PodSpec, me: &Resident) -> Context {
+        let (ns, labels) = (me.namespace.as_str(), &me.labels);
+        let tolerations = spec.tolerations.as_deref().unwrap_or_default();
+        let constraints: Vec<_> = spec
+            .topology_spread_constraints
+            .iter()
+            .flatten()
+            .filter(|c| c.when_unsatisfiable == "DoNotSchedule")
+            .collect();
+        let mut spread = Vec::new();
+        for c in &constraints {
+            let sel = selector_with_keys(
+                c.label_selector.as_ref(),
+                c.match_label_keys.as_ref(),
+                None,
+                labels,
+            );
+            let empty = sel.as_ref().is_none_or(|s| {
+                s.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                    && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+            });
+            let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+            for s in &self.slots {
+                // Domains: nodes with every constraint's key, that the pod's node affinity
+                // accepts (nodeAffinityPolicy Honor, the default) and, with nodeTaintsPolicy
+                // Honor, whose taints it tolerates. Pods being deleted do not count.
+                if !constraints
+                    .iter()
+                    .all(|c| s.labels.contains_key(&c.topology_key))
+                {
+                    continue;
+                }
+                if c.node_affinity_policy.as_deref() != Some("Ignore")
+                    && !sched::nodes::affinity_matches(spec, &s.labels, &s.name)
+                {
+                    continue;
+                }
+                if c.node_taints_policy.as_deref() == Some("Honor")
+                    && sched::nodes::untolerated_taint(&s.taints, tolerations).is_some()
+                {
+                    continue;
+                }
+                let n = if empty {
+                    0
+                } else {
+                    s.residents
+                        .iter()
+                        .map(|&i| &self.residents[i])
+                        .filter(|r| !r.terminating && r.namespace == ns)
+                        .filter(|r| budget::selector_matches(sel.as_ref(), &r.labels))
+                        .count() as i64
+                };
+                *counts.entry(s.labels[&c.topology_key].clone()).or_default() += n;
+            }
+            let min = if (counts.len() as i64) < i64::from(c.min_domains.unwrap_or(1)) {
+                0
+            } else {
+                counts.values().copied().min().unwrap_or(0)
+            };
+            spread.push(Spread {
+                key: c.topology_key.clone(),
+                self_match: i64::from(!empty && budget::selector_matches(sel.as_ref(), labels)),
+                max_skew: i64::from(c.max_skew),
+                counts,
+                min,
+            });
+        }
+        let mut own = Vec::new();
+        for term in required_anti_affinity(spec) {
+            if term_namespaces(&term, ns).is_err() {
+                continue;
+            }
+            let values: BTreeSet<String> = self
+                .slots
+                .iter()
+                .filter_map(|s| {
+                    let v = s.labels.get(&term.topology_key)?;
+                    s.residents
+                        .iter()
+                        .map(|&i| &self.residents[i])
+                        .any(|r| term_selects(&term, ns, labels, &r.namespace, &r.labels))
+                        .then(|| v.clone())
+                })
+                .collect();
+            own.push((term.topology_key.clone(), values));
+        }
+        let mut existing = BTreeSet::new();
+        for &(i, at) in &self.with_anti_affinity {
+            let r = &self.residents[i];
+            for term in &r.anti_affinity {
+                if let Some(v) = self.slots[at].labels.get(&term.topology_key)
+                    && term_selects(term, &r.namespace, &r.labels, ns, labels)
+                {
+                    existing.insert((term.topology_key.clone(), v.clone()));
+                }
+            }
+        }
+        Context {
+            spread,
+            own,
+            existing,
+        }
+    }
+
+    /// Topology spread and required pod anti-affinity on slot `at`, in the scheduler's order.
+    fn inter_pod(&self, at: usize, ctx: &Context) -> Result<(), NodeStatus> {
+        let fail = |r: &str, resolvable: bool| {
+            Err(NodeStatus {
+                reasons: vec![r.to_string()],
+                resolvable,
+            })
+        };
+        let node_labels = &self.slots[at].labels;
+        for sp in &ctx.spread {
+            let Some(value) = node_labels.get(&sp.key) else {
+                return fail(diagnosis::TOPOLOGY_LABEL, false);
+            };
+            let here = sp.counts.get(value).copied().unwrap_or(0);
+            if here + sp.self_match - sp.min > sp.max_skew {
+                return fail(diagnosis::TOPOLOGY_SPREAD, true);
+            }
+        }
+        for (key, values) in &ctx.own {
+            if node_labels.get(key).is_some_and(|v| values.contains(v)) {
+                return fail(diagnosis::ANTI_AFFINITY, true);
+            }
+        }
+        if node_labels
+            .iter()
+            .any(|(k, v)| ctx.existing.contains(&(k.clone(), v.clone())))
+        {
+            return fail(diagnosis::EXISTING_ANTI_AFFINITY, true);
+        }
+        Ok(())
+    }
+
+    /// The scheduler's filters for one node, in order; the first failing gives the status.
+    fn filter(
+        &self,
+        at: usize,
+        spec: &PodSpec,
+        me: &Resident,
+        ctx: &Context,
+    ) -> Result<(), NodeStatus> {
+        let s = &self.slots[at];
+        let unresolvable = |r: String| {
+            Err(NodeStatus {
+                reasons: vec![r],
+                resolvable: false,
+            })
+        };
+        if let Some(r) = &s.closed {
+            return unresolvable(r.clone());
+        }
+        let tolerations = spec.tolerations.as_deref().unwrap_or_default();
+        if let Some(t) = sched::nodes::untolerated_taint(&s.taints, tolerations) {
+            return unresolvable(sched::nodes::taint_reason(t));
+        }
+        if !sched::nodes::affinity_matches(spec, &s.labels, &s.name) {
+            return unresolvable(diagnosis::NODE_AFFINITY.to_string());
+        }
+        if !me.host_ports.is_empty()
+            && s.residents.iter().any(|&i| {
+                self.residents[i]
+                    .host_ports
+                    .iter()
+                    .any(|p| me.host_ports.contains(p))
+            })
+        {
+            return Err(NodeStatus {
+                reasons: vec![HOST_PORTS.to_string()],
+                resolvable: true,
+            });
+        }
+        let mut reasons = Vec::new();
+        if s.pods + 1 > s.allocatable.get(resources::PODS) {
+            reasons.push(diagnosis::TOO_MANY_PODS.to_string());
+        }
+        let mut names: Vec<&String> = me.requests.0.keys().collect();
+        names.sort_by_key(|n| resource_rank(n));
+        for name in names {
+            let want = me.requests.get(name);
+            if name != resources::PODS
+                && want > 0
+                && want > s.allocatable.get(name) - s.requested.get(name)
+            {
+                reasons.push(diagnosis::insufficient(name));
+            }
+        }
+        if !reasons.is_empty() {
+            return Err(NodeStatus {
+                reasons,
+                resolvable: true,
+            });
+        }
+        self.inter_pod(at, ctx)
+    }
+
+    /// Place one replacement of `pod` on the first node (by name) that takes it, and count it
+    /// there.
+    pub fn place(&mut self, pod: &Pod) -> Result<Outcome, String> {
+        let mut me = Resident::of(pod)?;
+        me.uid = String::new();
+        me.terminating = false;
+        let mut spec = pod.spec.clone().unwrap_or_default();
+        spec.node_name = None;
+        let ctx = self.context(&spec, &me);
+        let mut statuses = Vec::new();
+        let mut chosen = None;
+        for at in 0..self.slots.len() {
+            match self.filter(at, &spec, &me, &ctx) {
+                Ok(()) => {
+                    chosen = Some(at);
+                    break;
+                }
+                Err(s) => statuses.push(s),
+            }
+        }
+        let not_checked = not_checked(&spec);
+        let Some(at) = chosen else {
+            let fit_error = diagnosis::fit_error(
+                &statuses,
+                spec.preemption_policy.as_deref() == Some("Never"),
+            );
+            return Ok(Outcome {
+                node: None,
+                fit_error: Some(fit_error),
+                statuses,
+                not_checked,
+            });
+        };
+        let slot = &mut self.slots[at];
+        slot.requested.add(&me.requests);
+        slot.pods += 1;
+        me.node = slot.name.clone();
+        slot.residents.push(self.residents.len());
+        if !me.anti_affinity.is_empty() {
+            self.with_anti_affinity.push((self.residents.len(), at));
+        }
+        let node = slot.name.clone();
+        self.residents.push(me);
+        Ok(Outcome {
+            node: Some(node),
+            fit_error: None,
+            statuses: Vec::new(),
+            not_checked,
+        })
+    }
+}
+
+/// Sort key for "largest first": CPU, then memory, descending.
+pub fn size_key(pod: &Pod) -> (i128, i128) {
+    let r = pod
+        .spec
+        .as_ref()
+        .and_then(|s| resources::pod_requests(s).ok())
+        .unwrap_or_default();
+    (-r.get(resources::CPU), -r.get(resources::MEMORY))
+}
