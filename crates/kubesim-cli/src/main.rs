@@ -48,26 +48,33 @@ enum Command {
     },
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+/// Listens for Ctrl-C and SIGTERM from now on (a signal sent as soon as the first lines are
+/// printed is not lost) and returns the future that ends when one comes.
+#[cfg(unix)]
+fn signals() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+}
+
+/// Listens for Ctrl-C and returns the future that ends when it comes.
+#[cfg(not(unix))]
+fn signals() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -122,10 +129,11 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("cannot write kubeconfig {}", path.display()))?;
             // An absolute path, so the export line works from any directory.
             let path = std::path::absolute(&path).unwrap_or(path);
+            let stop = signals();
             // The URL stays the first line, for scripts that read it.
             println!("{}", sim.url());
             println!("{}", kubeconfig_lines(&path, temporary));
-            wait_for_signal().await;
+            stop.await;
             sim.shutdown().await;
             if temporary {
                 let _ = std::fs::remove_file(&path);
