@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates kubesim's protobuf schema from the Kubernetes Go modules (v0.33.13, the release
 # the simulator's behaviour follows): the upstream generated.proto files with comments and blank
-# lines removed, and zero-kept.txt, the scalar fields whose zero value the real server keeps
-# (pointer fields and fields without omitempty), read by reflection from the Go types.
+# lines removed; zero-kept.txt, the scalar fields whose zero value the real server keeps
+# (pointer fields and fields without omitempty); and inline.txt, the embedded message fields whose
+# fields are the parent's in JSON; both read by reflection from the Go types.
 set -euo pipefail
 cd "$(dirname "$0")"
 V=v0.33.13
@@ -15,4 +16,8 @@ for p in api/core/v1 api/apps/v1 api/policy/v1 api/authorization/v1 api/coordina
   mkdir -p "k8s.io/$p"
   grep -v -E '^\s*//|^\s*$' "$M/$mod@$V/$rest/generated.proto" > "k8s.io/$p/generated.proto"
 done
-(cd keepzero && go run . | grep -v '^#') > zero-kept.txt.tmp && mv zero-kept.txt.tmp zero-kept.txt
+(cd keepzero && go run .) > keepzero.out
+grep -v '^#' keepzero.out > zero-kept.txt
+# Embedded Go structs (json ",inline"): their fields are the parent's in JSON.
+sed -n 's/^# inline //p' keepzero.out > inline.txt
+rm keepzero.out

@@ -19,6 +19,7 @@ import (
 var seen = map[reflect.Type]bool{}
 var keep []string
 var renamed []string
+var inline []string
 
 func walk(t reflect.Type) {
 	for t.Kind() == reflect.Ptr || t.Kind() == reflect.Slice || t.Kind() == reflect.Map || t.Kind() == reflect.Array {
@@ -42,7 +43,13 @@ func walk(t reflect.Type) {
 				pname = p[5:]
 			}
 		}
+		if pname == "" {
+			pname = strings.ToLower(f.Name[:1]) + f.Name[1:]
+		}
 		jtag := strings.Split(f.Tag.Get("json"), ",")
+		if jtag[0] == "" && strings.Contains(f.Tag.Get("json"), "inline") {
+			inline = append(inline, msg+"."+pname)
+		}
 		if jtag[0] != pname && jtag[0] != "" {
 			renamed = append(renamed, fmt.Sprintf("%s.%s %s", msg, pname, jtag[0]))
 		}
@@ -79,5 +86,9 @@ func main() {
 	}
 	for _, r := range renamed {
 		fmt.Println("# renamed", r)
+	}
+	sort.Strings(inline)
+	for _, r := range inline {
+		fmt.Println("# inline", r)
 	}
 }

@@ -224,6 +224,40 @@ fn json_body(headers: &HeaderMap, body: Bytes) -> ApiResult<Bytes> {
     Ok(Bytes::from(serde_json::to_vec(&v).unwrap_or_default()))
 }
 
+/// The real server answers protobuf to a client that lists it first in `Accept`: a JSON answer
+/// of a kind the schema has is re-encoded (others, such as Tables, stay JSON).
+async fn protobuf_answer(headers: &HeaderMap, resp: Response) -> Response {
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let json_ct = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !protobuf::wants_protobuf(accept) || !json_ct {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| protobuf::encode(&v));
+    match encoded {
+        Some(pb) => {
+            parts.headers.insert(
+                "content-type",
+                HeaderValue::from_static(protobuf::MEDIA_TYPE),
+            );
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, Body::from(pb))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
+
 /// A SelfSubjectAccessReview, answered from the same rules as every request (every
 /// authenticated user may ask, as with the real `system:basic-user` role).
 fn access_review(shared: &Shared, user: Option<&str>, body: &Bytes) -> ApiResult<Response> {
@@ -354,6 +388,7 @@ pub async fn handle(
             return error_response(&e);
         }
     };
+    let is_resource = matches!(route, Route::Resource(_) | Route::AccessReview);
     let resp = match route {
         Route::Version => discovery::version(),
         Route::Api => discovery::api(&shared, &headers),
@@ -400,6 +435,11 @@ pub async fn handle(
             respond(r)
         }
         Route::Admin(_) => unreachable!("handled above"),
+    };
+    let resp = if is_resource && verb != "watch" {
+        protobuf_answer(&headers, resp).await
+    } else {
+        resp
     };
     shared
         .ledger

@@ -76,6 +76,7 @@ const PROTOS: &[(&str, &str)] = &[
 ];
 
 const ZERO_KEPT: &str = include_str!("../../proto/zero-kept.txt");
+const INLINE: &str = include_str!("../../proto/inline.txt");
 
 const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
 
@@ -99,6 +100,8 @@ impl protox::file::FileResolver for Embedded {
 struct Schema {
     pool: DescriptorPool,
     zero_kept: HashSet<&'static str>,
+    /// Embedded Go structs (`json:",inline"`): the message's fields are the parent's in JSON.
+    inline: HashSet<&'static str>,
 }
 
 fn schema() -> &'static Schema {
@@ -113,8 +116,14 @@ fn schema() -> &'static Schema {
         Schema {
             pool: c.descriptor_pool(),
             zero_kept: ZERO_KEPT.lines().filter(|l| !l.is_empty()).collect(),
+            inline: INLINE.lines().filter(|l| !l.is_empty()).collect(),
         }
     })
+}
+
+/// Whether the client lists protobuf first in `Accept` (kubectl's typed clients do).
+pub fn wants_protobuf(accept: &str) -> bool {
+    is_protobuf(accept.split(',').next().unwrap_or(""))
 }
 
 /// Whether a `Content-Type` names Kubernetes protobuf.
@@ -180,6 +189,173 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         }
     }
     Ok(v)
+}
+
+/// Encode a JSON object (`apiVersion` and `kind` set) as the real server's protobuf answer: the
+/// magic prefix and a `runtime.Unknown` holding the message. None when the schema has no
+/// message for the kind.
+pub fn encode(obj: &Value) -> Option<Vec<u8>> {
+    use prost::Message as _;
+    let api_version = obj["apiVersion"].as_str()?;
+    let kind = obj["kind"].as_str()?;
+    let desc = message_for(api_version, kind)?;
+    let raw = json_message(desc, obj).encode_to_vec();
+    let pool = &schema().pool;
+    let mut tm =
+        DynamicMessage::new(pool.get_message_by_name("k8s.io.apimachinery.pkg.runtime.TypeMeta")?);
+    tm.set_field_by_name("apiVersion", PValue::String(api_version.into()));
+    tm.set_field_by_name("kind", PValue::String(kind.into()));
+    let mut u =
+        DynamicMessage::new(pool.get_message_by_name("k8s.io.apimachinery.pkg.runtime.Unknown")?);
+    u.set_field_by_name("typeMeta", PValue::Message(tm));
+    u.set_field_by_name("raw", PValue::Bytes(raw.into()));
+    u.set_field_by_name("contentEncoding", PValue::String(String::new()));
+    u.set_field_by_name("contentType", PValue::String(String::new()));
+    let mut out = MAGIC.to_vec();
+    out.extend(u.encode_to_vec());
+    Some(out)
+}
+
+fn set(m: &mut DynamicMessage, name: &str, v: PValue) {
+    if m.descriptor().get_field_by_name(name).is_some() {
+        m.set_field_by_name(name, v);
+    }
+}
+
+/// A JSON value as a message of `desc`: the reverse of [`message_json`].
+fn json_message(desc: MessageDescriptor, v: &Value) -> DynamicMessage {
+    let mut m = DynamicMessage::new(desc.clone());
+    match desc.full_name() {
+        "k8s.io.apimachinery.pkg.apis.meta.v1.Time"
+        | "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime" => {
+            if let Some(t) = v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()) {
+                set(&mut m, "seconds", PValue::I64(t.as_second()));
+                if desc.full_name().ends_with("MicroTime") {
+                    set(&mut m, "nanos", PValue::I32(t.subsec_nanosecond()));
+                }
+            }
+            return m;
+        }
+        "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => {
+            match v {
+                Value::String(s) => {
+                    set(&mut m, "type", PValue::I64(1));
+                    set(&mut m, "strVal", PValue::String(s.clone()));
+                }
+                other => {
+                    set(&mut m, "type", PValue::I64(0));
+                    set(
+                        &mut m,
+                        "intVal",
+                        PValue::I32(other.as_i64().unwrap_or(0) as i32),
+                    );
+                }
+            }
+            return m;
+        }
+        "k8s.io.apimachinery.pkg.api.resource.Quantity"
+        | "k8s.io.apimachinery.pkg.api.resource.QuantityValue" => {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            set(&mut m, "string", PValue::String(s));
+            return m;
+        }
+        "k8s.io.apimachinery.pkg.runtime.RawExtension" => {
+            set(
+                &mut m,
+                "raw",
+                PValue::Bytes(serde_json::to_vec(v).unwrap_or_default().into()),
+            );
+            return m;
+        }
+        "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1" => {
+            set(
+                &mut m,
+                "Raw",
+                PValue::Bytes(serde_json::to_vec(v).unwrap_or_default().into()),
+            );
+            return m;
+        }
+        n if n.ends_with(".ExtraValue") || n == "k8s.io.apimachinery.pkg.apis.meta.v1.Verbs" => {
+            if let Some(f) = desc.get_field_by_name("items") {
+                m.set_field(&f, json_value(&f.kind(), v, true));
+            }
+            return m;
+        }
+        _ => {}
+    }
+    let Some(obj) = v.as_object() else {
+        return m;
+    };
+    for f in desc.fields() {
+        if schema()
+            .inline
+            .contains(format!("{}.{}", desc.full_name(), f.name()).as_str())
+            && let prost_reflect::Kind::Message(d) = f.kind()
+        {
+            m.set_field(&f, PValue::Message(json_message(d, v)));
+        }
+    }
+    for (k, val) in obj {
+        let Some(f) = desc.get_field_by_name(k) else {
+            continue;
+        };
+        if val.is_null() {
+            continue;
+        }
+        let pv = if f.is_map() {
+            let entry = match f.kind() {
+                prost_reflect::Kind::Message(e) => e,
+                _ => continue,
+            };
+            let vkind = entry.map_entry_value_field().kind();
+            let map = val
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(mk, mv)| (MapKey::String(mk.clone()), json_value(&vkind, mv, false)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            PValue::Map(map)
+        } else {
+            json_value(&f.kind(), val, f.is_list())
+        };
+        m.set_field(&f, pv);
+    }
+    m
+}
+
+fn json_value(kind: &prost_reflect::Kind, v: &Value, list: bool) -> PValue {
+    use base64::Engine as _;
+    use prost_reflect::Kind as K;
+    if list {
+        let items = v.as_array().map(Vec::as_slice).unwrap_or_default();
+        return PValue::List(items.iter().map(|i| json_value(kind, i, false)).collect());
+    }
+    match kind {
+        K::Bool => PValue::Bool(v.as_bool().unwrap_or(false)),
+        K::Int32 | K::Sint32 | K::Sfixed32 => PValue::I32(v.as_i64().unwrap_or(0) as i32),
+        K::Int64 | K::Sint64 | K::Sfixed64 => PValue::I64(v.as_i64().unwrap_or(0)),
+        K::Uint32 | K::Fixed32 => PValue::U32(v.as_u64().unwrap_or(0) as u32),
+        K::Uint64 | K::Fixed64 => PValue::U64(v.as_u64().unwrap_or(0)),
+        K::Double => PValue::F64(v.as_f64().unwrap_or(0.0)),
+        K::Float => PValue::F32(v.as_f64().unwrap_or(0.0) as f32),
+        K::String => PValue::String(match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+        K::Bytes => PValue::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or(""))
+                .unwrap_or_default()
+                .into(),
+        ),
+        K::Enum(_) => PValue::EnumNumber(v.as_i64().unwrap_or(0) as i32),
+        K::Message(d) => PValue::Message(json_message(d.clone(), v)),
+    }
 }
 
 /// Go's zero `time.Time` (year 1) as Unix seconds: it marshals as `null`.
@@ -349,7 +525,17 @@ fn message_json(m: &DynamicMessage) -> Value {
         {
             continue;
         }
-        out.insert(f.name().to_string(), value_json(v));
+        let json = value_json(v);
+        if schema()
+            .inline
+            .contains(format!("{full}.{}", f.name()).as_str())
+        {
+            if let Value::Object(inner) = json {
+                out.extend(inner);
+            }
+            continue;
+        }
+        out.insert(f.name().to_string(), json);
     }
     Value::Object(out)
 }
@@ -528,10 +714,42 @@ mod tests {
     }
 
     #[test]
+    fn encoded_answers_decode_to_the_same_json() {
+        let d = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "uid": "u-1", "resourceVersion": "7",
+                         "generation": 2, "creationTimestamp": "2024-05-06T07:08:09Z",
+                         "labels": {"app": "web"}, "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                     "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": "nginx",
+                                                           "resources": {"requests": {"cpu": "100m"}}}]}}},
+            "status": {"replicas": 3, "conditions": [{"type": "Available", "status": "True",
+                        "lastTransitionTime": "2024-05-06T07:08:10Z"}]}
+        });
+        let bytes = encode(&d).unwrap();
+        assert!(bytes.starts_with(MAGIC));
+        assert_eq!(decode(&bytes).unwrap(), d);
+        let st = serde_json::json!({"apiVersion": "v1", "kind": "Status", "metadata": {},
+            "status": "Failure", "message": "pods \"x\" not found", "reason": "NotFound",
+            "details": {"name": "x", "kind": "pods"}, "code": 404});
+        assert_eq!(decode(&encode(&st).unwrap()).unwrap(), st);
+        assert!(encode(&serde_json::json!({"apiVersion": "v1", "kind": "Nope"})).is_none());
+    }
+
+    #[test]
     fn malformed_and_unknown_kinds_are_refused() {
         assert!(decode(b"nope").is_err());
         assert!(decode(b"k8s\0\x12\x09ab").is_err());
         let e = decode(&envelope("v1", "Frobnicator", &[])).unwrap_err();
         assert!(e.contains("Frobnicator"), "{e}");
+    }
+
+    #[test]
+    fn inline_embedded_structs_and_empty_messages_round_trip() {
+        let p = serde_json::json!({"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"5"},"items":[{"metadata":{"name":"x","namespace":"d"},"spec":{"containers":[{"name":"app","livenessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":5},"env":[{"name":"A","valueFrom":{"configMapKeyRef":{"name":"cm","key":"k"}}}],"volumeMounts":[{"name":"scratch","mountPath":"/scratch"}]}],"volumes":[{"name":"scratch","emptyDir":{}}]}}]});
+        let back = decode(&encode(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 }

@@ -145,8 +145,14 @@ async fn protobuf_delete_options_are_decoded() {
     )
     .await;
     assert_eq!(r.code, 200);
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(r.json()["metadata"]["deletionGracePeriodSeconds"], 10);
+    // Protobuf first in Accept: the answer is protobuf, as from the real server.
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.kubernetes.protobuf")
+    );
+    assert!(r.body.starts_with(b"k8s\0"));
+    let pod = crate::common::get_json(&s, "/api/v1/namespaces/default/pods/slow").await;
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 10);
     // dryRun inside the protobuf body: nothing changes.
     let hex = "6b3873000a130a027631120d44656c6574654f7074696f6e7312052a03416c6c1a002200";
     let body = unhex(hex);
