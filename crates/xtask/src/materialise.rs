@@ -424,8 +424,10 @@ pub async fn materialise(
                 let targets = if w.nodes.is_empty() {
                     placer.names.clone()
                 } else {
-                    t["spec"]["nodeSelector"] =
-                        json!({format!("ds.kdrain.dev/{}", w.name): "true"});
+                    if !t["spec"]["nodeSelector"].is_object() {
+                        t["spec"]["nodeSelector"] = json!({});
+                    }
+                    t["spec"]["nodeSelector"][format!("ds.kdrain.dev/{}", w.name)] = json!("true");
                     w.nodes.clone()
                 };
                 for node in &targets {
