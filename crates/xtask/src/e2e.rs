@@ -637,7 +637,12 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
             );
         }
         if verdict.is_empty() {
-            let _ = writeln!(report, "\nSame outcome; kdrain caused no finding.\n");
+            let same = if case.kdrain_cordoned.is_some() {
+                "As expected: kdrain left no node cordoned, otherwise it ended like kubectl"
+            } else {
+                "Same outcome"
+            };
+            let _ = writeln!(report, "\n{same}; kdrain caused no finding.\n");
         } else {
             for v in &verdict {
                 let _ = writeln!(report, "\n**FAILED**: {v}\n");
