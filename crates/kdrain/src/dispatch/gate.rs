@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::core::Command;
-use super::core::Core;
+use super::core::{Command, Core};
 use super::track::{St, Wait};
 use crate::budget::{self, BudgetKey, BudgetNow};
 use crate::events::{Event, WaitsFor};
