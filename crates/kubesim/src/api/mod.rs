@@ -210,6 +210,19 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// The request's media type: its `Content-Type` without parameters (`; charset=...`).
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
 /// The request body as JSON: a protobuf body (kubectl's typed clients) is decoded into the
 /// JSON object the real server would read from it; any other body is passed on as it is.
 fn json_body(headers: &HeaderMap, body: Bytes) -> ApiResult<Bytes> {

@@ -149,15 +149,7 @@ pub fn patch(
         "application/merge-patch+json",
         "application/strategic-merge-patch+json",
     ];
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let ct = super::media_type(headers);
     if !TYPES.contains(&ct.as_str()) {
         return Err(ApiError::unsupported_media(TYPES));
     }

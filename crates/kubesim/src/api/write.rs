@@ -306,15 +306,7 @@ pub fn patch(
     }
     let r = &RESOURCES[t.res];
     let name = t.name.as_deref().unwrap_or("");
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let ct = super::media_type(headers);
     if !PATCH_TYPES.contains(&ct.as_str()) {
         return Err(ApiError::unsupported_media(PATCH_TYPES));
     }
