@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::demo::{Tmux, live_shape, redact};
+use crate::readme;
 
 /// How rows of the demo's screen may begin.
 const ROW_STARTS: [&str; 12] = [
@@ -184,22 +185,20 @@ async fn the_live_view_fits_110_columns() {
         .into_iter()
         .filter(|r| !r.starts_with("[exit "))
         .collect();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
-    let readme = std::fs::read_to_string(&path).expect("README.md");
-    if std::env::var_os("KDRAIN_UPDATE_README").is_some() {
-        let updated = replace_sample(&readme, "live-110", &live);
-        let updated = replace_sample(&updated, "end-110", &end);
-        std::fs::write(&path, updated).expect("write README.md");
+    if readme::updating() {
+        readme::write("live-110", &live);
+        readme::write("end-110", &end);
         return;
     }
+    let text = readme::text();
     let hint = "the README's sample differs from the demo; rewrite it with KDRAIN_UPDATE_README=1 cargo test -p kdrain-cli --test it live_view";
-    let readme_live = sample(&readme, "live-110").join("\n");
+    let readme_live = readme::sample(&text, "live-110").join("\n");
     assert_eq!(
         live_shape(&readme_live),
         live_shape(&live.join("\n")),
         "{hint}"
     );
-    let readme_end = sample(&readme, "end-110").join("\n");
+    let readme_end = readme::sample(&text, "end-110").join("\n");
     assert_eq!(redact(&readme_end), redact(&end.join("\n")), "{hint}");
     // the request count is exact: the README said 14 while a run made 21
     let requests = |text: &str| {
@@ -220,31 +219,6 @@ fn rows(screen: &str, from: &str) -> Vec<String> {
         .filter(|r| !r.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// The lines of the README's code block after `<!-- sample NAME: ... -->`.
-fn sample(readme: &str, name: &str) -> Vec<String> {
-    let marker = format!("<!-- sample {name}:");
-    let start = readme
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {marker} in README.md"));
-    readme[start..]
-        .lines()
-        .skip(2)
-        .take_while(|l| *l != "```")
-        .map(str::to_string)
-        .collect()
-}
-
-/// `readme` with the code block after `<!-- sample NAME: ... -->` replaced by `lines`.
-fn replace_sample(readme: &str, name: &str, lines: &[String]) -> String {
-    let marker = format!("<!-- sample {name}:");
-    let start = readme.find(&marker).expect("marker");
-    let open = start + readme[start..].find("```text\n").expect("code block") + "```text\n".len();
-    let close = open + readme[open..].find("```").expect("end of the code block");
-    let mut body = lines.join("\n");
-    body.push('\n');
-    format!("{}{body}{}", &readme[..open], &readme[close..])
 }
 
 #[tokio::test]

@@ -12,5 +12,7 @@ mod kubectl_parity;
 mod live_view;
 mod parallel;
 mod plan;
+mod readme;
+mod readme_samples;
 mod resilience;
 mod security;

@@ -13,7 +13,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
-use crate::common::{Cluster, Run, cluster};
+use crate::common::{Cluster, Run, cluster, mask};
+use crate::readme;
 
 /// The longest any wait in these tests may take.
 const LIMIT: Duration = Duration::from_secs(45);
@@ -376,6 +377,19 @@ async fn ctrl_c_stops_cleanly_says_what_is_left_and_exits_130() {
         !r.stderr.contains("unable to drain node"),
         "an interruption is not reported as a failed node: {}",
         r.stderr
+    );
+    // the README's Ctrl-C sample is this run's stderr from the first Ctrl-C on
+    let from_stop: Vec<String> = r
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("stopping: "))
+        .map(str::to_string)
+        .collect();
+    readme::keep(
+        "ctrl-c",
+        &from_stop,
+        |l| mask(l, &["web"]),
+        "ctrl_c_stops_cleanly",
     );
     assert!(c.cordoned("n1").await, "the node stays cordoned");
     let writes_before = c.all_writes();
