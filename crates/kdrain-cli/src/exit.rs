@@ -72,7 +72,21 @@ pub fn code_for(error: &anyhow::Error) -> i32 {
         return cli.code;
     }
     if let Some(drain) = error.downcast_ref::<kdrain::DrainError>() {
-        return drain.exit_code();
+        return for_kind(drain.kind());
     }
     FAILED
+}
+
+/// The exit code of each kind of library error.
+pub fn for_kind(kind: kdrain::ErrorKind) -> i32 {
+    use kdrain::ErrorKind as K;
+    match kind {
+        K::BadInput => USAGE,
+        K::BlockedByBudgets => BLOCKED_BY_BUDGETS,
+        K::PodsLeft => PODS_LEFT,
+        K::PermissionDenied => PERMISSION_DENIED,
+        K::Unreachable => UNREACHABLE,
+        K::NoRoom => NO_ROOM,
+        _ => FAILED,
+    }
 }

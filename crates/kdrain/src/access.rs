@@ -569,7 +569,7 @@ mod tests {
             .sub("eviction")
             .r#in("shop")
             .forbidden();
-        assert_eq!(e.exit_code(), 5);
+        assert_eq!(e.kind(), crate::error::ErrorKind::PermissionDenied);
         assert!(
             e.to_string()
                 .starts_with("permission denied: needs create on pods/eviction in namespace shop"),

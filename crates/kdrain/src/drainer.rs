@@ -46,7 +46,7 @@ use crate::watch::{self, Listed};
 /// });
 /// match drainer.drain(&["node-1".to_string()]).await {
 ///     Ok(report) => println!("drained in {:.1}s", report.seconds),
-///     Err(e) => eprintln!("{e} (exit code {})", e.exit_code()),
+///     Err(e) => eprintln!("{e} ({:?})", e.kind()),
 /// }
 /// # Ok(())
 /// # }
@@ -570,6 +570,7 @@ impl Drainer {
                             Action::Skip => PodOutcome::Skipped,
                             Action::Refuse => PodOutcome::Failed {
                                 error: p.reason.clone(),
+                                kind: crate::report::FailureKind::Refused,
                             },
                         };
                         // The request that would have been sent counts, as in a server dry run.

@@ -79,6 +79,39 @@ pub enum DrainError {
     },
 }
 
+/// The kind of a drain that ended without every target pod seen gone: budgets win over pods
+/// left, which win over other failures.
+pub fn report_kind(report: &Report) -> ErrorKind {
+    let any = |o: NodeOutcome| report.nodes.iter().any(|n| n.outcome == o);
+    if any(NodeOutcome::BlockedByBudgets) {
+        ErrorKind::BlockedByBudgets
+    } else if any(NodeOutcome::PodsLeft) {
+        ErrorKind::PodsLeft
+    } else {
+        ErrorKind::Failed
+    }
+}
+
+/// The kinds of [`DrainError`], coarse enough to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Unknown nodes or invalid options. Nothing was changed.
+    BadInput,
+    /// Disruption budgets blocked evictions until the timeout (or, in a plan, can never pass).
+    BlockedByBudgets,
+    /// Pods are left that could not be evicted (refused without a flag, or not gone in time).
+    PodsLeft,
+    /// The API server denied a request; the error names the verb and resource needed.
+    PermissionDenied,
+    /// The API server could not be reached.
+    Unreachable,
+    /// The evicted pods' replacements would not fit on the nodes that stay schedulable.
+    NoRoom,
+    /// Anything else.
+    Failed,
+}
+
 fn incomplete_message(report: &Report) -> String {
     let mut parts = Vec::new();
     for n in &report.nodes {
@@ -105,43 +138,27 @@ fn incomplete_message(report: &Report) -> String {
 }
 
 impl DrainError {
-    /// Process exit code for this error: 1 failed; 2 usage/bad input; 3 blocked by budgets at
-    /// timeout; 4 pods left that could not be evicted; 5 permission denied; 6 cluster unreachable;
-    /// 7 no room for the evicted pods' replacements.
-    pub fn exit_code(&self) -> i32 {
+    /// What kind of failure this is, for callers that branch on it (the command maps each kind
+    /// to its exit code): bad input, budgets that block, pods left, permissions, an unreachable
+    /// cluster, no room for the replacements, or anything else.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             DrainError::NodeNotFound { .. }
             | DrainError::NodesNotFound { .. }
-            | DrainError::Options(_) => 2,
-            DrainError::BadResponse { .. } => 1,
-            DrainError::Forbidden { .. } => 5,
-            DrainError::PlanRefused { no_room: true, .. } => 7,
+            | DrainError::Options(_) => ErrorKind::BadInput,
+            DrainError::BadResponse { .. } => ErrorKind::Failed,
+            DrainError::Forbidden { .. } => ErrorKind::PermissionDenied,
+            DrainError::PlanRefused { no_room: true, .. } => ErrorKind::NoRoom,
             DrainError::PlanRefused {
                 blocked_by_budgets: true,
                 ..
-            } => 3,
-            DrainError::PlanRefused { .. } => 4,
-            DrainError::Incomplete { report } => {
-                if report
-                    .nodes
-                    .iter()
-                    .any(|n| n.outcome == NodeOutcome::BlockedByBudgets)
-                {
-                    3
-                } else if report
-                    .nodes
-                    .iter()
-                    .any(|n| n.outcome == NodeOutcome::PodsLeft)
-                {
-                    4
-                } else {
-                    1
-                }
-            }
+            } => ErrorKind::BlockedByBudgets,
+            DrainError::PlanRefused { .. } => ErrorKind::PodsLeft,
+            DrainError::Incomplete { report } => report_kind(report),
             DrainError::Api { source, .. } => match source {
-                kube::Error::Api(s) if s.code == 403 => 5,
-                kube::Error::Api(_) => 1,
-                _ => 6,
+                kube::Error::Api(s) if s.code == 403 => ErrorKind::PermissionDenied,
+                kube::Error::Api(_) => ErrorKind::Failed,
+                _ => ErrorKind::Unreachable,
             },
         }
     }
@@ -199,16 +216,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plan_refusals_exit_3_only_for_budgets_alone() {
+    fn plan_refusals_are_budget_blocks_only_for_budgets_alone() {
         let refused = |blocked_by_budgets, no_room| DrainError::PlanRefused {
             errors: vec!["x".into()],
             blocked_by_budgets,
             no_room,
         };
-        assert_eq!(refused(true, false).exit_code(), 3);
+        assert_eq!(refused(true, false).kind(), ErrorKind::BlockedByBudgets);
         // refused pods win over budgets that never pass
-        assert_eq!(refused(false, false).exit_code(), 4);
+        assert_eq!(refused(false, false).kind(), ErrorKind::PodsLeft);
         // no room for the replacements wins over budgets (they block because of it)
-        assert_eq!(refused(true, true).exit_code(), 7);
+        assert_eq!(refused(true, true).kind(), ErrorKind::NoRoom);
     }
 }

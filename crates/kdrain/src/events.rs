@@ -8,6 +8,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::options::DryRun;
 use crate::plan::Plan;
+use crate::report::FailureKind;
 
 /// Names one pod, with the UID that tells it apart from a replacement of the same name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
@@ -255,6 +256,8 @@ pub enum Event {
         pod: PodRef,
         /// What went wrong.
         error: String,
+        /// What went wrong, for callers that branch on it.
+        kind: FailureKind,
     },
     /// The node is empty of target pods (confirmed by a fresh list).
     NodeDrained {

@@ -81,9 +81,9 @@ mod watch;
 
 pub use cordon::CordonResult;
 pub use drainer::Drainer;
-pub use error::DrainError;
+pub use error::{DrainError, ErrorKind};
 pub use events::{Event, Healthy, PodRef, Stamped, WaitsFor};
 pub use options::{DrainOptions, DryRun, OptionsError, Policy};
 pub use plan::{Action, BudgetPlan, BudgetVerdict, NodePlan, Plan, PodPlan};
-pub use report::{NodeOutcome, NodeReport, PodOutcome, PodReport, Report};
+pub use report::{FailureKind, NodeOutcome, NodeReport, PodOutcome, PodReport, Report};
 pub use select::{FilterVerdict, PodFilter};

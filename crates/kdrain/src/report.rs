@@ -132,9 +132,31 @@ pub enum PodOutcome {
     Blocked,
     /// Not gone for another reason.
     Failed {
-        /// What went wrong.
+        /// What went wrong, in words.
         error: String,
+        /// What went wrong, for callers that branch on it.
+        kind: FailureKind,
     },
     /// A dry run: would have been drained.
     DryRun,
+}
+
+/// Why a pod that had to leave was not seen gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The plan refused it: it needs a flag (`--force`, `--delete-emptydir-data`, ...).
+    Refused,
+    /// The server denied its eviction or delete for lack of permission.
+    PermissionDenied,
+    /// The server rejected its eviction or delete for another reason (the error has the code).
+    Rejected,
+    /// The drain was interrupted before the pod was seen gone.
+    Interrupted,
+    /// The drain's timeout ran out before the pod was seen gone.
+    TimedOut,
+    /// The drain ended before the pod's node was drained (another node failed, or the drain
+    /// was cancelled before this node started).
+    Unfinished,
 }

@@ -194,7 +194,7 @@ fn why_left(pod: &kdrain::PodReport) -> String {
             Some(by) => format!("blocked by {}", crate::config::one_line(by)),
             None => "blocked".to_string(),
         },
-        kdrain::PodOutcome::Failed { error } => {
+        kdrain::PodOutcome::Failed { error, .. } => {
             let inner = error
                 .strip_prefix("interrupted (")
                 .and_then(|rest| rest.strip_suffix(')'))
@@ -280,11 +280,8 @@ pub async fn pump<T>(
 pub fn exit_code(result: &Result<Report, DrainError>) -> i32 {
     match result {
         Ok(report) if report.succeeded() => crate::exit::OK,
-        Ok(report) => kdrain::DrainError::Incomplete {
-            report: Box::new(report.clone()),
-        }
-        .exit_code(),
-        Err(error) => error.exit_code(),
+        Ok(report) => crate::exit::for_kind(kdrain::error::report_kind(report)),
+        Err(error) => crate::exit::for_kind(error.kind()),
     }
 }
 
@@ -355,6 +352,7 @@ mod tests {
                 "db-0",
                 kdrain::PodOutcome::Failed {
                     error: "interrupted (waiting for it to terminate)".into(),
+                    kind: kdrain::FailureKind::Interrupted,
                 },
                 None,
             ),

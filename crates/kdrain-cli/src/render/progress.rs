@@ -469,7 +469,9 @@ impl Renderer for ProgressRenderer {
                     n.gone += 1;
                 }
             }
-            Event::PodFailed { node, pod, error } => {
+            Event::PodFailed {
+                node, pod, error, ..
+            } => {
                 self.node(node).in_flight.remove(&pod.uid);
                 self.hide_pod(pod);
                 self.println(&format!("pod {pod} failed: {error}"));

@@ -113,7 +113,7 @@ pub fn table(report: &Report) -> String {
         }
         for p in n.pending() {
             let why = match &p.outcome {
-                PodOutcome::Failed { error } => error.clone(),
+                PodOutcome::Failed { error, .. } => error.clone(),
                 _ => match &p.blocked_by {
                     Some(b) => format!("blocked by {b}"),
                     None => p.reason.clone(),

@@ -27,6 +27,8 @@ pub struct TextRenderer {
     announce_retry: HashSet<String>,
     /// Per-pod errors by node, for kubectl's pending-pods blocks.
     pod_errors: BTreeMap<String, Vec<String>>,
+    /// Nodes where the server denied a pod's eviction or delete for lack of permission.
+    denied_nodes: std::collections::BTreeSet<String>,
     /// Nodes that failed, in order, with the errors to list at the end.
     failed_nodes: Vec<(String, Vec<String>)>,
     /// kubectl's error groups from the plan, by node.
@@ -51,11 +53,6 @@ struct FailureBlock {
     lines: Vec<String>,
 }
 
-/// How the engine starts a pod's error when the server refused its eviction or delete for
-/// lack of permission (kdrain's `dispatch::PERMISSION_DENIED`); such a drain ends as
-/// [`DrainError::Forbidden`].
-const PERMISSION_DENIED: &str = "permission denied: ";
-
 impl Default for TextRenderer {
     fn default() -> Self {
         Self::new()
@@ -79,6 +76,7 @@ impl TextRenderer {
             last_block: HashMap::new(),
             announce_retry: HashSet::new(),
             pod_errors: BTreeMap::new(),
+            denied_nodes: Default::default(),
             failed_nodes: Vec::new(),
             refused: BTreeMap::new(),
             nodes: Vec::new(),
@@ -136,11 +134,7 @@ impl TextRenderer {
             errors,
             lines,
         };
-        if block
-            .errors
-            .iter()
-            .any(|e| e.starts_with(PERMISSION_DENIED))
-        {
+        if self.denied_nodes.contains(node) {
             self.denied.push(block);
         } else {
             self.print_block(block);
@@ -292,7 +286,12 @@ impl Renderer for TextRenderer {
                 self.last_block.remove(&key);
                 self.announce_retry.remove(&key);
             }
-            Event::PodFailed { node, error, .. } => {
+            Event::PodFailed {
+                node, error, kind, ..
+            } => {
+                if *kind == kdrain::FailureKind::PermissionDenied {
+                    self.denied_nodes.insert(node.clone());
+                }
                 self.pod_errors
                     .entry(node.clone())
                     .or_default()
@@ -573,11 +572,13 @@ mod tests {
             node: "n1".into(),
             pod: a.clone(),
             error: "error when evicting pods/\"a\" -n \"shop\": boom".into(),
+            kind: kdrain::FailureKind::Rejected,
         });
         r.event(&Event::PodFailed {
             node: "n1".into(),
             pod: b.clone(),
             error: "error when evicting pods/\"b\" -n \"shop\": bang".into(),
+            kind: kdrain::FailureKind::Rejected,
         });
         r.event(&Event::NodeFailed {
             node: "n1".into(),

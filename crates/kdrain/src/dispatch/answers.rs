@@ -11,7 +11,7 @@ use crate::budget::BudgetKey;
 use crate::events::{Event, PodRef, WaitsFor};
 use crate::evict::Attempt;
 use crate::options::DryRun;
-use crate::report::PodOutcome;
+use crate::report::{FailureKind, PodOutcome};
 
 /// A pod whose eviction or delete the server refused for lack of permission.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +180,7 @@ impl Core {
                     &d.uid,
                     PodOutcome::Failed {
                         error: format!("{PERMISSION_DENIED}{message}"),
+                        kind: FailureKind::PermissionDenied,
                     },
                 )
             }
@@ -187,6 +188,7 @@ impl Core {
                 &d.uid,
                 PodOutcome::Failed {
                     error: format!("rejected ({code}): {message}"),
+                    kind: FailureKind::Rejected,
                 },
             ),
             Attempt::Transient { code, message } => {
@@ -236,7 +238,12 @@ impl Core {
         let pod = t.r.clone();
         match outcome {
             PodOutcome::Gone => self.emit(Event::Gone { node, pod }),
-            PodOutcome::Failed { error } => self.emit(Event::PodFailed { node, pod, error }),
+            PodOutcome::Failed { error, kind } => self.emit(Event::PodFailed {
+                node,
+                pod,
+                error,
+                kind,
+            }),
             PodOutcome::Skipped => {
                 let reason = t.reason.clone();
                 self.emit(Event::Skipped { node, pod, reason })

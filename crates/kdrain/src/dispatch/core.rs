@@ -20,7 +20,7 @@ use crate::budget::BudgetKey;
 use crate::events::{Event, PodRef};
 use crate::options::{DrainOptions, DryRun};
 use crate::plan::Action;
-use crate::report::{NodeReport, PodOutcome};
+use crate::report::{FailureKind, NodeReport, PodOutcome};
 use crate::select::{DaemonSetLookup, PodFilter};
 use crate::watch::{Listed, Seen};
 
@@ -234,6 +234,7 @@ impl Core {
                     Action::Skip => St::Done(PodOutcome::Skipped),
                     Action::Refuse => St::Done(PodOutcome::Failed {
                         error: pp.reason.clone(),
+                        kind: FailureKind::Refused,
                     }),
                 };
                 d.seq += 1;

@@ -12,7 +12,7 @@ use super::track::{St, Wait};
 use crate::events::{Event, PodRef, WaitsFor};
 use crate::options::DryRun;
 use crate::plan::Action;
-use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport};
+use crate::report::{FailureKind, NodeOutcome, NodeReport, PodOutcome, PodReport};
 use crate::requests::Requests;
 use crate::watch::Listed;
 
@@ -78,6 +78,7 @@ impl Core {
                 let t = self.tracks.at_mut(ix);
                 t.st = St::Done(PodOutcome::Failed {
                     error: error.clone(),
+                    kind: FailureKind::Interrupted,
                 });
                 pending.push(t.r.clone());
             }
@@ -281,12 +282,16 @@ impl Core {
                     (St::Queued, _) => "not sent yet (earlier tiers still draining)".to_string(),
                     _ => t.blocked_by.clone().unwrap_or_else(|| "retrying".into()),
                 };
-                PodOutcome::Failed {
-                    error: if self.interrupted.is_some() {
-                        format!("interrupted ({what})")
-                    } else {
-                        format!("global timeout reached: {timeout}s ({what})")
-                    },
+                if self.interrupted.is_some() {
+                    PodOutcome::Failed {
+                        error: format!("interrupted ({what})"),
+                        kind: FailureKind::Interrupted,
+                    }
+                } else {
+                    PodOutcome::Failed {
+                        error: format!("global timeout reached: {timeout}s ({what})"),
+                        kind: FailureKind::TimedOut,
+                    }
                 }
             };
             let t = self.tracks.get_mut(&uid).expect("track");
@@ -452,6 +457,7 @@ impl Core {
                                 St::Done(o) => o.clone(),
                                 _ => PodOutcome::Failed {
                                     error: "the drain ended before this pod did".into(),
+                                    kind: FailureKind::Unfinished,
                                 },
                             },
                         }

@@ -9,7 +9,7 @@ use super::core::{Command, Core};
 use super::track::{St, new_track};
 use crate::events::Event;
 use crate::plan::{Action, pod_ref};
-use crate::report::PodOutcome;
+use crate::report::{FailureKind, PodOutcome};
 use crate::select::{self, DaemonSetLookup};
 use crate::watch::{Change, Seen};
 
@@ -129,6 +129,7 @@ impl Core {
             Action::Skip => St::Done(PodOutcome::Skipped),
             Action::Refuse => St::Done(PodOutcome::Failed {
                 error: sel.reason.clone(),
+                kind: FailureKind::Refused,
             }),
         };
         self.seq += 1;
@@ -160,10 +161,11 @@ impl Core {
                 pod: r,
                 reason: sel.reason,
             }),
-            St::Done(PodOutcome::Failed { error }) => self.emit(Event::PodFailed {
+            St::Done(PodOutcome::Failed { error, kind }) => self.emit(Event::PodFailed {
                 node: node_name,
                 pod: r,
                 error,
+                kind,
             }),
             _ => {}
         }

@@ -50,6 +50,6 @@ pdbs:
     }
     let err = bounded(d.resolve_nodes("pool in (")).await.unwrap_err();
     assert!(matches!(err, DrainError::Options(_)));
-    assert_eq!(err.exit_code(), 2);
+    assert_eq!(err.kind(), kdrain::ErrorKind::BadInput);
     no_violations(&sim);
 }

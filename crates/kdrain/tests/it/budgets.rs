@@ -81,7 +81,7 @@ pdbs:
     let (res, _) = drain(&sim, fast(), &["n1"]).await;
     let err = res.expect_err("refused");
     // only budgets that never pass stopped it: blocked by disruption budgets, like `kdrain plan`
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(err.kind(), kdrain::ErrorKind::BlockedByBudgets);
     let DrainError::PlanRefused { errors, .. } = err else {
         panic!()
     };
@@ -185,7 +185,7 @@ pdbs:
     };
     let (res, events) = drain(&sim, opts, &["n1"]).await;
     let err = res.expect_err("the second pod can never go: no room for replacements");
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(err.kind(), kdrain::ErrorKind::BlockedByBudgets);
     let report = err.report().expect("report");
     assert_eq!(report.nodes[0].outcome, NodeOutcome::BlockedByBudgets);
     let blocked: Vec<_> = report.nodes[0]

@@ -24,7 +24,7 @@ async fn a_drain_without_room_is_refused_before_any_eviction() {
     let sim = sim(TIGHT).await;
     let (res, _) = drain(&sim, fast(), &["n1"]).await;
     let err = res.expect_err("no room");
-    assert_eq!(err.exit_code(), 7, "{err}");
+    assert_eq!(err.kind(), kdrain::ErrorKind::NoRoom, "{err}");
     let DrainError::PlanRefused {
         errors, no_room, ..
     } = &err

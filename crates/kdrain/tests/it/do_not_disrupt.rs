@@ -133,7 +133,7 @@ async fn a_protection_past_the_deadline_blocks_like_true() {
     };
     let (res, _) = drain(&sim, opts.clone(), &["n1"]).await;
     let err = res.expect_err("a blocker");
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(err.kind(), kdrain::ErrorKind::PodsLeft);
     let DrainError::PlanRefused { errors, .. } = err else {
         panic!("not a plan refusal: {err}")
     };

@@ -49,7 +49,7 @@ async fn kubectl_defaults_refuse_bare_emptydir_and_daemonset_pods() {
     let ds = named(&sim, "n1", "kube-system/fluentd").await.join(", ");
     let (res, events) = drain(&sim, fast(), &["n1"]).await;
     let err = res.expect_err("kubectl refuses");
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(err.kind(), kdrain::ErrorKind::PodsLeft);
     let DrainError::PlanRefused { errors, .. } = err else {
         panic!("not a plan refusal: {err}")
     };
@@ -156,7 +156,10 @@ async fn pod_selector_limits_the_drain() {
         ..fast()
     };
     let (res, _) = drain(&sim, bad, &["n1"]).await;
-    assert_eq!(res.expect_err("bad selector").exit_code(), 2);
+    assert_eq!(
+        res.expect_err("bad selector").kind(),
+        kdrain::ErrorKind::BadInput
+    );
 }
 
 const OPT_OUTS: &str = r#"
@@ -542,7 +545,7 @@ async fn cordon_and_uncordon_remember_state() {
     assert_eq!(count(&sim, "patch", "nodes", ""), 2);
     let err = bounded(d.cordon("nope")).await.unwrap_err();
     assert!(matches!(err, DrainError::NodeNotFound { .. }));
-    assert_eq!(err.exit_code(), 2);
+    assert_eq!(err.kind(), kdrain::ErrorKind::BadInput);
     // a missing node stops a drain before anything changes
     let err = bounded(d.drain(&["n1".into(), "nope".into()]))
         .await

@@ -254,7 +254,7 @@ async fn a_truncated_node_is_a_clear_error_and_nothing_is_written() {
     let msg = err.to_string();
     assert!(msg.contains("reading node n1"), "{msg}");
     assert!(matches!(err, DrainError::BadResponse { .. }), "{err:?}");
-    assert_eq!(err.exit_code(), 1);
+    assert_eq!(err.kind(), kdrain::ErrorKind::Failed);
     assert_eq!(h.writes(), Vec::<String>::new());
 }
 
@@ -394,7 +394,7 @@ async fn garbage_answers_to_evictions_end_in_a_truthful_report() {
     let pod = &report.nodes[0].pods[0];
     assert!(pod.is_pending());
     assert!(pod.accepted.is_none());
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(err.kind(), kdrain::ErrorKind::PodsLeft);
     let evictions = h
         .writes()
         .iter()

@@ -72,7 +72,11 @@ pdbs:
     .await;
     stop.send(()).unwrap();
     let err = task.await.unwrap().expect_err("interrupted");
-    assert_eq!(err.exit_code(), 3, "blocked by a budget when stopped");
+    assert_eq!(
+        err.kind(),
+        kdrain::ErrorKind::BlockedByBudgets,
+        "blocked by a budget when stopped"
+    );
     let report = err.report().unwrap();
     assert_eq!(report.nodes[0].outcome, NodeOutcome::BlockedByBudgets);
     let (blocked, others): (Vec<_>, Vec<_>) = report
@@ -87,7 +91,8 @@ pdbs:
         assert_eq!(
             p.outcome,
             PodOutcome::Failed {
-                error: "interrupted (waiting for it to terminate)".into()
+                error: "interrupted (waiting for it to terminate)".into(),
+                kind: kdrain::FailureKind::Interrupted,
             }
         );
     }
@@ -158,7 +163,10 @@ faults:
     assert!(accepted >= 1);
     for p in report.pending() {
         match &p.outcome {
-            PodOutcome::Failed { error } => assert!(error.starts_with("interrupted"), "{error}"),
+            PodOutcome::Failed { error, kind } => {
+                assert!(error.starts_with("interrupted"), "{error}");
+                assert_eq!(*kind, kdrain::FailureKind::Interrupted);
+            }
             other => panic!("{other:?}"),
         }
     }

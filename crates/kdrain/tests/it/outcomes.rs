@@ -123,7 +123,7 @@ workloads:
         "re-sent after the fresh list showed it"
     );
     assert_eq!(pods_on(&sim, "n1").await.len(), 1);
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(err.kind(), kdrain::ErrorKind::PodsLeft);
     no_violations(&sim);
 }
 

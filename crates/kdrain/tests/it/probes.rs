@@ -286,7 +286,7 @@ async fn a_refused_probe_stops_the_drain_before_the_cordon() {
             .expect_err("a right is missing");
         let what = format!("without {verb} {resource}: {err}");
         assert!(matches!(err, DrainError::Forbidden { .. }), "{what}");
-        assert_eq!(err.exit_code(), 5, "{what}");
+        assert_eq!(err.kind(), kdrain::ErrorKind::PermissionDenied, "{what}");
         let msg = err.to_string();
         assert!(
             msg.starts_with(&format!("permission denied: {says}")),
@@ -324,7 +324,7 @@ async fn without_reviews_a_refused_list_or_delete_changes_nothing() {
     let err = drain_as_drainer(&sim, all_flags())
         .await
         .expect_err("cannot list pods");
-    assert_eq!(err.exit_code(), 5, "{err}");
+    assert_eq!(err.kind(), kdrain::ErrorKind::PermissionDenied, "{err}");
     assert!(
         err.to_string()
             .starts_with("permission denied: needs list on pods ("),
@@ -350,7 +350,7 @@ async fn without_reviews_a_refused_list_or_delete_changes_nothing() {
     )
     .await
     .expect_err("cannot delete pods");
-    assert_eq!(err.exit_code(), 5, "{err}");
+    assert_eq!(err.kind(), kdrain::ErrorKind::PermissionDenied, "{err}");
     assert!(
         err.to_string()
             .starts_with("permission denied: needs delete on pods in namespace blog ("),

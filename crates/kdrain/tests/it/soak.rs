@@ -239,7 +239,7 @@ async fn check(sim: &Sim, nodes: &[String], res: &Result<Report, DrainError>, ct
                     // A pod can start terminating without kdrain hearing about it (the answer to
                     // an accepted eviction was lost with its connection); the report must say so.
                     let says_terminating = matches!(&p.outcome,
-                        PodOutcome::Failed { error } if error.contains("terminating"));
+                        PodOutcome::Failed { error, .. } if error.contains("terminating"));
                     assert!(
                         live.metadata.deletion_timestamp.is_none() || says_terminating,
                         "{ctx}: {} reported pending and never accepted, but it terminates: {p:#?}",

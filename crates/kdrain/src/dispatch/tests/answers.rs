@@ -13,11 +13,11 @@ fn answered(opts: DrainOptions, attempt: Attempt) -> (Drain, Vec<Command>) {
     (d, c)
 }
 
-fn failed(cmds: &[Command]) -> Vec<String> {
+fn failed(cmds: &[Command]) -> Vec<(crate::FailureKind, String)> {
     events(cmds)
         .into_iter()
         .filter_map(|e| match e {
-            Event::PodFailed { error, .. } => Some(error),
+            Event::PodFailed { error, kind, .. } => Some((kind, error)),
             _ => None,
         })
         .collect()
@@ -157,9 +157,12 @@ fn forbidden_fails_the_pod_as_a_permission_error() {
     );
     assert_eq!(
         failed(&c),
-        [format!(
-            "{}pods \"a\" is forbidden",
-            super::super::answers::PERMISSION_DENIED
+        [(
+            crate::FailureKind::PermissionDenied,
+            format!(
+                "{}pods \"a\" is forbidden",
+                super::super::answers::PERMISSION_DENIED
+            )
         )]
     );
     assert!(sent(&c).is_empty(), "retrying will not help");
@@ -187,7 +190,13 @@ fn rejected_fails_the_pod_with_the_code() {
             message: "invalid".into(),
         },
     );
-    assert_eq!(failed(&c), ["rejected (422): invalid"]);
+    assert_eq!(
+        failed(&c),
+        [(
+            crate::FailureKind::Rejected,
+            "rejected (422): invalid".into()
+        )]
+    );
     // the final LIST still shows it: the node ends with the pod left
     let c = d.listed(0, ListPurpose::Final, vec![pod("a", "n1", "web")]);
     assert!(events(&c).iter().any(|e| matches!(

@@ -13,7 +13,7 @@ fn with_timeout(s: f64) -> DrainOptions {
 
 fn pod_error(d: &Drain, name: &str) -> String {
     match d.outcome(name) {
-        PodOutcome::Failed { error } => error,
+        PodOutcome::Failed { error, .. } => error,
         other => panic!("{other:?}"),
     }
 }
