@@ -140,7 +140,8 @@ impl ApiError {
         };
         let causes: Vec<Value> = causes
             .iter()
-            .map(|(r, f, m)| json!({"reason": r, "message": format!("{f}: {m}"), "field": f}))
+            // A cause's message is the field error without its field (`ErrorBody`).
+            .map(|(r, f, m)| json!({"reason": r, "message": m, "field": f}))
             .collect();
         let mut d = details(name, group, kind);
         d["causes"] = Value::Array(causes);

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::api::prepare_create;
 use crate::meta;
-use crate::resources::{EVENTS, RESOURCES, ResId};
+use crate::resources::{EVENTS, ResId};
 use crate::store::State;
 
 const MAX_EVENTS: usize = 10;
@@ -105,7 +105,7 @@ impl Recorder {
         message: String,
         src: Source<'_>,
     ) {
-        let r = &RESOURCES[res];
+        let r = crate::resources::get(res);
         let (ns, name, uid) = (meta::namespace(obj), meta::name(obj), meta::uid(obj));
         let ns = if ns.is_empty() { "default" } else { ns };
         let object_key = [

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::meta;
-use crate::resources::{RESOURCES, ResId};
+use crate::resources::ResId;
 
 /// What a LIST or WATCH selects.
 pub struct Filter {
@@ -76,7 +76,7 @@ impl Filter {
                 let f =
                     FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 let mut allowed: Vec<&str> = vec!["metadata.name", "metadata.namespace"];
-                allowed.extend_from_slice(RESOURCES[res].field_keys);
+                allowed.extend_from_slice(crate::resources::get(res).field_keys);
                 f.check_keys(&allowed)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(f)

@@ -9,7 +9,9 @@
 mod api;
 mod auth;
 mod builder;
+mod cel_rules;
 mod controllers;
+mod crd;
 mod error;
 mod events;
 mod eviction;
@@ -27,6 +29,7 @@ mod pdb_index;
 mod resources;
 mod scenario;
 mod scheduling;
+mod schema;
 mod sim;
 mod store;
 mod tls;

@@ -221,6 +221,20 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
         field_keys: &[],
     },
+    Resource {
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        kind: "CustomResourceDefinition",
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        namespaced: false,
+        generational: true,
+        unconditional_update: false,
+        short_names: &["crd", "crds"],
+        subresources: &["status"],
+        categories: &["api-extensions"],
+        field_keys: &[],
+    },
 ];
 
 /// Table index of Namespaces.
@@ -242,11 +256,81 @@ pub const DEPLOYMENTS: ResId = 7;
 /// Table index of StatefulSets.
 pub const STATEFULSETS: ResId = 8;
 
-/// Look a resource up by group and plural name.
+/// Table index of CustomResourceDefinitions.
+pub const CRDS: ResId = 10;
+
+/// Look a built-in resource up by group and plural name (custom resources: `crd::Served`).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<ResId> {
     RESOURCES
         .iter()
         .position(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The descriptions of custom resources, shared by every simulator in the process and never
+/// removed: one entry per distinct description (group, version, names, scope, status
+/// subresource), so their number is bounded by the distinct CRDs a process ever serves. Which of
+/// them a simulator serves, and the rest of each CRD, is per simulator (`crd::Served`).
+static CUSTOM: std::sync::RwLock<Vec<&'static Resource>> = std::sync::RwLock::new(Vec::new());
+
+/// The description of a resource type, built-in or custom.
+pub fn get(res: ResId) -> &'static Resource {
+    if let Some(r) = RESOURCES.get(res) {
+        return r;
+    }
+    let custom = CUSTOM.read().unwrap_or_else(|p| p.into_inner());
+    custom
+        .get(res - RESOURCES.len())
+        .copied()
+        .unwrap_or(&RESOURCES[NAMESPACES])
+}
+
+/// Whether a resource type is a custom resource (served for a CRD).
+pub fn is_custom(res: ResId) -> bool {
+    res >= RESOURCES.len()
+}
+
+/// The type of a custom resource with these names, scope and subresources: the same type for
+/// the same description (so a simulator's objects keep their table while the CRD is updated
+/// without changing them).
+pub fn intern_custom(
+    group: &str,
+    version: &str,
+    plural: &str,
+    singular: &str,
+    kind: &str,
+    namespaced: bool,
+    status: bool,
+) -> ResId {
+    let same = |r: &Resource| {
+        r.group == group
+            && r.version == version
+            && r.plural == plural
+            && r.singular == singular
+            && r.kind == kind
+            && r.namespaced == namespaced
+            && r.subresources.contains(&"status") == status
+    };
+    let mut custom = CUSTOM.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = custom.iter().position(|r| same(r)) {
+        return RESOURCES.len() + i;
+    }
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let r: &'static Resource = Box::leak(Box::new(Resource {
+        plural: leak(plural),
+        singular: leak(singular),
+        kind: leak(kind),
+        group: leak(group),
+        version: leak(version),
+        namespaced,
+        generational: true,
+        unconditional_update: false,
+        short_names: &[],
+        subresources: if status { &["status"] } else { &[] },
+        categories: &[],
+        field_keys: &[],
+    }));
+    custom.push(r);
+    RESOURCES.len() + custom.len() - 1
 }
 
 /// All group/versions served, core first.

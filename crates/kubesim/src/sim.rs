@@ -58,6 +58,9 @@ pub enum SimError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// A CustomResourceDefinition given to [`Sim::install_crd`] is not valid.
+    #[error("invalid CustomResourceDefinition: {0}")]
+    Crd(String),
 }
 
 /// How to start a simulator.
@@ -282,6 +285,17 @@ impl Sim {
     /// The current fault rules.
     pub fn faults(&self) -> Vec<Fault> {
         self.shared.faults.get()
+    }
+
+    /// Install (create, or replace the spec of) a CustomResourceDefinition given as YAML or JSON
+    /// (one document, e.g. a committed `crd.yaml`), validated as the API validates it and
+    /// established at once: its resources are served when this returns. Returns the CRD's name.
+    pub fn install_crd(&self, yaml: &str) -> Result<String, SimError> {
+        let crd: serde_json::Value =
+            serde_yaml::from_str(yaml).map_err(|e| SimError::Crd(e.to_string()))?;
+        let mut st = self.shared.store.lock();
+        let stored = crate::crd::install(&mut st, crd).map_err(|e| SimError::Crd(e.message))?;
+        Ok(crate::meta::name(&stored).to_string())
     }
 
     /// Expire every open paged-LIST snapshot now, as the real server's compaction would: each

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use crate::meta::{self, Key};
 use crate::pdb_index::PdbIndex;
-use crate::resources::{PDBS, PODS, RESOURCES, ResId};
+use crate::resources::{CRDS, PDBS, PODS, RESOURCES, ResId};
 
 /// Type of a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,9 @@ impl Child {
     }
 }
 
+/// The table of a type that has no objects yet.
+static EMPTY: BTreeMap<Key, Slot> = BTreeMap::new();
+
 /// The mutable state behind the store's lock.
 pub struct State {
     rv: u64,
@@ -104,6 +107,8 @@ pub struct State {
     tx: broadcast::Sender<Arc<Event>>,
     /// PDB selectors and their member pods, kept current on every write.
     pub pdbs: PdbIndex,
+    /// The custom resources served for the stored CRDs, kept current on every CRD write.
+    pub crds: crate::crd::Served,
 }
 
 /// The store: state behind one lock, so compound operations (eviction) are serialized.
@@ -129,6 +134,7 @@ impl Store {
                 record_history: true,
                 tx,
                 pdbs: PdbIndex::default(),
+                crds: crate::crd::Served::default(),
             }),
         }
     }
@@ -140,6 +146,37 @@ impl Store {
 }
 
 impl State {
+    fn table(&self, res: ResId) -> &BTreeMap<Key, Slot> {
+        self.tables.get(res).unwrap_or(&EMPTY)
+    }
+
+    fn table_mut(&mut self, res: ResId) -> &mut BTreeMap<Key, Slot> {
+        if self.tables.len() <= res {
+            self.tables.resize_with(res + 1, BTreeMap::new);
+        }
+        &mut self.tables[res]
+    }
+
+    /// The types that have (or had) objects, built-in types first.
+    pub fn types(&self) -> std::ops::Range<ResId> {
+        0..self.tables.len()
+    }
+
+    /// Give the objects of type `from` to type `to` (a CRD changed its objects' description).
+    pub fn move_objects(&mut self, from: ResId, to: ResId) {
+        let moved = std::mem::take(self.table_mut(from));
+        for key in moved.keys() {
+            if let Some(e) = self
+                .by_uid
+                .values_mut()
+                .find(|e| e.0 == from && e.1 == *key)
+            {
+                e.0 = to;
+            }
+        }
+        *self.table_mut(to) = moved;
+    }
+
     /// The current global resourceVersion.
     pub fn rv(&self) -> u64 {
         self.rv
@@ -208,20 +245,21 @@ impl State {
 
     /// One object.
     pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.tables[res]
+        self.table(res)
             .get(&(ns.to_string(), name.to_string()))
             .map(Slot::value)
     }
 
     /// Whether an object exists (without unpacking it).
     pub fn exists(&self, res: ResId, ns: &str, name: &str) -> bool {
-        self.tables[res].contains_key(&(ns.to_string(), name.to_string()))
+        self.table(res)
+            .contains_key(&(ns.to_string(), name.to_string()))
     }
 
     /// Object by UID.
     pub fn get_by_uid(&self, uid: &str) -> Option<(ResId, Arc<Value>)> {
         let (res, key) = self.by_uid.get(uid)?;
-        self.tables[*res].get(key).map(|o| (*res, o.value()))
+        self.table(*res).get(key).map(|o| (*res, o.value()))
     }
 
     /// All objects of a type, optionally in one namespace, in key order.
@@ -231,12 +269,12 @@ impl State {
         ns: Option<&str>,
     ) -> Box<dyn Iterator<Item = (&Key, Arc<Value>)> + '_> {
         match ns {
-            None => Box::new(self.tables[res].iter().map(|(k, v)| (k, v.value()))),
+            None => Box::new(self.table(res).iter().map(|(k, v)| (k, v.value()))),
             Some(ns) => {
                 let ns = ns.to_string();
                 let start = (ns.clone(), String::new());
                 Box::new(
-                    self.tables[res]
+                    self.table(res)
                         .range(start..)
                         .take_while(move |(k, _)| k.0 == ns)
                         .map(|(k, v)| (k, v.value())),
@@ -248,10 +286,10 @@ impl State {
     /// Keys of all objects of a type in a namespace (or all), in order, without unpacking.
     pub fn keys(&self, res: ResId, ns: Option<&str>) -> Vec<Key> {
         match ns {
-            None => self.tables[res].keys().cloned().collect(),
+            None => self.table(res).keys().cloned().collect(),
             Some(ns) => {
                 let start = (ns.to_string(), String::new());
-                self.tables[res]
+                self.table(res)
                     .range(start..)
                     .take_while(|(k, _)| k.0 == ns)
                     .map(|(k, _)| k.clone())
@@ -272,7 +310,7 @@ impl State {
             Some(s) if *s > floor => s.clone(),
             _ => floor,
         };
-        let it = self.tables[res].range(from..).map(|(k, _)| k);
+        let it = self.table(res).range(from..).map(|(k, _)| k);
         match ns {
             Some(ns) => Box::new(it.take_while(move |k| k.0 == ns)),
             None => Box::new(it),
@@ -281,7 +319,7 @@ impl State {
 
     /// Append an object's JSON to `out` (packed objects are copied as they are). False if missing.
     pub fn write_json(&self, res: ResId, key: &Key, out: &mut Vec<u8>) -> bool {
-        match self.tables[res].get(key) {
+        match self.table(res).get(key) {
             Some(Slot::Cold(b)) => {
                 out.extend_from_slice(b);
                 true
@@ -302,7 +340,7 @@ impl State {
             .get(owner_uid)
             .map(|set| {
                 set.keys()
-                    .filter_map(|(r, k)| self.tables[*r].get(k).map(|o| (*r, o.value())))
+                    .filter_map(|(r, k)| self.table(*r).get(k).map(|o| (*r, o.value())))
                     .collect()
             })
             .unwrap_or_default()
@@ -379,7 +417,9 @@ impl State {
     }
 
     fn after_write(&mut self, res: ResId, old: Option<&Arc<Value>>, new: Option<&Arc<Value>>) {
-        if res == PODS {
+        if res == CRDS {
+            crate::crd::sync(self, old.map(|v| &**v), new.map(|v| &**v));
+        } else if res == PODS {
             self.pdbs.pod_changed(old.map(|v| &**v), new.map(|v| &**v));
         } else if res == PDBS {
             match (old, new) {
@@ -413,7 +453,7 @@ impl State {
         } else {
             Slot::Hot(obj.clone())
         };
-        self.tables[res].insert(meta::key(&obj), slot);
+        self.table_mut(res).insert(meta::key(&obj), slot);
         self.after_write(res, None, Some(&obj));
         self.emit(Event {
             rv: self.rv,
@@ -429,7 +469,7 @@ impl State {
     /// Replace an existing object. A byte-identical write is a no-op: no RV bump, no event (D-0.7).
     pub fn replace(&mut self, res: ResId, mut obj: Value) -> Arc<Value> {
         let key = meta::key(&obj);
-        let Some(old) = self.tables[res].get(&key).map(Slot::value) else {
+        let Some(old) = self.table(res).get(&key).map(Slot::value) else {
             return self.insert(res, obj);
         };
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
@@ -441,7 +481,7 @@ impl State {
         let obj = Arc::new(obj);
         self.index_remove(res, &old);
         self.index_add(res, &obj);
-        self.tables[res].insert(key, Slot::Hot(obj.clone()));
+        self.table_mut(res).insert(key, Slot::Hot(obj.clone()));
         self.after_write(res, Some(&old), Some(&obj));
         self.emit(Event {
             rv: self.rv,
@@ -457,7 +497,7 @@ impl State {
     /// Remove an object; the DELETED event carries its last state with the deletion's RV (W-4).
     pub fn remove(&mut self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
         let key = (ns.to_string(), name.to_string());
-        let old = self.tables[res].remove(&key)?.value();
+        let old = self.table_mut(res).remove(&key)?.value();
         self.index_remove(res, &old);
         self.rv += 1;
         let mut last = (*old).clone();

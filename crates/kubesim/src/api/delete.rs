@@ -8,7 +8,7 @@ use super::{Query, Target, delete_options, json_response};
 use crate::error::{ApiError, ApiResult};
 use crate::graceful::{self, DeleteOptions};
 use crate::meta;
-use crate::resources::{NAMESPACES, PODS, RESOURCES};
+use crate::resources::{CRDS, NAMESPACES, PODS};
 use crate::sim::Shared;
 use crate::store::State;
 
@@ -20,7 +20,7 @@ fn delete_one(
     name: &str,
     opts: &DeleteOptions,
 ) -> ApiResult<Value> {
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let ns = t.ns.as_deref().unwrap_or("");
     match t.res {
         PODS => {
@@ -53,7 +53,29 @@ fn delete_one(
                 .get(t.res, ns, name)
                 .ok_or_else(|| ApiError::not_found(r.group, r.plural, name))?;
             graceful::check_preconditions(&obj, r.kind, opts)?;
+            let finalizers = obj["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
+            if finalizers {
+                // Kept until its finalizers are removed (U-5), marked for deletion once.
+                if !obj["metadata"]["deletionTimestamp"].is_null() {
+                    return Ok((*obj).clone());
+                }
+                let mut next = (*obj).clone();
+                next["metadata"]["deletionTimestamp"] = json!(meta::now_rfc3339());
+                next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                if let Some(g) = obj["metadata"]["generation"].as_i64().filter(|g| *g > 0) {
+                    next["metadata"]["generation"] = json!(g + 1);
+                }
+                if opts.dry_run {
+                    return Ok(next);
+                }
+                return Ok((*st.replace(t.res, next)).clone());
+            }
             if !opts.dry_run {
+                if t.res == CRDS {
+                    crate::crd::remove_objects(st, name);
+                }
                 st.remove(t.res, ns, name);
             }
             let mut details = json!({"name": name, "kind": r.plural, "uid": meta::uid(&obj)});
@@ -88,7 +110,7 @@ pub fn delete_collection(
 ) -> ApiResult<Response> {
     let opts = delete_options::from_request(q, body)?;
     let filter = t.filter(q)?;
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let mut st = shared.store.lock();
     let keys: Vec<(String, String)> = st
         .iter(t.res, t.ns.as_deref())
@@ -102,6 +124,7 @@ pub fn delete_collection(
             ns: Some(ns).filter(|n| !n.is_empty()),
             name: Some(name.clone()),
             sub: None,
+            crd: t.crd.clone(),
         };
         if let Ok(v) = delete_one(shared, &mut st, &one, &name, &opts)
             && v["kind"] != "Status"

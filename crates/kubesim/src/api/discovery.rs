@@ -6,8 +6,68 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{json_bytes, json_response};
-use crate::resources::{RESOURCES, Resource, group_versions, verbs};
+use crate::resources::{RESOURCES, group_versions, verbs};
 use crate::sim::Shared;
+
+/// What discovery says of one resource type, built-in or custom.
+struct Entry {
+    group: String,
+    version: String,
+    plural: String,
+    singular: String,
+    kind: String,
+    namespaced: bool,
+    short_names: Vec<String>,
+    categories: Vec<String>,
+    subresources: Vec<&'static str>,
+}
+
+/// Every resource type the simulator serves now: the built-in ones and those of its CRDs.
+fn entries(shared: &Shared) -> Vec<Entry> {
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    let mut out: Vec<Entry> = RESOURCES
+        .iter()
+        .map(|r| Entry {
+            group: r.group.into(),
+            version: r.version.into(),
+            plural: r.plural.into(),
+            singular: r.singular.into(),
+            kind: r.kind.into(),
+            namespaced: r.namespaced,
+            short_names: strings(r.short_names),
+            categories: strings(r.categories),
+            subresources: r.subresources.to_vec(),
+        })
+        .collect();
+    for d in shared.store.lock().crds.all() {
+        out.push(Entry {
+            group: d.group.clone(),
+            version: d.version.clone(),
+            plural: d.plural.clone(),
+            singular: d.singular.clone(),
+            kind: d.kind.clone(),
+            namespaced: d.namespaced,
+            short_names: d.short_names.clone(),
+            categories: d.categories.clone(),
+            subresources: if d.status { vec!["status"] } else { vec![] },
+        });
+    }
+    out
+}
+
+/// The group/versions served: the built-in ones, then those of the CRDs (by group).
+fn all_group_versions(shared: &Shared) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = group_versions()
+        .into_iter()
+        .map(|(g, v)| (g.to_string(), v.to_string()))
+        .collect();
+    for gv in shared.store.lock().crds.group_versions() {
+        if !out.contains(&gv) {
+            out.push(gv);
+        }
+    }
+    out
+}
 
 const AGGREGATED_CT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
@@ -49,17 +109,17 @@ fn subresource_verbs(sub: &str) -> Vec<&'static str> {
 
 /// The resources of a group/version in the real server's discovery order (by name), which is
 /// also the order `kubectl get all` prints them in.
-fn resources_of(group: &str, version: &str) -> Vec<&'static Resource> {
-    let mut v: Vec<&Resource> = RESOURCES
+fn resources_of<'a>(all: &'a [Entry], group: &str, version: &str) -> Vec<&'a Entry> {
+    let mut v: Vec<&Entry> = all
         .iter()
         .filter(|r| r.group == group && r.version == version)
         .collect();
-    v.sort_by_key(|r| r.plural);
+    v.sort_by(|a, b| a.plural.cmp(&b.plural));
     v
 }
 
-fn aggregated_version(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = resources_of(group, version)
+fn aggregated_version(all: &[Entry], group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = resources_of(all, group, version)
         .into_iter()
         .map(|r| {
             let subs: Vec<Value> = r
@@ -96,7 +156,7 @@ fn aggregated_version(group: &str, version: &str) -> Value {
     json!({"version": version, "resources": resources, "freshness": "Current"})
 }
 
-fn aggregated(groups: &[(&str, &str)]) -> Response {
+fn aggregated(all: &[Entry], groups: &[(String, String)]) -> Response {
     let items: Vec<Value> = groups
         .iter()
         .map(|(g, v)| {
@@ -105,7 +165,7 @@ fn aggregated(groups: &[(&str, &str)]) -> Response {
             } else {
                 json!({"name": g})
             };
-            json!({"metadata": metadata, "versions": [aggregated_version(g, v)]})
+            json!({"metadata": metadata, "versions": [aggregated_version(all, g, v)]})
         })
         .collect();
     let body = json!({"kind":"APIGroupDiscoveryList","apiVersion":"apidiscovery.k8s.io/v2","metadata":{},"items":items});
@@ -119,7 +179,7 @@ fn aggregated(groups: &[(&str, &str)]) -> Response {
 /// `GET /api` (D-2).
 pub fn api(shared: &Shared, headers: &HeaderMap) -> Response {
     if wants_aggregated(headers) {
-        return aggregated(&[("", "v1")]);
+        return aggregated(&entries(shared), &[(String::new(), "v1".into())]);
     }
     json_response(
         200,
@@ -129,13 +189,13 @@ pub fn api(shared: &Shared, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /apis` (D-3).
-pub fn apis(headers: &HeaderMap) -> Response {
-    let gvs: Vec<(&str, &str)> = group_versions()
+pub fn apis(shared: &Shared, headers: &HeaderMap) -> Response {
+    let gvs: Vec<(String, String)> = all_group_versions(shared)
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .collect();
     if wants_aggregated(headers) {
-        return aggregated(&gvs);
+        return aggregated(&entries(shared), &gvs);
     }
     let groups: Vec<Value> = gvs
         .iter()
@@ -150,7 +210,7 @@ pub fn apis(headers: &HeaderMap) -> Response {
     )
 }
 
-fn legacy_entries(r: &Resource) -> Vec<Value> {
+fn legacy_entries(r: &Entry) -> Vec<Value> {
     let mut main = json!({
         "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
         "kind": r.kind, "verbs": verbs(),
@@ -162,7 +222,7 @@ fn legacy_entries(r: &Resource) -> Vec<Value> {
         main["categories"] = json!(r.categories);
     }
     let mut out = vec![main];
-    for s in r.subresources {
+    for s in &r.subresources {
         if *s == "eviction" {
             out.push(json!({"name": format!("{}/eviction", r.plural), "singularName": "", "namespaced": r.namespaced,
                             "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
@@ -178,8 +238,9 @@ fn legacy_entries(r: &Resource) -> Vec<Value> {
 }
 
 /// `GET /api/v1`, `GET /apis/<g>/<v>` (D-4).
-pub fn group_version(group: &str, version: &str) -> Response {
-    let resources: Vec<Value> = resources_of(group, version)
+pub fn group_version(shared: &Shared, group: &str, version: &str) -> Response {
+    let all = entries(shared);
+    let resources: Vec<Value> = resources_of(&all, group, version)
         .into_iter()
         .flat_map(legacy_entries)
         .collect();

@@ -7,9 +7,9 @@ use axum::http::HeaderValue;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::{Query, openapi};
+use super::{Query, Target, openapi};
 use crate::error::{ApiError, ApiResult};
-use crate::resources::{RESOURCES, ResId};
+use crate::resources::ResId;
 
 /// The validation directive of a request.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -46,7 +46,7 @@ pub fn directive(q: &Query, options: &str) -> ApiResult<Directive> {
 
 /// The schema name of a kind (`io.k8s.api.apps.v1.Deployment`).
 fn schema_name(res: ResId) -> String {
-    let r = &RESOURCES[res];
+    let r = crate::resources::get(res);
     let pkg = match r.group {
         "" => "core",
         g => g.split('.').next().unwrap_or(g),
@@ -122,9 +122,17 @@ fn walk(
     }
 }
 
-/// Drop the fields of `obj` its kind's schema does not have; returns their paths
+/// Drop the fields of `obj` its kind's schema does not have (for a custom resource: its CRD's
+/// schema, as the real server prunes); returns their paths
 /// (`spec.template.spec.containers[0].foo`) in order.
-pub fn drop_unknown(res: ResId, obj: &mut Value) -> Vec<String> {
+pub fn drop_unknown(t: &Target, obj: &mut Value) -> Vec<String> {
+    if let Some(d) = &t.crd {
+        return match &d.schema {
+            Some(s) => crate::schema::prune(s, obj),
+            None => Vec::new(),
+        };
+    }
+    let res = t.res;
     let defs = openapi::definitions();
     let mut out = Vec::new();
     if let Some(schema) = defs.get(&schema_name(res)) {
@@ -144,13 +152,13 @@ fn texts(paths: &[String]) -> Vec<String> {
 /// Validate a create or update body: unknown fields dropped; Strict refuses with 400
 /// `<Kind> in version "<v>" cannot be handled as a <Kind>: strict decoding error: ...`.
 /// Returns the warnings to send.
-pub fn check_body(res: ResId, obj: &mut Value, d: Directive) -> ApiResult<Vec<String>> {
-    let unknown = texts(&drop_unknown(res, obj));
+pub fn check_body(t: &Target, obj: &mut Value, d: Directive) -> ApiResult<Vec<String>> {
+    let unknown = texts(&drop_unknown(t, obj));
     if unknown.is_empty() || d == Directive::Ignore {
         return Ok(Vec::new());
     }
     if d == Directive::Strict {
-        let r = &RESOURCES[res];
+        let r = crate::resources::get(t.res);
         return Err(ApiError::bad_request(format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
             unknown.join(", "),
@@ -165,14 +173,14 @@ pub fn check_body(res: ResId, obj: &mut Value, d: Directive) -> ApiResult<Vec<St
 /// schema's eyes; Strict refuses with 422 ` "" is invalid: patch: Invalid value: "<patched
 /// object>": strict decoding error: ...`.
 pub fn check_patched(
-    res: ResId,
+    t: &Target,
     old: &Value,
     doc: &mut Value,
     d: Directive,
 ) -> ApiResult<Vec<String>> {
-    let before = drop_unknown(res, &mut old.clone());
+    let before = drop_unknown(t, &mut old.clone());
     let patched_text = serde_json::to_string(&*doc).unwrap_or_default();
-    let unknown: Vec<String> = drop_unknown(res, doc)
+    let unknown: Vec<String> = drop_unknown(t, doc)
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
@@ -216,6 +224,16 @@ mod tests {
     use crate::resources::{DEPLOYMENTS, PODS};
     use serde_json::json;
 
+    fn target(res: ResId) -> Target {
+        Target {
+            res,
+            ns: None,
+            name: None,
+            sub: None,
+            crd: None,
+        }
+    }
+
     #[test]
     fn unknown_fields_are_found_at_every_depth_and_dropped() {
         let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -225,7 +243,7 @@ mod tests {
                      "template": {"spec": {"containers": [
                          {"name": "a", "image": "x", "resources": {"limits": {"cpu": "1"}}},
                          {"name": "b", "imagen": "y"}]}}}});
-        let unknown = drop_unknown(DEPLOYMENTS, &mut d);
+        let unknown = drop_unknown(&target(DEPLOYMENTS), &mut d);
         assert_eq!(
             unknown,
             [
@@ -245,18 +263,18 @@ mod tests {
     #[test]
     fn strict_refuses_warn_warns_ignore_is_silent() {
         let body = json!({"metadata": {"name": "p"}, "spec": {"containers": [], "nodeNme": "n1"}});
-        let e = check_body(PODS, &mut body.clone(), Directive::Strict).unwrap_err();
+        let e = check_body(&target(PODS), &mut body.clone(), Directive::Strict).unwrap_err();
         assert_eq!(e.code, 400);
         assert_eq!(
             e.message,
             "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"spec.nodeNme\""
         );
         assert_eq!(
-            check_body(PODS, &mut body.clone(), Directive::Warn).unwrap(),
+            check_body(&target(PODS), &mut body.clone(), Directive::Warn).unwrap(),
             ["unknown field \"spec.nodeNme\""]
         );
         assert!(
-            check_body(PODS, &mut body.clone(), Directive::Ignore)
+            check_body(&target(PODS), &mut body.clone(), Directive::Ignore)
                 .unwrap()
                 .is_empty()
         );

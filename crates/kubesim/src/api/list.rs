@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
 use crate::meta::{self, Key};
 use crate::paging::{ContinueToken, Scope};
-use crate::resources::{PODS, RESOURCES};
+use crate::resources::PODS;
 use crate::sim::Shared;
 
 /// Whether the client asked for metadata-only objects (`as=PartialObjectMetadata[List]`, X-4).
@@ -37,7 +37,7 @@ pub fn to_metadata(o: &Value) -> Value {
 
 /// `GET` one object (or its `status`).
 pub fn get(shared: &Shared, t: &Target, q: &Query, headers: &HeaderMap) -> ApiResult<Response> {
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let name = t.name.as_deref().unwrap_or("");
     if let Some(f) = q.non_empty("fieldSelector") {
         let filter = Filter::new(t.res, None, None, Some(f))?;
@@ -60,7 +60,10 @@ pub fn get(shared: &Shared, t: &Target, q: &Query, headers: &HeaderMap) -> ApiRe
     }
     if table::wants_table(headers) {
         let md = json!({"resourceVersion": meta::rv(&obj)});
-        return Ok(json_response(200, &table::table(t.res, &[&obj], md)));
+        return Ok(json_response(
+            200,
+            &table::table(t.res, t.crd.as_deref(), &[&obj], md),
+        ));
     }
     Ok(json_response(200, &obj))
 }
@@ -185,7 +188,7 @@ pub async fn list(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     validate_rv_options(q, false)?;
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let filter = t.filter(q)?;
     let rv_param = q.non_empty("resourceVersion");
     let cont = q.non_empty("continue");
@@ -348,7 +351,8 @@ pub async fn list(
                 }
             })
             .collect();
-        let out = serde_json::to_vec(&table::table(t.res, &objs, md)).unwrap_or_default();
+        let out = serde_json::to_vec(&table::table(t.res, t.crd.as_deref(), &objs, md))
+            .unwrap_or_default();
         drop(st);
         return Ok(json_bytes(200, out, "application/json"));
     }

@@ -2,6 +2,8 @@
 //! dispatch to the handlers of each verb.
 
 mod admin;
+mod custom;
+mod custom_table;
 mod delete;
 mod delete_options;
 mod discovery;
@@ -23,9 +25,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::Value;
 
+use crate::crd::CrdDef;
 use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
-use crate::resources::{self, RESOURCES, ResId};
+use crate::resources::{self, ResId};
 use crate::sim::Shared;
 
 pub use query::Query;
@@ -42,6 +45,8 @@ pub struct Target {
     pub name: Option<String>,
     /// Subresource, if any.
     pub sub: Option<String>,
+    /// The CRD serving the type, for custom resources.
+    pub crd: Option<Arc<CrdDef>>,
 }
 
 impl Target {
@@ -70,7 +75,7 @@ enum Route {
     OpenApi(String),
 }
 
-fn parse_path(path: &str) -> Option<Route> {
+fn parse_path(shared: &Shared, path: &str) -> Option<Route> {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -97,21 +102,33 @@ fn parse_path(path: &str) -> Option<Route> {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return None,
     };
-    if rest.is_empty() {
-        return resources::group_versions()
-            .contains(&(group, version))
-            .then(|| Route::GroupVersion(group.to_string(), version.to_string()));
-    }
-    let namespaced_path = rest.len() >= 3
-        && rest[0] == "namespaces"
-        && resources::find(group, version, rest[2]).is_some_and(|r| RESOURCES[r].namespaced);
-    let (ns, rest) = if namespaced_path {
-        (Some(rest[1].to_string()), &rest[2..])
-    } else {
-        (None, rest)
+    // A built-in type, or the custom resource a CRD serves.
+    let lookup = |plural: &str| -> Option<(ResId, Option<Arc<CrdDef>>)> {
+        if let Some(r) = resources::find(group, version, plural) {
+            return Some((r, None));
+        }
+        let d = shared.store.lock().crds.find(group, version, plural)?;
+        Some((d.res, Some(d)))
     };
-    let res = resources::find(group, version, rest[0])?;
-    if ns.is_some() && !RESOURCES[res].namespaced {
+    if rest.is_empty() {
+        let served = resources::group_versions().contains(&(group, version))
+            || shared
+                .store
+                .lock()
+                .crds
+                .group_versions()
+                .iter()
+                .any(|(g, v)| g == group && v == version);
+        return served.then(|| Route::GroupVersion(group.to_string(), version.to_string()));
+    }
+    let namespaced = rest.len() >= 3 && rest[0] == "namespaces";
+    let nested = if namespaced { lookup(rest[2]) } else { None };
+    let (ns, rest, found) = match nested {
+        Some(f) if resources::get(f.0).namespaced => (Some(rest[1].to_string()), &rest[2..], f),
+        _ => (None, rest, lookup(rest[0])?),
+    };
+    let (res, crd) = found;
+    if ns.is_some() && !resources::get(res).namespaced {
         return None;
     }
     let name = rest.get(1).map(|s| s.to_string());
@@ -120,11 +137,17 @@ fn parse_path(path: &str) -> Option<Route> {
         return None;
     }
     if let Some(s) = &sub
-        && !RESOURCES[res].subresources.contains(&s.as_str())
+        && !resources::get(res).subresources.contains(&s.as_str())
     {
         return None;
     }
-    Some(Route::Resource(Target { res, ns, name, sub }))
+    Some(Route::Resource(Target {
+        res,
+        ns,
+        name,
+        sub,
+        crd,
+    }))
 }
 
 /// Kubernetes verb name of a request on a resource path.
@@ -326,14 +349,14 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let q = Query::parse(uri.query().unwrap_or(""));
-    let Some(route) = parse_path(uri.path()) else {
+    let Some(route) = parse_path(&shared, uri.path()) else {
         shared.ledger.count("get", uri.path(), "", 404);
         return error_response(&ApiError::path_not_found());
     };
     let (verb, resource, sub) = match &route {
         Route::Resource(t) => (
             verb_of(&method, t, &q),
-            RESOURCES[t.res].plural.to_string(),
+            crate::resources::get(t.res).plural.to_string(),
             t.sub.clone().unwrap_or_default(),
         ),
         Route::Admin(_) => ("", String::new(), String::new()),
@@ -353,7 +376,7 @@ pub async fn handle(
         let decision = authz.authenticate(token).inspect(|who| user = who.clone());
         let decision = decision.and_then(|user| match &route {
             Route::Resource(t) => {
-                let r = &RESOURCES[t.res];
+                let r = crate::resources::get(t.res);
                 let attrs = crate::auth::Attributes {
                     verb,
                     group: r.group,
@@ -405,8 +428,8 @@ pub async fn handle(
     let resp = match route {
         Route::Version => discovery::version(),
         Route::Api => discovery::api(&shared, &headers),
-        Route::Apis => discovery::apis(&headers),
-        Route::GroupVersion(g, v) => discovery::group_version(&g, &v),
+        Route::Apis => discovery::apis(&shared, &headers),
+        Route::GroupVersion(g, v) => discovery::group_version(&shared, &g, &v),
         Route::AccessReview if method == Method::POST => {
             respond(access_review(&shared, user.as_deref(), &body))
         }

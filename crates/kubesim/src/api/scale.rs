@@ -10,7 +10,7 @@ use super::write::{commit_update, parse_body, prepare_update};
 use super::{Query, Target, json_response};
 use crate::error::{ApiError, ApiResult};
 use crate::meta;
-use crate::resources::RESOURCES;
+
 use crate::sim::Shared;
 
 /// A label selector as `metav1.LabelSelectorAsSelector(..).String()` prints it: requirements
@@ -71,7 +71,7 @@ fn scale_of(obj: &Value) -> Value {
 
 /// `GET .../{name}/scale`.
 pub fn get(shared: &Shared, t: &Target) -> ApiResult<Response> {
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let name = t.name.as_deref().unwrap_or("");
     let st = shared.store.lock();
     let obj = st
@@ -88,7 +88,7 @@ fn write(
     q: &Query,
     edit: impl FnOnce(Value) -> ApiResult<Value>,
 ) -> ApiResult<Response> {
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let name = t.name.as_deref().unwrap_or("");
     let mut st = shared.store.lock();
     let old = st

@@ -3,10 +3,12 @@
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use super::custom_table;
 use super::list::to_metadata;
+use crate::crd::CrdDef;
 use crate::meta;
 use crate::resources::{
-    DAEMONSETS, DEPLOYMENTS, EVENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, ResId,
+    CRDS, DAEMONSETS, DEPLOYMENTS, EVENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, ResId,
     STATEFULSETS,
 };
 
@@ -75,6 +77,7 @@ fn columns(res: ResId) -> Vec<Value> {
         STATEFULSETS => &[("Name", STR), ("Ready", STR), ("Age", STR)],
         DAEMONSETS => &[("Name", STR), ("Desired", INT), ("Current", INT), ("Ready", INT), ("Up-to-date", INT), ("Available", INT), ("Age", STR)],
         NAMESPACES => &[("Name", STR), ("Status", STR), ("Age", STR)],
+        CRDS => &[("Name", STR), ("Created At", ("date", 0))],
         EVENTS => &[("Last Seen", STR), ("Type", STR), ("Reason", STR), ("Object", STR), ("Subobject", WIDE), ("Source", WIDE), ("Message", STR), ("First Seen", WIDE), ("Count", WIDE), ("Name", WIDE)],
         _ => &[("Name", STR), ("Age", STR)],
     };
@@ -117,6 +120,7 @@ fn cells(res: ResId, o: &Value) -> Vec<Value> {
     let s = &o["status"];
     let name = json!(meta::name(o));
     match res {
+        CRDS => vec![name, o["metadata"]["creationTimestamp"].clone()],
         PODS => {
             let total = o["spec"]["containers"].as_array().map_or(0, |c| c.len());
             let ready = s["containerStatuses"]
@@ -274,13 +278,23 @@ fn event_cells(o: &Value) -> Vec<Value> {
     ]
 }
 
-/// A `meta.k8s.io/v1 Table` of the given objects.
-pub fn table(res: ResId, objects: &[&Value], list_meta: Value) -> Value {
+/// A `meta.k8s.io/v1 Table` of the given objects (of a custom resource when `crd` is given).
+pub fn table(res: ResId, crd: Option<&CrdDef>, objects: &[&Value], list_meta: Value) -> Value {
     let rows: Vec<Value> = objects
         .iter()
-        .map(|o| json!({"cells": cells(res, o), "object": to_metadata(o)}))
+        .map(|o| {
+            let cells = match crd {
+                Some(d) => custom_table::cells(d, o, since),
+                None => cells(res, o),
+            };
+            json!({"cells": cells, "object": to_metadata(o)})
+        })
         .collect();
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": columns(res), "rows": rows})
+    let columns = match crd {
+        Some(d) => custom_table::columns(d),
+        None => columns(res),
+    };
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": columns, "rows": rows})
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::list::{to_metadata, validate_rv_options, wants_metadata};
 use super::{Query, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
-use crate::resources::RESOURCES;
+
 use crate::sim::Shared;
 use crate::store::{Event, EventType};
 
@@ -37,6 +37,8 @@ struct Stream {
     shutdown: tokio::sync::watch::Receiver<bool>,
     metadata_only: bool,
     as_table: bool,
+    /// The CRD of a custom resource's stream (its table columns).
+    crd: Option<Arc<crate::crd::CrdDef>>,
     /// Counts the stream in [`Shared::open_watches`] while it lives.
     _open: OpenWatch,
 }
@@ -75,7 +77,7 @@ impl Stream {
     fn object(&self, o: &Value) -> Value {
         if self.as_table {
             let md = json!({"resourceVersion": crate::meta::rv(o)});
-            return super::table::table(self.filter.res, &[o], md);
+            return super::table::table(self.filter.res, self.crd.as_deref(), &[o], md);
         }
         if self.metadata_only {
             to_metadata(o)
@@ -85,7 +87,7 @@ impl Stream {
     }
 
     fn bookmark(&self, annotations: Option<Value>) -> Bytes {
-        let r = &RESOURCES[self.filter.res];
+        let r = crate::resources::get(self.filter.res);
         let (kind, av) = if self.metadata_only {
             (
                 "PartialObjectMetadata".to_string(),
@@ -241,6 +243,7 @@ pub fn watch(
         shutdown: shared.shutdown.clone(),
         metadata_only,
         as_table: super::table::wants_table(headers),
+        crd: t.crd.clone(),
         _open: OpenWatch::new(&shared.open_watches),
     };
     let from_scratch = send_initial || rv_param.is_none_or(|v| v == "0");

@@ -6,17 +6,18 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::custom;
 use super::fields::{self, with_warnings};
 use super::{Query, Target, json_response};
 use crate::error::{ApiError, ApiResult};
-use crate::resources::{NAMESPACES, PDBS, PODS, RESOURCES, ResId};
+use crate::resources::{NAMESPACES, PDBS, PODS, ResId};
 use crate::sim::Shared;
 use crate::store::State;
 use crate::{eviction, meta, patch};
 
 /// Namespace lifecycle admission (U-1, E-2): 404 for a missing namespace, 403 while terminating.
 pub fn admit_namespace(st: &State, res: ResId, ns: &str, name: &str) -> ApiResult<()> {
-    let r = &RESOURCES[res];
+    let r = crate::resources::get(res);
     let Some(nso) = st.get(NAMESPACES, "", ns) else {
         return Err(ApiError::not_found("", "namespaces", ns));
     };
@@ -53,7 +54,7 @@ fn check_namespace_matches(obj: &Value, t: &Target) -> ApiResult<()> {
 
 /// Apply create-time defaults and system fields (U-1).
 pub fn prepare_create(res: ResId, mut obj: Value, ns: &str) -> Value {
-    let r = &RESOURCES[res];
+    let r = crate::resources::get(res);
     obj["kind"] = json!(r.kind);
     obj["apiVersion"] = json!(r.api_version());
     if !obj["metadata"].is_object() {
@@ -103,6 +104,13 @@ pub fn prepare_create(res: ResId, mut obj: Value, ns: &str) -> Value {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
+        // A custom resource with the status subresource is created without status.
+        _ if crate::resources::is_custom(res) && r.subresources.contains(&"status") => {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        _ if crate::resources::is_custom(res) => {}
         _ if r.subresources.contains(&"status") && res != crate::resources::NODES => {
             obj["status"] = json!({});
         }
@@ -113,7 +121,7 @@ pub fn prepare_create(res: ResId, mut obj: Value, ns: &str) -> Value {
 
 /// Insert a prepared object, or 409 AlreadyExists.
 pub fn insert_new(st: &mut State, res: ResId, obj: Value, dry_run: bool) -> ApiResult<Value> {
-    let r = &RESOURCES[res];
+    let r = crate::resources::get(res);
     if st
         .get(res, meta::namespace(&obj), meta::name(&obj))
         .is_some()
@@ -138,10 +146,10 @@ pub fn create(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     if t.name.is_some() {
         return Err(ApiError::method_not_allowed("POST"));
     }
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let directive = fields::directive(q, "CreateOptions")?;
     let mut obj = parse_body(body)?;
-    let warnings = fields::check_body(t.res, &mut obj, directive)?;
+    let warnings = fields::check_body(t, &mut obj, directive)?;
     check_namespace_matches(&obj, t)?;
     if meta::name(&obj).is_empty() {
         match obj["metadata"]["generateName"].as_str() {
@@ -167,14 +175,16 @@ pub fn create(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     if r.namespaced {
         admit_namespace(&st, t.res, &ns, meta::name(&obj))?;
     }
-    let obj = prepare_create(t.res, obj, &ns);
+    let mut obj = prepare_create(t.res, obj, &ns);
+    custom::admit(t, &mut obj, None)?;
     let out = insert_new(&mut st, t.res, obj, q.dry_run())?;
+    custom::after_write(&mut st, t, &out, q.dry_run());
     Ok(with_warnings(json_response(201, &out), &warnings))
 }
 
 /// Merge a client-supplied new version onto the stored one (U-2, U-3, U-4).
 pub(super) fn prepare_update(res: ResId, old: &Value, new: Value, sub: Option<&str>) -> Value {
-    let r = &RESOURCES[res];
+    let r = crate::resources::get(res);
     let mut next = if sub == Some("status") {
         let mut n = old.clone();
         n["status"] = new["status"].clone();
@@ -214,7 +224,11 @@ pub(super) fn prepare_update(res: ResId, old: &Value, new: Value, sub: Option<&s
             v => next["metadata"][k] = v.clone(),
         }
     }
-    if r.generational && sub != Some("status") && old["spec"] != next["spec"] {
+    let changed = match crate::resources::is_custom(res) {
+        true => custom::spec_changed(r, old, &next),
+        false => old["spec"] != next["spec"],
+    };
+    if r.generational && sub != Some("status") && changed {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
         next["metadata"]["generation"] = json!(g + 1);
     }
@@ -248,11 +262,11 @@ pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     if t.sub.as_deref().is_some_and(|s| s != "status") {
         return Err(ApiError::method_not_allowed("PUT"));
     }
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let name = t.name.as_deref().unwrap_or("");
     let directive = fields::directive(q, "UpdateOptions")?;
     let mut obj = parse_body(body)?;
-    let warnings = fields::check_body(t.res, &mut obj, directive)?;
+    let warnings = fields::check_body(t, &mut obj, directive)?;
     check_namespace_matches(&obj, t)?;
     if meta::name(&obj) != name {
         return Err(ApiError::bad_request(format!(
@@ -281,8 +295,10 @@ pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
         rv if rv != meta::rv(&old) => return Err(ApiError::stale(r.group, r.plural, name)),
         _ => {}
     }
-    let next = prepare_update(t.res, &old, obj, t.sub.as_deref());
+    let mut next = prepare_update(t.res, &old, obj, t.sub.as_deref());
+    custom::admit(t, &mut next, Some(&old))?;
     let out = commit_update(&mut st, t.res, next, q.dry_run());
+    custom::after_write(&mut st, t, &out, q.dry_run());
     Ok(with_warnings(json_response(200, &out), &warnings))
 }
 
@@ -304,11 +320,15 @@ pub fn patch(
     if t.sub.as_deref().is_some_and(|s| s != "status") {
         return Err(ApiError::method_not_allowed("PATCH"));
     }
-    let r = &RESOURCES[t.res];
+    let r = crate::resources::get(t.res);
     let name = t.name.as_deref().unwrap_or("");
     let ct = super::media_type(headers);
-    if !PATCH_TYPES.contains(&ct.as_str()) {
-        return Err(ApiError::unsupported_media(PATCH_TYPES));
+    let accepted = match t.crd {
+        Some(_) => custom::CUSTOM_PATCH_TYPES,
+        None => PATCH_TYPES,
+    };
+    if !accepted.contains(&ct.as_str()) {
+        return Err(ApiError::unsupported_media(accepted));
     }
     let apply = ct == "application/apply-patch+yaml";
     let directive = fields::directive(q, "PatchOptions")?;
@@ -352,9 +372,11 @@ pub fn patch(
             }
             let mut obj = patch_value;
             obj["metadata"]["name"] = json!(name);
-            let warnings = fields::check_body(t.res, &mut obj, directive)?;
-            let obj = prepare_create(t.res, obj, &ns);
+            let warnings = fields::check_body(t, &mut obj, directive)?;
+            let mut obj = prepare_create(t.res, obj, &ns);
+            custom::admit(t, &mut obj, None)?;
             let out = insert_new(&mut st, t.res, obj, q.dry_run())?;
+            custom::after_write(&mut st, t, &out, q.dry_run());
             return Ok(with_warnings(json_response(201, &out), &warnings));
         }
         return Err(ApiError::not_found(r.group, r.plural, name));
@@ -375,11 +397,13 @@ pub fn patch(
         "application/merge-patch+json" => json_patch::merge(&mut doc, &patch_value),
         _ => patch::merge(&mut doc, &patch_value),
     }
-    let warnings = fields::check_patched(t.res, &old, &mut doc, directive)?;
+    let warnings = fields::check_patched(t, &old, &mut doc, directive)?;
     if meta::rv(&doc) != meta::rv(&old) && !meta::rv(&doc).is_empty() {
         return Err(ApiError::stale(r.group, r.plural, name));
     }
-    let next = prepare_update(t.res, &old, doc, t.sub.as_deref());
+    let mut next = prepare_update(t.res, &old, doc, t.sub.as_deref());
+    custom::admit(t, &mut next, Some(&old))?;
     let out = commit_update(&mut st, t.res, next, q.dry_run());
+    custom::after_write(&mut st, t, &out, q.dry_run());
     Ok(with_warnings(json_response(200, &out), &warnings))
 }

@@ -22,8 +22,7 @@ use crate::graceful::{self, DeleteOptions};
 use crate::meta::{self, Key};
 use crate::objects::PodParams;
 use crate::resources::{
-    DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, RESOURCES, ResId,
-    STATEFULSETS,
+    DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PDBS, PODS, REPLICASETS, ResId, STATEFULSETS,
 };
 use crate::sim::Shared;
 use crate::store::{Event, EventType, State};
@@ -538,8 +537,8 @@ impl Controllers {
             .map(|(k, _)| k.1.clone())
             .collect();
         for ns in terminating {
-            for (res, r) in RESOURCES.iter().enumerate() {
-                if !r.namespaced || res == PODS {
+            for res in st.types() {
+                if !crate::resources::get(res).namespaced || res == PODS {
                     continue;
                 }
                 for (_, name) in st.keys(res, Some(&ns)) {

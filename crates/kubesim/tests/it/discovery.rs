@@ -63,7 +63,15 @@ async fn legacy_and_aggregated_discovery() {
         .iter()
         .map(|g| g["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, vec!["policy", "apps", "coordination.k8s.io"]);
+    assert_eq!(
+        groups,
+        vec![
+            "policy",
+            "apps",
+            "coordination.k8s.io",
+            "apiextensions.k8s.io"
+        ]
+    );
     let legacy = get_json(&s, "/apis").await;
     for g in legacy["groups"].as_array().unwrap() {
         let gv = g["preferredVersion"]["groupVersion"].as_str().unwrap();

@@ -4,6 +4,7 @@ mod accounting;
 mod auth;
 mod common;
 mod controllers;
+mod crd;
 mod deletion;
 mod discovery;
 mod events;
