@@ -258,12 +258,12 @@ async fn on_nodes(
     // namespace -> (the pod is not terminating, the pod)
     let mut candidates: BTreeMap<String, (bool, PodRef)> = BTreeMap::new();
     for node in nodes {
-        let list = crate::drainer::list_pods_of(&api, node, opts.chunk_size, req).await?;
+        let list = crate::watch::list_pods_of(&api, node, opts.chunk_size, req).await?;
         if found.watch_from.is_none() {
             found.watch_from = Some((node.clone(), list.resource_version.clone()));
         }
         for p in &list.items {
-            if crate::drainer::missing_identity(p).is_some() {
+            if crate::model::missing_identity(p).is_some() {
                 continue;
             }
             let labels = p.metadata.labels.clone().unwrap_or_default();

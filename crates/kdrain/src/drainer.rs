@@ -11,11 +11,13 @@ use crate::cordon::{self, CordonResult};
 use crate::dispatch::{self, Denied, Dispatcher, NodeSetup, Shared};
 use crate::error::DrainError;
 use crate::events::{Event, EventSender};
+use crate::model::missing_identity;
 use crate::options::{DrainOptions, DryRun, OptionsError};
 use crate::plan::{self, Action, NodeInput, Plan};
 use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport, Report};
 use crate::requests::Requests;
 use crate::select::{self, DaemonSetLookup, PodFilter};
+use crate::watch::list_pods_of;
 use crate::watch::{self, Listed};
 
 /// Drains nodes. Build one with a client and options, optionally attach an event channel and
@@ -632,41 +634,6 @@ impl Drainer {
                 Err(e) => tracing::warn!(node = %n, "cannot uncordon the node: {e}"),
             }
         }
-    }
-}
-
-/// The pods bound to `node`, with a failed LIST said as a drain error naming the node.
-pub(crate) async fn list_pods_of(
-    api: &Api<Pod>,
-    node: &str,
-    chunk: u32,
-    req: &Requests,
-) -> Result<Listed<Pod>, DrainError> {
-    watch::list_node_pods(api, node, chunk, req)
-        .await
-        .map_err(|e| {
-            DrainError::api(
-                format!("listing the pods of node {node}"),
-                "list",
-                "pods",
-                None,
-                e,
-            )
-        })
-}
-
-/// The first identity field a pod lacks (kdrain addresses pods by namespace, name and UID).
-pub(crate) fn missing_identity(pod: &Pod) -> Option<&'static str> {
-    let m = &pod.metadata;
-    let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
-    if empty(&m.name) {
-        Some("metadata.name")
-    } else if empty(&m.namespace) {
-        Some("metadata.namespace")
-    } else if empty(&m.uid) {
-        Some("metadata.uid")
-    } else {
-        None
     }
 }
 

@@ -1,31 +1,13 @@
 //! Typed progress events, sent while a drain runs (for progress views, logs and operators).
 
-use std::fmt;
-
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::model::FailureKind;
+pub use crate::model::PodRef;
 use crate::options::DryRun;
 use crate::plan::Plan;
-use crate::report::FailureKind;
-
-/// Names one pod, with the UID that tells it apart from a replacement of the same name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
-pub struct PodRef {
-    /// Namespace of the pod.
-    pub namespace: String,
-    /// Name of the pod.
-    pub name: String,
-    /// UID of the pod.
-    pub uid: String,
-}
-
-impl fmt::Display for PodRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// An [`Event`] with the moment it happened in the library (not when it was received or printed).
 /// Serialized flat: `{"time":"2026-01-02T03:04:05.678Z","event":"evicted",...}`.

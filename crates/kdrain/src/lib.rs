@@ -69,6 +69,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod evict;
+pub mod model;
 pub mod options;
 pub mod placement;
 pub mod plan;

@@ -161,7 +161,7 @@ impl DrainOptions {
     /// Checks the options before any request is sent.
     pub fn validate(&self) -> Result<(), OptionsError> {
         if let Some(sel) = &self.pod_selector {
-            crate::select::parse_pod_selector(sel)?;
+            parse_pod_selector(sel)?;
         }
         if let Some(g) = self.grace_period
             && g < -1
@@ -184,6 +184,14 @@ impl DrainOptions {
     pub(crate) fn grace_override(&self) -> Option<i64> {
         self.grace_period.filter(|g| *g >= 0)
     }
+}
+
+/// Parses a `--pod-selector`.
+pub fn parse_pod_selector(sel: &str) -> Result<selectors::LabelSelector, OptionsError> {
+    selectors::LabelSelector::parse(sel).map_err(|e| OptionsError::BadPodSelector {
+        selector: sel.to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -9,32 +9,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::budget::{self, BudgetNow};
-use crate::events::PodRef;
+pub use crate::model::Action;
+use crate::model::PodRef;
 use crate::options::DrainOptions;
 use crate::select::{self, DaemonSetLookup, PodFilter};
-
-/// What the drain will do with a pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Evict it through the Eviction API (respecting budgets).
-    Evict,
-    /// DELETE it (`disable_eviction`), bypassing budgets.
-    Delete,
-    /// Leave it on the node (DaemonSet, mirror, opt-out, stale terminating pod...).
-    Skip,
-    /// Do not evict it, but wait until it completes or disappears (`cluster.x-k8s.io/drain=wait-completed`).
-    Wait,
-    /// It cannot be drained with these options: kubectl's "cannot delete ..." error.
-    Refuse,
-}
-
-impl Action {
-    /// The pod has to leave the node (or finish) for the drain to succeed.
-    pub fn is_target(self) -> bool {
-        matches!(self, Action::Evict | Action::Delete | Action::Wait)
-    }
-}
 
 /// Everything a drain would do, before it does anything.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::events::PodRef;
-use crate::plan::Action;
+pub use crate::model::FailureKind;
+use crate::model::{Action, PodRef};
 
 /// What a drain did, node by node and pod by pod.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -139,24 +139,4 @@ pub enum PodOutcome {
     },
     /// A dry run: would have been drained.
     DryRun,
-}
-
-/// Why a pod that had to leave was not seen gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum FailureKind {
-    /// The plan refused it: it needs a flag (`--force`, `--delete-emptydir-data`, ...).
-    Refused,
-    /// The server denied its eviction or delete for lack of permission.
-    PermissionDenied,
-    /// The server rejected its eviction or delete for another reason (the error has the code).
-    Rejected,
-    /// The drain was interrupted before the pod was seen gone.
-    Interrupted,
-    /// The drain's timeout ran out before the pod was seen gone.
-    TimedOut,
-    /// The drain ended before the pod's node was drained (another node failed, or the drain
-    /// was cancelled before this node started).
-    Unfinished,
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use crate::options::{DrainOptions, OptionsError};
-use crate::plan::Action;
+use crate::model::Action;
+use crate::options::DrainOptions;
+pub use crate::options::parse_pod_selector;
 
 /// kubectl's error text for DaemonSet pods without `--ignore-daemonsets`.
 pub const DAEMONSET_FATAL: &str = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)";
@@ -102,14 +103,6 @@ pub struct Selected {
     /// Not to be evicted before this moment (`karpenter.sh/do-not-disrupt` with a duration):
     /// the drain waits for it, then evicts the pod.
     pub protected_until: Option<jiff::Timestamp>,
-}
-
-/// Parses a `--pod-selector`.
-pub fn parse_pod_selector(sel: &str) -> Result<selectors::LabelSelector, OptionsError> {
-    selectors::LabelSelector::parse(sel).map_err(|e| OptionsError::BadPodSelector {
-        selector: sel.to_string(),
-        message: e.to_string(),
-    })
 }
 
 /// The controller owner reference of an object, as `metav1.GetControllerOf` finds it.

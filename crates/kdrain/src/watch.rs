@@ -13,6 +13,7 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::error::DrainError;
 use crate::requests::Requests;
 use crate::retry;
 
@@ -260,4 +261,22 @@ fn new_backoff() -> Backoff {
 async fn sleep_backoff(b: &mut Backoff) {
     let d = b.next().unwrap_or(Duration::from_secs(5));
     tokio::time::sleep(d).await;
+}
+
+/// The pods bound to `node`, with a failed LIST said as a drain error naming the node.
+pub(crate) async fn list_pods_of(
+    api: &Api<Pod>,
+    node: &str,
+    chunk: u32,
+    req: &Requests,
+) -> Result<Listed<Pod>, DrainError> {
+    list_node_pods(api, node, chunk, req).await.map_err(|e| {
+        DrainError::api(
+            format!("listing the pods of node {node}"),
+            "list",
+            "pods",
+            None,
+            e,
+        )
+    })
 }

@@ -51,7 +51,7 @@ impl Core {
     }
 
     pub(super) fn upsert_pod(&mut self, node: usize, p: Pod) {
-        if let Some(field) = crate::drainer::missing_identity(&p) {
+        if let Some(field) = crate::model::missing_identity(&p) {
             tracing::warn!(node = %self.nodes[node].name, "ignoring a pod without {field} from the API server");
             return;
         }
