@@ -88,7 +88,6 @@ mod tests {
         for rule in [
             "has(self.nodeNames) != has(self.nodeSelector)",
             "maxUnavailableNodes must be a count of at least 1",
-            "timeout must be a Go duration",
             "nodeNames cannot change",
         ] {
             assert!(text.contains(rule), "missing rule {rule}");
@@ -108,5 +107,9 @@ mod tests {
             Some(-1.0)
         );
         assert!(spec["properties"]["nodeNames"].get("nullable").is_none());
+        assert_eq!(
+            spec["properties"]["timeout"]["pattern"],
+            r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"
+        );
     }
 }

@@ -99,9 +99,7 @@ pub struct NodeDrainSpec {
     pub grace_period_seconds: Option<i64>,
     /// kubectl `--timeout` per node, as a Go duration (`90s`, `5m`, `1h30m`); 0 or unset = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = kube::core::Rule::new(
-        "self.matches('^(0|([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$')"
-    ).message("timeout must be a Go duration such as 90s, 5m or 1h30m"))]
+    #[schemars(regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"))]
     pub timeout: Option<String>,
     /// kubectl `--skip-wait-for-delete-timeout`: pods deleted longer ago than this are neither
     /// drained nor waited for; 0 or unset = never skip.
@@ -118,7 +116,7 @@ pub struct NodeDrainSpec {
     /// of the selected nodes, rounded down but at least one; unset = 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(
-        "type(self) == int ? int(self) >= 1 : string(self).matches('^(100|[1-9][0-9]?)%$')"
+        "type(self) == int ? int(self) >= 1 : string(self) != '0%'"
     ).message("maxUnavailableNodes must be a count of at least 1 or a percent from 1% to 100%"))]
     pub max_unavailable_nodes: Option<IntOrString>,
     /// What to do with the nodes this drain cordoned when it fails: KeepCordoned (default) or
