@@ -50,28 +50,25 @@ pub fn desired_healthy(pdb: &PodDisruptionBudget, expected: i32) -> Result<i32, 
 
 /// Label selector semantics of a PDB: a missing selector matches nothing, an empty one
 /// matches every pod of the namespace; an invalid one matches nothing (the server skips it).
+///
+/// The matching is the workspace's `selectors` crate, the one kubesim uses too, so the simulator
+/// and the drainer cannot disagree about which pods a budget covers.
 pub fn selector_matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
     let Some(sel) = sel else { return false };
-    if let Some(ml) = &sel.match_labels
-        && !ml.iter().all(|(k, v)| labels.get(k) == Some(v))
-    {
-        return false;
-    }
-    for e in sel.match_expressions.iter().flatten() {
-        let values = e.values.as_deref().unwrap_or(&[]);
-        let have = labels.get(&e.key);
-        let ok = match e.operator.as_str() {
-            "In" => !values.is_empty() && have.is_some_and(|v| values.contains(v)),
-            "NotIn" => !values.is_empty() && have.is_none_or(|v| !values.contains(v)),
-            "Exists" => values.is_empty() && have.is_some(),
-            "DoesNotExist" => values.is_empty() && have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    let expressions: Vec<(String, String, Vec<String>)> = sel
+        .match_expressions
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.key.clone(),
+                e.operator.clone(),
+                e.values.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    selectors::LabelSelector::from_parts(sel.match_labels.as_ref(), &expressions)
+        .is_ok_and(|s| s.matches(labels))
 }
 
 /// `namespace/name` of an object.

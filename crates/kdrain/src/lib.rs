@@ -58,6 +58,7 @@
 #![deny(missing_docs)]
 
 mod access;
+mod backoff;
 pub mod budget;
 pub mod capacity;
 #[cfg(test)]

@@ -6,8 +6,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::BackoffBuilder;
-
 /// Attempts for one idempotent request (the first one included).
 pub(crate) const ATTEMPTS: usize = 6;
 
@@ -58,12 +56,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    let mut backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(first)
-        .with_max_delay(first * 20)
-        .with_jitter()
-        .with_max_times(ATTEMPTS - 1)
-        .build();
+    let mut backoff = crate::backoff::request(first, ATTEMPTS - 1);
     loop {
         let e = match tokio::time::timeout(ATTEMPT_TIMEOUT, f()).await {
             Ok(Ok(v)) => return Ok(v),

@@ -3,9 +3,7 @@
 //! dispatcher over a channel. No per-object polling.
 
 use std::fmt::Debug;
-use std::time::Duration;
 
-use backon::BackoffBuilder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, WatchEvent, WatchParams};
@@ -247,19 +245,10 @@ fn note_rv<K: Resource>(rv: &mut String, o: &K) {
     }
 }
 
-type Backoff = backon::ExponentialBackoff;
-
-fn new_backoff() -> Backoff {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
+use crate::backoff::{Backoff, rewatch as new_backoff};
 
 async fn sleep_backoff(b: &mut Backoff) {
-    let d = b.next().unwrap_or(Duration::from_secs(5));
+    let d = b.next().unwrap_or(crate::backoff::REWATCH_MAX);
     tokio::time::sleep(d).await;
 }
 

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use backon::BackoffBuilder;
-
 use super::budgets::ack_ttl;
 use super::core::Core;
 use super::track::St;
@@ -193,16 +191,10 @@ impl Core {
             ),
             Attempt::Transient { code, message } => {
                 let seed = self.rng.u64(..);
-                let b = t.backoff.get_or_insert_with(|| {
-                    backon::ExponentialBuilder::default()
-                        .with_min_delay(Duration::from_millis(200))
-                        .with_max_delay(Duration::from_secs(10))
-                        .with_jitter()
-                        .with_jitter_seed(seed)
-                        .without_max_times()
-                        .build()
-                });
-                let wait = b.next().unwrap_or(Duration::from_secs(10));
+                let b = t
+                    .backoff
+                    .get_or_insert_with(|| crate::backoff::eviction(seed));
+                let wait = b.next().unwrap_or(crate::backoff::EVICTION_MAX);
                 let cause = match code {
                     Some(c) => format!("error {c}: {message}"),
                     None => format!("request failed: {message}"),

@@ -81,7 +81,7 @@ pub(super) struct Track {
     pub(super) blocked_first: Option<jiff::Timestamp>,
     pub(super) blocked_total: Duration,
     pub(super) last_cause: Option<String>,
-    pub(super) backoff: Option<backon::ExponentialBackoff>,
+    pub(super) backoff: Option<crate::backoff::Backoff>,
     pub(super) inflight_budget: Option<BudgetKey>,
     pub(super) terminating_seen: bool,
     pub(super) last_sent: Option<Instant>,
