@@ -35,6 +35,11 @@ pub async fn connect(
     // would hide them for minutes.
     config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(5));
+    // Audit logs and API priority and fairness attribute requests by their User-Agent, as
+    // `kubectl/v1.33.1 (linux/amd64)` is for kubectl.
+    config
+        .headers
+        .push((http::header::USER_AGENT, user_agent()));
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| {
         CliError::usage(format!(
@@ -44,6 +49,27 @@ pub async fn connect(
     check_reachable(&client, &server).await?;
     tracing::info!(%server, "connected");
     Ok(Cluster { client })
+}
+
+/// `kdrain/<version> (<os>/<arch>)`, the shape kubectl and client-go send.
+pub fn user_agent() -> http::HeaderValue {
+    let value = format!(
+        "kdrain/v{} ({}/{})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        go_arch(std::env::consts::ARCH)
+    );
+    http::HeaderValue::from_str(&value).unwrap_or(http::HeaderValue::from_static("kdrain"))
+}
+
+/// Rust's architecture names as Go (and so kubectl) spells them.
+fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
 }
 
 async fn load_config(
@@ -210,4 +236,25 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 /// Collapses a multi-line message into one line.
 pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_agent_names_kdrain_its_version_and_platform_like_kubectl() {
+        let ua = user_agent();
+        let ua = ua.to_str().unwrap();
+        let version = format!("kdrain/v{} (", env!("CARGO_PKG_VERSION"));
+        assert!(ua.starts_with(&version), "{ua}");
+        assert!(ua.ends_with(')'), "{ua}");
+        let platform = &ua[version.len()..ua.len() - 1];
+        let (os, arch) = platform.split_once('/').unwrap();
+        assert_eq!(os, std::env::consts::OS);
+        assert!(
+            !arch.is_empty() && arch != "x86_64" && arch != "aarch64",
+            "{ua}"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 //! finding. kdrain also runs on kubesim with the same scenario and flags, for the differential
 //! report (outcome and requests by kind on both).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -334,6 +334,8 @@ pub struct Run {
     pub requests: BTreeMap<RequestKey, u64>,
     /// Seconds the drain took.
     pub seconds: f64,
+    /// The User-Agent headers of its requests (real cluster: from the audit log; kubesim: none).
+    pub agents: BTreeSet<String>,
 }
 
 async fn run_tool(program: &Path, args: &[String], log: &Path, deadline: Duration) -> Result<i32> {
@@ -433,6 +435,7 @@ async fn run_real_on(
     let requests = observer::client_requests(&state.audit_log, CLIENT_USER, since)?;
     let findings = observer.findings(&requests, &targets);
     observer.stop();
+    let agents = requests.iter().map(|r| r.user_agent.clone()).collect();
     // Kept for the report's reader: the API server's own record of the drain.
     let _ = std::fs::copy(
         &state.audit_log,
@@ -445,6 +448,7 @@ async fn run_real_on(
         findings,
         requests: observer::count(&requests),
         seconds,
+        agents,
     })
 }
 
@@ -493,6 +497,7 @@ async fn run_kubesim(opts: &E2eOptions, case: &Case, sc: &Scenario) -> Result<Ru
         findings,
         requests,
         seconds,
+        agents: BTreeSet::new(),
     })
 }
 
@@ -528,7 +533,7 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
         crate::paths::KWOK_VERSION
     );
     let mut failures = Vec::new();
-    let (mut real_runs, mut sim_runs) = (0, 0);
+    let (mut real_runs, mut sim_runs, mut same_requests) = (0, 0, 0);
     let started = Instant::now();
     if opts.only.is_empty() {
         eprintln!("e2e: bad input and faults of control-plane up/down");
@@ -552,6 +557,24 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
             }
         }
         real_runs += 7;
+    }
+    if opts.only.is_empty() || opts.only.iter().any(|o| o == "everyday") {
+        eprintln!(
+            "e2e everyday: the everyday kubectl commands on kubesim and on the real control plane"
+        );
+        match crate::everyday::run(&opts.kubectl, &opts.up, &opts.out).await {
+            Ok((section, unexplained)) => {
+                report.push_str(&section);
+                failures.extend(unexplained);
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    report,
+                    "## The everyday kubectl commands\n\n**FAILED**: {e:#}\n"
+                );
+                failures.push(format!("everyday: {e:#}"));
+            }
+        }
     }
     for case in cases(opts.full) {
         if !opts.only.is_empty() && !opts.only.iter().any(|o| case.id.contains(o.as_str())) {
@@ -594,6 +617,14 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
                 r.findings.len(),
                 requests_text(&r.requests)
             );
+            if place == "real" {
+                let agents: Vec<&str> = r.agents.iter().map(String::as_str).collect();
+                let _ = writeln!(
+                    report,
+                    "  - user agents in the audit log: {}",
+                    agents.join(", ")
+                );
+            }
             for f in &r.findings {
                 let _ = writeln!(report, "  - finding {}: {}", f.kind, f.message);
             }
@@ -623,6 +654,14 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
                 kubectl.outcome.summary()
             ));
         }
+        // kdrain names itself (and its version) in every request, as kubectl does.
+        let agent = format!("kdrain/v{} (", env!("CARGO_PKG_VERSION"));
+        if kdrain.agents.is_empty() || !kdrain.agents.iter().all(|a| a.starts_with(&agent)) {
+            verdict.push(format!(
+                "kdrain's requests should all carry the User-Agent {agent}OS/ARCH), the audit log has [{}]",
+                kdrain.agents.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
         if !kdrain.findings.is_empty() {
             verdict.push(format!(
                 "kdrain caused {} invariant findings",
@@ -634,6 +673,22 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
                 report,
                 "\n  Divergence: kdrain's outcome on kubesim ({}) differs from the real one.",
                 sim.outcome.summary()
+            );
+        }
+        let (real_req, sim_req) = (
+            requests_text(&kdrain.requests),
+            requests_text(&sim.requests),
+        );
+        if real_req == sim_req {
+            let _ = writeln!(
+                report,
+                "\nkdrain's requests by kind: the same on kubesim and on the real control plane."
+            );
+            same_requests += 1;
+        } else {
+            let _ = writeln!(
+                report,
+                "\n  Divergence: kdrain's requests by kind differ between kubesim and the real control plane (timing can change retries and watches; see the lines above)."
             );
         }
         if verdict.is_empty() {
@@ -653,7 +708,7 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
     }
     let _ = writeln!(
         report,
-        "\n{} drains ({real_runs} on real control planes, {sim_runs} on kubesim) in {:.0} s; {} failures.",
+        "\n{} drains ({real_runs} on real control planes, {sim_runs} on kubesim) in {:.0} s; kdrain's requests by kind the same on both clusters in {same_requests} of {sim_runs} cases; {} failures.",
         real_runs + sim_runs,
         started.elapsed().as_secs_f64(),
         failures.len()

@@ -8,6 +8,7 @@
 
 mod cluster;
 mod e2e;
+mod everyday;
 mod faults;
 mod gobuild;
 mod materialise;

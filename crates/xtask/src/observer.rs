@@ -163,6 +163,8 @@ pub struct ClientRequest {
     pub done: jiff::Timestamp,
     /// Whether it was a dry run.
     pub dry_run: bool,
+    /// The whole User-Agent header (e.g. `kdrain/v0.1.0 (linux/amd64)`).
+    pub user_agent: String,
 }
 
 /// The drain client's complete requests received at or after `since`.
@@ -215,6 +217,7 @@ pub fn client_requests(
             object,
             done,
             dry_run: ev.request_uri.contains("dryRun="),
+            user_agent: ev.user_agent.clone(),
         });
     }
     Ok(out)
@@ -427,6 +430,7 @@ mod tests {
             object: object.into(),
             done: ts(at),
             dry_run: false,
+            user_agent: String::new(),
         }
     }
 

@@ -10,7 +10,7 @@ use super::custom;
 use super::fields::{self, with_warnings};
 use super::{Query, Target, json_response};
 use crate::error::{ApiError, ApiResult};
-use crate::resources::{NAMESPACES, PDBS, PODS, ResId};
+use crate::resources::{DEPLOYMENTS, NAMESPACES, PDBS, PODS, ResId};
 use crate::sim::Shared;
 use crate::store::State;
 use crate::{eviction, meta, patch};
@@ -97,6 +97,10 @@ pub fn prepare_create(res: ResId, mut obj: Value, ns: &str) -> Value {
             }
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         }
+        DEPLOYMENTS => {
+            default_deployment_spec(&mut obj["spec"]);
+            obj["status"] = json!({});
+        }
         PDBS => {
             obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0});
         }
@@ -117,6 +121,42 @@ pub fn prepare_create(res: ResId, mut obj: Value, ns: &str) -> Value {
         _ => {}
     }
     obj
+}
+
+/// The API server's defaults for a Deployment's spec (apps/v1 `SetDefaults_Deployment`): one
+/// replica, a RollingUpdate strategy of 25% unavailable and 25% surge, 10 old ReplicaSets kept and
+/// a 600 s progress deadline. `kubectl describe` shows them (`StrategyType`,
+/// `RollingUpdateStrategy`).
+fn default_deployment_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    if spec["replicas"].is_null() {
+        spec["replicas"] = json!(1);
+    }
+    if !spec["strategy"].is_object() {
+        spec["strategy"] = json!({});
+    }
+    let strategy = &mut spec["strategy"];
+    if strategy["type"].is_null() {
+        strategy["type"] = json!("RollingUpdate");
+    }
+    if strategy["type"] == "RollingUpdate" {
+        if !strategy["rollingUpdate"].is_object() {
+            strategy["rollingUpdate"] = json!({});
+        }
+        for k in ["maxUnavailable", "maxSurge"] {
+            if strategy["rollingUpdate"][k].is_null() {
+                strategy["rollingUpdate"][k] = json!("25%");
+            }
+        }
+    }
+    if spec["revisionHistoryLimit"].is_null() {
+        spec["revisionHistoryLimit"] = json!(10);
+    }
+    if spec["progressDeadlineSeconds"].is_null() {
+        spec["progressDeadlineSeconds"] = json!(600);
+    }
 }
 
 /// Insert a prepared object, or 409 AlreadyExists.

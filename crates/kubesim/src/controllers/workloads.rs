@@ -207,6 +207,7 @@ fn deployment(st: &mut State, params: &mut Params, rec: &mut Recorder, d: &Value
             labels.insert("pod-template-hash".into(), hash.clone());
             let mut rs_tpl = tpl.clone();
             rs_tpl["metadata"]["labels"] = json!(labels);
+            let revision = json!({REVISION: "1"});
             let mut rs = objects::workload(
                 "ReplicaSet",
                 &format!("{}-{hash}", meta::name(d)),
@@ -216,6 +217,7 @@ fn deployment(st: &mut State, params: &mut Params, rec: &mut Recorder, d: &Value
                 &rs_tpl,
             );
             rs["metadata"]["ownerReferences"] = json!([meta::owner_ref(d)]);
+            rs["metadata"]["annotations"] = revision;
             let rs = st.insert(REPLICASETS, prepare_create(REPLICASETS, rs, &ns));
             rec.event(
                 st,
@@ -247,7 +249,8 @@ fn deployment(st: &mut State, params: &mut Params, rec: &mut Recorder, d: &Value
     meta::set_condition(
         &mut next,
         json!({"type":"Available","status":available,"reason": if available == "True" {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"},
-               "message":"","lastTransitionTime":meta::now_rfc3339(),"lastUpdateTime":meta::now_rfc3339()}),
+               "message": if available == "True" {"Deployment has minimum availability."} else {"Deployment does not have minimum availability."},
+               "lastTransitionTime":meta::now_rfc3339(),"lastUpdateTime":meta::now_rfc3339()}),
     );
     if let Some(c) = next["status"]["conditions"]
         .as_array_mut()
@@ -259,8 +262,44 @@ fn deployment(st: &mut State, params: &mut Params, rec: &mut Recorder, d: &Value
     {
         c["lastUpdateTime"] = old["lastUpdateTime"].clone();
     }
+    // The Progressing condition: complete once the new ReplicaSet has all its replicas ready.
+    let rs_name = meta::name(&rs).to_string();
+    let (reason, message) = if available == "True" {
+        (
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+        )
+    } else {
+        (
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{rs_name}\" is progressing."),
+        )
+    };
+    let old = d["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"));
+    let unchanged = old.is_some_and(|o| o["reason"] == reason);
+    meta::set_condition(
+        &mut next,
+        json!({"type":"Progressing","status":"True","reason":reason,"message":message,
+        "lastTransitionTime":meta::now_rfc3339(),
+        "lastUpdateTime": match old {
+            Some(o) if unchanged => o["lastUpdateTime"].clone(),
+            _ => json!(meta::now_rfc3339()),
+        }}),
+    );
+    // The revision the Deployment is at (kubesim never starts a second ReplicaSet).
+    if next["metadata"]["annotations"][REVISION].is_null() {
+        if !next["metadata"]["annotations"].is_object() {
+            next["metadata"]["annotations"] = json!({});
+        }
+        next["metadata"]["annotations"][REVISION] = json!("1");
+    }
     st.replace(DEPLOYMENTS, next);
 }
+
+/// The annotation a Deployment and its ReplicaSets carry with the rollout's revision.
+const REVISION: &str = "deployment.kubernetes.io/revision";
 
 fn stateful_set(st: &mut State, rec: &mut Recorder, s: &Value) {
     let replicas = s["spec"]["replicas"].as_i64().unwrap_or(1).max(0);

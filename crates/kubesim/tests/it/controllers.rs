@@ -321,3 +321,90 @@ async fn scenario_pods_are_dated_as_started_ready_seconds_before_they_became_rea
         assert_eq!(took.as_secs(), expected, "{name}: {took:?}");
     }
 }
+
+/// Found by the e2e tier's everyday-commands differential: `kubectl describe deployment` on the
+/// real control plane shows the API server's defaults (`StrategyType: RollingUpdate`,
+/// `RollingUpdateStrategy: 25% max unavailable, 25% max surge`), the revision annotation and the
+/// Progressing condition, which kubesim left out.
+#[tokio::test]
+async fn a_created_deployment_gets_the_real_defaults_revision_and_progressing_condition() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::PostParams;
+
+    let s = sim("nodes: [{name: n1}, {name: n2}]\n").await;
+    let deployments: Api<Deployment> = Api::namespaced(s.client(), "default");
+    let d: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}
+        }
+    }))
+    .unwrap();
+    let created = deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
+    let spec = created.spec;
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.revision_history_limit, Some(10));
+    assert_eq!(spec.progress_deadline_seconds, Some(600));
+    let strategy = spec.strategy.unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let ru = serde_json::to_value(strategy.rolling_update.unwrap()).unwrap();
+    assert_eq!(
+        ru,
+        serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"})
+    );
+
+    let done = eventually("the rollout complete", || async {
+        let d = deployments.get("web").await.unwrap();
+        let conds = d.status.as_ref()?.conditions.clone()?;
+        let progressing = conds
+            .iter()
+            .find(|c| c.type_.as_deref() == Some("Progressing"))?;
+        (progressing.reason.as_deref() == Some("NewReplicaSetAvailable")).then_some(d)
+    })
+    .await;
+    let conds = done.status.unwrap().conditions.unwrap();
+    let shape: Vec<(&str, &str, Option<&str>)> = conds
+        .iter()
+        .map(|c| {
+            (
+                c.type_.as_deref().unwrap_or(""),
+                c.status.as_deref().unwrap_or(""),
+                c.reason.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("Available", "True", Some("MinimumReplicasAvailable")),
+            ("Progressing", "True", Some("NewReplicaSetAvailable")),
+        ]
+    );
+    let rs_name = {
+        let rss: Api<ReplicaSet> = Api::namespaced(s.client(), "default");
+        let rs = rss
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        assert_eq!(
+            rs.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+            "1"
+        );
+        rs.metadata.name.unwrap()
+    };
+    assert_eq!(
+        conds[1].message.as_deref(),
+        Some(format!("ReplicaSet \"{rs_name}\" has successfully progressed.").as_str())
+    );
+    assert_eq!(
+        done.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "1"
+    );
+}
