@@ -46,7 +46,11 @@ pub fn field_value(res: ResId, o: &Value, key: &str) -> Option<String> {
         "involvedObject.name"
         | "involvedObject.kind"
         | "involvedObject.namespace"
-        | "involvedObject.uid" => s(&o["involvedObject"][&key["involvedObject.".len()..]]),
+        | "involvedObject.uid"
+        | "involvedObject.apiVersion"
+        | "involvedObject.resourceVersion"
+        | "involvedObject.fieldPath" => s(&o["involvedObject"][&key["involvedObject.".len()..]]),
+        "reportingComponent" => s(&o["reportingComponent"]),
         "reason" => s(&o["reason"]),
         "type" => s(&o["type"]),
         "source" => s(&o["source"]["component"]),

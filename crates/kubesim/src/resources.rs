@@ -71,6 +71,20 @@ const POD_FIELDS: &[&str] = &[
     "status.nominatedNodeName",
 ];
 
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.name",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "type",
+    "source",
+];
+
 /// Every simulated resource type.
 pub static RESOURCES: &[Resource] = &[
     Resource {
@@ -127,15 +141,7 @@ pub static RESOURCES: &[Resource] = &[
         short_names: &["ev"],
         subresources: &[],
         categories: &[],
-        field_keys: &[
-            "involvedObject.name",
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.uid",
-            "reason",
-            "type",
-            "source",
-        ],
+        field_keys: EVENT_FIELDS,
     },
     Resource {
         plural: "poddisruptionbudgets",
@@ -235,6 +241,21 @@ pub static RESOURCES: &[Resource] = &[
         categories: &["api-extensions"],
         field_keys: &[],
     },
+    // The core Events seen through events.k8s.io/v1 (no table of its own: `api::events_v1`).
+    Resource {
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        group: "events.k8s.io",
+        version: "v1",
+        namespaced: true,
+        generational: false,
+        unconditional_update: true,
+        short_names: &["ev"],
+        subresources: &[],
+        categories: &[],
+        field_keys: EVENT_FIELDS,
+    },
 ];
 
 /// Table index of Namespaces.
@@ -258,6 +279,8 @@ pub const STATEFULSETS: ResId = 8;
 
 /// Table index of CustomResourceDefinitions.
 pub const CRDS: ResId = 10;
+/// events.k8s.io/v1 Events: served from the table of [`EVENTS`].
+pub const EVENTS_V1: ResId = 11;
 
 /// Look a built-in resource up by group and plural name (custom resources: `crd::Served`).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<ResId> {

@@ -125,6 +125,7 @@ pub fn delete_collection(
             name: Some(name.clone()),
             sub: None,
             crd: t.crd.clone(),
+            events_v1: t.events_v1,
         };
         if let Ok(v) = delete_one(shared, &mut st, &one, &name, &opts)
             && v["kind"] != "Status"

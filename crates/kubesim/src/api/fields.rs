@@ -231,6 +231,7 @@ mod tests {
             name: None,
             sub: None,
             crd: None,
+            events_v1: false,
         }
     }
 

@@ -7,6 +7,7 @@ mod custom_table;
 mod delete;
 mod delete_options;
 mod discovery;
+mod events_v1;
 mod fields;
 mod list;
 mod openapi;
@@ -47,6 +48,8 @@ pub struct Target {
     pub sub: Option<String>,
     /// The CRD serving the type, for custom resources.
     pub crd: Option<Arc<CrdDef>>,
+    /// Core Events asked for through `events.k8s.io/v1` (answers are translated).
+    pub events_v1: bool,
 }
 
 impl Target {
@@ -147,6 +150,7 @@ fn parse_path(shared: &Shared, path: &str) -> Option<Route> {
         name,
         sub,
         crd,
+        events_v1: false,
     }))
 }
 
@@ -446,6 +450,19 @@ pub async fn handle(
             },
         },
         Route::Resource(t) => {
+            let (t, q, body) = if t.res == resources::EVENTS_V1 {
+                match events_v1::request(&t, &q, verb, &media_type(&headers), &body) {
+                    Ok(translated) => translated,
+                    Err(e) => {
+                        let e = events_v1::answer(e.to_status());
+                        let code = e["code"].as_u64().unwrap_or(500) as u16;
+                        shared.ledger.count(verb, &resource, &sub, code);
+                        return json_response(code, &e);
+                    }
+                }
+            } else {
+                (t, q.clone(), body)
+            };
             let watch_cut = fault.as_ref().and_then(|f| f.watch_cut_seconds);
             let event_delay = fault
                 .as_ref()
@@ -468,7 +485,10 @@ pub async fn handle(
                 ("deletecollection", _) => delete::delete_collection(&shared, &t, &q, &body),
                 _ => Err(ApiError::method_not_allowed(method.as_str())),
             };
-            respond(r)
+            match t.events_v1 && verb != "watch" {
+                true => events_v1::respond(respond(r)).await,
+                false => respond(r),
+            }
         }
         Route::Admin(_) => unreachable!("handled above"),
     };

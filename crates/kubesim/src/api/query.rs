@@ -49,6 +49,11 @@ impl Query {
         self.0.get(k).map(|s| s.as_str())
     }
 
+    /// Set a parameter.
+    pub fn set(&mut self, k: &str, v: &str) {
+        self.0.insert(k.to_string(), v.to_string());
+    }
+
     /// A non-empty parameter's value.
     pub fn non_empty(&self, k: &str) -> Option<&str> {
         self.get(k).filter(|s| !s.is_empty())

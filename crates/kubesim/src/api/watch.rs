@@ -39,6 +39,8 @@ struct Stream {
     as_table: bool,
     /// The CRD of a custom resource's stream (its table columns).
     crd: Option<Arc<crate::crd::CrdDef>>,
+    /// Core Events watched through events.k8s.io/v1 (objects translated).
+    events_v1: bool,
     /// Counts the stream in [`Shared::open_watches`] while it lives.
     _open: OpenWatch,
 }
@@ -81,6 +83,8 @@ impl Stream {
         }
         if self.metadata_only {
             to_metadata(o)
+        } else if self.events_v1 {
+            super::events_v1::from_core(o.clone())
         } else {
             o.clone()
         }
@@ -93,6 +97,8 @@ impl Stream {
                 "PartialObjectMetadata".to_string(),
                 "meta.k8s.io/v1".to_string(),
             )
+        } else if self.events_v1 {
+            ("Event".to_string(), "events.k8s.io/v1".to_string())
         } else {
             (r.kind.to_string(), r.api_version())
         };
@@ -244,6 +250,7 @@ pub fn watch(
         metadata_only,
         as_table: super::table::wants_table(headers),
         crd: t.crd.clone(),
+        events_v1: t.events_v1,
         _open: OpenWatch::new(&shared.open_watches),
     };
     let from_scratch = send_initial || rv_param.is_none_or(|v| v == "0");

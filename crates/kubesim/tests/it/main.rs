@@ -8,6 +8,7 @@ mod crd;
 mod deletion;
 mod discovery;
 mod events;
+mod events_api;
 mod eviction;
 mod kubectl;
 mod kubectl_everyday;
