@@ -69,7 +69,8 @@ async fn legacy_and_aggregated_discovery() {
             "policy",
             "apps",
             "coordination.k8s.io",
-            "apiextensions.k8s.io"
+            "apiextensions.k8s.io",
+            "events.k8s.io"
         ]
     );
     let legacy = get_json(&s, "/apis").await;
