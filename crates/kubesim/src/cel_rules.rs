@@ -140,6 +140,11 @@ mod tests {
         );
         assert_eq!(run("self.n == 3", json!({"n": 4})).len(), 1);
         assert!(run("self.s == 'x'", json!({"s": "x"})).is_empty());
+        assert!(run("self.s.matches('^[0-9]+(s|m)$')", json!({"s": "30s"})).is_empty());
+        assert_eq!(
+            run("self.s.matches('^[0-9]+(s|m)$')", json!({"s": "soon"})).len(),
+            1
+        );
         assert!(compile_error("self.a ==").is_some());
         assert!(compile_error("has(self.a)").is_none());
     }
