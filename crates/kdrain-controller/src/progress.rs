@@ -149,6 +149,8 @@ impl Progress {
             | Event::Uncordoned { .. }
             | Event::Skipped { .. }
             | Event::Done { .. } => {}
+            // events added to the library later change nothing here until handled
+            _ => {}
         }
     }
 
@@ -296,6 +298,7 @@ pub fn summarize(plan: &Plan) -> PlanSummary {
                 BudgetVerdict::Passes => ("Passes", None),
                 BudgetVerdict::Waits { reason } => ("Waits", Some(reason.clone())),
                 BudgetVerdict::Never { reason } => ("Never", Some(reason.clone())),
+                _ => ("Unknown", None),
             };
             BudgetSummary {
                 name: format!("{}/{}", b.namespace, b.name),

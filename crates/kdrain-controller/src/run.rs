@@ -481,6 +481,7 @@ impl Answers {
             WaitsFor::NamespaceTermination => Some("403"),
             WaitsFor::Error => Some("error"),
             WaitsFor::Protection => None,
+            _ => None,
         };
         match ev {
             Event::EvictionSent { pod, .. } | Event::DeleteSent { pod, .. } => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// Why a text is not a duration. Every message names the text and ends with the forms accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DurationError {
     /// A leading `-`: a timeout or protection below zero has no useful meaning.
     #[error(

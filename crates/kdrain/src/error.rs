@@ -5,6 +5,7 @@ use crate::report::{NodeOutcome, Report};
 
 /// Why a drain (or a step of it) did not succeed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DrainError {
     /// A target node does not exist. Nothing was changed.
     #[error("node {node:?} not found; check the name with `kubectl get nodes`")]

@@ -77,6 +77,7 @@ impl Stamped {
 /// What a blocked pod waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WaitsFor {
     /// Its disruption budget to allow a disruption: kdrain sends the eviction the moment a
     /// watched budget status allows it (no retry timer to wait for).
@@ -117,6 +118,7 @@ pub struct Healthy {
 /// One thing that happened during a drain.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Event {
     /// The nodes a label selector resolved to.
     NodesResolved {

@@ -43,6 +43,7 @@ pub(crate) fn missing_identity(pod: &Pod) -> Option<&'static str> {
 /// What the drain will do with a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Action {
     /// Evict it through the Eviction API (respecting budgets).
     Evict,

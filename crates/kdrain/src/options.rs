@@ -109,6 +109,7 @@ impl Default for DrainOptions {
 
 /// Invalid drain options, found before anything is sent.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OptionsError {
     /// The pod selector does not parse.
     #[error(

@@ -153,6 +153,7 @@ pub struct BudgetPlan {
 /// Whether a budget lets the plan's pods go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BudgetVerdict {
     /// It allows all of them now.
     Passes,

@@ -64,6 +64,7 @@ impl NodeReport {
 /// How one node's drain ended.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NodeOutcome {
     /// Every target pod was seen gone (or, in a dry run, would have been evicted).
     Drained,
@@ -123,6 +124,7 @@ impl PodReport {
 /// How one pod ended.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PodOutcome {
     /// Seen gone (its UID left the node).
     Gone,

@@ -53,6 +53,7 @@ pub const CAPI_WAIT_WARNING: &str =
 
 /// The decision of one filter about one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FilterVerdict {
     /// No objection: earlier decisions stand.
     Pass,
@@ -176,6 +177,7 @@ fn meta_value<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
 
 /// What a pod's `karpenter.sh/do-not-disrupt` annotation says.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DoNotDisrupt {
     /// No annotation.
     Absent,

@@ -41,6 +41,7 @@ fn action_word(action: &Action) -> &'static str {
         Action::Skip => "skip",
         Action::Wait => "wait",
         Action::Refuse => "REFUSE",
+        _ => "other",
     }
 }
 
@@ -158,6 +159,7 @@ pub fn text(plan: &Plan) -> String {
                     format!("waits: {reason}; {}", readiness(b))
                 }
                 BudgetVerdict::Never { reason } => format!("NEVER passes: {reason}"),
+                _ => "unknown".to_string(),
             };
             rows.push(vec![
                 format!("  {}/{}", b.namespace, b.name),

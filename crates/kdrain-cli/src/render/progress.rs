@@ -493,6 +493,8 @@ impl Renderer for ProgressRenderer {
                 n.ended = Some(ended);
             }
             Event::Skipped { .. } | Event::Done { .. } => {}
+            // events added to the library later show nothing until handled
+            _ => {}
         }
         self.redraw(Timestamp::now().max(at));
     }

@@ -44,6 +44,7 @@ pub fn outcome_word(outcome: &NodeOutcome) -> String {
         NodeOutcome::BlockedByBudgets => "blocked by budgets".to_string(),
         NodeOutcome::PodsLeft => "pods left".to_string(),
         NodeOutcome::Failed { .. } => "failed".to_string(),
+        _ => "unknown".to_string(),
     }
 }
 

@@ -318,6 +318,8 @@ impl Renderer for TextRenderer {
             | Event::Terminating { .. }
             | Event::Skipped { .. }
             | Event::Done { .. } => {}
+            // events added to the library later print nothing until handled
+            _ => {}
         }
     }
 
