@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, authorization, autoscaling, coordination, core, policy};
+use k8s_openapi::api::{apps, authorization, autoscaling, coordination, core, events, policy};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
@@ -97,6 +98,12 @@ fn register(g: &mut SchemaGenerator, gv: Option<(&str, &str)>) -> Vec<Kind> {
     }
     if want("coordination.k8s.io") {
         add::<coordination::v1::Lease>(g, &mut k);
+    }
+    if want("apiextensions.k8s.io") {
+        add::<apiextensions::v1::CustomResourceDefinition>(g, &mut k);
+    }
+    if want("events.k8s.io") {
+        add::<events::v1::Event>(g, &mut k);
     }
     if want("authorization.k8s.io") {
         add::<authorization::v1::SelfSubjectAccessReview>(g, &mut k);

@@ -51,6 +51,22 @@ impl Kubectl {
         p.to_string_lossy().into_owned()
     }
 
+    /// `kubectl ARGS` with this kubectl's kubeconfig, cache and HOME, not started (for commands
+    /// that run until stopped, such as `get -w`).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(self.dir.path().join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
     pub async fn run(&self, args: &[&str]) -> Run {
         let kc = self.dir.path().join("kubeconfig");
         let cache = self.dir.path().join("cache");

@@ -11,6 +11,7 @@ mod events;
 mod events_api;
 mod eviction;
 mod kubectl;
+mod kubectl_crd;
 mod kubectl_everyday;
 mod list;
 mod paging;
