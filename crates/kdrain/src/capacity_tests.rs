@@ -13,7 +13,7 @@ use crate::plan::{self, BudgetVerdict, NodeInput};
 use crate::select::DaemonSetLookup;
 
 /// A Ready node with `cpu` and `memory` allocatable, 110 pods, and extra JSON merged in.
-fn node(name: &str, cpu: &str, extra: Value) -> Node {
+pub(crate) fn node(name: &str, cpu: &str, extra: Value) -> Node {
     let mut n = json!({
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
         "spec": {},
@@ -38,7 +38,7 @@ fn merge(a: &mut Value, b: Value) {
 }
 
 /// A pod of Deployment `app` (ReplicaSet `app-abc`) in `ns` on `node` requesting `cpu`.
-fn web(ns: &str, app: &str, i: usize, node: &str, cpu: &str, extra: Value) -> Pod {
+pub(crate) fn web(ns: &str, app: &str, i: usize, node: &str, cpu: &str, extra: Value) -> Pod {
     let mut p = json!({
         "metadata": {
             "name": format!("{app}-abc-{i}"), "namespace": ns, "uid": format!("uid-{ns}-{app}-{i}"),
@@ -53,7 +53,7 @@ fn web(ns: &str, app: &str, i: usize, node: &str, cpu: &str, extra: Value) -> Po
     serde_json::from_value(p).expect("pod")
 }
 
-fn view(nodes: Vec<Node>, pods: &[Pod]) -> ClusterView {
+pub(crate) fn view(nodes: Vec<Node>, pods: &[Pod]) -> ClusterView {
     ClusterView {
         nodes,
         residents: pods.iter().map(|p| Resident::of(p).unwrap()).collect(),
@@ -61,7 +61,7 @@ fn view(nodes: Vec<Node>, pods: &[Pod]) -> ClusterView {
     }
 }
 
-fn found(_: &Pod) -> DaemonSetLookup {
+pub(crate) fn found(_: &Pod) -> DaemonSetLookup {
     DaemonSetLookup::Found
 }
 

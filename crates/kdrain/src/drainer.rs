@@ -247,16 +247,11 @@ impl Drainer {
             );
             cache.get(&key).cloned().unwrap_or(DaemonSetLookup::Found)
         };
-        let mut plan = plan::build(
-            &self.options,
-            &g.inputs,
-            &pdbs,
-            &lookup,
-            &self.filters,
-            jiff::Timestamp::now(),
-        );
+        let now = jiff::Timestamp::now();
+        let mut plan = plan::build(&self.options, &g.inputs, &pdbs, &lookup, &self.filters, now);
         if let Some(view) = &g.cluster {
             crate::capacity::apply(&mut plan, &self.options, &g.inputs, view);
+            crate::waves::apply(&mut plan, &self.options, &g.inputs, view, now);
         }
         plan.warnings.extend(g.warnings.iter().cloned());
         Ok((plan, g))
@@ -470,6 +465,7 @@ impl Drainer {
                 pod_selector,
                 req: req.clone(),
                 ds_cache: g.ds_cache,
+                waves: wave_indexes(&plan),
             };
             let setups: Vec<NodeSetup> = plan
                 .nodes
@@ -634,6 +630,25 @@ impl Drainer {
                 Err(e) => tracing::warn!(node = %n, "cannot uncordon the node: {e}"),
             }
         }
+    }
+}
+
+/// The plan's waves as indexes into its nodes; empty unless the waves hold every node once.
+fn wave_indexes(plan: &Plan) -> Vec<Vec<usize>> {
+    let index = |name: &String| plan.nodes.iter().position(|n| &n.node == name);
+    let waves: Option<Vec<Vec<usize>>> = plan
+        .waves
+        .iter()
+        .map(|w| w.nodes.iter().map(index).collect())
+        .collect();
+    let waves = waves.unwrap_or_default();
+    let mut all: Vec<usize> = waves.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.len() == plan.nodes.len() && waves.iter().map(Vec::len).sum::<usize>() == all.len() {
+        waves
+    } else {
+        Vec::new()
     }
 }
 

@@ -130,6 +130,16 @@ pub enum Event {
         /// The full plan.
         plan: Plan,
     },
+    /// A wave of the plan's waves starts: its nodes start draining together (the first wave
+    /// starts with the drain; each later one when every node of the one before has ended).
+    WaveStarted {
+        /// The wave's number, from 1.
+        wave: usize,
+        /// How many waves there are.
+        of: usize,
+        /// Its nodes.
+        nodes: Vec<String>,
+    },
     /// kubectl's grouped warning text, e.g. `ignoring DaemonSet-managed Pods: kube-system/fluentd-x`.
     Warning {
         /// The node the warning is about.

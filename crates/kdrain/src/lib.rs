@@ -80,6 +80,9 @@ mod retry;
 pub mod select;
 mod serde_secs;
 mod watch;
+pub mod waves;
+#[cfg(test)]
+mod waves_tests;
 
 pub use cordon::CordonResult;
 pub use drainer::Drainer;

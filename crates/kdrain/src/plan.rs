@@ -36,6 +36,11 @@ pub struct Plan {
     /// pods could not be listed). Left out of JSON when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::capacity::Capacity>,
+    /// The nodes drained together, in order ([`crate::waves`]): each wave starts when the one
+    /// before is drained. Empty (and left out of JSON) for one node, or when capacity was not
+    /// checked or is ignored: the nodes then run `parallel_nodes` at a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<crate::waves::Wave>,
 }
 
 impl Plan {
@@ -229,6 +234,24 @@ pub fn median_ready_seconds<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Opti
     })
 }
 
+/// Estimated time to empty one node, budgets aside: the grace periods of the pods it evicts or
+/// deletes, tier by tier (each tier waits for the one before), a protected pod counting from
+/// the end of its protection.
+pub fn node_seconds(np: &NodePlan, now: jiff::Timestamp) -> f64 {
+    let mut tier_time = [0f64; 4];
+    for p in &np.pods {
+        if !matches!(p.action, Action::Evict | Action::Delete) {
+            continue;
+        }
+        let protected = p
+            .protected_until
+            .map_or(0.0, |t| t.duration_since(now).as_secs_f64().max(0.0));
+        let t = &mut tier_time[usize::from(p.tier.min(3))];
+        *t = t.max(protected + p.grace_seconds as f64);
+    }
+    tier_time.iter().sum()
+}
+
 /// The reference of a pod object.
 pub fn pod_ref(pod: &Pod) -> PodRef {
     PodRef {
@@ -254,6 +277,7 @@ pub fn build(
         warnings: Vec::new(),
         worst_case_seconds: 0.0,
         capacity: None,
+        waves: Vec::new(),
     };
     // budget key -> (pods needing it, replaceable count, max grace)
     let mut needs: BTreeMap<String, (Vec<String>, i32, i64)> = BTreeMap::new();
@@ -269,7 +293,6 @@ pub fn build(
         };
         let mut errs = Vec::new();
         let mut warns = Vec::new();
-        let mut tier_time = [0f64; 4];
         for pod in &input.pods {
             let s = select::select_pod(pod, opts, now, ds, custom);
             let r = pod_ref(pod);
@@ -281,14 +304,8 @@ pub fn build(
             }
             let grace = grace_of(pod, opts);
             let tier = select::tier(pod);
-            // A protected pod goes once its protection ends, then takes its grace period.
-            let protected_secs = s
-                .protected_until
-                .map_or(0.0, |t| t.duration_since(now).as_secs_f64().max(0.0));
-            let pod_secs = protected_secs + grace as f64;
             let mut budget_name = None;
             if s.action == Action::Evict {
-                tier_time[tier as usize] = tier_time[tier as usize].max(pod_secs);
                 let covering = budget::budgets_for(pod, pdbs);
                 if covering.len() > 1 {
                     let names: Vec<String> = covering
@@ -318,8 +335,6 @@ pub fn build(
                         e.2 = e.2.max(grace);
                     }
                 }
-            } else if s.action == Action::Delete {
-                tier_time[tier as usize] = tier_time[tier as usize].max(pod_secs);
             }
             np.pods.push(PodPlan {
                 namespace: r.namespace,
@@ -338,7 +353,7 @@ pub fn build(
         np.warnings = select::warning_lines(warns);
         plan.errors.extend(np.errors.iter().cloned());
         plan.warnings.extend(np.warnings.iter().cloned());
-        node_estimates.push(tier_time.iter().sum::<f64>());
+        node_estimates.push(node_seconds(&np, now));
         plan.nodes.push(np);
     }
     for (pod, keys) in &shared {

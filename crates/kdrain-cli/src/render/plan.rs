@@ -101,6 +101,46 @@ fn capacity(cap: &Capacity) -> String {
     out
 }
 
+/// The waves section: which nodes drain together, in order, and how long each may take.
+fn waves(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.waves.is_empty() {
+        return out;
+    }
+    let in_waves: usize = plan.waves.iter().map(|w| w.nodes.len()).sum();
+    let left_out = plan.nodes.len() - in_waves.min(plan.nodes.len());
+    let _ = writeln!(
+        out,
+        "waves: {} (each starts when the one before is drained; replacements placed after the earlier waves')",
+        plan.waves.len()
+    );
+    let mut rows = vec![vec![
+        "  WAVE".to_string(),
+        "NODES".to_string(),
+        "REPLACEMENTS".to_string(),
+        "WORST CASE".to_string(),
+    ]];
+    for (i, w) in plan.waves.iter().enumerate() {
+        rows.push(vec![
+            format!("  {}", i + 1),
+            w.nodes.join(", "),
+            w.replacements.to_string(),
+            format_short(w.worst_case_seconds),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+    if left_out > 0 {
+        let names: Vec<&str> = plan
+            .nodes
+            .iter()
+            .filter(|n| !plan.waves.iter().any(|w| w.nodes.contains(&n.node)))
+            .map(|n| n.node.as_str())
+            .collect();
+        let _ = writeln!(out, "  no room: {}", names.join(", "));
+    }
+    out
+}
+
 /// The human-readable plan.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -176,6 +216,7 @@ pub fn text(plan: &Plan) -> String {
     if let Some(cap) = &plan.capacity {
         out.push_str(&capacity(cap));
     }
+    out.push_str(&waves(plan));
     for w in &plan.warnings {
         let _ = writeln!(out, "Warning: {w}");
     }
@@ -254,6 +295,7 @@ mod tests {
             warnings: Vec::new(),
             worst_case_seconds: 42.0,
             capacity: None,
+            waves: Vec::new(),
         }
     }
 

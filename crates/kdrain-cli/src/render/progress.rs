@@ -373,6 +373,9 @@ impl Renderer for ProgressRenderer {
                     nodes.join(", ")
                 ));
             }
+            Event::WaveStarted { wave, of, nodes } => {
+                self.println(&format!("wave {wave} of {of}: {}", nodes.join(", ")));
+            }
             Event::Planned { plan } => {
                 for np in &plan.nodes {
                     let to_go: HashSet<String> = np

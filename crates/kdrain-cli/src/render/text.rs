@@ -314,7 +314,9 @@ impl Renderer for TextRenderer {
                     self.node_failed(node, error, pending);
                 }
             }
+            // kubectl has no waves: its output stays kubectl's (the plan and -o json show them)
             Event::NodesResolved { .. }
+            | Event::WaveStarted { .. }
             | Event::Terminating { .. }
             | Event::Skipped { .. }
             | Event::Done { .. } => {}

@@ -16,3 +16,4 @@ mod readme;
 mod readme_samples;
 mod resilience;
 mod security;
+mod waves;

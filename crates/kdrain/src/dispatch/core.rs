@@ -144,6 +144,9 @@ pub(crate) struct Config {
     pub pod_selector: Option<selectors::LabelSelector>,
     /// DaemonSets the plan already looked up, by (namespace, name).
     pub ds_cache: HashMap<(String, String), DaemonSetLookup>,
+    /// The plan's waves, as node indexes: a wave starts when every node of the one before has
+    /// ended. Empty: `parallel_nodes` at a time, the next node starting as soon as one ends.
+    pub waves: Vec<Vec<usize>>,
 }
 
 /// The dispatcher's state. See the module's documentation.
@@ -176,6 +179,10 @@ pub(crate) struct Core {
     pub(super) budget_watch: bool,
     pub(super) inflight: usize,
     pub(super) seq: usize,
+    /// See [`Config::waves`].
+    pub(super) waves: Vec<Vec<usize>>,
+    /// The wave running now (an index into `waves`).
+    pub(super) wave: usize,
 }
 
 impl Core {
@@ -208,6 +215,8 @@ impl Core {
             budget_watch: false,
             inflight: 0,
             seq: 0,
+            waves: cfg.waves,
+            wave: 0,
         };
         if let Some(l) = pdbs {
             for b in l.items {
@@ -289,8 +298,20 @@ impl Core {
         match input {
             Input::Start => {
                 if self.interrupted.is_none() {
-                    for i in 0..self.nodes.len().min(self.opts.parallel_nodes.max(1)) {
-                        self.activate(i);
+                    if let Some(first) = self.waves.first().cloned() {
+                        let nodes = first.iter().map(|&i| self.nodes[i].name.clone()).collect();
+                        self.emit(Event::WaveStarted {
+                            wave: 1,
+                            of: self.waves.len(),
+                            nodes,
+                        });
+                        for i in first {
+                            self.activate(i);
+                        }
+                    } else {
+                        for i in 0..self.nodes.len().min(self.opts.parallel_nodes.max(1)) {
+                            self.activate(i);
+                        }
                     }
                 }
             }

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub pod_selector: Option<selectors::LabelSelector>,
     pub req: Requests,
     pub ds_cache: HashMap<(String, String), DaemonSetLookup>,
+    /// The plan's waves as node indexes (empty: `parallel_nodes` at a time).
+    pub waves: Vec<Vec<usize>>,
 }
 
 /// One node, as prepared by the drainer (read, cordoned and planned).
@@ -104,6 +106,7 @@ impl Dispatcher {
             filters: sh.filters,
             pod_selector: sh.pod_selector,
             ds_cache: sh.ds_cache,
+            waves: sh.waves,
         };
         Dispatcher {
             core: Core::new(cfg, setups, pdbs, now(), fastrand::u64(..)),
@@ -156,7 +159,13 @@ impl Dispatcher {
                     self.stop = None;
                     Input::Stop
                 }
-                Some(Ok(Some(input))) = sh.tasks.join_next(), if !sh.tasks.is_empty() => input,
+                // Every ending task matches here: a pattern that did not (an aborted watch)
+                // would disable this branch for the rest of the wait, and the answers of
+                // the tasks still running would then go unheard until some other wake-up.
+                Some(ended) = sh.tasks.join_next(), if !sh.tasks.is_empty() => match ended {
+                    Ok(Some(input)) => input,
+                    Ok(None) | Err(_) => Input::Tick,
+                },
                 Some(s) = sh.pods_rx.recv() => Input::Pods(Box::new(s)),
                 Some(s) = sh.pdb_rx.recv() => Input::Budgets(Box::new(s)),
                 _ = tokio::time::sleep_until(wake) => Input::Tick,

@@ -423,10 +423,32 @@ impl Core {
                 })
             }
         }
-        if self.interrupted.is_none()
-            && let Some(next) = self.nodes.iter().position(|n| !n.active)
+        if self.interrupted.is_some() {
+            return;
+        }
+        if self.waves.is_empty() {
+            if let Some(next) = self.nodes.iter().position(|n| !n.active) {
+                self.activate(next);
+            }
+            return;
+        }
+        // The next wave starts when every node of this one has ended.
+        while self.waves[self.wave]
+            .iter()
+            .all(|&n| self.nodes[n].outcome.is_some())
+            && self.wave + 1 < self.waves.len()
         {
-            self.activate(next);
+            self.wave += 1;
+            let next = self.waves[self.wave].clone();
+            let nodes: Vec<String> = next.iter().map(|&n| self.nodes[n].name.clone()).collect();
+            self.emit(Event::WaveStarted {
+                wave: self.wave + 1,
+                of: self.waves.len(),
+                nodes,
+            });
+            for n in next {
+                self.activate(n);
+            }
         }
     }
 

@@ -138,6 +138,7 @@ impl Drain {
             filters: vec![],
             pod_selector: None,
             ds_cache: Default::default(),
+            waves: vec![],
         };
         let t0 = Instant::now();
         let w0 = wall(0.0);

@@ -279,3 +279,61 @@ fn the_next_node_starts_when_one_ends() {
     }));
     assert_eq!(sent(&c), ["b"]);
 }
+
+#[test]
+fn the_next_wave_starts_when_every_node_of_the_wave_before_has_ended() {
+    let a = pod("a", "n1", "web");
+    let b = pod("b", "n2", "web");
+    let c = pod("c", "n3", "web");
+    let (pa, pb, pc) = (evict(&a), evict(&b), evict(&c));
+    let mut d = Drain::planned(
+        DrainOptions {
+            parallel_nodes: 2,
+            ..opts()
+        },
+        vec![
+            ("n1", vec![a], vec![pa]),
+            ("n2", vec![b], vec![pb]),
+            ("n3", vec![c], vec![pc]),
+        ],
+        vec![],
+    );
+    // the plan put the slow n3 with n1, and n2 alone after them
+    d.core.waves = vec![vec![0, 2], vec![1]];
+    let out = d.start();
+    assert_eq!(sent(&out), ["a", "c"]);
+    assert_eq!(
+        events(&out)[0],
+        Event::WaveStarted {
+            wave: 1,
+            of: 2,
+            nodes: vec!["n1".into(), "n3".into()]
+        }
+    );
+    d.answer("a", Attempt::Gone);
+    let out = d.listed(0, ListPurpose::Final, vec![]);
+    // n1 ended, n3 has not: n2 waits (sliding lanes would have started it here)
+    assert!(sent(&out).is_empty());
+    assert!(!out.iter().any(|c| matches!(c, Command::WatchPods { .. })));
+    d.answer("c", Attempt::Gone);
+    let out = d.listed(2, ListPurpose::Final, vec![]);
+    assert!(events(&out).contains(&Event::WaveStarted {
+        wave: 2,
+        of: 2,
+        nodes: vec!["n2".into()]
+    }));
+    assert!(out.contains(&Command::WatchPods {
+        node: 1,
+        name: "n2".into(),
+        resource_version: "10".into()
+    }));
+    assert_eq!(sent(&out), ["b"]);
+    d.answer("b", Attempt::Gone);
+    d.listed(1, ListPurpose::Final, vec![]);
+    assert!(d.core.finished());
+    assert!(
+        d.reports()
+            .iter()
+            .all(|r| r.outcome == NodeOutcome::Drained)
+    );
+}

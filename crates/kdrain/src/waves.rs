@@ -1,0 +1,251 @@
+//! Which nodes drain together. With several nodes, the plan splits them into waves of at most
+//! `parallel_nodes`: the nodes of a wave start together, and the next wave starts when every
+//! node of the one before has ended. Every target node is cordoned before the first eviction,
+//! so a replacement only ever lands on a node that stays (never on a node drained later, which
+//! would evict it a second time), and the room the replacements find only shrinks from wave to
+//! wave: a wave's replacements are placed ([`crate::placement`], largest first) on the nodes
+//! that stay schedulable, after the replacements of every wave before it.
+//!
+//! A node joins the current wave when all its replacements fit after those already placed; a
+//! node whose replacements do not fit is left out of the waves and named (`no room`), so no
+//! budget of a wave ever waits for a replacement that cannot be placed, and the plan says which
+//! nodes could be drained now. Such a plan is refused (exit 7) unless capacity is ignored; with
+//! `ignore_capacity` no waves are planned and the nodes run `parallel_nodes` at a time, as told.
+//!
+//! Each wave gets its worst-case time: its slowest node ([`plan::node_seconds`]) plus, for each
+//! budget that lets the wave's pods go in batches, every later batch's grace period and the
+//! time replacements took to become ready here. The plan's worst case is the waves' sum.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Pod;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::capacity::{self, ClusterView};
+use crate::options::DrainOptions;
+use crate::placement::{self, Engine};
+use crate::plan::{self, Action, BudgetVerdict, NodeInput, Plan};
+
+/// Nodes drained together.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Wave {
+    /// The nodes.
+    pub nodes: Vec<String>,
+    /// Replacements of the wave's evicted pods (those an owner recreates).
+    pub replacements: usize,
+    /// Estimated time for the wave: its slowest node plus its budgets' later batches.
+    #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
+    pub worst_case_seconds: f64,
+}
+
+/// The waves, and the nodes whose replacements find no room after them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Waves {
+    /// In order.
+    pub waves: Vec<Vec<String>>,
+    /// Nodes left out: their replacements do not fit (in plan order).
+    pub no_room: Vec<String>,
+}
+
+/// The replacements each target node needs: its pods to evict or delete that an owner recreates.
+fn replaced_per_node<'a>(plan: &Plan, inputs: &'a [NodeInput]) -> Vec<Vec<&'a Pod>> {
+    plan.nodes
+        .iter()
+        .zip(inputs)
+        .map(|(np, input)| {
+            np.pods
+                .iter()
+                .zip(&input.pods)
+                .filter(|(pp, pod)| {
+                    matches!(pp.action, Action::Evict | Action::Delete)
+                        && capacity::is_replaced(pod)
+                })
+                .map(|(_, pod)| pod)
+                .collect()
+        })
+        .collect()
+}
+
+/// Splits the nodes into waves of at most `k`: a node joins when its replacements fit after
+/// the replacements of the nodes already in waves; `engine` is the cluster with every target
+/// closed and every leaving pod gone. Pure.
+pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize) -> Waves {
+    let k = k.max(1);
+    let mut working = engine.clone();
+    let mut out = Waves::default();
+    let mut current: Vec<String> = Vec::new();
+    for (node, pods) in replaced {
+        let mut order: Vec<&Pod> = pods.clone();
+        order.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
+        let mut trial = working.clone();
+        let fits = order
+            .iter()
+            .all(|p| trial.place(p).is_ok_and(|o| o.node.is_some()));
+        if !fits {
+            out.no_room.push(node.clone());
+            continue;
+        }
+        working = trial;
+        current.push(node.clone());
+        if current.len() == k {
+            out.waves.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.waves.push(current);
+    }
+    out
+}
+
+/// Worst-case time of a wave: its slowest node, plus for each budget that lets the wave's pods
+/// go in batches (it allows fewer than the wave needs), each later batch's grace period and the
+/// replacements' readiness time here (a budget that allows nothing now waits before each pod).
+pub fn wave_seconds(plan: &Plan, nodes: &[String], now: jiff::Timestamp) -> f64 {
+    let in_wave: Vec<&plan::NodePlan> = plan
+        .nodes
+        .iter()
+        .filter(|n| nodes.contains(&n.node))
+        .collect();
+    let slowest = in_wave
+        .iter()
+        .map(|n| plan::node_seconds(n, now))
+        .fold(0.0, f64::max);
+    let mut grace: BTreeMap<String, i64> = BTreeMap::new();
+    for pp in in_wave.iter().flat_map(|n| &n.pods) {
+        let key = format!("{}/{}", pp.namespace, pp.name);
+        grace.insert(key, pp.grace_seconds);
+    }
+    let mut extra = 0.0;
+    for b in &plan.budgets {
+        if !matches!(b.verdict, BudgetVerdict::Waits { .. }) {
+            continue;
+        }
+        let mine: Vec<i64> = b
+            .pods
+            .iter()
+            .filter_map(|p| grace.get(p).copied())
+            .collect();
+        let needed = mine.len() as i32;
+        let at_once = b.disruptions_allowed.max(0).min(needed);
+        if needed == 0 || at_once == needed {
+            continue;
+        }
+        let waits = if at_once > 0 {
+            (f64::from(needed) / f64::from(at_once)).ceil() - 1.0
+        } else {
+            f64::from(needed)
+        };
+        let g = mine.iter().copied().max().unwrap_or(0) as f64;
+        extra += waits * (g + b.replacement_ready_seconds.unwrap_or(0.0));
+    }
+    slowest + extra
+}
+
+/// Adds the waves to a plan built from `inputs` (with the capacity check already applied from
+/// `view`): nothing for one node or with `ignore_capacity`. The slowest nodes go first. When
+/// every replacement fits, the nodes go `parallel_nodes` at a time; otherwise each node's replacements are
+/// placed after the earlier waves' and the nodes that find no room are named in a plan error.
+/// The plan's worst case becomes the sum of the waves'.
+pub fn apply(
+    plan: &mut Plan,
+    opts: &DrainOptions,
+    inputs: &[NodeInput],
+    view: &ClusterView,
+    now: jiff::Timestamp,
+) {
+    if opts.ignore_capacity || plan.nodes.len() < 2 {
+        return;
+    }
+    let Some(cap) = &plan.capacity else {
+        return;
+    };
+    let k = opts.parallel_nodes.max(1);
+    // Slowest nodes first, so that nodes of about the same length wait for one another; when
+    // not everything fits, first the nodes whose replacements all found a node in the capacity
+    // check (so that the waves and its lines name the same workloads).
+    let mut order: Vec<usize> = (0..plan.nodes.len()).collect();
+    let secs: Vec<f64> = plan
+        .nodes
+        .iter()
+        .map(|n| plan::node_seconds(n, now))
+        .collect();
+    let placed: Vec<bool> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            n.pods.iter().all(|p| {
+                p.placement
+                    .as_deref()
+                    .is_none_or(|t| !t.starts_with("no room"))
+            })
+        })
+        .collect();
+    order.sort_by(|&a, &b| placed[b].cmp(&placed[a]).then(secs[b].total_cmp(&secs[a])));
+    let all = replaced_per_node(plan, inputs);
+    let names: Vec<String> = order.iter().map(|&i| plan.nodes[i].node.clone()).collect();
+    let replaced: Vec<Vec<&Pod>> = order.iter().map(|&i| all[i].clone()).collect();
+    let split_result = if cap.short().next().is_none() && cap.errors.is_empty() {
+        Waves {
+            waves: names.chunks(k).map(<[String]>::to_vec).collect(),
+            no_room: Vec::new(),
+        }
+    } else {
+        let targets: BTreeSet<String> = names.iter().cloned().collect();
+        let leaving: BTreeSet<&str> = plan
+            .nodes
+            .iter()
+            .flat_map(|n| &n.pods)
+            .filter(|p| matches!(p.action, Action::Evict | Action::Delete))
+            .map(|p| p.uid.as_str())
+            .collect();
+        let residents = view
+            .residents
+            .iter()
+            .filter(|r| !leaving.contains(r.uid.as_str()))
+            .cloned()
+            .collect();
+        let Ok(engine) = Engine::new(&view.nodes, residents, &targets) else {
+            // an allocatable that does not parse is already a plan error
+            return;
+        };
+        let per_node: Vec<(String, Vec<&Pod>)> = names.iter().cloned().zip(replaced).collect();
+        split(&engine, &per_node, k)
+    };
+    let counts: BTreeMap<&String, usize> = plan
+        .nodes
+        .iter()
+        .zip(&all)
+        .map(|(n, r)| (&n.node, r.len()))
+        .collect();
+    let waves: Vec<Wave> = split_result
+        .waves
+        .iter()
+        .map(|nodes| Wave {
+            replacements: nodes.iter().map(|n| counts[n]).sum(),
+            worst_case_seconds: wave_seconds(plan, nodes, now),
+            nodes: nodes.clone(),
+        })
+        .collect();
+    if !split_result.no_room.is_empty() {
+        let could = if waves.is_empty() {
+            "no node's replacements fit".to_string()
+        } else {
+            format!(
+                "the replacements of {} fit ({})",
+                plural(waves.iter().map(|w| w.nodes.len()).sum(), "node", "nodes"),
+                plural(waves.len(), "wave", "waves")
+            )
+        };
+        plan.errors.push(format!(
+            "no room for the replacements of {} after the others: {could}; add capacity, or drain only the nodes that fit",
+            split_result.no_room.join(", ")
+        ));
+    }
+    plan.worst_case_seconds = waves.iter().map(|w| w.worst_case_seconds).sum();
+    plan.waves = waves;
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

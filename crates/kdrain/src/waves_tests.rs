@@ -1,0 +1,203 @@
+//! Unit tests of the waves ([`crate::waves`]) on synthetic nodes, pods and budgets.
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::json;
+
+use crate::budget::tests::{pdb, with_status};
+use crate::capacity;
+use crate::capacity_tests::{found, node, view, web};
+use crate::options::DrainOptions;
+use crate::plan::{self, NodeInput, Plan};
+use crate::waves;
+
+/// The plan for draining `targets` with the capacity check and the waves applied.
+fn plan_for(
+    opts: &DrainOptions,
+    nodes: Vec<Node>,
+    pods: &[Pod],
+    targets: &[&str],
+    pdbs: &[PodDisruptionBudget],
+) -> Plan {
+    let now = jiff::Timestamp::now();
+    let inputs: Vec<NodeInput> = targets
+        .iter()
+        .map(|t| NodeInput {
+            node: t.to_string(),
+            cordoned: false,
+            pods: pods
+                .iter()
+                .filter(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some(t))
+                .cloned()
+                .collect(),
+        })
+        .collect();
+    let cluster = view(nodes, pods);
+    let mut p = plan::build(opts, &inputs, pdbs, &found, &[], now);
+    capacity::apply(&mut p, opts, &inputs, &cluster);
+    waves::apply(&mut p, opts, &inputs, &cluster, now);
+    p
+}
+
+/// Pods with a grace period of `grace` seconds.
+fn graced(mut p: Pod, grace: i64) -> Pod {
+    p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(grace);
+    p
+}
+
+fn nodes_of(p: &Plan) -> Vec<Vec<&str>> {
+    p.waves
+        .iter()
+        .map(|w| w.nodes.iter().map(String::as_str).collect())
+        .collect()
+}
+
+/// Four 4-CPU nodes to drain, each with one 1-CPU pod, and a big spare node.
+fn pool(spare_cpu: &str) -> (Vec<Node>, Vec<Pod>) {
+    let mut nodes = vec![node("spare", spare_cpu, json!({}))];
+    let mut pods = Vec::new();
+    for (i, grace) in [(1, 10), (2, 40), (3, 20), (4, 30)] {
+        let n = format!("old{i}");
+        nodes.push(node(&n, "4", json!({})));
+        pods.push(graced(
+            web("shop", &format!("app{i}"), 0, &n, "1", json!({})),
+            grace,
+        ));
+    }
+    (nodes, pods)
+}
+
+const OLD: [&str; 4] = ["old1", "old2", "old3", "old4"];
+
+#[test]
+fn when_everything_fits_the_slowest_nodes_go_together_parallel_at_a_time() {
+    let (nodes, pods) = pool("8");
+    let opts = DrainOptions {
+        parallel_nodes: 2,
+        ..Default::default()
+    };
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert!(p.can_complete(), "{:?}", p.errors);
+    // grace periods 40 and 30 together, then 20 and 10
+    assert_eq!(nodes_of(&p), [["old2", "old4"], ["old3", "old1"]]);
+    assert_eq!(p.waves[0].worst_case_seconds, 40.0);
+    assert_eq!(p.waves[1].worst_case_seconds, 20.0);
+    assert_eq!(p.waves[0].replacements, 2);
+    assert_eq!(p.worst_case_seconds, 60.0);
+    // one wave when --parallel covers every node
+    let opts = DrainOptions {
+        parallel_nodes: 10,
+        ..Default::default()
+    };
+    let (nodes, pods) = pool("8");
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert_eq!(nodes_of(&p), [["old2", "old4", "old3", "old1"]]);
+    assert_eq!(p.worst_case_seconds, 40.0);
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["waves"][0]["worst_case_seconds"], 40.0);
+    assert_eq!(json["waves"][0]["nodes"][0], "old2");
+}
+
+#[test]
+fn no_waves_for_one_node_or_when_capacity_is_ignored() {
+    let (nodes, pods) = pool("8");
+    let p = plan_for(&DrainOptions::default(), nodes, &pods, &["old1"], &[]);
+    assert!(p.waves.is_empty());
+    assert!(serde_json::to_value(&p).unwrap().get("waves").is_none());
+    let (nodes, pods) = pool("2");
+    let opts = DrainOptions {
+        parallel_nodes: 4,
+        ignore_capacity: true,
+        ..Default::default()
+    };
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert!(p.waves.is_empty());
+    assert!(p.can_complete(), "{:?}", p.errors);
+}
+
+#[test]
+fn nodes_whose_replacements_find_no_room_are_left_out_and_named() {
+    // 2.5 CPU on the spare: two replacements fit (the capacity check placed app1's and
+    // app2's), then nothing more
+    let (nodes, pods) = pool("2500m");
+    let opts = DrainOptions {
+        parallel_nodes: 10,
+        ..Default::default()
+    };
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert_eq!(nodes_of(&p), [["old2", "old1"]]);
+    assert!(p.short_of_room());
+    assert!(
+        p.errors.contains(
+            &"no room for the replacements of old4, old3 after the others: the replacements of 2 nodes fit (1 wave); add capacity, or drain only the nodes that fit"
+                .to_string()
+        ),
+        "{:?}",
+        p.errors
+    );
+    // nothing fits at all
+    let (nodes, pods) = pool("500m");
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert!(p.waves.is_empty());
+    assert!(p.errors.iter().any(|e| e.starts_with(
+        "no room for the replacements of old2, old4, old3, old1 after the others: no node's replacements fit;"
+    )));
+}
+
+#[test]
+fn a_node_that_does_not_fit_does_not_stop_smaller_ones_after_it() {
+    // old2's pod needs 4 CPU: with 3 CPU on the spare, it is left out and the others fit
+    let (nodes, mut pods) = pool("3");
+    pods[1] = graced(web("shop", "big", 0, "old2", "4", json!({})), 40);
+    let opts = DrainOptions {
+        parallel_nodes: 2,
+        ..Default::default()
+    };
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert_eq!(nodes_of(&p), [vec!["old4", "old3"], vec!["old1"]]);
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.starts_with("no room for the replacements of old2 after the others: the replacements of 3 nodes fit (2 waves)")),
+        "{:?}",
+        p.errors
+    );
+}
+
+#[test]
+fn a_wave_waits_for_its_budgets_later_batches() {
+    // one budget over app pods on every node, allowing 1 at a time: each wave's later batches
+    // wait for a replacement (readiness unknown here: their grace period only)
+    let (nodes, mut pods) = pool("8");
+    for (i, p) in pods.iter_mut().enumerate() {
+        *p = graced(
+            web(
+                "default",
+                "web",
+                i,
+                p.spec.as_ref().unwrap().node_name.as_deref().unwrap(),
+                "1",
+                json!({}),
+            ),
+            10,
+        );
+    }
+    let b = with_status(
+        pdb("web", &[("app", "web")], Some(IntOrString::Int(1)), None),
+        1,
+        4,
+        3,
+        4,
+    );
+    let opts = DrainOptions {
+        parallel_nodes: 2,
+        ..Default::default()
+    };
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[b]);
+    assert!(p.can_complete(), "{:?}", p.errors);
+    assert_eq!(p.waves.len(), 2);
+    // each wave: 10 s for its nodes, then one more batch of 10 s
+    assert_eq!(p.waves[0].worst_case_seconds, 20.0);
+    assert_eq!(p.worst_case_seconds, 40.0);
+}
