@@ -145,6 +145,7 @@ impl Progress {
                 }
             }
             Event::NodesResolved { .. }
+            | Event::WaveStarted { .. }
             | Event::Warning { .. }
             | Event::Uncordoned { .. }
             | Event::Skipped { .. }

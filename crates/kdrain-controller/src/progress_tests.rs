@@ -79,6 +79,7 @@ fn plan() -> Plan {
         warnings: vec!["ignoring DaemonSet-managed Pods: shop/agent-x".into()],
         worst_case_seconds: 64.2,
         capacity: None,
+        waves: Vec::new(),
     }
 }
 
