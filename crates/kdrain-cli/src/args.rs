@@ -95,6 +95,12 @@ pub enum Command {
     },
     /// Start a simulated cluster in-process and drain one of its nodes, with no real cluster needed
     Demo(DemoArgs),
+    /// Run the in-cluster controller: drains the cluster's NodeDrains in the background
+    /// (leader election, /metrics, /healthz, /readyz)
+    Controller(crate::controller_cmd::ControllerArgs),
+    /// Ask the controller to drain nodes (create a NodeDrain) and follow it to its end
+    #[command(after_help = EXIT_CODES_HELP)]
+    Request(crate::controller_cmd::RequestArgs),
     /// Print the JSON Schema of `-o json`'s lines (every event and the result line)
     Schema {
         /// What to describe

@@ -4,9 +4,11 @@
 
 mod args;
 mod config;
+mod controller_cmd;
 mod demo;
 mod duration;
 mod exit;
+mod follow;
 mod interrupt;
 mod render;
 
@@ -154,6 +156,8 @@ async fn run(global: &GlobalArgs, command: Command) -> anyhow::Result<i32> {
         Command::Cordon(args) => cordon(global, &args, true).await,
         Command::Uncordon(args) => cordon(global, &args, false).await,
         Command::Demo(args) => demo::run(global, &args).await,
+        Command::Controller(args) => controller_cmd::controller(global, &args).await,
+        Command::Request(args) => controller_cmd::request(global, &args).await,
         Command::Completions { .. } | Command::Schema { .. } => {
             unreachable!("handled before the runtime starts")
         }

@@ -4,6 +4,7 @@ mod bad_input;
 mod capacity;
 mod cli_args;
 mod common;
+mod controller;
 mod cordon;
 mod demo;
 mod drain_text;
