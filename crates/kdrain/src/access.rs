@@ -172,8 +172,8 @@ fn cluster_needs(opts: &DrainOptions) -> Vec<Need> {
 
 /// Checks, before the cordon, that the credentials allow every request a drain of `nodes`
 /// sends. Rights granted only in some namespaces (a RoleBinding) are checked in the namespaces
-/// of the pods on the nodes (one extra LIST per node, only then). Returns the first missing
-/// right as [`DrainError::Forbidden`].
+/// of the pods on the nodes (`found`, from the plan's LIST of each node). Returns the first
+/// missing right as [`DrainError::Forbidden`].
 ///
 /// Rights the access reviews cannot answer (reviews not served, forbidden, failing) are tried
 /// with the requests themselves, sent so that they change nothing: see [`probe`].
@@ -181,6 +181,7 @@ pub(crate) async fn preflight(
     client: &kube::Client,
     opts: &DrainOptions,
     nodes: &[Node],
+    found: &OnNodes,
     req: &Requests,
 ) -> Result<(), DrainError> {
     let needs = cluster_needs(opts);
@@ -198,11 +199,6 @@ pub(crate) async fn preflight(
     if per_namespace.is_empty() && unanswered.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = nodes
-        .iter()
-        .map(|n| n.metadata.name.clone().unwrap_or_default())
-        .collect();
-    let found = on_nodes(client, opts, &names, req).await?;
     let mut needs = Vec::new();
     for need in per_namespace {
         let namespaces = if need.resource == "daemonsets" {
@@ -227,13 +223,13 @@ pub(crate) async fn preflight(
         ?unanswered,
         "access reviews gave no answer: trying the requests with dryRun=All"
     );
-    probe(client, opts, nodes, &found, &unanswered, req).await
+    probe(client, opts, nodes, found, &unanswered, req).await
 }
 
 /// What a drain of some nodes would touch, from one LIST of each node's pods: per namespace,
 /// one pod the drain would remove and one DaemonSet it would look up.
 #[derive(Debug, Default)]
-struct OnNodes {
+pub(crate) struct OnNodes {
     /// Namespace → one pod of it the drain would remove (evict or delete).
     removed: BTreeMap<String, PodRef>,
     /// Namespace → the name of one DaemonSet whose pod runs on the nodes.
@@ -242,67 +238,63 @@ struct OnNodes {
     watch_from: Option<(String, String)>,
 }
 
-/// Lists the pods of `nodes` (kubectl's paging, retried like every read).
-async fn on_nodes(
-    client: &kube::Client,
-    opts: &DrainOptions,
-    nodes: &[String],
-    req: &Requests,
-) -> Result<OnNodes, DrainError> {
-    let api: Api<Pod> = Api::all(client.clone());
-    let pod_selector = match &opts.pod_selector {
-        Some(s) => Some(select::parse_pod_selector(s)?),
-        None => None,
-    };
-    let mut found = OnNodes::default();
-    // namespace -> (the pod is not terminating, the pod)
-    let mut candidates: BTreeMap<String, (bool, PodRef)> = BTreeMap::new();
-    for node in nodes {
-        let list = crate::watch::list_pods_of(&api, node, opts.chunk_size, req).await?;
-        if found.watch_from.is_none() {
-            found.watch_from = Some((node.clone(), list.resource_version.clone()));
-        }
-        for p in &list.items {
-            if crate::model::missing_identity(p).is_some() {
-                continue;
+impl OnNodes {
+    /// What the drain would touch, from the LIST of each node's pods (the plan's), keeping the
+    /// pods `pod_selector` selects.
+    pub(crate) fn from_lists(
+        nodes: &[String],
+        lists: &[crate::watch::Listed<Pod>],
+        pod_selector: Option<&selectors::LabelSelector>,
+    ) -> OnNodes {
+        let mut found = OnNodes::default();
+        // namespace -> (the pod is not terminating, the pod)
+        let mut candidates: BTreeMap<String, (bool, PodRef)> = BTreeMap::new();
+        for (node, list) in nodes.iter().zip(lists) {
+            if found.watch_from.is_none() {
+                found.watch_from = Some((node.clone(), list.resource_version.clone()));
             }
-            let labels = p.metadata.labels.clone().unwrap_or_default();
-            if pod_selector.as_ref().is_some_and(|s| !s.matches(&labels)) {
-                continue;
-            }
-            let ns = p.metadata.namespace.clone().unwrap_or_default();
-            if select::is_daemonset_pod(p) {
-                if !select::is_finished(p)
-                    && let Some(owner) = select::controller_of(p)
-                {
-                    found
-                        .daemonsets
-                        .entry(ns)
-                        .or_insert_with(|| owner.name.clone());
+            for p in &list.items {
+                if crate::model::missing_identity(p).is_some() {
+                    continue;
                 }
-                continue;
-            }
-            if select::is_mirror_pod(p) {
-                continue;
-            }
-            let pod = PodRef {
-                namespace: ns.clone(),
-                name: p.metadata.name.clone().unwrap_or_default(),
-                uid: p.metadata.uid.clone().unwrap_or_default(),
-            };
-            // the first live pod of each namespace (a terminating one only if none is live)
-            let live = p.metadata.deletion_timestamp.is_none();
-            match candidates.get(&ns) {
-                Some((true, _)) => {}
-                Some((false, _)) if !live => {}
-                _ => {
-                    candidates.insert(ns, (live, pod));
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                if pod_selector.is_some_and(|s| !s.matches(&labels)) {
+                    continue;
+                }
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                if select::is_daemonset_pod(p) {
+                    if !select::is_finished(p)
+                        && let Some(owner) = select::controller_of(p)
+                    {
+                        found
+                            .daemonsets
+                            .entry(ns)
+                            .or_insert_with(|| owner.name.clone());
+                    }
+                    continue;
+                }
+                if select::is_mirror_pod(p) {
+                    continue;
+                }
+                let pod = PodRef {
+                    namespace: ns.clone(),
+                    name: p.metadata.name.clone().unwrap_or_default(),
+                    uid: p.metadata.uid.clone().unwrap_or_default(),
+                };
+                // the first live pod of each namespace (a terminating one only if none is live)
+                let live = p.metadata.deletion_timestamp.is_none();
+                match candidates.get(&ns) {
+                    Some((true, _)) => {}
+                    Some((false, _)) if !live => {}
+                    _ => {
+                        candidates.insert(ns, (live, pod));
+                    }
                 }
             }
         }
+        found.removed = candidates.into_iter().map(|(ns, (_, p))| (ns, p)).collect();
+        found
     }
-    found.removed = candidates.into_iter().map(|(ns, (_, p))| (ns, p)).collect();
-    Ok(found)
 }
 
 /// What one probe learned.

@@ -55,10 +55,13 @@ use crate::watch::{self, Listed};
 /// ```
 #[derive(Clone)]
 pub struct Drainer {
-    client: kube::Client,
-    options: DrainOptions,
-    events: Option<EventSender>,
-    filters: Vec<PodFilter>,
+    pub(crate) client: kube::Client,
+    pub(crate) options: DrainOptions,
+    pub(crate) events: Option<EventSender>,
+    pub(crate) filters: Vec<PodFilter>,
+    /// The options' check, done once: the parsed pod selector, or why the options are invalid
+    /// (returned by the first call that would send a request).
+    pub(crate) checked: Result<Option<selectors::LabelSelector>, OptionsError>,
 }
 
 /// What the read phase found, for planning and draining.
@@ -74,14 +77,24 @@ struct Gathered {
 }
 
 impl Drainer {
-    /// A drainer with `client` (built with `default_retry = false`) and `options`.
+    /// A drainer with `client` (built with `default_retry = false`) and `options`. Invalid
+    /// options are reported by the first call that would send a request; use
+    /// [`Drainer::builder`] to have them reported at once.
     pub fn new(client: kube::Client, options: DrainOptions) -> Self {
+        let options = options.normalised();
+        let checked = options.check();
         Drainer {
             client,
             options,
             events: None,
             filters: Vec::new(),
+            checked,
         }
+    }
+
+    /// The parsed pod selector, or the options' error.
+    fn pod_selector(&self) -> Result<Option<selectors::LabelSelector>, DrainError> {
+        self.checked.clone().map_err(DrainError::Options)
     }
 
     /// Sends progress events to `tx` while working: an `UnboundedSender<Stamped>` receives each
@@ -192,7 +205,7 @@ impl Drainer {
 
     /// Computes the plan for `nodes` from reads only: nothing is changed.
     pub async fn plan(&self, nodes: &[String]) -> Result<Plan, DrainError> {
-        self.options.validate()?;
+        self.pod_selector()?;
         let nodes = dedup(nodes);
         let req = Requests::default();
         let mut objs = Vec::new();
@@ -264,10 +277,7 @@ impl Drainer {
         reqs: &[Requests],
         req: &Requests,
     ) -> Result<Gathered, DrainError> {
-        let pod_sel = match &self.options.pod_selector {
-            Some(s) => Some(select::parse_pod_selector(s)?),
-            None => None,
-        };
+        let pod_sel = self.pod_selector()?;
         let api: Api<Pod> = Api::all(self.client.clone());
         let mut inputs = Vec::new();
         let mut listed_all = Vec::new();
@@ -404,7 +414,7 @@ impl Drainer {
     ) -> Result<Report, DrainError> {
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();
-        self.options.validate()?;
+        self.pod_selector()?;
         let nodes = dedup(nodes);
         let dry = self.options.dry_run;
         let req = Requests::default();
@@ -414,13 +424,17 @@ impl Drainer {
             objs.push(cordon::get_node(&self.client, n, &reqs[i]).await?);
         }
         let was: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
-        if dry != DryRun::Client {
-            crate::access::preflight(&self.client, &self.options, &objs, &req).await?;
-        }
         // Plan first, from reads only: a refused plan changes nothing (no cordon, no eviction).
         // Pods that land on a node between the plan's LIST and its cordon are taken in by the
         // dispatcher's watch, which starts at that LIST's resourceVersion.
         let (plan, g) = self.gather_and_plan(&nodes, &was, &reqs, &req).await?;
+        if dry != DryRun::Client {
+            // the permission check looks at the pods the plan's LIST found
+            let pod_selector = self.pod_selector()?;
+            let found =
+                crate::access::OnNodes::from_lists(&nodes, &g.listed, pod_selector.as_ref());
+            crate::access::preflight(&self.client, &self.options, &objs, &found, &req).await?;
+        }
         if !plan.can_complete() {
             self.emit_plan(&plan, &g.warnings, &nodes);
             // refused pods need a flag (exit 4); only budgets that never pass are exit 3
@@ -453,10 +467,7 @@ impl Drainer {
         let (node_reports, denied) = if dry == DryRun::Client {
             (self.client_dry_run(&plan, &was, &reqs), None)
         } else {
-            let pod_selector = match &self.options.pod_selector {
-                Some(s) => Some(select::parse_pod_selector(s)?),
-                None => None,
-            };
+            let pod_selector = self.pod_selector()?;
             let shared = Shared {
                 client: self.client.clone(),
                 opts: self.options.clone(),

@@ -60,6 +60,7 @@
 mod access;
 mod backoff;
 pub mod budget;
+mod builder;
 pub mod capacity;
 #[cfg(test)]
 mod capacity_tests;
@@ -84,6 +85,7 @@ pub mod waves;
 #[cfg(test)]
 mod waves_tests;
 
+pub use builder::DrainerBuilder;
 pub use cordon::CordonResult;
 pub use drainer::Drainer;
 pub use error::{DrainError, ErrorKind};

@@ -181,6 +181,25 @@ impl DrainOptions {
         Ok(())
     }
 
+    /// The options with kubectl's "zero means no limit" values said once, as `None`: a zero
+    /// `timeout` (wait forever) and a zero `skip_wait_for_delete_timeout` (never skip).
+    /// [`crate::Drainer`] normalises its options with this, so nothing after it checks for zeros.
+    pub fn normalised(mut self) -> Self {
+        self.timeout = self.timeout.filter(|t| !t.is_zero());
+        self.skip_wait_for_delete_timeout =
+            self.skip_wait_for_delete_timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// Validates the options and parses the pod selector, once.
+    pub(crate) fn check(&self) -> Result<Option<selectors::LabelSelector>, OptionsError> {
+        self.validate()?;
+        self.pod_selector
+            .as_deref()
+            .map(parse_pod_selector)
+            .transpose()
+    }
+
     /// The grace period to send, treating kubectl's -1 as "the pod's own".
     pub(crate) fn grace_override(&self) -> Option<i64> {
         self.grace_period.filter(|g| *g >= 0)

@@ -266,7 +266,8 @@ pub fn opt_out_filter(pod: &Pod) -> FilterVerdict {
 
 /// Runs kubectl's filter chain, then the opt-outs (unless overridden), then the custom filters.
 /// The first filter that keeps the pod on the node ends the chain, as in kubectl. `ds` answers
-/// whether a pod's DaemonSet exists (called only for unfinished DaemonSet pods).
+/// whether a pod's DaemonSet exists (called only for unfinished DaemonSet pods). `opts` are
+/// [normalised](DrainOptions::normalised) (a zero timeout is `None`), as a `Drainer`'s are.
 pub fn select_pod(
     pod: &Pod,
     opts: &DrainOptions,
@@ -311,7 +312,6 @@ pub fn select_pod(
 
     // 1. skipDeletedFilter
     if let Some(limit) = opts.skip_wait_for_delete_timeout
-        && !limit.is_zero()
         && let Some(age) = seconds_since_deletion(pod, now)
         && age.floor() > limit.as_secs() as f64
     {
@@ -385,7 +385,6 @@ pub fn select_pod(
             DoNotDisrupt::For { value, until } if until > now => {
                 let deadline = opts
                     .timeout
-                    .filter(|t| !t.is_zero())
                     .and_then(|t| jiff::SignedDuration::try_from(t).ok())
                     .and_then(|t| now.checked_add(t).ok());
                 if deadline.is_some_and(|d| until >= d) {
@@ -813,8 +812,11 @@ pub(crate) mod tests {
             at(&karp("2m", ago(60)), &timeout(120)).protected_until,
             Some(ago(-60))
         );
-        // a zero timeout is no timeout
-        assert_eq!(at(&karp("10m", now), &timeout(0)).action, Action::Evict);
+        // a zero timeout is no timeout (said once, by the options' normalisation)
+        assert_eq!(
+            at(&karp("10m", now), &timeout(0).normalised()).action,
+            Action::Evict
+        );
         // no startTime: creationTimestamp; neither: now
         let mut created = annotated(base(), DO_NOT_DISRUPT, "2m");
         created.metadata.creation_timestamp = Some(Time(ago(100)));

@@ -480,12 +480,21 @@ fn counts(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
 
 /// Every request of a drain of n1 without access reviews that stops at a refused probe:
 /// the node, the reviews, the LIST of n1's pods, then the probes in `sent`.
+/// The requests of a drain whose access reviews are not served: the node, the plan's reads
+/// (the node's pods, every node and pod for the capacity check, the DaemonSet of the
+/// DaemonSet pod, the budgets when evicting: 7 reviews, not when deleting: 5), the reviews,
+/// then `sent` (the probes).
 fn probed(reviews: u64, sent: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
     let mut m = counts(&[
         ("get nodes 200", 1),
         ("create selfsubjectaccessreviews 404", reviews),
-        ("list pods 200", 1),
+        ("list pods 200", 2),
+        ("list nodes 200", 1),
+        ("get daemonsets 200", 1),
     ]);
+    if reviews == 7 {
+        m.extend(counts(&[("list poddisruptionbudgets 200", 1)]));
+    }
     m.extend(counts(sent));
     m
 }

@@ -415,10 +415,7 @@ impl Core {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
             }
         };
-        let skip_wait = self
-            .opts
-            .skip_wait_for_delete_timeout
-            .filter(|d| !d.is_zero());
+        let skip_wait = self.opts.skip_wait_for_delete_timeout;
         for (_, t) in self.live() {
             if let St::Waiting(w) = &t.st {
                 at(w.due());

@@ -100,7 +100,7 @@ impl Core {
         let n = &mut self.nodes[i];
         n.active = true;
         n.started = Some(now);
-        n.deadline = self.opts.timeout.filter(|t| !t.is_zero()).map(|t| now + t);
+        n.deadline = self.opts.timeout.map(|t| now + t);
         if self.opts.dry_run == DryRun::None {
             n.watching = true;
             let watch = Command::WatchPods {

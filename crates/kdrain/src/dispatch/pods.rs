@@ -214,11 +214,7 @@ impl Core {
     }
 
     pub(super) fn skip_stale_terminating(&mut self) {
-        let Some(limit) = self
-            .opts
-            .skip_wait_for_delete_timeout
-            .filter(|d| !d.is_zero())
-        else {
+        let Some(limit) = self.opts.skip_wait_for_delete_timeout else {
             return;
         };
         let now = self.now.wall;
