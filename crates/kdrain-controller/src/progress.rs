@@ -21,6 +21,8 @@ struct NodeState {
     start: Option<jiff::Timestamp>,
     end: Option<jiff::Timestamp>,
     message: Option<String>,
+    /// Pods seen gone by an earlier run of the same spec (before a restart or a new leader).
+    carried: u32,
 }
 
 /// The progress of one NodeDrain's drain, fed with the library's events.
@@ -50,6 +52,17 @@ impl Progress {
 
     fn node(&mut self, name: &str) -> Option<&mut NodeState> {
         self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    /// Goes on from an earlier run of the same spec (a restart, a new leader): its pods seen
+    /// gone count as gone (the new plan no longer lists them) and its start times stay.
+    pub fn carry(&mut self, earlier: &[NodeProgress]) {
+        for e in earlier {
+            if let Some(n) = self.node(&e.name) {
+                n.carried = e.pods_gone;
+                n.start = e.start_time.as_ref().map(|t| t.0);
+            }
+        }
     }
 
     /// Marks `node` as in `phase` (e.g. `Cordoned`, `Uncordoned`).
@@ -177,9 +190,10 @@ impl Progress {
 
     /// Target pods gone and in total, over all nodes.
     pub fn pods(&self) -> (usize, usize) {
-        self.nodes
-            .iter()
-            .fold((0, 0), |(g, t), n| (g + n.gone.len(), t + n.targets.len()))
+        self.nodes.iter().fold((0, 0), |(g, t), n| {
+            let c = n.carried as usize;
+            (g + n.gone.len() + c, t + n.targets.len() + c)
+        })
     }
 
     /// The nodes drained.
@@ -224,8 +238,8 @@ impl Progress {
             .nodes
             .iter()
             .map(|n| {
-                let total = n.targets.len() as u32;
-                let gone = n.gone.len() as u32;
+                let total = n.targets.len() as u32 + n.carried;
+                let gone = n.gone.len() as u32 + n.carried;
                 NodeProgress {
                     name: n.name.clone(),
                     phase: n.phase.to_string(),

@@ -254,3 +254,26 @@ fn blockers_are_capped_and_counted() {
         .unwrap();
     assert_eq!(cache.cause, "SeveralBudgets");
 }
+
+#[test]
+fn a_resumed_drain_keeps_the_pods_gone_before() {
+    let mut p = Progress::new(&["n1".into(), "n2".into()]);
+    p.carry(&[NodeProgress {
+        name: "n1".into(),
+        phase: "Draining".into(),
+        pods_total: 2,
+        pods_gone: 1,
+        pods_left: 1,
+        start_time: Some(Time(t(-30))),
+        end_time: None,
+        message: None,
+    }]);
+    // the new plan lists only the pod left on n1
+    let mut again = plan();
+    again.nodes[0].pods.remove(0);
+    p.observe(&at(0, Event::Planned { plan: again }));
+    let s = status_of(&p);
+    assert_eq!((s.nodes[0].pods_total, s.nodes[0].pods_gone), (2, 1));
+    assert_eq!(s.nodes[0].start_time, Some(Time(t(-30))));
+    assert_eq!(s.pods_summary.as_deref(), Some("1/3"));
+}

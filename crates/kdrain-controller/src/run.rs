@@ -95,6 +95,10 @@ impl Run {
     pub(crate) async fn write(&mut self, urgent: bool) {
         if let Some(p) = &self.progress {
             p.fill(&mut self.status);
+            if self.status.phase == Some(Phase::Draining) {
+                let (reason, message) = draining_condition(p);
+                self.condition("Drained", false, reason, message);
+            }
         }
         self.status.observed_generation = self.generation;
         let mut value = serde_json::to_value(&self.status).expect("a status serializes");
@@ -207,7 +211,13 @@ impl Run {
 
     /// The nodes are resolved and claimed.
     pub(crate) async fn start(&mut self, nodes: &[String]) {
-        self.progress = Some(Progress::new(nodes));
+        let mut progress = Progress::new(nodes);
+        if self.status.observed_generation == self.generation
+            && self.status.phase == Some(Phase::Draining)
+        {
+            progress.carry(&self.status.nodes);
+        }
+        self.progress = Some(progress);
         self.status.start_time.get_or_insert(Time(Self::now()));
         self.status.completion_time = None;
         if self.status.phase.is_none() || self.status.phase.is_some_and(Phase::is_final) {
@@ -368,6 +378,7 @@ impl Run {
     pub(crate) async fn draining(&mut self) {
         self.started = Instant::now();
         self.condition("Drained", false, "Draining", "evicting pods");
+
         self.advance(Phase::Draining);
         self.write(true).await;
         self.event(
@@ -456,6 +467,30 @@ impl Run {
         self.event(true, "DrainFailed", "Drain", message).await;
         Ok(())
     }
+}
+
+/// The `Drained` condition while pods are evicted: how far, and what holds it back.
+fn draining_condition(p: &Progress) -> (&'static str, String) {
+    let (gone, total) = p.pods();
+    let waiting = p.waiting();
+    let Some(blocked_by) = p.blocked_by() else {
+        return ("Draining", format!("{gone}/{total} pods gone; evicting"));
+    };
+    let reason = if waiting.iter().any(|b| b.budget.is_some()) {
+        "BlockedByBudget"
+    } else {
+        "Waiting"
+    };
+    let held = waiting.iter().filter(|b| b.held_by_kdrain).count();
+    let how = if held == waiting.len() {
+        "kdrain holds them back until the budget allows a disruption (no request sent)"
+    } else {
+        "evictions are retried the moment the budget allows one"
+    };
+    (
+        reason,
+        format!("{gone}/{total} pods gone; waiting for {blocked_by}; {how}"),
+    )
 }
 
 fn one_line(text: &str) -> String {

@@ -116,7 +116,7 @@ pub struct NodeDrainSpec {
     /// of the selected nodes, rounded down but at least one; unset = 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(
-        "type(self) == int ? int(self) >= 1 : string(self) != '0%'"
+        "type(self) == int ? int(self) >= 1 : string(self).matches('^(100|[1-9][0-9]?)%$')"
     ).message("maxUnavailableNodes must be a count of at least 1 or a percent from 1% to 100%"))]
     pub max_unavailable_nodes: Option<IntOrString>,
     /// What to do with the nodes this drain cordoned when it fails: KeepCordoned (default) or

@@ -32,6 +32,14 @@ async fn the_schema_rejects_what_it_can_express() {
             "maxUnavailableNodes must be a count of at least 1",
         ),
         (
+            "{nodeNames: [n1], maxUnavailableNodes: '150%'}",
+            "maxUnavailableNodes must be a count of at least 1",
+        ),
+        (
+            "{nodeNames: [n1], maxUnavailableNodes: half}",
+            "maxUnavailableNodes must be a count of at least 1",
+        ),
+        (
             "{nodeNames: [n1], timeout: 5 minutes}",
             "spec.timeout in body should match",
         ),

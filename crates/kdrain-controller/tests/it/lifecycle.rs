@@ -40,6 +40,11 @@ pdbs:
     assert_eq!(c.requests("create", "pods", "eviction", Some(201)), 4);
     let status = nd.status.unwrap();
     assert!(status.start_time.is_some());
+    assert_eq!(
+        status.pods_summary.as_deref(),
+        Some("4/4"),
+        "the pods gone before count"
+    );
     c.shutdown().await;
 }
 
@@ -64,6 +69,12 @@ pdbs:
             })
         })
         .await;
+    let (_, reason, message) = crate::condition(&nd, "Drained").unwrap();
+    assert_eq!(reason, "BlockedByBudget");
+    assert!(
+        message.starts_with("1/3 pods gone; waiting for budget shop/web needs 2 has 2 (2 pods); "),
+        "{message}"
+    );
     let status = nd.status.unwrap();
     assert_eq!(status.phase, Some(Phase::Draining));
     assert_eq!(
