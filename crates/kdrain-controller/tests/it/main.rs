@@ -5,6 +5,7 @@ mod bad_specs;
 mod budgets;
 mod lifecycle;
 mod observability;
+mod rbac;
 mod stages;
 
 use std::sync::Arc;

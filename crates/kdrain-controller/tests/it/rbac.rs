@@ -1,0 +1,224 @@
+//! The ClusterRole and the Lease Role of deploy/controller/rbac.yaml are enough for everything
+//! the controller does (stages, Complete, deletion, disableEviction, leader election, Events),
+//! and each rule is used: the (verb, resource) pairs the controller sent are exactly the rules.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kdrain_controller::leader::{self, Election};
+use kdrain_controller::metrics::Metrics;
+use kdrain_controller::{NodeDrain, Phase};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use kubesim::{AuthSpec, BindingSpec, RoleSpec, RuleSpec, UserSpec};
+use kubesim::{Scenario, Sim};
+
+const USER: &str = "system:serviceaccount:kdrain-system:kdrain-controller";
+const TOKEN: &str = "controller-token";
+
+/// The rules of the role `kind`/`name` in deploy/controller/rbac.yaml, one verb × resource each.
+fn shipped(kind: &str, name: &str) -> Vec<RuleSpec> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/controller/rbac.yaml");
+    let text = std::fs::read_to_string(path).expect("rbac.yaml");
+    let mut rules = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).expect("YAML");
+        if v["kind"].as_str() != Some(kind) || v["metadata"]["name"].as_str() != Some(name) {
+            continue;
+        }
+        for r in v["rules"].as_sequence().expect("rules") {
+            let list = |k: &str| -> Vec<String> {
+                r[k].as_sequence()
+                    .expect("a list")
+                    .iter()
+                    .map(|x| x.as_str().expect("string").to_string())
+                    .collect()
+            };
+            for res in list("resources") {
+                for verb in list("verbs") {
+                    rules.push(RuleSpec {
+                        verbs: vec![verb],
+                        resources: vec![res.clone()],
+                        api_groups: Some(list("apiGroups")),
+                    });
+                }
+            }
+        }
+    }
+    assert!(!rules.is_empty(), "no {kind} {name} in rbac.yaml");
+    rules
+}
+
+fn pairs(rules: &[RuleSpec]) -> BTreeSet<String> {
+    rules
+        .iter()
+        .map(|r| format!("{} {}", r.verbs[0], r.resources[0]))
+        .collect()
+}
+
+async fn until(api: &Api<NodeDrain>, name: &str, phase: Phase) {
+    let deadline = tokio::time::Instant::now() + crate::LIMIT;
+    loop {
+        let list = api.list(&Default::default()).await.unwrap();
+        let nd = list
+            .items
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name));
+        if nd.and_then(crate::phase_of) == Some(phase) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} not {phase:?}: {nd:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_shipped_roles_are_enough_and_each_rule_is_used() {
+    let cluster_rules = shipped("ClusterRole", "kdrain-controller");
+    let lease_rules = shipped("Role", "kdrain-controller-lease");
+    let mut scenario = Scenario::from_yaml_str(
+        r#"
+nodes: [{name: n1}, {name: n2}, {name: n3}, {name: n4}]
+namespaces: [{name: kdrain-system}]
+workloads:
+  - {kind: Deployment, name: web, namespace: shop, replicas: 2, nodes: [n1, n2], terminationSeconds: 0.1, readySeconds: 0.2}
+  - {kind: DaemonSet, name: agent, namespace: kube-system}
+pdbs:
+  - {name: web, namespace: shop, selector: {app: web}, maxUnavailable: 1}
+"#,
+    )
+    .unwrap();
+    scenario.auth = Some(AuthSpec {
+        users: vec![UserSpec {
+            name: USER.into(),
+            token: TOKEN.into(),
+        }],
+        roles: vec![
+            RoleSpec {
+                name: "cluster".into(),
+                rules: cluster_rules.clone(),
+            },
+            RoleSpec {
+                name: "lease".into(),
+                rules: lease_rules.clone(),
+            },
+        ],
+        bindings: vec![
+            BindingSpec {
+                user: USER.into(),
+                role: "cluster".into(),
+                namespace: None,
+            },
+            BindingSpec {
+                user: USER.into(),
+                role: "lease".into(),
+                namespace: Some("kdrain-system".into()),
+            },
+        ],
+    });
+    let sim = Sim::start(scenario).await.unwrap();
+    sim.install_crd(&kdrain_controller::crd::crd_yaml())
+        .unwrap();
+    sim.reset_requests();
+    let restricted = sim.client_with_token(TOKEN);
+    let metrics = Arc::new(Metrics::new());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let work_client = restricted.clone();
+    let work_metrics = metrics.clone();
+    let election = Election {
+        namespace: "kdrain-system".into(),
+        identity: "controller-0".into(),
+        lease_seconds: 5,
+        renew_before_seconds: 2,
+    };
+    let controller = tokio::spawn(leader::lead(
+        restricted,
+        election,
+        metrics,
+        move || {
+            kdrain_controller::run(
+                work_client.clone(),
+                Default::default(),
+                work_metrics.clone(),
+                std::future::pending(),
+            )
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    // as an administrator: the requests
+    let api: Api<NodeDrain> = Api::all(sim.client());
+    let create = |name: &str, spec: &str| {
+        let nd = NodeDrain::new(name, serde_yaml::from_str(spec).unwrap());
+        let api = api.clone();
+        async move { api.create(&PostParams::default(), &nd).await.unwrap() }
+    };
+    let stage = |name: &str, stage: &str| {
+        let api = api.clone();
+        let (name, body) = (
+            name.to_string(),
+            serde_json::json!({"spec": {"stage": stage}}),
+        );
+        async move {
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .unwrap();
+        }
+    };
+    create("a", "{nodeNames: [n1], ignoreDaemonSets: true}").await;
+    until(&api, "a", Phase::Drained).await;
+    stage("a", "Complete").await;
+    until(&api, "a", Phase::Completed).await;
+    // again: the same Events on the same objects become series (events patch)
+    stage("a", "Drain").await;
+    until(&api, "a", Phase::Drained).await;
+    create(
+        "b",
+        "{nodeNames: [n2], ignoreDaemonSets: true, disableEviction: true}",
+    )
+    .await;
+    until(&api, "b", Phase::Drained).await;
+    api.delete("b", &Default::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + crate::LIMIT;
+    while api.list(&Default::default()).await.unwrap().items.len() > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b was not finalized"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(());
+    controller.await.unwrap().unwrap();
+
+    let requests = sim.requests();
+    let denied: Vec<_> = requests.iter().filter(|r| r.code == 403).collect();
+    assert!(denied.is_empty(), "the roles are enough: {denied:?}");
+    let used: BTreeSet<String> = requests
+        .iter()
+        .filter(|r| !r.resource.starts_with('/'))
+        .map(|r| {
+            if r.subresource.is_empty() {
+                format!("{} {}", r.verb, r.resource)
+            } else {
+                format!("{} {}/{}", r.verb, r.resource, r.subresource)
+            }
+        })
+        // the test's own requests as an administrator
+        .filter(|p| !matches!(p.as_str(), "create nodedrains" | "delete nodedrains"))
+        // every authenticated user may review its own access (system:basic-user)
+        .filter(|p| p != "create selfsubjectaccessreviews")
+        .collect();
+    let mut granted = pairs(&cluster_rules);
+    granted.extend(pairs(&lease_rules));
+    assert_eq!(
+        used, granted,
+        "the roles grant exactly what the controller sends"
+    );
+    sim.shutdown().await;
+}
