@@ -412,6 +412,36 @@ impl Drainer {
         nodes: &[String],
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<Report, DrainError> {
+        self.run(nodes, stop, None).await
+    }
+
+    /// Drains the nodes of `approved`, a plan from [`Drainer::plan`] that the caller reviewed,
+    /// so that the approved plan is the one that runs: before any change, the plan is made
+    /// again from fresh reads and compared with it ([`crate::approval`]). If a pod's action
+    /// changed (a pod that was to stay would now be evicted, or the reverse) or the nodes
+    /// differ, nothing is changed and [`DrainError::PlanChanged`] says how. Pods that appeared
+    /// since are drained by the same rules, as [`Drainer::drain`] drains pods that land on a
+    /// node before its cordon. Otherwise as [`Drainer::drain`].
+    pub async fn execute(&self, approved: &Plan) -> Result<Report, DrainError> {
+        self.execute_until(approved, std::future::pending()).await
+    }
+
+    /// [`Drainer::execute`] that stops when `stop` completes, as [`Drainer::drain_until`].
+    pub async fn execute_until(
+        &self,
+        approved: &Plan,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<Report, DrainError> {
+        let nodes: Vec<String> = approved.nodes.iter().map(|n| n.node.clone()).collect();
+        self.run(&nodes, stop, Some(approved)).await
+    }
+
+    async fn run(
+        &self,
+        nodes: &[String],
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+        approved: Option<&Plan>,
+    ) -> Result<Report, DrainError> {
         let started = jiff::Timestamp::now();
         let t0 = Instant::now();
         self.pod_selector()?;
@@ -428,6 +458,12 @@ impl Drainer {
         // Pods that land on a node between the plan's LIST and its cordon are taken in by the
         // dispatcher's watch, which starts at that LIST's resourceVersion.
         let (plan, g) = self.gather_and_plan(&nodes, &was, &reqs, &req).await?;
+        if let Some(approved) = approved {
+            let departures = crate::approval::departures(approved, &plan);
+            if !departures.is_empty() {
+                return Err(DrainError::PlanChanged { departures });
+            }
+        }
         if dry != DryRun::Client {
             // the permission check looks at the pods the plan's LIST found
             let pod_selector = self.pod_selector()?;

@@ -52,6 +52,16 @@ pub enum DrainError {
         /// no pod was refused): exit 7.
         no_room: bool,
     },
+    /// [`crate::Drainer::execute`]: the cluster no longer matches the approved plan (a pod's
+    /// action changed, or other nodes). Nothing was changed; plan again and review it.
+    #[error(
+        "the cluster no longer matches the approved plan: {}; nothing was changed: plan again and review it",
+        departures.join("; ")
+    )]
+    PlanChanged {
+        /// How the fresh plan departs from the approved one.
+        departures: Vec<String>,
+    },
     /// Some target pods were not seen gone (time out, blocked by budgets, failed).
     #[error("{}", incomplete_message(report))]
     Incomplete {
@@ -147,7 +157,7 @@ impl DrainError {
             DrainError::NodeNotFound { .. }
             | DrainError::NodesNotFound { .. }
             | DrainError::Options(_) => ErrorKind::BadInput,
-            DrainError::BadResponse { .. } => ErrorKind::Failed,
+            DrainError::BadResponse { .. } | DrainError::PlanChanged { .. } => ErrorKind::Failed,
             DrainError::Forbidden { .. } => ErrorKind::PermissionDenied,
             DrainError::PlanRefused { no_room: true, .. } => ErrorKind::NoRoom,
             DrainError::PlanRefused {

@@ -58,6 +58,7 @@
 #![deny(missing_docs)]
 
 mod access;
+pub mod approval;
 mod backoff;
 pub mod budget;
 mod builder;

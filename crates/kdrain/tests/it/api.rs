@@ -53,3 +53,82 @@ pdbs:
     assert_eq!(err.kind(), kdrain::ErrorKind::BadInput);
     no_violations(&sim);
 }
+
+const EXECUTE: &str = r#"
+nodes: [{name: n1}, {name: n2}]
+workloads:
+  - {kind: Deployment, name: web, replicas: 2, nodes: [n1], terminationSeconds: 0.1, readySeconds: 0.1}
+pdbs:
+  - {name: web, selector: {app: web}, maxUnavailable: 1}
+"#;
+
+#[tokio::test]
+async fn execute_runs_the_approved_plan() {
+    let sim = sim(EXECUTE).await;
+    let d = kdrain::Drainer::builder(sim.client())
+        .options(all_flags())
+        .build()
+        .expect("valid options");
+    let plan = bounded(d.plan(&["n1".to_string()])).await.unwrap();
+    assert_eq!(plan.evictions(), 2);
+    let report = bounded(d.execute(&plan)).await.expect("drained");
+    assert_eq!(report.nodes.len(), 1);
+    assert!(
+        report.nodes[0]
+            .pods
+            .iter()
+            .all(|p| p.outcome == kdrain::PodOutcome::Gone),
+        "{report:#?}"
+    );
+    assert!(pod_names_on(&sim, "n1").await.is_empty());
+    no_violations(&sim);
+}
+
+#[tokio::test]
+async fn execute_changes_nothing_when_the_cluster_left_the_approved_plan() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+    let sim = sim(EXECUTE).await;
+    let d = kdrain::Drainer::builder(sim.client())
+        .options(all_flags())
+        .build()
+        .expect("valid options");
+    let plan = bounded(d.plan(&["n1".to_string()])).await.unwrap();
+    assert!(plan.can_complete());
+    // after the review, someone protects one of the pods: the approved "evict" no longer holds
+    let name = pod_names_on(&sim, "n1").await.remove(0);
+    let pods: kube::Api<Pod> = kube::Api::namespaced(sim.client(), "default");
+    pods.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({
+            "metadata": {"annotations": {"karpenter.sh/do-not-disrupt": "true"}}
+        })),
+    )
+    .await
+    .expect("annotate");
+    sim.reset_requests();
+    let err = bounded(d.execute(&plan)).await.unwrap_err();
+    match &err {
+        DrainError::PlanChanged { departures } => {
+            assert_eq!(departures.len(), 1, "{departures:?}");
+            assert!(
+                departures[0].starts_with(&format!(
+                    "pod default/{name} on node n1: approved evict, now refuse"
+                )),
+                "{departures:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.kind(), kdrain::ErrorKind::Failed);
+    for r in sim.requests() {
+        assert!(
+            matches!(r.verb.as_str(), "get" | "list"),
+            "a departed plan changes nothing: {r:?}"
+        );
+    }
+    assert!(!kdrain::cordon::is_cordoned(&node(&sim, "n1").await));
+    assert_eq!(pod_names_on(&sim, "n1").await.len(), 2);
+    no_violations(&sim);
+}
