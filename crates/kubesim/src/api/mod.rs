@@ -11,6 +11,7 @@ mod events_v1;
 mod fields;
 mod list;
 mod openapi;
+mod ownership;
 mod protobuf;
 mod query;
 mod scale;
@@ -478,8 +479,8 @@ pub async fn handle(
                 ("watch", _) => watch::watch(&shared, &t, &q, &headers, watch_cut, event_delay),
                 ("list", _) => list::list(&shared, &t, &q, &headers).await,
                 ("get", _) => list::get(&shared, &t, &q, &headers),
-                ("create", _) => write::create(&shared, &t, &q, &body),
-                ("update", _) => write::update(&shared, &t, &q, &body),
+                ("create", _) => write::create(&shared, &t, &q, &headers, &body),
+                ("update", _) => write::update(&shared, &t, &q, &headers, &body),
                 ("patch", _) => write::patch(&shared, &t, &q, &headers, &body),
                 ("delete", _) => delete::delete(&shared, &t, &q, &body),
                 ("deletecollection", _) => delete::delete_collection(&shared, &t, &q, &body),

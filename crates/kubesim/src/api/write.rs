@@ -6,9 +6,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::custom;
 use super::fields::{self, with_warnings};
 use super::{Query, Target, json_response};
+use super::{custom, ownership};
 use crate::error::{ApiError, ApiResult};
 use crate::resources::{DEPLOYMENTS, NAMESPACES, PDBS, PODS, ResId};
 use crate::sim::Shared;
@@ -179,7 +179,13 @@ pub fn insert_new(st: &mut State, res: ResId, obj: Value, dry_run: bool) -> ApiR
 }
 
 /// `POST` a collection (or the eviction subresource).
-pub fn create(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult<Response> {
+pub fn create(
+    shared: &Shared,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response> {
     if t.sub.as_deref() == Some("eviction") {
         return eviction::evict(shared, t, q, body);
     }
@@ -217,9 +223,33 @@ pub fn create(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     }
     let mut obj = prepare_create(t.res, obj, &ns);
     custom::admit(t, &mut obj, None)?;
+    owned(t, q, headers, None, &mut obj, None)?;
     let out = insert_new(&mut st, t.res, obj, q.dry_run())?;
     custom::after_write(&mut st, t, &out, q.dry_run());
     Ok(with_warnings(json_response(201, &out), &warnings))
+}
+
+/// Record the write in the object's `managedFields` (an Apply may conflict: 409).
+fn owned(
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    old: Option<&Value>,
+    next: &mut Value,
+    apply: Option<&Value>,
+) -> ApiResult<()> {
+    let manager = ownership::manager(q.non_empty("fieldManager"), headers);
+    let api_version = crate::resources::get(t.res).api_version();
+    ownership::record(
+        old,
+        next,
+        &ownership::Write {
+            manager: &manager,
+            sub: t.sub.as_deref().unwrap_or(""),
+            api_version: &api_version,
+            apply: apply.map(|a| (a, q.flag("force"))),
+        },
+    )
 }
 
 /// Merge a client-supplied new version onto the stored one (U-2, U-3, U-4).
@@ -298,7 +328,13 @@ pub(super) fn commit_update(st: &mut State, res: ResId, next: Value, dry_run: bo
 }
 
 /// `PUT` an object or its status.
-pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult<Response> {
+pub fn update(
+    shared: &Shared,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response> {
     if t.sub.as_deref().is_some_and(|s| s != "status") {
         return Err(ApiError::method_not_allowed("PUT"));
     }
@@ -337,6 +373,7 @@ pub fn update(shared: &Shared, t: &Target, q: &Query, body: &Bytes) -> ApiResult
     }
     let mut next = prepare_update(t.res, &old, obj, t.sub.as_deref());
     custom::admit(t, &mut next, Some(&old))?;
+    owned(t, q, headers, Some(&old), &mut next, None)?;
     let out = commit_update(&mut st, t.res, next, q.dry_run());
     custom::after_write(&mut st, t, &out, q.dry_run());
     Ok(with_warnings(json_response(200, &out), &warnings))
@@ -410,11 +447,12 @@ pub fn patch(
             if r.namespaced {
                 admit_namespace(&st, t.res, &ns, name)?;
             }
-            let mut obj = patch_value;
+            let mut obj = patch_value.clone();
             obj["metadata"]["name"] = json!(name);
             let warnings = fields::check_body(t, &mut obj, directive)?;
             let mut obj = prepare_create(t.res, obj, &ns);
             custom::admit(t, &mut obj, None)?;
+            owned(t, q, headers, None, &mut obj, Some(&patch_value))?;
             let out = insert_new(&mut st, t.res, obj, q.dry_run())?;
             custom::after_write(&mut st, t, &out, q.dry_run());
             return Ok(with_warnings(json_response(201, &out), &warnings));
@@ -424,7 +462,7 @@ pub fn patch(
     let mut doc = (*old).clone();
     match ct.as_str() {
         "application/json-patch+json" => {
-            let p: json_patch::Patch = serde_json::from_value(patch_value)
+            let p: json_patch::Patch = serde_json::from_value(patch_value.clone())
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             json_patch::patch(&mut doc, &p).map_err(|e| {
                 ApiError::new(
@@ -443,6 +481,14 @@ pub fn patch(
     }
     let mut next = prepare_update(t.res, &old, doc, t.sub.as_deref());
     custom::admit(t, &mut next, Some(&old))?;
+    owned(
+        t,
+        q,
+        headers,
+        Some(&old),
+        &mut next,
+        apply.then_some(&patch_value),
+    )?;
     let out = commit_update(&mut st, t.res, next, q.dry_run());
     custom::after_write(&mut st, t, &out, q.dry_run());
     Ok(with_warnings(json_response(200, &out), &warnings))

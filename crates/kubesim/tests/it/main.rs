@@ -13,6 +13,7 @@ mod eviction;
 mod kubectl;
 mod kubectl_crd;
 mod kubectl_everyday;
+mod leases;
 mod list;
 mod paging;
 mod patch;
