@@ -94,6 +94,7 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Start a simulated cluster in-process and drain one of its nodes, with no real cluster needed
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Run the in-cluster controller: drains the cluster's NodeDrains in the background
     /// (leader election, /metrics, /healthz, /readyz)

@@ -5,6 +5,7 @@
 mod args;
 mod config;
 mod controller_cmd;
+#[cfg(feature = "demo")]
 mod demo;
 mod duration;
 mod exit;
@@ -155,6 +156,7 @@ async fn run(global: &GlobalArgs, command: Command) -> anyhow::Result<i32> {
         Command::Plan(args) => plan(global, &args).await,
         Command::Cordon(args) => cordon(global, &args, true).await,
         Command::Uncordon(args) => cordon(global, &args, false).await,
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(global, &args).await,
         Command::Controller(args) => controller_cmd::controller(global, &args).await,
         Command::Request(args) => controller_cmd::request(global, &args).await,
