@@ -442,14 +442,24 @@ pub async fn handle(
         Route::OpenApi(_) if method != Method::GET => {
             error_response(&ApiError::method_not_allowed(method.as_str()))
         }
-        Route::OpenApi(p) => match p.as_str() {
-            "v2" => json_bytes(200, openapi::v2().to_vec(), "application/json"),
-            "v3" => json_bytes(200, openapi::v3_index(), "application/json"),
-            _ => match p.strip_prefix("v3/").and_then(openapi::v3_group_version) {
-                Some(d) => json_bytes(200, d.to_vec(), "application/json"),
-                None => error_response(&ApiError::path_not_found()),
-            },
-        },
+        Route::OpenApi(p) => {
+            let crds = shared.store.lock().crds.all();
+            let custom = || {
+                let (g, v) = p.strip_prefix("v3/apis/")?.split_once('/')?;
+                openapi::crd_v3_doc(&crds, g, v)
+            };
+            match p.as_str() {
+                "v2" => json_bytes(200, openapi::v2().to_vec(), "application/json"),
+                "v3" => json_bytes(200, openapi::v3_index_with(&crds), "application/json"),
+                _ => match p.strip_prefix("v3/").and_then(openapi::v3_group_version) {
+                    Some(d) => json_bytes(200, d.to_vec(), "application/json"),
+                    None => match custom() {
+                        Some(d) => json_bytes(200, d, "application/json"),
+                        None => error_response(&ApiError::path_not_found()),
+                    },
+                },
+            }
+        }
         Route::Resource(t) => {
             let (t, q, body) = if t.res == resources::EVENTS_V1 {
                 match events_v1::request(&t, &q, verb, &media_type(&headers), &body) {

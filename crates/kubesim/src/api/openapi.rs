@@ -18,6 +18,9 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
+use std::sync::Arc;
+
+use crate::crd::CrdDef;
 use crate::resources::{RESOURCES, group_versions};
 
 const EXTENSIONS: &str = include_str!("../../openapi/extensions.json");
@@ -326,6 +329,107 @@ fn v3_doc(group: &str, version: &str) -> Vec<u8> {
         "components": {"schemas": defs},
     });
     serde_json::to_vec(&doc).unwrap_or_default()
+}
+
+/// The schema name the real server gives a CRD's kind (`io.kubesim.test.v1alpha1.Maintenance`:
+/// the group reversed).
+fn crd_schema_name(d: &CrdDef) -> String {
+    let group: Vec<&str> = d.group.split('.').rev().collect();
+    format!("{}.{}.{}", group.join("."), d.version, d.kind)
+}
+
+/// The OpenAPI v3 document of a group/version the CRDs serve: each kind's schema (the CRD's
+/// `openAPIV3Schema` with `apiVersion`, `kind` and `metadata` filled in as the real server
+/// publishes it), the `meta/v1` schemas it refers to, and the paths of its objects.
+pub fn crd_v3_doc(crds: &[Arc<CrdDef>], group: &str, version: &str) -> Option<Vec<u8>> {
+    let mine: Vec<&Arc<CrdDef>> = crds
+        .iter()
+        .filter(|d| d.group == group && d.version == version)
+        .collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let (meta_defs, _) = schemas(Flavour::V3, Some(("coordination.k8s.io", "v1")));
+    let mut defs: Map<String, Value> = meta_defs
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("io.k8s.apimachinery.pkg.apis.meta.v1."))
+        .collect();
+    let mut paths = Map::new();
+    for d in mine {
+        let r = crate::resources::get(d.res);
+        let name = crd_schema_name(d);
+        let mut schema = d
+            .schema
+            .clone()
+            .unwrap_or_else(|| json!({"type": "object"}));
+        schema["properties"]["apiVersion"] = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"});
+        schema["properties"]["kind"] = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"});
+        schema["properties"]["metadata"] = json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"});
+        schema["x-kubernetes-group-version-kind"] =
+            json!([{"group": r.group, "kind": r.kind, "version": r.version}]);
+        defs.insert(name.clone(), schema);
+        let k = Kind {
+            schema: name.clone(),
+            group: r.group,
+            version: r.version,
+            kind: r.kind,
+        };
+        let base = format!("/apis/{group}/{version}");
+        let coll = if d.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}", d.plural)
+        } else {
+            format!("{base}/{}", d.plural)
+        };
+        let body = ["application/json", "application/yaml"];
+        let patch_types = super::custom::CUSTOM_PATCH_TYPES;
+        let meta_patch = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
+        let delete = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
+        paths.insert(
+            coll.clone(),
+            json!({"post": operation(Flavour::V3, "post", &k, &body, &name)}),
+        );
+        paths.insert(
+            format!("{coll}/{{name}}"),
+            json!({
+                "get": operation(Flavour::V3, "get", &k, &[], &name),
+                "put": operation(Flavour::V3, "put", &k, &body, &name),
+                "patch": operation(Flavour::V3, "patch", &k, patch_types, meta_patch),
+                "delete": operation(Flavour::V3, "delete", &k, &body, delete),
+            }),
+        );
+        if d.status {
+            paths.insert(
+                format!("{coll}/{{name}}/status"),
+                json!({
+                    "get": operation(Flavour::V3, "get", &k, &[], &name),
+                    "put": operation(Flavour::V3, "put", &k, &body, &name),
+                    "patch": operation(Flavour::V3, "patch", &k, patch_types, meta_patch),
+                }),
+            );
+        }
+    }
+    let doc = json!({"openapi": "3.0.0", "info": info(), "paths": paths, "components": {"schemas": defs}});
+    Some(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// The `/openapi/v3` index: the built-in documents and those of the CRDs' group/versions.
+pub fn v3_index_with(crds: &[Arc<CrdDef>]) -> Vec<u8> {
+    let mut index: Value =
+        serde_json::from_slice(&v3_index()).unwrap_or_else(|_| json!({"paths": {}}));
+    let mut gvs: Vec<(&str, &str)> = crds
+        .iter()
+        .map(|d| (d.group.as_str(), d.version.as_str()))
+        .collect();
+    gvs.sort();
+    gvs.dedup();
+    for (g, v) in gvs {
+        if let Some(doc) = crd_v3_doc(crds, g, v) {
+            let p = gv_path(g, v);
+            index["paths"][&p] =
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&doc))});
+        }
+    }
+    serde_json::to_vec(&index).unwrap_or_default()
 }
 
 /// FNV-1a, for the documents' `hash` (an ETag-like value the client caches by).
