@@ -375,6 +375,7 @@ pub fn load(sc: &Scenario, st: &mut State, params: &mut HashMap<String, PodParam
                     &rs_tpl,
                 );
                 rs["metadata"]["ownerReferences"] = json!([meta::owner_ref(&d)]);
+                rs["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
                 let rs = st.insert(
                     REPLICASETS,
                     dated(prepare_create(REPLICASETS, rs, ns), created),

@@ -4,6 +4,7 @@
 //! earliest known deadline (a pod's stop or readiness time, a budget's requeue time), and a slow
 //! fallback tick covers time-based work without a tracked deadline (namespace deletion delay).
 
+mod deployment;
 mod disruption;
 mod kubelet;
 mod scheduler;
@@ -60,6 +61,9 @@ pub struct Controllers {
     wake_parked: bool,
     taint_nodes: BTreeSet<String>,
     dirty_owners: HashSet<String>,
+    /// Owners of pods that were removed: their own owners (a Deployment waiting, in a
+    /// Recreate rollout, for the old pods to be gone) are reconciled too.
+    emptied_owners: HashSet<String>,
     dirty_workloads: HashSet<(ResId, Key)>,
     all_daemonsets: bool,
     pdb_due: BTreeMap<Key, Instant>,
@@ -90,6 +94,7 @@ impl Controllers {
             wake_parked: false,
             taint_nodes: BTreeSet::new(),
             dirty_owners: HashSet::new(),
+            emptied_owners: HashSet::new(),
             dirty_workloads: HashSet::new(),
             all_daemonsets: false,
             pdb_due: BTreeMap::new(),
@@ -166,6 +171,9 @@ impl Controllers {
         }
         if let Some(owner) = meta::controller_ref(pod).and_then(|r| r["uid"].as_str()) {
             self.dirty_owners.insert(owner.to_string());
+            if deleted {
+                self.emptied_owners.insert(owner.to_string());
+            }
         }
         if deleted {
             self.terminating.remove(&uid);
@@ -309,6 +317,7 @@ impl Controllers {
             || (self.wake_parked && !self.parked.is_empty())
             || !self.taint_nodes.is_empty()
             || !self.dirty_owners.is_empty()
+            || !self.emptied_owners.is_empty()
             || !self.dirty_workloads.is_empty()
             || self.all_daemonsets
             || !self.pdb_label_checks.is_empty()
@@ -562,6 +571,13 @@ impl Controllers {
     }
 
     fn workloads(&mut self, st: &mut State) {
+        for uid in std::mem::take(&mut self.emptied_owners) {
+            if let Some((_, o)) = st.get_by_uid(&uid)
+                && let Some(up) = meta::controller_ref(&o).and_then(|r| r["uid"].as_str())
+            {
+                self.dirty_owners.insert(up.to_string());
+            }
+        }
         for uid in std::mem::take(&mut self.dirty_owners) {
             if let Some((res, o)) = st.get_by_uid(&uid)
                 && is_workload(res)

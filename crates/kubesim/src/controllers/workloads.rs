@@ -2,7 +2,6 @@
 //! pods (replacing deleted or terminating ones), and a workload status kubectl can show.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -19,7 +18,7 @@ use crate::store::{Child, State};
 pub type Params = HashMap<String, PodParams>;
 
 /// Pods owned by a workload, as (key, summary), without unpacking them.
-fn owned_pods(st: &State, owner: &Value) -> Vec<(Key, Child)> {
+pub(super) fn owned_pods(st: &State, owner: &Value) -> Vec<(Key, Child)> {
     st.child_infos(meta::uid(owner))
         .into_iter()
         .filter(|(r, _, _)| *r == PODS)
@@ -28,7 +27,7 @@ fn owned_pods(st: &State, owner: &Value) -> Vec<(Key, Child)> {
 }
 
 /// (active, ready) pod counts of a workload.
-fn counts(st: &State, owner: &Value) -> (usize, usize) {
+pub(super) fn counts(st: &State, owner: &Value) -> (usize, usize) {
     let pods = owned_pods(st, owner);
     let active = pods.iter().filter(|(_, c)| c.active).count();
     let ready = pods.iter().filter(|(_, c)| c.active && c.ready).count();
@@ -105,7 +104,7 @@ pub fn reconcile(
     }
     match res {
         REPLICASETS => replica_set(st, rec, &obj),
-        DEPLOYMENTS => deployment(st, params, rec, &obj),
+        DEPLOYMENTS => super::deployment::deployment(st, params, rec, &obj),
         STATEFULSETS => stateful_set(st, rec, &obj),
         DAEMONSETS => daemon_set(st, rec, &obj),
         _ => {}
@@ -162,144 +161,6 @@ fn replica_set(st: &mut State, rec: &mut Recorder, rs: &Value) {
                "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"]}),
     );
 }
-
-fn deployment(st: &mut State, params: &mut Params, rec: &mut Recorder, d: &Value) {
-    let ns = meta::namespace(d).to_string();
-    let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-    let sets: Vec<Arc<Value>> = st
-        .children_of(meta::uid(d))
-        .into_iter()
-        .filter(|(r, _)| *r == REPLICASETS)
-        .map(|(_, o)| o)
-        .collect();
-    let rs = match sets.first() {
-        Some(rs) => {
-            let old = rs["spec"]["replicas"].as_i64().unwrap_or(1);
-            if old != replicas {
-                let mut next = (**rs).clone();
-                next["spec"]["replicas"] = json!(replicas);
-                let g = next["metadata"]["generation"].as_i64().unwrap_or(1);
-                next["metadata"]["generation"] = json!(g + 1);
-                let rs = st.replace(REPLICASETS, next);
-                let dir = if replicas > old { "up" } else { "down" };
-                rec.event(
-                    st,
-                    DEPLOYMENTS,
-                    d,
-                    "",
-                    Type::Normal,
-                    "ScalingReplicaSet",
-                    format!(
-                        "Scaled {dir} replica set {} from {old} to {replicas}",
-                        meta::name(&rs)
-                    ),
-                    Source::controller("deployment-controller"),
-                );
-                rs
-            } else {
-                rs.clone()
-            }
-        }
-        None => {
-            let tpl = &d["spec"]["template"];
-            let hash = meta::stable_hash(tpl);
-            let mut labels = meta::labels(&json!({"metadata": tpl["metadata"]}));
-            labels.insert("pod-template-hash".into(), hash.clone());
-            let mut rs_tpl = tpl.clone();
-            rs_tpl["metadata"]["labels"] = json!(labels);
-            let revision = json!({REVISION: "1"});
-            let mut rs = objects::workload(
-                "ReplicaSet",
-                &format!("{}-{hash}", meta::name(d)),
-                &ns,
-                Some(replicas),
-                &labels,
-                &rs_tpl,
-            );
-            rs["metadata"]["ownerReferences"] = json!([meta::owner_ref(d)]);
-            rs["metadata"]["annotations"] = revision;
-            let rs = st.insert(REPLICASETS, prepare_create(REPLICASETS, rs, &ns));
-            rec.event(
-                st,
-                DEPLOYMENTS,
-                d,
-                "",
-                Type::Normal,
-                "ScalingReplicaSet",
-                format!(
-                    "Scaled up replica set {} from 0 to {replicas}",
-                    meta::name(&rs)
-                ),
-                Source::controller("deployment-controller"),
-            );
-            let p = params.get(meta::uid(d)).copied().unwrap_or_default();
-            params.insert(meta::uid(&rs).to_string(), p);
-            rs
-        }
-    };
-    let s = &rs["status"];
-    let ready = s["readyReplicas"].as_i64().unwrap_or(0);
-    let available = if ready >= replicas { "True" } else { "False" };
-    let mut next = d.clone();
-    next["status"]["replicas"] = json!(s["replicas"].as_i64().unwrap_or(0));
-    next["status"]["updatedReplicas"] = json!(s["replicas"].as_i64().unwrap_or(0));
-    next["status"]["readyReplicas"] = json!(ready);
-    next["status"]["availableReplicas"] = json!(ready);
-    next["status"]["observedGeneration"] = d["metadata"]["generation"].clone();
-    meta::set_condition(
-        &mut next,
-        json!({"type":"Available","status":available,"reason": if available == "True" {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"},
-               "message": if available == "True" {"Deployment has minimum availability."} else {"Deployment does not have minimum availability."},
-               "lastTransitionTime":meta::now_rfc3339(),"lastUpdateTime":meta::now_rfc3339()}),
-    );
-    if let Some(c) = next["status"]["conditions"]
-        .as_array_mut()
-        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "Available"))
-        && let Some(old) = d["status"]["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
-        && old["status"] == c["status"]
-    {
-        c["lastUpdateTime"] = old["lastUpdateTime"].clone();
-    }
-    // The Progressing condition: complete once the new ReplicaSet has all its replicas ready.
-    let rs_name = meta::name(&rs).to_string();
-    let (reason, message) = if available == "True" {
-        (
-            "NewReplicaSetAvailable",
-            format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
-        )
-    } else {
-        (
-            "ReplicaSetUpdated",
-            format!("ReplicaSet \"{rs_name}\" is progressing."),
-        )
-    };
-    let old = d["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"));
-    let unchanged = old.is_some_and(|o| o["reason"] == reason);
-    meta::set_condition(
-        &mut next,
-        json!({"type":"Progressing","status":"True","reason":reason,"message":message,
-        "lastTransitionTime":meta::now_rfc3339(),
-        "lastUpdateTime": match old {
-            Some(o) if unchanged => o["lastUpdateTime"].clone(),
-            _ => json!(meta::now_rfc3339()),
-        }}),
-    );
-    // The revision the Deployment is at (kubesim never starts a second ReplicaSet).
-    if next["metadata"]["annotations"][REVISION].is_null() {
-        if !next["metadata"]["annotations"].is_object() {
-            next["metadata"]["annotations"] = json!({});
-        }
-        next["metadata"]["annotations"][REVISION] = json!("1");
-    }
-    st.replace(DEPLOYMENTS, next);
-}
-
-/// The annotation a Deployment and its ReplicaSets carry with the rollout's revision.
-const REVISION: &str = "deployment.kubernetes.io/revision";
 
 fn stateful_set(st: &mut State, rec: &mut Recorder, s: &Value) {
     let replicas = s["spec"]["replicas"].as_i64().unwrap_or(1).max(0);

@@ -18,6 +18,7 @@ mod list;
 mod paging;
 mod patch;
 mod pdb_status;
+mod rollout;
 mod scenario_fuzz;
 mod scheduling;
 mod tls;
