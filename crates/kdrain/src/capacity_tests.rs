@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use crate::budget::tests::{pdb, with_status};
-use crate::capacity::{self, ClusterView};
+use crate::capacity::ClusterView;
 use crate::options::DrainOptions;
 use crate::placement::Resident;
 use crate::plan::{self, BudgetVerdict, NodeInput};
@@ -87,7 +87,7 @@ fn plan_for(
         })
         .collect();
     let mut p = plan::build(opts, &inputs, pdbs, &found, &[], jiff::Timestamp::now());
-    capacity::apply(&mut p, opts, &inputs, &view(nodes, pods));
+    crate::fit::apply(&mut p, opts, &inputs, &view(nodes, pods));
     p
 }
 

@@ -263,7 +263,7 @@ impl Drainer {
         let now = jiff::Timestamp::now();
         let mut plan = plan::build(&self.options, &g.inputs, &pdbs, &lookup, &self.filters, now);
         if let Some(view) = &g.cluster {
-            crate::capacity::apply(&mut plan, &self.options, &g.inputs, view);
+            crate::fit::apply(&mut plan, &self.options, &g.inputs, view);
             crate::waves::apply(&mut plan, &self.options, &g.inputs, view, now);
         }
         plan.warnings.extend(g.warnings.iter().cloned());

@@ -72,6 +72,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod evict;
+pub mod fit;
 pub mod model;
 pub mod options;
 pub mod placement;

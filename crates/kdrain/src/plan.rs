@@ -40,7 +40,7 @@ pub struct Plan {
     /// before is drained. Empty (and left out of JSON) for one node, or when capacity was not
     /// checked or is ignored: the nodes then run `parallel_nodes` at a time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub waves: Vec<crate::waves::Wave>,
+    pub waves: Vec<Wave>,
 }
 
 impl Plan {
@@ -65,6 +65,18 @@ impl Plan {
             .filter(|p| matches!(p.action, Action::Evict | Action::Delete))
             .count()
     }
+}
+
+/// Nodes drained together ([`crate::waves`] chooses them).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Wave {
+    /// The nodes.
+    pub nodes: Vec<String>,
+    /// Replacements of the wave's evicted pods (those an owner recreates).
+    pub replacements: usize,
+    /// Estimated time for the wave: its slowest node plus its budgets' later batches.
+    #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
+    pub worst_case_seconds: f64,
 }
 
 /// The plan for one node.

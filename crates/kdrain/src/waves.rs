@@ -19,25 +19,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
-use schemars::JsonSchema;
-use serde::Serialize;
 
 use crate::capacity::{self, ClusterView};
 use crate::options::DrainOptions;
 use crate::placement::{self, Engine};
 use crate::plan::{self, Action, BudgetVerdict, NodeInput, Plan};
 
-/// Nodes drained together.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct Wave {
-    /// The nodes.
-    pub nodes: Vec<String>,
-    /// Replacements of the wave's evicted pods (those an owner recreates).
-    pub replacements: usize,
-    /// Estimated time for the wave: its slowest node plus its budgets' later batches.
-    #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
-    pub worst_case_seconds: f64,
-}
+pub use crate::plan::Wave;
 
 /// The waves, and the nodes whose replacements find no room after them.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -6,7 +6,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use crate::budget::tests::{pdb, with_status};
-use crate::capacity;
 use crate::capacity_tests::{found, node, view, web};
 use crate::options::DrainOptions;
 use crate::plan::{self, NodeInput, Plan};
@@ -35,7 +34,7 @@ fn plan_for(
         .collect();
     let cluster = view(nodes, pods);
     let mut p = plan::build(opts, &inputs, pdbs, &found, &[], now);
-    capacity::apply(&mut p, opts, &inputs, &cluster);
+    crate::fit::apply(&mut p, opts, &inputs, &cluster);
     waves::apply(&mut p, opts, &inputs, &cluster, now);
     p
 }

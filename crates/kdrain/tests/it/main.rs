@@ -9,6 +9,7 @@ mod do_not_disrupt;
 mod filters;
 mod hostile;
 mod interrupt;
+mod module_graph;
 mod orderings;
 mod outcomes;
 mod probes;
