@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release -p kdrain-bench -- [--quick] [--reps N] [--scenario B1 ...]`
 
+mod backend;
 mod cases;
 mod chart;
 mod child;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
+use crate::backend::ClusterKind;
 use crate::cases::all_cases;
 use crate::measure::{Programs, Tool, run_once};
 use crate::report::{CaseResults, RunInfo};
@@ -47,6 +49,13 @@ struct Args {
     /// Run kdrain only.
     #[arg(long)]
     skip_kubectl: bool,
+    /// The cluster: kubesim (in-process) or a real control plane (etcd, kube-apiserver,
+    /// kube-controller-manager, kube-scheduler and kwok on 127.0.0.1, one fresh cluster per run;
+    /// build it once with `cargo xtask control-plane build`). Real: results go to real.md and
+    /// real-*.svg, and B4 runs at its quick size (20 nodes, 100 pods): 110,000 pods do not fit
+    /// a real control plane on a 2-core machine.
+    #[arg(long, value_enum, default_value = "kubesim")]
+    cluster: ClusterKind,
     /// Directory for latest.md and the charts. Default: bench/results (quick: target/kdrain-bench-quick).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -162,12 +171,17 @@ async fn run(args: Args) -> Result<bool> {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         kubectl_version: kubectl_version(&programs.kubectl),
         quick,
+        real: args.cluster == ClusterKind::Real,
     };
+    let real = info.real;
+    let report_name = if real { "real.md" } else { "latest.md" };
 
     let mut results: Vec<CaseResults> = Vec::new();
     let mut ok = true;
     for case in &cases {
-        let path = case.scenario_path(&root, quick);
+        // B4 full size (110,000 pods) does not fit a real control plane on this machine.
+        let small = quick || (real && case.id == "B4");
+        let path = case.scenario_path(&root, small);
         let model = ScenarioModel::from_file(&path)?;
         let mut runs = Vec::new();
         for rep in 0..reps {
@@ -181,7 +195,7 @@ async fn run(args: Args) -> Result<bool> {
                     continue;
                 }
                 eprintln!("{} rep {rep} {}: running", case.id, tool.label());
-                let result = run_once(case, &path, &model, tool, rep, &programs)
+                let result = run_once(case, &path, &model, tool, rep, &programs, args.cluster)
                     .await
                     .with_context(|| {
                         format!(
@@ -206,12 +220,21 @@ async fn run(args: Args) -> Result<bool> {
                 runs.push(result);
             }
         }
-        let chart = format!("{}.svg", case.stem);
+        let chart = if real {
+            format!("real-{}.svg", case.stem)
+        } else {
+            format!("{}.svg", case.stem)
+        };
         let floor = runs.iter().find_map(|r| r.floor.clone().ok());
         chart::draw(&out.join(&chart), case.title, &runs, floor)?;
         results.push(CaseResults {
             id: case.id.to_string(),
-            title: case.title.to_string(),
+            title: if real && case.id == "B4" && !quick {
+                "B4 big, at its quick size on the real control plane: 20 nodes, 100 pods, 3 nodes drained"
+                    .to_string()
+            } else {
+                case.title.to_string()
+            },
             chart,
             runs,
             kubectl_note: args
@@ -220,12 +243,12 @@ async fn run(args: Args) -> Result<bool> {
         });
         // Written after every scenario, so a long run leaves its partial results behind.
         let md = report::markdown(&info, &results);
-        std::fs::write(out.join("latest.md"), &md)?;
+        std::fs::write(out.join(report_name), &md)?;
     }
     let md = report::markdown(&info, &results);
     let table_end = md.find("\n## Targets").unwrap_or(md.len());
     println!("{}", &md[..table_end]);
-    eprintln!("results written to {}", out.join("latest.md").display());
+    eprintln!("results written to {}", out.join(report_name).display());
     Ok(ok)
 }
 

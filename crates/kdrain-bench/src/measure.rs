@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::api::ListParams;
 use tokio::time::Instant;
 
+use crate::backend::{Backend, ClusterKind};
 use crate::cases::{BenchCase, Target};
 use crate::child::{ChildOutcome, ChildSpec, RunningChild};
 use crate::floor::drain_floor;
@@ -190,23 +191,8 @@ fn subtract_harness(mut lines: Vec<RequestLine>, lists: u64, watches: u64) -> Ve
     lines
 }
 
-fn request_lines(sim: &kubesim::Sim) -> Vec<RequestLine> {
-    sim.requests()
-        .into_iter()
-        .map(|r| RequestLine {
-            verb: r.verb.clone(),
-            resource: if r.subresource.is_empty() {
-                r.resource.clone()
-            } else {
-                format!("{}/{}", r.resource, r.subresource)
-            },
-            code: r.code,
-            count: r.count,
-        })
-        .collect()
-}
-
-/// Runs one drain of `case` with `tool` on a fresh simulator.
+/// Runs one drain of `case` with `tool` on a fresh cluster of `kind`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_once(
     case: &BenchCase,
     scenario_path: &Path,
@@ -214,35 +200,43 @@ pub async fn run_once(
     tool: Tool,
     rep: usize,
     programs: &Programs,
+    kind: ClusterKind,
 ) -> Result<RunResult> {
+    let work = tempfile::tempdir()?;
     let loading = Instant::now();
-    let scenario = kubesim::Scenario::from_file(scenario_path)
-        .with_context(|| format!("kubesim cannot load {}", scenario_path.display()))?;
-    let sim = kubesim::Sim::start(scenario)
-        .await
-        .context("kubesim did not start")?;
+    let mut backend = Backend::start(kind, scenario_path, work.path()).await?;
     let load_seconds = loading.elapsed().as_secs_f64();
-    let result = drive(case, model, tool, rep, programs, &sim, load_seconds).await;
-    sim.shutdown().await;
+    let result = drive(
+        case,
+        model,
+        tool,
+        rep,
+        programs,
+        &mut backend,
+        work.path(),
+        load_seconds,
+    )
+    .await;
+    backend.shutdown().await;
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     case: &BenchCase,
     model: &ScenarioModel,
     tool: Tool,
     rep: usize,
     programs: &Programs,
-    sim: &kubesim::Sim,
+    backend: &mut Backend,
+    work: &Path,
     load_seconds: f64,
 ) -> Result<RunResult> {
-    let work = tempfile::tempdir()?;
-    let kubeconfig = work.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig)
-        .context("kubesim could not write a kubeconfig")?;
-    let home = work.path().join("home");
+    let kubeconfig = work.join("kubeconfig");
+    backend.write_kubeconfig(&kubeconfig)?;
+    let home = work.join("home");
     std::fs::create_dir_all(&home)?;
-    let client = sim.client();
+    let client = backend.client();
 
     let nodes = resolve_nodes(&client, &case.target).await?;
     let tracker = Tracker::start(client.clone(), &nodes).await?;
@@ -269,10 +263,7 @@ async fn drive(
             if let Some(timeout) = case.kubectl_timeout {
                 args.push(format!("--timeout={}s", timeout.as_secs()));
             }
-            args.push(format!(
-                "--cache-dir={}",
-                work.path().join("kube-cache").display()
-            ));
+            args.push(format!("--cache-dir={}", work.join("kube-cache").display()));
             programs.kubectl.clone()
         }
     };
@@ -292,10 +283,10 @@ async fn drive(
         program,
         args,
         env,
-        dir: work.path().to_path_buf(),
+        dir: work.to_path_buf(),
     };
 
-    sim.reset_requests();
+    backend.start_counting().await?;
     tracker.start_timing();
     let origin = Instant::now();
     let running = RunningChild::spawn(spec)?;
@@ -305,10 +296,13 @@ async fn drive(
         tracker.wait_all_gone(Duration::from_secs(10)).await;
     }
     let observed = tracker.observed(origin);
-    let raw = request_lines(sim);
-    let (lists, watches) = tracker.own_requests().counts();
+    let (raw, violations) = backend.finish(&nodes).await?;
+    let (lists, watches) = if backend.counts_harness() {
+        tracker.own_requests().counts()
+    } else {
+        (0, 0)
+    };
     let requests = subtract_harness(raw, lists, watches);
-    let violations = sim.violations().iter().map(|v| format!("{v:?}")).collect();
     tracker.stop();
     Ok(RunResult {
         tool,
@@ -382,7 +376,15 @@ mod tests {
         };
         let run = tokio::time::timeout(
             Duration::from_secs(120),
-            run_once(&case, &path, &model, Tool::Kubectl, 0, &programs),
+            run_once(
+                &case,
+                &path,
+                &model,
+                Tool::Kubectl,
+                0,
+                &programs,
+                ClusterKind::Kubesim,
+            ),
         )
         .await
         .expect("the run took over 120 s")

@@ -220,6 +220,8 @@ pub struct RunInfo {
     pub kubectl_version: String,
     /// Quick smoke-test run.
     pub quick: bool,
+    /// On the real control plane (`--cluster real`) rather than kubesim.
+    pub real: bool,
 }
 
 /// The whole markdown report.
@@ -237,18 +239,41 @@ pub fn markdown(info: &RunInfo, cases: &[CaseResults]) -> String {
         "`{}` at {}, {} CPU cores, {} repetition(s) per tool, alternating kdrain and kubectl. kubectl: {}.\n",
         info.command, info.when, info.cores, info.reps, info.kubectl_version
     );
+    if info.real {
+        let _ = writeln!(
+            md,
+            "**On a real control plane** (`--cluster real`): each run starts a fresh kube-apiserver, \
+             kube-controller-manager and kube-scheduler {k8s}, etcd {etcd} and kwok {kwok} on 127.0.0.1 \
+             (`cargo xtask control-plane build` builds them), materialises the scenario through the API \
+             (pods on the nodes it names; the real controllers and scheduler make every replacement; kwok \
+             applies the scenario's start-up and stop times), waits until every target pod is Ready and every \
+             budget's status is computed, and starts the drain as its own user (a client certificate). \
+             **Requests** are that user's requests in the API server's audit log (so the harness's own \
+             requests are not among them); **violations** are the findings of the observer of `cargo xtask e2e` \
+             (watches plus the audit log).\n",
+            k8s = control_plane::paths::K8S_VERSION,
+            etcd = control_plane::paths::ETCD_VERSION,
+            kwok = control_plane::paths::KWOK_VERSION,
+        );
+    }
+    if !info.real {
+        let _ = write!(
+            md,
+            "Each run starts a fresh in-process kubesim from the scenario file, waits until every target pod is \
+             Ready and every budget's status is computed, then resets kubesim's request counters and starts the \
+             drain command as a child process. **Requests** are kubesim's counters after the drain; the harness's \
+             own LIST/WATCH requests made after the reset are counted by the harness and subtracted. "
+        );
+    }
     let _ = writeln!(
         md,
-        "Each run starts a fresh in-process kubesim from the scenario file, waits until every target pod is \
-         Ready and every budget's status is computed, then resets kubesim's request counters and starts the \
-         drain command as a child process. **Wall** runs from spawning the command to the moment the harness's \
-         own watch (one LIST + WATCH per target node, on the harness clock, which is kubesim's) saw the last \
-         target pod gone. **Requests** are kubesim's counters after the drain; the harness's own LIST/WATCH \
-         requests made after the reset are counted by the harness and subtracted. **CPU** (user + system) and \
-         **peak RSS** of the drain process come from GNU time (the kernel's rusage of the reaped child). \
-         **Floor**: the earliest the last pod could be gone given the scenario's stop times, budgets and \
-         replacement readiness (simulated, see `crates/kdrain-bench/src/floor.rs`); **overhead** = wall − floor. \
-         Medians over completed runs; the ratio is the median of kdrain/kubectl per repetition pair.\n"
+        "**Wall** runs from spawning the command to the moment the harness's own watch (one LIST + WATCH per \
+         target node, on the harness clock) saw the last target pod gone. \
+         **CPU** (user + system) and **peak RSS** of the drain process come from GNU time (the kernel's rusage \
+         of the reaped child). **Floor**: the earliest the last pod could be gone given the scenario's stop \
+         times, budgets and replacement readiness (simulated, see `crates/kdrain-bench/src/floor.rs`); \
+         **overhead** = wall − floor. Medians over completed runs; the ratio is the median of kdrain/kubectl \
+         per repetition pair.\n"
     );
     let _ = writeln!(
         md,
@@ -322,9 +347,14 @@ pub fn markdown(info: &RunInfo, cases: &[CaseResults]) -> String {
         if let Some(first) = case.runs.first() {
             let _ = writeln!(
                 md,
-                "Drained nodes: {} ({} target pods). kubesim load + start: {:.2} s.",
+                "Drained nodes: {} ({} target pods). {}: {:.2} s.",
                 summarize_nodes(&first.nodes),
                 first.observed.targets,
+                if info.real {
+                    "Control plane start + scenario materialised"
+                } else {
+                    "kubesim load + start"
+                },
                 first.load_seconds
             );
             if let Err(why) = &first.floor {
@@ -494,6 +524,7 @@ mod tests {
                 cores: 2,
                 kubectl_version: "v1.32.4".into(),
                 quick: false,
+                real: false,
             },
             &[case],
         );

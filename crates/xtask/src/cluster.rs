@@ -116,6 +116,25 @@ impl Ports {
     }
 }
 
+/// Whether the six ports from `base` can be bound on 127.0.0.1 now.
+pub fn ports_free(base: u16) -> bool {
+    (base..base + 6).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+}
+
+/// The first base from `from` (in steps of 10, 50 tries) whose six ports are free: another
+/// worktree's e2e run on this machine may hold the default ones.
+pub fn free_port_base(from: u16) -> Result<u16> {
+    (0..50)
+        .map(|i| from.saturating_add(i * 10))
+        .find(|b| *b <= 65530 && ports_free(*b))
+        .ok_or_else(|| {
+            component_error(format!(
+                "no six consecutive free loopback ports from {from} to {}; pass --port-base N",
+                from.saturating_add(490)
+            ))
+        })
+}
+
 fn state_path(dir: &Path) -> PathBuf {
     dir.join("state.json")
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cluster::ports_free;
 use crate::gobuild::{BINARIES, Stamp};
 
 struct Outcome {
@@ -30,10 +31,6 @@ fn xtask(args: &[&str], run_dir: &Path, bin: &Path) -> Result<Outcome> {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
-}
-
-fn ports_free(base: u16) -> bool {
-    (base..base + 6).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
 /// A bin directory of links to the real binaries, with `replace` swapped for the given content

@@ -6,16 +6,12 @@
 //!   127.0.0.1;
 //! - `e2e`: the real-cluster tier.
 
-mod cluster;
 mod e2e;
 mod everyday;
 mod faults;
-mod gobuild;
-mod materialise;
-mod observer;
-mod paths;
-mod pki;
 mod rbac;
+
+use control_plane::{cluster, gobuild, materialise, observer, paths, pki};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,9 +47,10 @@ enum Top {
         /// The kubectl binary.
         #[arg(long, default_value = "kubectl")]
         kubectl: PathBuf,
-        /// First of six consecutive loopback ports for the control plane.
-        #[arg(long, default_value_t = 17390)]
-        port_base: u16,
+        /// First of six consecutive loopback ports for the control plane (default: the first
+        /// free ones from 17390, in steps of 10).
+        #[arg(long)]
+        port_base: Option<u16>,
         /// Directory for the report and the drain logs (default: target/e2e).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -148,6 +145,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => build_kdrain(&root)?,
             };
             let out = out.unwrap_or_else(|| root.join("target").join("e2e"));
+            let port_base = match port_base {
+                Some(p) => p,
+                None => cluster::free_port_base(17390)?,
+            };
             let opts = e2e::E2eOptions {
                 full,
                 only,
