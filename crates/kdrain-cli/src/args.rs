@@ -347,6 +347,9 @@ pub struct DemoArgs {
     /// The node to drain (default: the scenario's first node)
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
+    /// Drain through the controller: run it in the process, create a NodeDrain and follow it
+    #[arg(long)]
+    pub controller: bool,
     /// Not for `demo`: its cluster runs in the process (kept out of its help; refused if given)
     #[arg(long, hide = true, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,

@@ -69,6 +69,12 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
     }
     let client = sim.client();
     wait_for_budgets(&client).await;
+    if args.controller {
+        let code = through_the_controller(&sim, &node).await?;
+        print_violations(&sim, global, mode);
+        sim.shutdown().await;
+        return Ok(code);
+    }
     let options = kdrain::DrainOptions {
         force: true,
         ignore_daemonsets: true,
@@ -83,6 +89,56 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
     {
         print!("{}", render::summary::table(report));
     }
+    print_violations(&sim, global, mode);
+    sim.shutdown().await;
+    Ok(code)
+}
+
+/// `demo --controller`: the CRD installed, the controller running in this process, a NodeDrain
+/// for `node` followed as `kdrain request` follows it, then the controller's metrics.
+async fn through_the_controller(sim: &Sim, node: &str) -> anyhow::Result<i32> {
+    use kdrain_controller::{NodeDrain, NodeDrainSpec, Stage};
+    sim.install_crd(&kdrain_controller::crd::crd_yaml())
+        .context("cannot install the NodeDrain CRD in the demo cluster")?;
+    let metrics = std::sync::Arc::new(kdrain_controller::metrics::Metrics::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(kdrain_controller::run(
+        sim.client(),
+        kdrain_controller::Settings::default(),
+        metrics.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let name = format!("demo-{node}");
+    let spec = NodeDrainSpec {
+        node_names: Some(vec![node.to_string()]),
+        reason: Some("kdrain demo".into()),
+        force: true,
+        ignore_daemon_sets: true,
+        delete_empty_dir_data: true,
+        timeout: Some(format!("{}s", DEMO_TIMEOUT.as_secs())),
+        ..Default::default()
+    };
+    let api: Api<NodeDrain> = Api::all(sim.client());
+    api.create(&Default::default(), &NodeDrain::new(&name, spec))
+        .await
+        .context("cannot create the demo NodeDrain")?;
+    println!("nodedrain.kdrain.io/{name} created; the controller drains it in this process");
+    let code = crate::follow::follow(&api, &name, Stage::Drain).await?;
+    let _ = stop.send(());
+    let _ = controller.await;
+    println!("controller metrics:");
+    for line in metrics.encode().lines() {
+        if line.starts_with("kdrain_") && !line.contains("_bucket") && !line.ends_with(" 0") {
+            println!("  {line}");
+        }
+    }
+    Ok(code)
+}
+
+/// The invariant log's verdict, as the last lines.
+fn print_violations(sim: &Sim, global: &GlobalArgs, mode: Mode) {
     let violations = sim.violations();
     if global.output != Some(OutputFormat::Json) {
         if violations.is_empty() {
@@ -98,8 +154,6 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    sim.shutdown().await;
-    Ok(code)
 }
 
 /// In the live view, `text` wrapped at words to the terminal's width; otherwise as it is.

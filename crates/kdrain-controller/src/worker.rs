@@ -31,7 +31,7 @@ pub enum StepError {
 
 /// Runs NodeDrain `rx`'s work until it is deleted and finalized.
 pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<NodeDrain>>) {
-    ctx.metrics.active(1);
+    let _active = Active::new(ctx.clone(), rx.borrow().name_any());
     let mut pause = Duration::from_millis(500);
     loop {
         let nd = rx.borrow_and_update().clone();
@@ -59,10 +59,28 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<NodeDrain>>) 
             }
         }
     }
-    ctx.metrics
-        .set_blocked(&rx.borrow().name_any(), Default::default());
-    ctx.metrics.active(-1);
     ctx.forget(&rx.borrow().name_any());
+}
+
+/// Counts a worker in `kdrain_active_drains` while it lives, also when it is aborted (a lost
+/// lease, a shutdown), and clears its waiting pods from `kdrain_blocked_pods` when it goes.
+struct Active {
+    ctx: Arc<Ctx>,
+    name: String,
+}
+
+impl Active {
+    fn new(ctx: Arc<Ctx>, name: String) -> Self {
+        ctx.metrics.active(1);
+        Active { ctx, name }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.ctx.metrics.set_blocked(&self.name, Default::default());
+        self.ctx.metrics.active(-1);
+    }
 }
 
 /// True when `new` asks for other work than `old`: another generation, or a deletion.

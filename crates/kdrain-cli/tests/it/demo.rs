@@ -51,6 +51,41 @@ async fn demo_json_ends_with_a_result() {
     assert_eq!(last["report"]["nodes"][0]["outcome"]["outcome"], "drained");
 }
 
+#[tokio::test]
+async fn demo_controller_drains_through_a_nodedrain() {
+    let r = run_raw(vec!["demo".into(), "--controller".into()], vec![]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let out = r.out_lines();
+    assert_eq!(
+        out[0],
+        "nodedrain.kdrain.io/demo-n1 created; the controller drains it in this process"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("demo-n1  Drained   nodes 1/1   pods gone 6/6")),
+        "{out:?}"
+    );
+    assert!(out.contains(&"controller metrics:"), "{out:?}");
+    assert!(
+        out.contains(&"  kdrain_evictions_total{code=\"201\"} 6"),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"  kdrain_drains_total{result=\"drained\"} 1"),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|l| l.contains("kdrain_active_drains")),
+        "the stopped controller works on nothing: {out:?}"
+    );
+    assert_eq!(
+        out.last(),
+        Some(
+            &"kubesim invariant log: no violations (no budget broken, no DaemonSet or mirror pod removed)"
+        )
+    );
+}
+
 /// Replaces what changes between runs: durations, ports, request totals, generated pod names.
 pub(crate) fn redact(screen: &str) -> String {
     let mut lines = Vec::new();
