@@ -87,6 +87,10 @@ pub struct Scenario {
     /// Bearer-token users and RBAC-style grants; absent = everything allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<crate::auth::AuthSpec>,
+    /// CustomResourceDefinitions installed and established at start (each a CRD object, as in a
+    /// `crd.yaml`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crds: Vec<serde_json::Value>,
 }
 
 /// Simulator settings (all optional).
@@ -504,6 +508,11 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Invalid(m));
         self.validate_limits()?;
+        for (i, crd) in self.crds.iter().enumerate() {
+            if let Err(e) = crate::crd::validate(crd) {
+                return bad(format!("crds[{i}]: {}", e.message));
+            }
+        }
         crate::scheduling::validate(self)?;
         for (i, n) in self.nodes.iter().enumerate() {
             match (&n.name, &n.name_prefix) {

@@ -121,6 +121,10 @@ impl Sim {
         let mut params = HashMap::new();
         let t0 = std::time::Instant::now();
         let unplaced = crate::builder::load(&scenario, &mut store.lock(), &mut params);
+        for crd in &scenario.crds {
+            crate::crd::install(&mut store.lock(), crd.clone())
+                .map_err(|e| SimError::Crd(e.message))?;
+        }
         tracing::debug!(elapsed = ?t0.elapsed(), "scenario loaded");
         let faults = FaultSet::default();
         faults.set(scenario.faults.clone());

@@ -9,7 +9,7 @@ use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
     PostParams, WatchEvent, WatchParams,
 };
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::{Condition, await_condition, conditions};
 use kube::{Api, Client, Discovery};
 use serde_json::{Value, json};
 
@@ -471,4 +471,33 @@ async fn deleting_the_crd_removes_its_objects_and_stops_serving_them() {
             .items
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_scenario_installs_its_crds_at_start() {
+    let crd: Value = serde_yaml::from_str(CRD).unwrap();
+    let yaml = serde_yaml::to_string(&json!({"nodes": [{"name": "n1"}], "crds": [crd]})).unwrap();
+    let s = sim(&yaml).await;
+    let api = maintenances(s.client());
+    api.create(
+        &PostParams::default(),
+        &maintenance("m", json!({"hosts": ["n1"]})),
+    )
+    .await
+    .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(s.client());
+    let established = crds.get("maintenances.test.kubesim.io").await.unwrap();
+    assert!(conditions::is_crd_established().matches_object(Some(&established)));
+    let mut bad = crd_value();
+    bad["spec"]["scope"] = json!("Global");
+    let yaml = serde_yaml::to_string(&json!({"crds": [bad]})).unwrap();
+    let e = kubesim::Scenario::from_yaml_str(&yaml).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid scenario: crds[0]: CustomResourceDefinition.apiextensions.k8s.io \"maintenances.test.kubesim.io\" is invalid: spec.scope: Unsupported value: \"Global\": supported values: \"Cluster\", \"Namespaced\""
+    );
+}
+
+fn crd_value() -> Value {
+    serde_yaml::from_str(CRD).unwrap()
 }
