@@ -264,6 +264,11 @@ pub struct DrainArgs {
     /// schedulable (they would stay Pending)
     #[arg(long, help_heading = KDRAIN, display_order = 23)]
     pub ignore_capacity: bool,
+    /// For a Deployment whose budget can never let its pods on these nodes be evicted: restart
+    /// its rollout after the cordon (as kubectl rollout restart) so new pods start elsewhere
+    /// first; only with maxSurge >= 1 and maxUnavailable 0. Repeat or comma-separate
+    #[arg(long, help_heading = KDRAIN, display_order = 24, value_name = "NAMESPACE/DEPLOYMENT", value_delimiter = ',')]
+    pub surge: Vec<String>,
 }
 
 /// `--dry-run[=none|client|server]`, the same flag with kubectl's spellings on drain, cordon and
@@ -322,6 +327,7 @@ impl DrainArgs {
             uncordon_on_failure: self.uncordon_on_failure,
             parallel_nodes: self.parallel,
             ignore_capacity: self.ignore_capacity,
+            surge: self.surge.clone(),
             ..kdrain::DrainOptions::default()
         }
     }

@@ -159,6 +159,7 @@ impl Progress {
             }
             Event::NodesResolved { .. }
             | Event::WaveStarted { .. }
+            | Event::RolloutRestarted { .. }
             | Event::Warning { .. }
             | Event::Uncordoned { .. }
             | Event::Skipped { .. }

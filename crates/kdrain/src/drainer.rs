@@ -264,6 +264,12 @@ impl Drainer {
         let mut plan = plan::build(&self.options, &g.inputs, &pdbs, &lookup, &self.filters, now);
         if let Some(view) = &g.cluster {
             crate::fit::apply(&mut plan, &self.options, &g.inputs, view);
+        }
+        if !self.options.surge.is_empty() {
+            let deployments = self.read_deployments(&g.inputs, req).await?;
+            crate::surge::apply(&mut plan, &self.options.surge, &g.inputs, &deployments);
+        }
+        if let Some(view) = &g.cluster {
             crate::waves::apply(&mut plan, &self.options, &g.inputs, view, now);
         }
         plan.warnings.extend(g.warnings.iter().cloned());
@@ -500,6 +506,16 @@ impl Drainer {
         }
         // kubectl's order: the cordon lines first, then the plan's warnings.
         self.emit_plan(&plan, &g.warnings, &nodes);
+        // --surge: the targets are cordoned, so the new pods start elsewhere.
+        for s in plan.surges.iter().filter(|s| s.restart) {
+            if let Err(e) = self
+                .restart_rollout(&s.namespace, &s.name, &nodes, &req)
+                .await
+            {
+                self.restore(&nodes, &nodes, &reqs).await;
+                return Err(e);
+            }
+        }
         let (node_reports, denied) = if dry == DryRun::Client {
             (self.client_dry_run(&plan, &was, &reqs), None)
         } else {
@@ -564,6 +580,83 @@ impl Drainer {
                 report: Box::new(report),
             })
         }
+    }
+
+    /// Reads the Deployments `--surge` names whose pods are on the target nodes (one GET each);
+    /// a 404 or 403 is said in words for the plan.
+    async fn read_deployments(
+        &self,
+        inputs: &[NodeInput],
+        req: &Requests,
+    ) -> Result<
+        std::collections::BTreeMap<
+            (String, String),
+            Result<k8s_openapi::api::apps::v1::Deployment, String>,
+        >,
+        DrainError,
+    > {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let mut out = std::collections::BTreeMap::new();
+        for (ns, name) in crate::surge::deployments_to_read(&self.options.surge, inputs) {
+            let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
+            req.count("get", "deployments");
+            let got = match api.get(&name).await {
+                Ok(d) => Ok(d),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => {
+                    Err(format!("cannot read the Deployment: {}", s.message))
+                }
+                Err(e) => {
+                    return Err(DrainError::api(
+                        format!("reading Deployment {ns}/{name}"),
+                        "get",
+                        "deployments",
+                        Some(&ns),
+                        e,
+                    ));
+                }
+            };
+            out.insert((ns, name), got);
+        }
+        Ok(out)
+    }
+
+    /// `--surge`: restarts a Deployment's rollout as `kubectl rollout restart` does, and records
+    /// it on the Deployment. Honours the dry-run option.
+    async fn restart_rollout(
+        &self,
+        ns: &str,
+        name: &str,
+        nodes: &[String],
+        req: &Requests,
+    ) -> Result<(), DrainError> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let dry = self.options.dry_run;
+        if dry != DryRun::Client {
+            let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+            let patch = crate::surge::restart_patch(jiff::Timestamp::now(), nodes);
+            let pp = kube::api::PatchParams {
+                dry_run: dry == DryRun::Server,
+                ..Default::default()
+            };
+            req.count("patch", "deployments");
+            api.patch(name, &pp, &kube::api::Patch::Strategic(&patch))
+                .await
+                .map_err(|e| {
+                    DrainError::api(
+                        format!("restarting the rollout of Deployment {ns}/{name} (--surge)"),
+                        "patch",
+                        "deployments",
+                        Some(ns),
+                        e,
+                    )
+                })?;
+        }
+        self.emit(Event::RolloutRestarted {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            dry_run: dry,
+        });
+        Ok(())
     }
 
     /// A pod the server refused to remove for lack of permission (403 not caused by a

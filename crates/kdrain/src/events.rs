@@ -140,6 +140,16 @@ pub enum Event {
         /// Its nodes.
         nodes: Vec<String>,
     },
+    /// `--surge`: the rollout of a Deployment was restarted (after the cordon), so that its pods
+    /// on the target nodes are replaced before they go.
+    RolloutRestarted {
+        /// Namespace.
+        namespace: String,
+        /// The Deployment.
+        name: String,
+        /// Dry run: nothing was sent (client) or the server only validated it (server).
+        dry_run: DryRun,
+    },
     /// kubectl's grouped warning text, e.g. `ignoring DaemonSet-managed Pods: kube-system/fluentd-x`.
     Warning {
         /// The node the warning is about.

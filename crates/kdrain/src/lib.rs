@@ -82,6 +82,7 @@ mod requests;
 mod retry;
 pub mod select;
 mod serde_secs;
+pub mod surge;
 mod watch;
 pub mod waves;
 #[cfg(test)]

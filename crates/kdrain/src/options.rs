@@ -82,6 +82,10 @@ pub struct DrainOptions {
     /// Drain even when the plan finds no room for the evicted pods' replacements on the nodes
     /// that stay schedulable (the shortage is then a warning; the replacements stay Pending).
     pub ignore_capacity: bool,
+    /// `--surge`: Deployments (`namespace/name`) whose pods on the target nodes are replaced by
+    /// restarting their rollout when their budget can never let them be evicted
+    /// ([`crate::surge`]).
+    pub surge: Vec<String>,
 }
 
 impl Default for DrainOptions {
@@ -103,6 +107,7 @@ impl Default for DrainOptions {
             budget_retry_ceiling: Duration::from_secs(5),
             parallel_nodes: 1,
             ignore_capacity: false,
+            surge: Vec::new(),
         }
     }
 }
@@ -129,6 +134,9 @@ pub enum OptionsError {
         /// The parser's explanation.
         message: String,
     },
+    /// A `--surge` value that is not `namespace/name`.
+    #[error("invalid --surge {0:?}: name a Deployment as namespace/name, such as shop/web")]
+    BadSurge(String),
     /// A grace period below -1.
     #[error("invalid --grace-period {0}: use a number of seconds >= 0, or -1 for each pod's own")]
     BadGracePeriod(i64),
@@ -168,6 +176,12 @@ impl DrainOptions {
             && g < -1
         {
             return Err(OptionsError::BadGracePeriod(g));
+        }
+        for s in &self.surge {
+            match s.split_once('/') {
+                Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {}
+                _ => return Err(OptionsError::BadSurge(s.clone())),
+            }
         }
         if self.max_concurrent_evictions == 0 {
             return Err(OptionsError::ZeroCount("max_concurrent_evictions"));

@@ -41,6 +41,10 @@ pub struct Plan {
     /// checked or is ignored: the nodes then run `parallel_nodes` at a time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<Wave>,
+    /// What `--surge` does for each workload it names ([`crate::surge`]); left out of JSON
+    /// when none is named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub surges: Vec<SurgePlan>,
 }
 
 impl Plan {
@@ -64,6 +68,31 @@ impl Plan {
             .flat_map(|n| &n.pods)
             .filter(|p| matches!(p.action, Action::Evict | Action::Delete))
             .count()
+    }
+}
+
+/// What `--surge` does for one workload the user named ([`crate::surge`] decides it).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct SurgePlan {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Its kind, as its pods' owner says (Deployment, StatefulSet...); empty when no pod of it
+    /// is on the nodes.
+    pub kind: String,
+    /// Its pods on the target nodes (`ns/name`).
+    pub pods: Vec<String>,
+    /// The rollout is restarted.
+    pub restart: bool,
+    /// What happens, or why nothing does.
+    pub reason: String,
+}
+
+impl SurgePlan {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
     }
 }
 
@@ -290,6 +319,7 @@ pub fn build(
         worst_case_seconds: 0.0,
         capacity: None,
         waves: Vec::new(),
+        surges: Vec::new(),
     };
     // budget key -> (pods needing it, replaceable count, max grace)
     let mut needs: BTreeMap<String, (Vec<String>, i32, i64)> = BTreeMap::new();

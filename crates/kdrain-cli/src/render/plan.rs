@@ -217,6 +217,18 @@ pub fn text(plan: &Plan) -> String {
         out.push_str(&capacity(cap));
     }
     out.push_str(&waves(plan));
+    for s in &plan.surges {
+        let what = if s.kind.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", s.kind)
+        };
+        if s.restart {
+            let _ = writeln!(out, "surge: {what}{}: {}", s.key(), s.reason);
+        } else {
+            let _ = writeln!(out, "surge: {what}{}: CANNOT surge: {}", s.key(), s.reason);
+        }
+    }
     for w in &plan.warnings {
         let _ = writeln!(out, "Warning: {w}");
     }
@@ -296,6 +308,7 @@ mod tests {
             worst_case_seconds: 42.0,
             capacity: None,
             waves: Vec::new(),
+            surges: Vec::new(),
         }
     }
 

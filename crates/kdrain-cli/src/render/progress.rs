@@ -373,6 +373,16 @@ impl Renderer for ProgressRenderer {
                     nodes.join(", ")
                 ));
             }
+            Event::RolloutRestarted {
+                namespace,
+                name,
+                dry_run,
+            } => {
+                let dry = if dry_run.is_dry() { " (dry run)" } else { "" };
+                self.println(&format!(
+                    "surge: restarted the rollout of deployment {namespace}/{name}{dry}; its old pods go once the new ones are Ready"
+                ));
+            }
             Event::WaveStarted { wave, of, nodes } => {
                 self.println(&format!("wave {wave} of {of}: {}", nodes.join(", ")));
             }

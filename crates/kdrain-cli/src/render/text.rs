@@ -314,6 +314,12 @@ impl Renderer for TextRenderer {
                     self.node_failed(node, error, pending);
                 }
             }
+            Event::RolloutRestarted { name, dry_run, .. } => {
+                self.stdout(&format!(
+                    "deployment.apps/{name} restarted (--surge){}",
+                    dry_run_suffix(*dry_run)
+                ));
+            }
             // kubectl has no waves: its output stays kubectl's (the plan and -o json show them)
             Event::NodesResolved { .. }
             | Event::WaveStarted { .. }

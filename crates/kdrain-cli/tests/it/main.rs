@@ -17,4 +17,5 @@ mod readme;
 mod readme_samples;
 mod resilience;
 mod security;
+mod surge;
 mod waves;
