@@ -67,14 +67,9 @@ pub(crate) fn found(_: &Pod) -> DaemonSetLookup {
 
 /// The plan for draining `targets` of the cluster `pods` (every pod everywhere), with the
 /// capacity check applied.
-fn plan_for(
-    opts: &DrainOptions,
-    nodes: Vec<Node>,
-    pods: &[Pod],
-    targets: &[&str],
-    pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget],
-) -> plan::Plan {
-    let inputs: Vec<NodeInput> = targets
+/// The plan's inputs for draining `targets`: each node with the pods bound to it.
+pub(crate) fn inputs_for(pods: &[Pod], targets: &[&str]) -> Vec<NodeInput> {
+    targets
         .iter()
         .map(|t| NodeInput {
             node: t.to_string(),
@@ -85,7 +80,17 @@ fn plan_for(
                 .cloned()
                 .collect(),
         })
-        .collect();
+        .collect()
+}
+
+fn plan_for(
+    opts: &DrainOptions,
+    nodes: Vec<Node>,
+    pods: &[Pod],
+    targets: &[&str],
+    pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget],
+) -> plan::Plan {
+    let inputs = inputs_for(pods, targets);
     let mut p = plan::build(opts, &inputs, pdbs, &found, &[], jiff::Timestamp::now());
     crate::fit::apply(&mut p, opts, &inputs, &view(nodes, pods));
     p

@@ -6,9 +6,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use crate::budget::tests::{pdb, with_status};
-use crate::capacity_tests::{found, node, view, web};
+use crate::capacity_tests::{found, inputs_for, node, view, web};
 use crate::options::DrainOptions;
-use crate::plan::{self, NodeInput, Plan};
+use crate::plan::{self, Plan};
 use crate::waves;
 
 /// The plan for draining `targets` with the capacity check and the waves applied.
@@ -20,18 +20,7 @@ fn plan_for(
     pdbs: &[PodDisruptionBudget],
 ) -> Plan {
     let now = jiff::Timestamp::now();
-    let inputs: Vec<NodeInput> = targets
-        .iter()
-        .map(|t| NodeInput {
-            node: t.to_string(),
-            cordoned: false,
-            pods: pods
-                .iter()
-                .filter(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some(t))
-                .cloned()
-                .collect(),
-        })
-        .collect();
+    let inputs = inputs_for(pods, targets);
     let cluster = view(nodes, pods);
     let mut p = plan::build(opts, &inputs, pdbs, &found, &[], now);
     crate::fit::apply(&mut p, opts, &inputs, &cluster);
