@@ -1,0 +1,328 @@
+//! The drain itself: cordon, `--surge` restarts, the dispatcher, and what is restored when a
+//! node fails.
+
+use kube::Api;
+use tokio::time::Instant;
+
+use super::{Drainer, dedup};
+use crate::cordon;
+use crate::dispatch::{Denied, Dispatcher, NodeSetup, Shared};
+use crate::error::DrainError;
+use crate::events::Event;
+use crate::options::DryRun;
+use crate::plan::{Action, Plan};
+use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport, Report};
+use crate::requests::Requests;
+
+impl Drainer {
+    pub(super) async fn run(
+        &self,
+        nodes: &[String],
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+        approved: Option<&Plan>,
+    ) -> Result<Report, DrainError> {
+        let started = jiff::Timestamp::now();
+        let t0 = Instant::now();
+        self.pod_selector()?;
+        let nodes = dedup(nodes);
+        let dry = self.options.dry_run;
+        let req = Requests::default();
+        let reqs: Vec<Requests> = nodes.iter().map(|_| req.child()).collect();
+        let mut objs = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            objs.push(cordon::get_node(&self.client, n, &reqs[i]).await?);
+        }
+        let was: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
+        // Plan first, from reads only: a refused plan changes nothing (no cordon, no eviction).
+        // Pods that land on a node between the plan's LIST and its cordon are taken in by the
+        // dispatcher's watch, which starts at that LIST's resourceVersion.
+        let (plan, g) = self.gather_and_plan(&nodes, &was, &reqs, &req).await?;
+        if let Some(approved) = approved {
+            let departures = crate::approval::departures(approved, &plan);
+            if !departures.is_empty() {
+                return Err(DrainError::PlanChanged { departures });
+            }
+        }
+        if dry != DryRun::Client {
+            // the permission check looks at the pods the plan's LIST found
+            let pod_selector = self.pod_selector()?;
+            let found =
+                crate::access::OnNodes::from_lists(&nodes, &g.listed, pod_selector.as_ref());
+            crate::access::preflight(&self.client, &self.options, &objs, &found, &req).await?;
+        }
+        if !plan.can_complete() {
+            self.emit_plan(&plan, &g.warnings, &nodes);
+            // refused pods need a flag (exit 4); only budgets that never pass are exit 3
+            let pods_refused = plan.nodes.iter().any(|n| !n.errors.is_empty());
+            let budget_never = plan
+                .budgets
+                .iter()
+                .any(|b| matches!(b.verdict, crate::plan::BudgetVerdict::Never { .. }));
+            return Err(DrainError::PlanRefused {
+                no_room: plan.short_of_room() && !pods_refused,
+                errors: plan.errors,
+                blocked_by_budgets: budget_never && !pods_refused,
+            });
+        }
+        for (i, n) in objs.iter().enumerate() {
+            match cordon::cordon(&self.client, n, dry, &reqs[i]).await {
+                Ok(r) => self.emit(Event::Cordoned {
+                    node: r.node,
+                    already: r.already,
+                    dry_run: dry,
+                }),
+                Err(e) => {
+                    self.restore(&nodes[..i], &nodes, &reqs).await;
+                    return Err(e);
+                }
+            }
+        }
+        // kubectl's order: the cordon lines first, then the plan's warnings.
+        self.emit_plan(&plan, &g.warnings, &nodes);
+        // --surge: the targets are cordoned, so the new pods start elsewhere.
+        for s in plan.surges.iter().filter(|s| s.restart) {
+            if let Err(e) = self
+                .restart_rollout(&s.namespace, &s.name, &nodes, &req)
+                .await
+            {
+                self.restore(&nodes, &nodes, &reqs).await;
+                return Err(e);
+            }
+        }
+        let (node_reports, denied) = if dry == DryRun::Client {
+            (self.client_dry_run(&plan, &was, &reqs), None)
+        } else {
+            let pod_selector = self.pod_selector()?;
+            let shared = Shared {
+                client: self.client.clone(),
+                opts: self.options.clone(),
+                events: self.events.clone(),
+                filters: self.filters.clone(),
+                pod_selector,
+                req: req.clone(),
+                ds_cache: g.ds_cache,
+                waves: wave_indexes(&plan),
+            };
+            let setups: Vec<NodeSetup> = plan
+                .nodes
+                .iter()
+                .zip(g.listed)
+                .enumerate()
+                .map(|(i, (np, listed))| NodeSetup {
+                    name: np.node.clone(),
+                    was_cordoned: was[i],
+                    listed,
+                    plan: np.clone(),
+                    req: reqs[i].clone(),
+                })
+                .collect();
+            Dispatcher::new(shared, setups, g.pdbs)
+                .with_stop(Box::pin(stop))
+                .run()
+                .await
+        };
+        let failed: Vec<String> = node_reports
+            .iter()
+            .filter(|n| n.outcome != NodeOutcome::Drained)
+            .map(|n| n.node.clone())
+            .collect();
+        if !failed.is_empty() {
+            self.restore(&failed, &nodes, &reqs).await;
+        }
+        if let Some(denied) = denied {
+            return Err(self.forbidden(denied));
+        }
+        let mut node_reports = node_reports;
+        for (i, n) in node_reports.iter_mut().enumerate() {
+            n.requests = reqs[i].snapshot();
+        }
+        let report = Report {
+            nodes: node_reports,
+            started,
+            seconds: t0.elapsed().as_secs_f64(),
+            requests: req.snapshot(),
+        };
+        self.emit(Event::Done {
+            succeeded: report.succeeded(),
+            seconds: report.seconds,
+        });
+        if report.succeeded() {
+            Ok(report)
+        } else {
+            Err(DrainError::Incomplete {
+                report: Box::new(report),
+            })
+        }
+    }
+
+    /// `--surge`: restarts a Deployment's rollout as `kubectl rollout restart` does, and records
+    /// it on the Deployment. Honours the dry-run option.
+    async fn restart_rollout(
+        &self,
+        ns: &str,
+        name: &str,
+        nodes: &[String],
+        req: &Requests,
+    ) -> Result<(), DrainError> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let dry = self.options.dry_run;
+        if dry != DryRun::Client {
+            let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+            let patch = crate::surge::restart_patch(jiff::Timestamp::now(), nodes);
+            let pp = kube::api::PatchParams {
+                dry_run: dry == DryRun::Server,
+                ..Default::default()
+            };
+            req.count("patch", "deployments");
+            api.patch(name, &pp, &kube::api::Patch::Strategic(&patch))
+                .await
+                .map_err(|e| {
+                    DrainError::api(
+                        format!("restarting the rollout of Deployment {ns}/{name} (--surge)"),
+                        "patch",
+                        "deployments",
+                        Some(ns),
+                        e,
+                    )
+                })?;
+        }
+        self.emit(Event::RolloutRestarted {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            dry_run: dry,
+        });
+        Ok(())
+    }
+
+    /// A pod the server refused to remove for lack of permission (403 not caused by a
+    /// terminating namespace or a budget): the drain fails as [`DrainError::Forbidden`] naming
+    /// the verb, resource and namespace, not as a pod left behind.
+    fn forbidden(&self, denied: Denied) -> DrainError {
+        let (verb, resource) = if self.options.disable_eviction {
+            ("delete", "pods")
+        } else {
+            ("create", "pods/eviction")
+        };
+        DrainError::Forbidden {
+            verb: verb.into(),
+            resource: resource.into(),
+            namespace: Some(denied.pod.namespace),
+            message: denied.message,
+        }
+    }
+
+    /// Client dry run: every pod the plan would evict is reported, nothing is sent.
+    fn client_dry_run(&self, plan: &Plan, was: &[bool], reqs: &[Requests]) -> Vec<NodeReport> {
+        plan.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, np)| {
+                let pods = np
+                    .pods
+                    .iter()
+                    .map(|p| {
+                        let r = p.pod_ref();
+                        let outcome = match p.action {
+                            Action::Evict | Action::Wait => {
+                                self.emit(Event::EvictionSent {
+                                    node: np.node.clone(),
+                                    pod: r.clone(),
+                                    attempt: 1,
+                                    dry_run: DryRun::Client,
+                                });
+                                PodOutcome::DryRun
+                            }
+                            Action::Delete => {
+                                self.emit(Event::DeleteSent {
+                                    node: np.node.clone(),
+                                    pod: r.clone(),
+                                    dry_run: DryRun::Client,
+                                });
+                                PodOutcome::DryRun
+                            }
+                            Action::Skip => PodOutcome::Skipped,
+                            Action::Refuse => PodOutcome::Failed {
+                                error: p.reason.clone(),
+                                kind: crate::report::FailureKind::Refused,
+                            },
+                        };
+                        // The request that would have been sent counts, as in a server dry run.
+                        let attempts = u32::from(outcome == PodOutcome::DryRun);
+                        PodReport {
+                            pod: r,
+                            action: p.action,
+                            reason: p.reason.clone(),
+                            attempts,
+                            first_attempt: None,
+                            accepted: None,
+                            gone: None,
+                            blocked_by: None,
+                            blocked_seconds: 0.0,
+                            outcome,
+                        }
+                    })
+                    .collect();
+                self.emit(Event::NodeDrained {
+                    node: np.node.clone(),
+                    dry_run: DryRun::Client,
+                });
+                NodeReport {
+                    node: np.node.clone(),
+                    was_cordoned: was[i],
+                    seconds: 0.0,
+                    pods,
+                    requests: reqs[i].snapshot(),
+                    outcome: NodeOutcome::Drained,
+                }
+            })
+            .collect()
+    }
+
+    /// With `uncordon_on_failure`, uncordons the given nodes if kdrain cordoned them.
+    async fn restore(&self, nodes: &[String], all: &[String], reqs: &[Requests]) {
+        if !self.options.uncordon_on_failure || self.options.dry_run.is_dry() {
+            return;
+        }
+        for n in nodes {
+            let req = all
+                .iter()
+                .position(|a| a == n)
+                .map(|i| reqs[i].clone())
+                .unwrap_or_default();
+            let node = match cordon::get_node(&self.client, n, &req).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(node = %n, "cannot restore the node: {e}");
+                    continue;
+                }
+            };
+            match cordon::uncordon(&self.client, &node, true, DryRun::None, &req).await {
+                Ok(Some(r)) => self.emit(Event::Uncordoned {
+                    node: r.node,
+                    already: r.already,
+                }),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(node = %n, "cannot uncordon the node: {e}"),
+            }
+        }
+    }
+}
+
+/// The plan's waves as indexes into its nodes; empty unless the waves hold every node once.
+fn wave_indexes(plan: &Plan) -> Vec<Vec<usize>> {
+    let index = |name: &String| plan.nodes.iter().position(|n| &n.node == name);
+    let waves: Option<Vec<Vec<usize>>> = plan
+        .waves
+        .iter()
+        .map(|w| w.nodes.iter().map(index).collect())
+        .collect();
+    let waves = waves.unwrap_or_default();
+    let mut all: Vec<usize> = waves.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.len() == plan.nodes.len() && waves.iter().map(Vec::len).sum::<usize>() == all.len() {
+        waves
+    } else {
+        Vec::new()
+    }
+}
