@@ -15,7 +15,7 @@ pub struct BadValue(pub String);
 
 /// kubernetes' `GetScaledValueFromIntOrPercent`: an integer as is, a percentage of `total`
 /// rounded up (`round_up`) or down.
-pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, BadValue> {
+pub(crate) fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, BadValue> {
     match v {
         IntOrString::Int(i) => Ok(*i),
         IntOrString::String(s) => {
@@ -53,7 +53,10 @@ pub fn desired_healthy(pdb: &PodDisruptionBudget, expected: i32) -> Result<i32, 
 ///
 /// The matching is the workspace's `selectors` crate, the one kubesim uses too, so the simulator
 /// and the drainer cannot disagree about which pods a budget covers.
-pub fn selector_matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn selector_matches(
+    sel: Option<&LabelSelector>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let Some(sel) = sel else { return false };
     let expressions: Vec<(String, String, Vec<String>)> = sel
         .match_expressions
@@ -72,12 +75,12 @@ pub fn selector_matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, S
 }
 
 /// `namespace/name` of an object.
-pub fn key_of(ns: Option<&str>, name: Option<&str>) -> String {
+pub(crate) fn key_of(ns: Option<&str>, name: Option<&str>) -> String {
     format!("{}/{}", ns.unwrap_or_default(), name.unwrap_or_default())
 }
 
 /// `namespace/name` of a budget.
-pub fn pdb_key(pdb: &PodDisruptionBudget) -> String {
+pub(crate) fn pdb_key(pdb: &PodDisruptionBudget) -> String {
     key_of(
         pdb.metadata.namespace.as_deref(),
         pdb.metadata.name.as_deref(),
@@ -110,7 +113,10 @@ impl std::fmt::Display for BudgetKey {
 }
 
 /// The budgets (of the pod's namespace) whose selector matches the pod.
-pub fn budgets_for<'a>(pod: &Pod, pdbs: &'a [PodDisruptionBudget]) -> Vec<&'a PodDisruptionBudget> {
+pub(crate) fn budgets_for<'a>(
+    pod: &Pod,
+    pdbs: &'a [PodDisruptionBudget],
+) -> Vec<&'a PodDisruptionBudget> {
     let empty = BTreeMap::new();
     let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
     pdbs.iter()
@@ -161,7 +167,7 @@ pub fn is_ready(pod: &Pod) -> bool {
 /// Whether evicting this pod spends one unit of this budget, following the API server: pending,
 /// finished and terminating pods bypass budgets; an unready pod is free under `AlwaysAllow`, or
 /// when the budget is satisfied (`currentHealthy >= desiredHealthy > 0`).
-pub fn consumes_budget(pod: &Pod, pdb: &PodDisruptionBudget) -> bool {
+pub(crate) fn consumes_budget(pod: &Pod, pdb: &PodDisruptionBudget) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Pending") | Some("Succeeded") | Some("Failed")) {
         return false;
@@ -187,7 +193,7 @@ pub fn consumes_budget(pod: &Pod, pdb: &PodDisruptionBudget) -> bool {
 
 /// Why a budget can never allow a disruption, if it cannot: maxUnavailable 0, minAvailable at or
 /// above the expected pods, or no expected pods at all.
-pub fn never_reason(pdb: &PodDisruptionBudget) -> Option<String> {
+pub(crate) fn never_reason(pdb: &PodDisruptionBudget) -> Option<String> {
     let now = BudgetNow::of(pdb);
     let spec = pdb.spec.as_ref()?;
     if let Some(mu) = &spec.max_unavailable {
@@ -237,7 +243,7 @@ fn show(v: &IntOrString) -> String {
 /// Joint spending: `allowed` disruptions for `needed` pods, of which `replaceable` are managed by
 /// a controller that will bring replacements. Returns how many can go at once, and whether the
 /// rest could ever go.
-pub fn joint_spend(allowed: i32, needed: i32, replaceable: i32) -> (i32, bool) {
+pub(crate) fn joint_spend(allowed: i32, needed: i32, replaceable: i32) -> (i32, bool) {
     let now = allowed.max(0).min(needed);
     let rest = needed - now;
     // Each replaced pod restores one unit once its replacement is Ready; bare pods never do.

@@ -94,7 +94,7 @@ impl WorkloadFit {
 
 /// The workload a pod belongs to, as (kind, name): a ReplicaSet named `<d>-<hash>` whose pods
 /// carry `pod-template-hash=<hash>` belongs to Deployment `<d>`.
-pub fn workload_of(pod: &Pod) -> Option<(String, String)> {
+pub(crate) fn workload_of(pod: &Pod) -> Option<(String, String)> {
     let owner = select::controller_of(pod)?;
     if owner.kind == "ReplicaSet"
         && let Some(hash) = pod
@@ -112,7 +112,7 @@ pub fn workload_of(pod: &Pod) -> Option<(String, String)> {
 /// Whether something recreates the pod once it is evicted: a controller other than a
 /// DaemonSet (whose pods are not evicted, or come back on the same node) or a Node (mirror
 /// pods), and the pod has not finished.
-pub fn is_replaced(pod: &Pod) -> bool {
+pub(crate) fn is_replaced(pod: &Pod) -> bool {
     !select::is_finished(pod)
         && select::controller_of(pod).is_some_and(|o| o.kind != "DaemonSet" && o.kind != "Node")
 }
@@ -330,7 +330,7 @@ pub fn check(
 }
 
 /// `namespace/name`.
-pub fn placement_key(pod: &Pod) -> String {
+pub(crate) fn placement_key(pod: &Pod) -> String {
     crate::budget::key_of(
         pod.metadata.namespace.as_deref(),
         pod.metadata.name.as_deref(),

@@ -216,7 +216,7 @@ impl DrainError {
 }
 
 /// A 403 caused by a namespace being deleted (cause `NamespaceTerminating`), not by permissions.
-pub fn is_namespace_terminating(s: &kube::core::Status) -> bool {
+pub(crate) fn is_namespace_terminating(s: &kube::core::Status) -> bool {
     s.details
         .as_ref()
         .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))

@@ -72,7 +72,7 @@ pub enum Attempt {
 
 /// The Eviction body: policy/v1 with `deleteOptions` (camelCase, unlike kube's `EvictParams`),
 /// a UID precondition, the grace period and `dryRun`.
-pub fn eviction_body(pod: &PodRef, grace: Option<i64>, dry: DryRun) -> serde_json::Value {
+pub(crate) fn eviction_body(pod: &PodRef, grace: Option<i64>, dry: DryRun) -> serde_json::Value {
     let mut opts = serde_json::json!({ "preconditions": { "uid": pod.uid } });
     if let Some(g) = grace {
         opts["gracePeriodSeconds"] = g.into();
@@ -89,7 +89,7 @@ pub fn eviction_body(pod: &PodRef, grace: Option<i64>, dry: DryRun) -> serde_jso
 }
 
 /// The longest Retry-After kdrain takes from a server (one hour).
-pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
+pub(crate) const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 fn budget_name(cause: &str) -> Option<String> {
     let rest = cause.strip_prefix("The disruption budget ")?;
@@ -98,7 +98,7 @@ fn budget_name(cause: &str) -> Option<String> {
 }
 
 /// Maps an answer (HTTP code, Retry-After header, body) to an outcome.
-pub fn classify(
+pub(crate) fn classify(
     code: u16,
     retry_after_header: Option<u64>,
     body: &[u8],

@@ -221,7 +221,7 @@ impl DrainOptions {
 }
 
 /// Parses a `--pod-selector`.
-pub fn parse_pod_selector(sel: &str) -> Result<selectors::LabelSelector, OptionsError> {
+pub(crate) fn parse_pod_selector(sel: &str) -> Result<selectors::LabelSelector, OptionsError> {
     selectors::LabelSelector::parse(sel).map_err(|e| OptionsError::BadPodSelector {
         selector: sel.to_string(),
         message: e.to_string(),

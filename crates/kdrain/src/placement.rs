@@ -14,6 +14,10 @@
 //! placed by everything else, so "does not fit" stays certain and "fits" is conditional. Nothing
 //! is preempted: a replacement that would only fit by preempting lower-priority pods counts as
 //! not fitting.
+//!
+//! One file of about 650 lines on purpose: the filters are one engine over private state (the
+//! slots, the spread domains, a pod's context); split, that state would have to be visible to
+//! the whole crate, and the scheduler's filter order would be spread over several files.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -352,7 +356,7 @@ impl Engine {
     }
 
     /// Names of the nodes that take replacements.
-    pub fn open_nodes(&self) -> Vec<String> {
+    pub(crate) fn open_nodes(&self) -> Vec<String> {
         self.slots
             .iter()
             .filter(|s| s.closed.is_none())
@@ -369,7 +373,7 @@ impl Engine {
 
     /// The open nodes a pod may run on (taints, node affinity), and what they had free of each
     /// resource before any replacement: for messages.
-    pub fn room_for(&self, spec: &PodSpec) -> (usize, Resources) {
+    pub(crate) fn room_for(&self, spec: &PodSpec) -> (usize, Resources) {
         let mut free = Resources::default();
         let mut n = 0;
         for s in self.slots.iter().filter(|s| s.closed.is_none()) {
@@ -645,7 +649,7 @@ impl Engine {
 }
 
 /// Sort key for "largest first": CPU, then memory, descending.
-pub fn size_key(pod: &Pod) -> (i128, i128) {
+pub(crate) fn size_key(pod: &Pod) -> (i128, i128) {
     let r = pod
         .spec
         .as_ref()

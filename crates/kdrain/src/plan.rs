@@ -227,7 +227,7 @@ pub struct NodeInput {
 }
 
 /// The grace period a pod gets: the override, else its own (default 30 s); finished pods 0.
-pub fn grace_of(pod: &Pod, opts: &DrainOptions) -> i64 {
+pub(crate) fn grace_of(pod: &Pod, opts: &DrainOptions) -> i64 {
     if select::is_finished(pod) {
         return 0;
     }
@@ -261,7 +261,7 @@ pub fn ready_after_start(pod: &Pod) -> Option<f64> {
 }
 
 /// The median of [`ready_after_start`] over `pods`; `None` when no pod tells.
-pub fn median_ready_seconds<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Option<f64> {
+pub(crate) fn median_ready_seconds<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Option<f64> {
     let mut v: Vec<f64> = pods.into_iter().filter_map(ready_after_start).collect();
     if v.is_empty() {
         return None;
@@ -278,7 +278,7 @@ pub fn median_ready_seconds<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Opti
 /// Estimated time to empty one node, budgets aside: the grace periods of the pods it evicts or
 /// deletes, tier by tier (each tier waits for the one before), a protected pod counting from
 /// the end of its protection.
-pub fn node_seconds(np: &NodePlan, now: jiff::Timestamp) -> f64 {
+pub(crate) fn node_seconds(np: &NodePlan, now: jiff::Timestamp) -> f64 {
     let mut tier_time = [0f64; 4];
     for p in &np.pods {
         if !matches!(p.action, Action::Evict | Action::Delete) {

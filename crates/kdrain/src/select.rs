@@ -9,23 +9,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::model::Action;
 use crate::options::DrainOptions;
-pub use crate::options::parse_pod_selector;
 
 /// kubectl's error text for DaemonSet pods without `--ignore-daemonsets`.
-pub const DAEMONSET_FATAL: &str = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)";
+pub(crate) const DAEMONSET_FATAL: &str =
+    "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)";
 /// kubectl's warning text for DaemonSet pods that are ignored.
-pub const DAEMONSET_WARNING: &str = "ignoring DaemonSet-managed Pods";
+pub(crate) const DAEMONSET_WARNING: &str = "ignoring DaemonSet-managed Pods";
 /// kubectl's error text for emptyDir pods without `--delete-emptydir-data`.
-pub const LOCAL_STORAGE_FATAL: &str =
+pub(crate) const LOCAL_STORAGE_FATAL: &str =
     "Pods with local storage (use --delete-emptydir-data to override)";
 /// kubectl's warning text for emptyDir pods that are drained (kubectl's later filters drop it).
-pub const LOCAL_STORAGE_WARNING: &str = "deleting Pods with local storage";
+pub(crate) const LOCAL_STORAGE_WARNING: &str = "deleting Pods with local storage";
 /// kubectl's error text for controller-less pods without `--force` (the doubled "cannot delete"
 /// in kubectl's output comes from this text).
-pub const UNMANAGED_FATAL: &str =
+pub(crate) const UNMANAGED_FATAL: &str =
     "cannot delete Pods that declare no controller (use --force to override)";
 /// kubectl's warning text for controller-less pods drained with `--force`.
-pub const UNMANAGED_WARNING: &str = "deleting Pods that declare no controller";
+pub(crate) const UNMANAGED_WARNING: &str = "deleting Pods that declare no controller";
 
 /// Annotation of cluster-autoscaler: `"false"` opts a pod out of eviction.
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
@@ -46,9 +46,9 @@ pub fn opt_out_fatal(annotation: &str, value: &str) -> String {
 pub const DO_NOT_DISRUPT_INVALID_WARNING: &str =
     "ignoring karpenter.sh/do-not-disrupt values that are neither \"true\" nor a duration";
 /// Warning text for pods Cluster API asks to skip.
-pub const CAPI_SKIP_WARNING: &str = "skipping Pods labelled cluster.x-k8s.io/drain=skip";
+pub(crate) const CAPI_SKIP_WARNING: &str = "skipping Pods labelled cluster.x-k8s.io/drain=skip";
 /// Warning text for pods Cluster API asks to wait for.
-pub const CAPI_WAIT_WARNING: &str =
+pub(crate) const CAPI_WAIT_WARNING: &str =
     "waiting for Pods labelled cluster.x-k8s.io/drain=wait-completed to complete";
 
 /// The decision of one filter about one pod.
@@ -107,7 +107,7 @@ pub struct Selected {
 }
 
 /// The controller owner reference of an object, as `metav1.GetControllerOf` finds it.
-pub fn controller_of(pod: &Pod) -> Option<&OwnerReference> {
+pub(crate) fn controller_of(pod: &Pod) -> Option<&OwnerReference> {
     pod.metadata
         .owner_references
         .as_ref()?
@@ -129,7 +129,7 @@ pub fn is_daemonset_pod(pod: &Pod) -> bool {
 }
 
 /// A static pod's mirror.
-pub fn is_mirror_pod(pod: &Pod) -> bool {
+pub(crate) fn is_mirror_pod(pod: &Pod) -> bool {
     pod.metadata
         .annotations
         .as_ref()
@@ -161,7 +161,7 @@ pub fn tier(pod: &Pod) -> u8 {
 }
 
 /// Seconds since the pod's deletionTimestamp (negative while its grace period runs).
-pub fn seconds_since_deletion(pod: &Pod, now: jiff::Timestamp) -> Option<f64> {
+pub(crate) fn seconds_since_deletion(pod: &Pod, now: jiff::Timestamp) -> Option<f64> {
     let ts = pod.metadata.deletion_timestamp.as_ref()?.0;
     Some(now.duration_since(ts).as_secs_f64())
 }
@@ -238,7 +238,7 @@ pub fn do_not_disrupt(pod: &Pod, now: jiff::Timestamp) -> DoNotDisrupt {
 
 /// The ecosystem's opt-outs; `Pass` when the pod has none. A `karpenter.sh/do-not-disrupt`
 /// duration is not an opt-out here: [`select_pod`] weighs it against the drain's deadline.
-pub fn opt_out_filter(pod: &Pod) -> FilterVerdict {
+pub(crate) fn opt_out_filter(pod: &Pod) -> FilterVerdict {
     if let Some(v) = pod
         .metadata
         .annotations
@@ -268,7 +268,7 @@ pub fn opt_out_filter(pod: &Pod) -> FilterVerdict {
 /// The first filter that keeps the pod on the node ends the chain, as in kubectl. `ds` answers
 /// whether a pod's DaemonSet exists (called only for unfinished DaemonSet pods). `opts` are
 /// [normalised](DrainOptions::normalised) (a zero timeout is `None`), as a `Drainer`'s are.
-pub fn select_pod(
+pub(crate) fn select_pod(
     pod: &Pod,
     opts: &DrainOptions,
     now: jiff::Timestamp,
@@ -478,7 +478,7 @@ pub fn error_lines(items: impl IntoIterator<Item = (String, String)>) -> Vec<Str
 }
 
 /// kubectl's grouped warnings: `<msg>: ns/a, ns/b` (kubectl prints them joined by "; ").
-pub fn warning_lines(items: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+pub(crate) fn warning_lines(items: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
     group(items)
         .into_iter()
         .map(|(m, pods)| format!("{m}: {}", pods.join(", ")))

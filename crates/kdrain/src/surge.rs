@@ -20,7 +20,7 @@ pub use crate::plan::SurgePlan;
 use crate::plan::{Action, BudgetVerdict, NodeInput, Plan};
 
 /// The annotation `kubectl rollout restart` sets on the pod template.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+pub(crate) const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// When kdrain restarted the rollout (on the Deployment).
 pub const SURGED_AT: &str = "kdrain.io/surged-at";
 /// The nodes whose drain asked for it (on the Deployment).
@@ -74,7 +74,7 @@ pub fn asked(names: &[String]) -> Vec<(String, String)> {
 }
 
 /// The Deployments to read: those of the asked workloads whose pods are on the target nodes.
-pub fn deployments_to_read(names: &[String], inputs: &[NodeInput]) -> Vec<(String, String)> {
+pub(crate) fn deployments_to_read(names: &[String], inputs: &[NodeInput]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (ns, name) in asked(names) {
         let is_deployment = inputs.iter().flat_map(|n| &n.pods).any(|p| {
@@ -207,7 +207,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The strategic merge patch that restarts the rollout and records it.
-pub fn restart_patch(now: jiff::Timestamp, nodes: &[String]) -> serde_json::Value {
+pub(crate) fn restart_patch(now: jiff::Timestamp, nodes: &[String]) -> serde_json::Value {
     let at = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     serde_json::json!({
         "metadata": {"annotations": {SURGED_AT: at, SURGED_FROM: nodes.join(",")}},

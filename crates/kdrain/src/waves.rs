@@ -89,7 +89,7 @@ pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize) -> Wav
 /// Worst-case time of a wave: its slowest node, plus for each budget that lets the wave's pods
 /// go in batches (it allows fewer than the wave needs), each later batch's grace period and the
 /// replacements' readiness time here (a budget that allows nothing now waits before each pod).
-pub fn wave_seconds(plan: &Plan, nodes: &[String], now: jiff::Timestamp) -> f64 {
+pub(crate) fn wave_seconds(plan: &Plan, nodes: &[String], now: jiff::Timestamp) -> f64 {
     let in_wave: Vec<&plan::NodePlan> = plan
         .nodes
         .iter()
