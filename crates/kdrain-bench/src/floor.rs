@@ -13,6 +13,10 @@
 //! when every pod of the budget has the same replacement readiness time (an exchange argument: the
 //! evictions happen in fixed waves, and the longest stops belong in the earliest waves). With mixed
 //! readiness times it is a good bound, not a proven minimum.
+//!
+//! B5 (pool rotation) adds room: replacements need CPU, and drained nodes come back after a reboot.
+//! [`rotation_floor`] is the larger of the budget bound above and a capacity bound (generations of
+//! nodes that can be empty before the room of earlier ones is back); its doc gives the argument.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -101,6 +105,128 @@ pub fn drain_floor(pods: &[FloorPod], budgets: &[FloorBudget]) -> Result<f64, No
         stuck.sort_unstable();
         Err(NoFloor { stuck_pods: stuck })
     }
+}
+
+/// One node of a pool rotation (B5), CPU in millicores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationNode {
+    /// CPU requested by the pods the drain removes from it.
+    pub load: i64,
+    /// CPU it offers replacements once it is back (allocatable minus the pods that stay on it,
+    /// DaemonSet and mirror pods).
+    pub room_back: i64,
+    /// CPU free on it when the drain starts.
+    pub free_now: i64,
+    /// The budget floor of its pods alone: [`drain_floor`] over them, with every budget's
+    /// disruptions for them.
+    pub alone_floor: f64,
+}
+
+/// Everything the rotation floor depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationInput {
+    /// The pool's nodes.
+    pub nodes: Vec<RotationNode>,
+    /// CPU free on the schedulable nodes outside the pool (the spares) when the drain starts.
+    pub spare_free: i64,
+    /// CPU of replacements that may wait without room: for each budget, its disruptions allowed
+    /// times the largest request among its pods; plus every pod under no budget.
+    pub slack: i64,
+    /// [`drain_floor`] over all the pool's pods.
+    pub budget_floor: f64,
+    /// Seconds a drained node takes to be patched, rebooted and uncordoned.
+    pub reboot_seconds: f64,
+    /// The shortest start-up time (readiness) of a replacement.
+    pub min_ready: f64,
+    /// The shortest stop time of a pod drained.
+    pub min_stop: f64,
+}
+
+/// The rotation floor and its parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationFloor {
+    /// The floor: the larger of the two bounds.
+    pub seconds: f64,
+    /// The budget bound ([`RotationInput::budget_floor`]).
+    pub budget_floor: f64,
+    /// The capacity bound: `first_empty + (generations - 1) × (reboot + min_ready + min_stop)`.
+    pub capacity_floor: f64,
+    /// Generations of nodes the pool needs at least: nodes emptied before any node is back, then
+    /// before the room of the first generation is usable, and so on.
+    pub generations: usize,
+}
+
+/// The most pool nodes that can be empty at once when the nodes with `back` of the largest
+/// rooms have returned: the `m` lightest nodes' load must fit in the spares' free CPU, the slack,
+/// the room of the returned nodes and the free CPU of the `n - m` roomiest nodes still there.
+fn most_empty(input: &RotationInput, back: usize) -> usize {
+    let mut loads: Vec<i64> = input.nodes.iter().map(|n| n.load).collect();
+    loads.sort_unstable();
+    let mut rooms: Vec<i64> = input.nodes.iter().map(|n| n.room_back).collect();
+    rooms.sort_unstable_by(|a, b| b.cmp(a));
+    let mut frees: Vec<i64> = input.nodes.iter().map(|n| n.free_now).collect();
+    frees.sort_unstable_by(|a, b| b.cmp(a));
+    let returned: i64 = rooms.iter().take(back).sum();
+    let n = loads.len();
+    (0..=n)
+        .filter(|&m| {
+            let moved: i64 = loads.iter().take(m).sum();
+            let staying: i64 = frees.iter().take(n - m).sum();
+            moved <= input.spare_free + input.slack + returned + staying
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A lower bound on the time until the last pod of a rotated pool is gone, for any tool, when a
+/// node drained comes back `reboot_seconds` after it is empty (B5).
+///
+/// Two bounds; the floor is the larger:
+/// - **budgets**: [`drain_floor`] over all the pool's pods (room ignored);
+/// - **capacity**: when the pool's load cannot leave at once, nodes must come back first. At the
+///   moment the last pod of a set E of emptied nodes is evicted, every budget lets at most its
+///   allowed disruptions wait on replacements that are not Ready, so all but `slack` of E's load
+///   runs Ready somewhere: on the spares, on pool nodes not in E (their free CPU, counted even
+///   though the three tools cordon the whole pool first), or on nodes back since at least
+///   `min_ready` before. A node is back `reboot_seconds` after it is empty, and the last pod of E is
+///   gone `min_stop` after its eviction at the soonest. So with D = reboot + min_ready + min_stop,
+///   the nodes empty by time t number at most M(nodes empty by t - D), where M(k) is
+///   [`most_empty`] (fractional packing: lightest nodes first, roomiest nodes back). No node is empty
+///   before `first_empty` = the smallest `alone_floor`. If G = the number of applications of M from
+///   0 needed to reach every node, the last pod is gone no sooner than `first_empty + (G - 1) × D`.
+///
+/// Returns `Err` with a reason when the pool cannot be emptied even with every node back.
+pub fn rotation_floor(input: &RotationInput) -> Result<RotationFloor, String> {
+    let n = input.nodes.len();
+    let mut empty = 0;
+    let mut generations = 0;
+    while empty < n {
+        let next = most_empty(input, empty);
+        if next <= empty {
+            return Err(format!(
+                "the pool's load does not fit even with {empty} of its {n} nodes back"
+            ));
+        }
+        empty = next;
+        generations += 1;
+    }
+    let first_empty = input
+        .nodes
+        .iter()
+        .map(|n| n.alone_floor)
+        .fold(f64::INFINITY, f64::min);
+    let capacity_floor = if generations <= 1 {
+        0.0
+    } else {
+        first_empty
+            + (generations - 1) as f64 * (input.reboot_seconds + input.min_ready + input.min_stop)
+    };
+    Ok(RotationFloor {
+        seconds: input.budget_floor.max(capacity_floor),
+        budget_floor: input.budget_floor,
+        capacity_floor,
+        generations,
+    })
 }
 
 #[cfg(test)]
@@ -215,5 +341,68 @@ mod tests {
     fn unknown_budget_index_is_stuck() {
         let pods = [pod(1.0, Some(3), Some(1.0))];
         assert_eq!(drain_floor(&pods, &[]).unwrap_err().stuck_pods, vec![0]);
+    }
+    fn rotation(nodes: usize, load: i64, spare_free: i64, slack: i64) -> RotationInput {
+        RotationInput {
+            nodes: (0..nodes)
+                .map(|_| RotationNode {
+                    load,
+                    room_back: 7900,
+                    free_now: 7900 - load,
+                    alone_floor: 3.0,
+                })
+                .collect(),
+            spare_free,
+            slack,
+            budget_floor: 30.0,
+            reboot_seconds: 3.0,
+            min_ready: 1.0,
+            min_stop: 0.5,
+        }
+    }
+
+    #[test]
+    fn rotation_that_fits_on_the_spares_is_the_budget_floor() {
+        let f = rotation_floor(&rotation(3, 5500, 23_700, 0)).unwrap();
+        assert_eq!(f.generations, 1);
+        assert!(close(f.capacity_floor, 0.0));
+        assert!(close(f.seconds, 30.0));
+    }
+
+    #[test]
+    fn b5_pool_needs_two_generations() {
+        // 10 nodes of 5.5 CPU, 23.7 CPU on the spares, 4.75 CPU of slack: 6 can be empty
+        // before any is back (7.9 × 6 ≤ 52.45), then all 10. Capacity: 3 + (3 + 1 + 0.5).
+        let input = rotation(10, 5500, 23_700, 4_750);
+        assert_eq!(most_empty(&input, 0), 6);
+        assert_eq!(most_empty(&input, 6), 10);
+        let f = rotation_floor(&input).unwrap();
+        assert_eq!(f.generations, 2);
+        assert!(close(f.capacity_floor, 7.5));
+        assert!(close(f.seconds, 30.0));
+    }
+
+    #[test]
+    fn capacity_bound_wins_when_room_is_scarce() {
+        // Full nodes (no free CPU) and one node's worth of spare room: one node per generation.
+        let mut input = rotation(4, 7900, 7_900, 0);
+        input.budget_floor = 5.0;
+        assert_eq!(most_empty(&input, 0), 1);
+        assert_eq!(most_empty(&input, 1), 2);
+        let f = rotation_floor(&input).unwrap();
+        assert_eq!(f.generations, 4);
+        // 3 + 3 × 4.5.
+        assert!(close(f.capacity_floor, 16.5));
+        assert!(close(f.seconds, 16.5));
+    }
+
+    #[test]
+    fn rotation_without_room_has_no_floor() {
+        let input = rotation(2, 7900, 0, 0);
+        let err = rotation_floor(&input).unwrap_err();
+        assert!(
+            err.contains("does not fit even with 0 of its 2 nodes back"),
+            "{err}"
+        );
     }
 }

@@ -3,7 +3,10 @@
 //! per scenario.
 //!
 //! `cargo run --release -p kdrain-bench -- [--quick] [--reps N] [--scenario B1 ...]`
+//! B5 (pool rotation, three runs side by side) writes `bench/results/b5.md`.
 
+mod b5;
+mod b5_report;
 mod backend;
 mod cases;
 mod chart;
@@ -11,6 +14,8 @@ mod child;
 mod floor;
 mod measure;
 mod report;
+mod rotation;
+mod rotation_metrics;
 mod scenario;
 mod tracker;
 
@@ -37,7 +42,8 @@ struct Args {
     /// Repetitions per tool (kdrain and kubectl alternate).
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Only these scenarios (B1, B2, B3, B4); repeat the flag for several. Default: all.
+    /// Only these scenarios (B1, B2, B3, B4, B5); repeat the flag for several. Default: all
+    /// (with --quick: B1–B4 only; B5 quick runs when named).
     #[arg(long = "scenario", value_name = "ID")]
     scenarios: Vec<String>,
     /// The kdrain binary. Default: build kdrain-cli with the same profile as this program and use it.
@@ -153,9 +159,14 @@ async fn run(args: Args) -> Result<bool> {
         .into_iter()
         .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.id))
         .collect();
-    if cases.is_empty() {
+    let want_b5 = if quick {
+        wanted.iter().any(|w| w == "B5")
+    } else {
+        wanted.is_empty() || wanted.iter().any(|w| w == "B5")
+    };
+    if cases.is_empty() && !want_b5 {
         bail!(
-            "no scenario matches {:?}; use B1, B2, B3 or B4",
+            "no scenario matches {:?}; use B1, B2, B3, B4 or B5",
             args.scenarios
         );
     }
@@ -245,10 +256,98 @@ async fn run(args: Args) -> Result<bool> {
         let md = report::markdown(&info, &results);
         std::fs::write(out.join(report_name), &md)?;
     }
-    let md = report::markdown(&info, &results);
-    let table_end = md.find("\n## Targets").unwrap_or(md.len());
-    println!("{}", &md[..table_end]);
-    eprintln!("results written to {}", out.join(report_name).display());
+    if !results.is_empty() {
+        let md = report::markdown(&info, &results);
+        let table_end = md.find("\n## Targets").unwrap_or(md.len());
+        println!("{}", &md[..table_end]);
+        eprintln!("results written to {}", out.join(report_name).display());
+    }
+    if want_b5 {
+        if real {
+            eprintln!(
+                "B5 runs on kubesim only (its operator and figures are not built for the real control plane); skipped"
+            );
+        } else if !run_b5(&root, &out, &info, &programs, reps).await? {
+            ok = false;
+        }
+    }
+    Ok(ok)
+}
+
+/// B5: the three rotations, `reps` times each, written to `b5.md`. False when a run violated an
+/// invariant or (quick) a run that must finish did not.
+async fn run_b5(
+    root: &Path,
+    out: &Path,
+    info: &RunInfo,
+    programs: &Programs,
+    reps: usize,
+) -> Result<bool> {
+    use crate::b5::{Variant, has_wait_for_capacity, rotation_case, run_rotation};
+    let rc = rotation_case(info.quick);
+    let path = rc.case.scenario_path(root, info.quick);
+    let model = ScenarioModel::from_file(&path)?;
+    let planned_pending = (!has_wait_for_capacity(&programs.kdrain)).then(|| {
+        format!(
+            "{} has no {} yet",
+            programs.kdrain.display(),
+            b5::WAIT_FOR_CAPACITY
+        )
+    });
+    let mut variants = vec![Variant::Kubectl, Variant::AllAtOnce];
+    if planned_pending.is_none() {
+        variants.push(Variant::Planned);
+    }
+    let mut results = b5_report::RotationResults {
+        case: rc.clone(),
+        runs: Vec::new(),
+        planned_pending,
+    };
+    let mut ok = true;
+    for rep in 0..reps {
+        let mut order = variants.clone();
+        if rep % 2 == 1 {
+            order.reverse();
+        }
+        for variant in order {
+            eprintln!("B5 rep {rep} {}: running", variant.label());
+            let run = run_rotation(&rc, &path, &model, variant, rep, programs)
+                .await
+                .with_context(|| format!("B5 rep {rep} {}: the harness failed", variant.label()))?;
+            eprintln!(
+                "B5 rep {rep} {}: exit {:?}, wall {} s, {} pool pods left, {} went Pending ({} left), longest {:.2} s, {} over start-up, budget-blocked {:.1} s, {} evictions, {} re-evicted, {} × 429, {} violations",
+                variant.label(),
+                run.child.exit_code,
+                run.observed
+                    .wall_seconds
+                    .map_or("–".to_string(), |w| format!("{w:.3}")),
+                run.observed.remaining,
+                run.seen.pending.pods,
+                run.seen.pending.left_pending,
+                run.seen.pending.longest,
+                run.seen.pending.over_startup,
+                run.seen.budget_blocked_seconds,
+                run.evictions,
+                run.seen.re_evicted,
+                run.throttled,
+                run.violations.len()
+            );
+            if !run.violations.is_empty() {
+                ok = false;
+            }
+            // All at once is expected to stall: only the other two must finish in the smoke run.
+            if info.quick && variant != Variant::AllAtOnce && !run.completed() {
+                eprintln!("{}", run.child.output_tail);
+                ok = false;
+            }
+            results.runs.push(run);
+            std::fs::write(out.join("b5.md"), b5_report::markdown(info, &results))?;
+        }
+    }
+    let md = b5_report::markdown(info, &results);
+    let end = md.find("\n## Floor").unwrap_or(md.len());
+    println!("{}", &md[..end]);
+    eprintln!("results written to {}", out.join("b5.md").display());
     Ok(ok)
 }
 

@@ -106,7 +106,7 @@ impl RunResult {
     }
 }
 
-async fn resolve_nodes(client: &kube::Client, target: &Target) -> Result<Vec<String>> {
+pub(crate) async fn resolve_nodes(client: &kube::Client, target: &Target) -> Result<Vec<String>> {
     match target {
         Target::Nodes(nodes) => Ok(nodes.clone()),
         Target::Selector(selector) => {
@@ -127,7 +127,7 @@ async fn resolve_nodes(client: &kube::Client, target: &Target) -> Result<Vec<Str
 }
 
 /// Waits until every budget reports the disruptions the scenario implies (its status is computed).
-async fn wait_budgets_settled(
+pub(crate) async fn wait_budgets_settled(
     client: &kube::Client,
     model: &ScenarioModel,
     limit: Duration,
