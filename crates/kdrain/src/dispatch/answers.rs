@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::budgets::ack_ttl;
 use super::core::Core;
+use super::ledger::Counted;
 use super::track::St;
 use crate::budget::BudgetKey;
 use crate::events::{Event, PodRef, WaitsFor};
@@ -47,22 +48,24 @@ impl Core {
         let n = &mut self.nodes[t.node];
         n.awaiting = n.awaiting.saturating_sub(1);
         let mut released: Option<BudgetKey> = None;
-        if let Some(key) = t.inflight_budget.take()
-            && let Some(b) = self.budgets.get_mut(&key)
-        {
-            b.inflight -= 1;
+        if let Some(key) = t.inflight_budget.take() {
             // The server spent one unit before answering. Until a budget status carrying this
-            // pod in disruptedPods is seen, count it as spent. That status may have come before
-            // the answer, even followed by the controller's next status that no longer lists
-            // the terminating pod: a real cluster delivers them in no fixed order.
+            // pod in disruptedPods is seen, the ledger counts it as spent (for every drain
+            // sharing it). That status may have come before the answer, even followed by the
+            // controller's next status that no longer lists the terminating pod: a real
+            // cluster delivers them in no fixed order.
             let sent = t.last_sent.unwrap_or(now);
-            let acked = b.counted_since(&t.r.name, sent);
-            if d.attempt == Attempt::Accepted {
+            let accepted = d.attempt == Attempt::Accepted;
+            let due = now + ack_ttl(ceiling);
+            self.account.answered(&key, &t.r.name, accepted, sent, due);
+            let acked = self
+                .budgets
+                .get(&key)
+                .is_some_and(|b| b.counted_since(&t.r.name, sent));
+            if accepted {
                 if acked {
                     released = Some(key);
                 } else {
-                    b.pending_ack.insert(t.r.name.clone(), now);
-                    let due = now + ack_ttl(ceiling);
                     self.acks_due = Some(self.acks_due.map_or(due, |d| d.min(due)));
                 }
             }

@@ -1,6 +1,7 @@
-//! The budget gate's bookkeeping: each watched budget with the evictions kdrain has in flight
-//! under it and the accepted ones no status has counted yet, and the wake-ups a budget change
-//! or a released budget gives the pods waiting for it.
+//! The budget gate's bookkeeping: each watched budget as this drain's watch sees it (the
+//! evictions in flight and accepted ones no status has counted yet are in the ledger, shared
+//! with other drains: [`super::ledger`]), and the wake-ups a budget change or a released budget
+//! gives the pods waiting for it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use tokio::time::Instant;
 
 use super::core::{Command, Core};
+use super::ledger::Counted;
 use super::track::St;
 use crate::budget::{self, BudgetKey, BudgetNow};
 use crate::events::{Healthy, WaitsFor};
@@ -18,35 +20,26 @@ use crate::watch::{Change, Seen};
 
 pub(super) struct BudgetState {
     pub(super) pdb: PodDisruptionBudget,
-    /// Pods whose eviction the server accepted and no status seen since the send has counted
-    /// (the pod in `disruptedPods`), with when the answer came: the budget's allowance as
-    /// watched is one too high for each until then (or until [`ack_ttl`]).
-    pub(super) pending_ack: HashMap<String, Instant>,
     /// When each pod name was last seen in the status's `disruptedPods`. The eviction's own
     /// status write lists the pod, and every later status in the watch's order reflects the
     /// eviction even once the disruption controller drops the terminating pod from the map. So
-    /// a pod listed in any status received after its eviction was sent needs no pending
-    /// acknowledgement, whether the answer came before or after that status.
+    /// a pod listed in any status received after its eviction was sent is counted by this
+    /// view, whether the answer came before or after that status; until then the ledger
+    /// ([`super::ledger`]) counts it as spent (or until [`ack_ttl`]).
     pub(super) seen_disrupted: HashMap<String, Instant>,
-    pub(super) inflight: i32,
-    pub(super) last_probe: Option<Instant>,
 }
 
 impl BudgetState {
-    pub(super) fn new(pdb: PodDisruptionBudget, inflight: i32, now: Instant) -> Self {
+    pub(super) fn new(pdb: PodDisruptionBudget, now: Instant) -> Self {
         let mut b = BudgetState {
             pdb,
-            pending_ack: HashMap::new(),
             seen_disrupted: HashMap::new(),
-            inflight,
-            last_probe: None,
         };
         b.note_disrupted(now);
         b
     }
 
-    /// Records the pods the current status lists as disrupted (and settles their pending
-    /// acknowledgements).
+    /// Records the pods the current status lists as disrupted.
     pub(super) fn note_disrupted(&mut self, now: Instant) {
         let listed = self
             .pdb
@@ -54,26 +47,19 @@ impl BudgetState {
             .as_ref()
             .and_then(|s| s.disrupted_pods.as_ref());
         for name in listed.into_iter().flat_map(|m| m.keys()) {
-            self.pending_ack.remove(name);
             self.seen_disrupted.insert(name.clone(), now);
         }
     }
-
-    /// True when a status received at or after `sent` listed `pod` as disrupted.
-    pub(super) fn counted_since(&self, pod: &str, sent: Instant) -> bool {
-        self.seen_disrupted.get(pod).is_some_and(|at| *at >= sent)
-    }
 }
 
-impl BudgetState {
-    pub(super) fn effective(&self) -> i32 {
+impl Counted for BudgetState {
+    fn allowed(&self) -> i32 {
         let now = BudgetNow::of(&self.pdb);
-        if !now.observed {
-            return 0;
-        }
-        now.allowed
-            .saturating_sub(self.pending_ack.len() as i32)
-            .saturating_sub(self.inflight)
+        if now.observed { now.allowed } else { 0 }
+    }
+
+    fn counted_since(&self, pod: &str, sent: Instant) -> bool {
+        self.seen_disrupted.get(pod).is_some_and(|at| *at >= sent)
     }
 }
 
@@ -123,7 +109,8 @@ impl Core {
             [] => None,
             [key] => {
                 let b = &self.budgets[key];
-                (budget::consumes_budget(pod, &b.pdb) && b.effective() <= 0).then(|| short(key))
+                (budget::consumes_budget(pod, &b.pdb) && self.effective(key) <= 0)
+                    .then(|| short(key))
             }
             many => Some(many.iter().map(short).collect::<Vec<_>>().join(", ")),
         }
@@ -165,8 +152,7 @@ impl Core {
                         e.note_disrupted(now);
                     }
                     None => {
-                        self.budgets
-                            .insert(key.clone(), BudgetState::new(b, 0, now));
+                        self.budgets.insert(key.clone(), BudgetState::new(b, now));
                     }
                 }
                 touched.push(key);
@@ -180,9 +166,7 @@ impl Core {
                 let old: BTreeMap<BudgetKey, BudgetState> = std::mem::take(&mut self.budgets);
                 for b in all {
                     let key = BudgetKey::of(&b);
-                    let inflight = old.get(&key).map(|o| o.inflight).unwrap_or(0);
-                    self.budgets
-                        .insert(key.clone(), BudgetState::new(b, inflight, now));
+                    self.budgets.insert(key.clone(), BudgetState::new(b, now));
                     touched.push(key);
                 }
                 touched.extend(old.into_keys());
@@ -216,10 +200,7 @@ impl Core {
                 continue;
             }
             let allows = cover.len() != 1
-                || self
-                    .budgets
-                    .get(&cover[0])
-                    .is_some_and(|b| b.effective() > 0);
+                || (self.budgets.contains_key(&cover[0]) && self.effective(&cover[0]) > 0);
             let t = self.tracks.get_mut(&uid).expect("track");
             if allows && let St::Waiting(w) = &mut t.st {
                 w.next_at = now;
@@ -233,20 +214,17 @@ impl Core {
         if self.acks_due.is_none_or(|d| now < d) {
             return;
         }
-        let ttl = ack_ttl(self.opts.budget_retry_ceiling);
-        let mut due: Option<Instant> = None;
-        let mut released = Vec::new();
-        for (key, b) in self.budgets.iter_mut() {
-            let before = b.pending_ack.len();
-            b.pending_ack.retain(|_, at| now < *at + ttl);
-            if b.pending_ack.len() != before {
-                released.push(key.clone());
-            }
-            if let Some(at) = b.pending_ack.values().min() {
-                due = Some(due.map_or(*at + ttl, |d| d.min(*at + ttl)));
-            }
-        }
+        let (released, due) = self.account.expire(now);
         self.acks_due = due;
         self.wake_own_pods(&released, now);
+    }
+
+    /// The disruptions a watched budget still allows as this drain sees it, less every
+    /// sharing drain's evictions in flight and accepted ones this view has not seen counted.
+    pub(super) fn effective(&self, key: &BudgetKey) -> i32 {
+        match self.budgets.get(key) {
+            Some(b) => self.account.effective(key, b, self.now.instant),
+            None => 0,
+        }
     }
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::NodeSetup;
 use super::answers::{Answer, Denied};
 use super::budgets::BudgetState;
+use super::ledger::{Account, BudgetLedger};
 use super::node::{IN_FLIGHT_GRACE, NodeRun};
 use super::track::{St, Track, Tracks, new_track};
 use crate::budget::BudgetKey;
@@ -147,6 +148,9 @@ pub(crate) struct Config {
     /// The plan's waves, as node indexes: a wave starts when every node of the one before has
     /// ended. Empty: `parallel_nodes` at a time, the next node starting as soon as one ends.
     pub waves: Vec<Vec<usize>>,
+    /// Where evictions spent under budgets are counted: private to this drain, or shared with
+    /// others so that budgets hold across them ([`super::ledger`]).
+    pub budgets: BudgetLedger,
 }
 
 /// The dispatcher's state. See the module's documentation.
@@ -171,6 +175,8 @@ pub(crate) struct Core {
     pub(super) tracks: Tracks,
     pub(super) ignored: HashSet<String>,
     pub(super) budgets: BTreeMap<BudgetKey, BudgetState>,
+    /// This drain's account in the budget ledger.
+    pub(super) account: Account,
     pub(super) budgets_rv: Option<String>,
     /// No pending acknowledgement expires before this (a lower bound, exact after each
     /// [`Core::expire_acks`] pass), so the budgets are not rescanned on every event.
@@ -210,6 +216,7 @@ impl Core {
             tracks: Tracks::default(),
             ignored: HashSet::new(),
             budgets: BTreeMap::new(),
+            account: cfg.budgets.open(),
             budgets_rv: None,
             acks_due: None,
             budget_watch: false,
@@ -221,7 +228,7 @@ impl Core {
         if let Some(l) = pdbs {
             for b in l.items {
                 d.budgets
-                    .insert(BudgetKey::of(&b), BudgetState::new(b, 0, now.instant));
+                    .insert(BudgetKey::of(&b), BudgetState::new(b, now.instant));
             }
             d.budgets_rv = Some(l.resource_version);
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::core::{Command, Core};
+use super::ledger::Spend;
 use super::track::{St, Wait};
 use crate::budget::{self, BudgetKey, BudgetNow};
 use crate::events::{Event, WaitsFor};
@@ -53,21 +54,19 @@ impl Core {
                     self.ensure_pdb_watch();
                     let b = &self.budgets[&key];
                     if budget::consumes_budget(&self.tracks[&uid].pod, &b.pdb) {
-                        if b.effective() <= 0 {
-                            // Blocked by our own view of the budget: send nothing, except one
-                            // probe per budget and ceiling in case the view is stale.
-                            let ceiling = self.opts.budget_retry_ceiling;
-                            let probe = b.last_probe.is_none_or(|p| now >= p + ceiling)
-                                && self.tracks[&uid].st.waits_for_budget();
-                            if !probe {
+                        // Spent in one step with every drain sharing the ledger. Blocked by
+                        // the budget as seen: nothing is sent, except one probe per budget and
+                        // ceiling in case the view is stale.
+                        let may_probe = self.tracks[&uid].st.waits_for_budget();
+                        let pod = self.tracks[&uid].r.name.clone();
+                        let ceiling = self.opts.budget_retry_ceiling;
+                        match self.account.spend(&key, &pod, b, now, ceiling, may_probe) {
+                            Spend::Spent | Spend::Probe => spend = Some(key),
+                            Spend::Held => {
                                 self.block_locally(&uid, &key, now);
                                 continue;
                             }
                         }
-                        let b = self.budgets.get_mut(&key).expect("budget");
-                        b.inflight += 1;
-                        b.last_probe = Some(now);
-                        spend = Some(key);
                     }
                 } else if cover.len() > 1 {
                     // The server answers 500 for a pod under several budgets: ask only once per

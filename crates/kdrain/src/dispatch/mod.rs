@@ -12,6 +12,7 @@ mod answers;
 mod budgets;
 mod core;
 mod gate;
+mod ledger;
 mod node;
 mod pods;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use tokio::time::Instant;
 
 use self::answers::Answer;
 pub(crate) use self::answers::Denied;
+pub use self::ledger::BudgetLedger;
 use self::core::{Command, Config, Core, Input, Now};
 use crate::events::EventSender;
 use crate::evict;
@@ -107,6 +109,7 @@ impl Dispatcher {
             pod_selector: sh.pod_selector,
             ds_cache: sh.ds_cache,
             waves: sh.waves,
+            budgets: BudgetLedger::default(),
         };
         Dispatcher {
             core: Core::new(cfg, setups, pdbs, now(), fastrand::u64(..)),
@@ -117,6 +120,13 @@ impl Dispatcher {
             node_req,
             stop: None,
         }
+    }
+
+    /// Counts the evictions spent under budgets in `ledger`, shared with the other drains that
+    /// use it (instead of a ledger of this drain's own).
+    pub(crate) fn with_budgets(mut self, ledger: &BudgetLedger) -> Self {
+        self.core.account = ledger.open();
+        self
     }
 
     /// Stops the drain when `stop` completes: nothing more is sent, the answers to requests in

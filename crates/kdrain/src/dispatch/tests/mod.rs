@@ -6,6 +6,7 @@
 mod acks;
 mod answers;
 mod nodes;
+mod shared;
 mod waits;
 
 use std::time::Duration;
@@ -110,6 +111,17 @@ impl Drain {
         nodes: Vec<(&str, Vec<Pod>, Vec<PodPlan>)>,
         pdbs: Vec<PodDisruptionBudget>,
     ) -> Drain {
+        Drain::planned_in(opts, nodes, pdbs, Default::default(), Instant::now())
+    }
+
+    /// [`Drain::planned`] counting budgets in `ledger`, its clock starting at `t0`.
+    fn planned_in(
+        opts: DrainOptions,
+        nodes: Vec<(&str, Vec<Pod>, Vec<PodPlan>)>,
+        pdbs: Vec<PodDisruptionBudget>,
+        ledger: super::BudgetLedger,
+        t0: Instant,
+    ) -> Drain {
         let setups = nodes
             .into_iter()
             .map(|(name, pods, plan)| NodeSetup {
@@ -139,8 +151,8 @@ impl Drain {
             pod_selector: None,
             ds_cache: Default::default(),
             waves: vec![],
+            budgets: ledger,
         };
-        let t0 = Instant::now();
         let w0 = wall(0.0);
         let now = Now {
             instant: t0,

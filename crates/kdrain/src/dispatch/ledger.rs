@@ -1,0 +1,321 @@
+//! The budget ledger: the evictions spent under each disruption budget that the budget's status
+//! may not count yet, shared by every dispatcher holding a clone of one [`BudgetLedger`].
+//!
+//! A budget's status says how many disruptions it allows, but it learns of an eviction only
+//! after the server accepted it, and a watch delivers that status later still. So each
+//! dispatcher counts, per budget, the evictions it has in flight and those accepted that no
+//! status it has seen lists in `disruptedPods` yet, and sends only while the watched allowance
+//! minus those is above zero. Two drains in one process that each kept that count alone would
+//! each spend the same allowance, and learn of the other only from the server's 429s. The
+//! ledger is that count for every drain sharing it: in flight, accepted and the last probe, per
+//! [`BudgetKey`]. Each dispatcher keeps its own view of the budgets (its own watch) and
+//! subtracts every drain's spending not yet visible in that view; the check and the spending
+//! are one step under the ledger's lock, so two drains never both spend the last unit.
+//!
+//! Why a shared ledger rather than one long-lived dispatcher for every drain (issue 12): the
+//! dispatcher's core takes its nodes, waves, options and event sink once, at the start of a
+//! drain, and every per-drain decision (timeouts, `parallel_nodes`, waves, the report) is made
+//! over that set. Making it accept nodes of other drains while it runs would mean per-node
+//! options, sinks and reports through the whole core; the ledger moves only the budget
+//! accounting (in flight, pending acknowledgement, probe time) out of the core into a
+//! synchronous table, so the core stays I/O-free, each drain stays what it is (its own
+//! cancellation, report and errors), and the budget rule holds across all of them. The CLI's
+//! multi-node drain still runs in one dispatcher; a drain built without a shared ledger gets a
+//! private one, which is exactly the accounting it had before.
+//!
+//! What the ledger does not do: it does not wake another drain's pods when an eviction is
+//! refused or fails (its unit is released, but the other drain's pods retry at their next
+//! budget status or their retry ceiling), and a drain dropped mid-request releases its
+//! in-flight units at once (an eviction accepted in that instant shows in the budget's status
+//! soon after; until then a 429 is possible, never a broken budget: the server checks).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::time::Instant;
+
+use crate::budget::BudgetKey;
+
+/// Evictions spent under disruption budgets, shared by the drains of one process that hold a
+/// clone: an eviction in flight or accepted by any of them counts against its budget for all
+/// (see [`crate::DrainerBuilder::shared_budgets`]).
+///
+/// ```
+/// let ledger = kdrain::BudgetLedger::new();
+/// let for_another_drain = ledger.clone(); // the same ledger
+/// # drop(for_another_drain);
+/// ```
+#[derive(Clone, Default)]
+pub struct BudgetLedger {
+    book: Arc<Mutex<Book>>,
+}
+
+impl std::fmt::Debug for BudgetLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let book = self.lock();
+        f.debug_struct("BudgetLedger")
+            .field("drains", &book.next_drain)
+            .field("budgets", &book.budgets.len())
+            .finish()
+    }
+}
+
+impl BudgetLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        // the book stays consistent at every step: a panic elsewhere leaves it usable
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens one drain's account.
+    pub(crate) fn open(&self) -> Account {
+        let drain = {
+            let mut book = self.lock();
+            book.next_drain += 1;
+            book.next_drain
+        };
+        Account {
+            ledger: self.clone(),
+            drain,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Book {
+    next_drain: u64,
+    budgets: HashMap<BudgetKey, Spending>,
+}
+
+/// What is spent under one budget.
+#[derive(Default)]
+struct Spending {
+    /// Evictions in flight, by pod name: the drain that sent it, and when.
+    inflight: HashMap<String, (u64, Instant)>,
+    /// Accepted evictions, by pod name: when sent, and until when they count unless a status
+    /// seen after the send lists the pod.
+    accepted: HashMap<String, Accepted>,
+    /// The last request sent under the budget while it allowed nothing (one per ceiling).
+    last_probe: Option<Instant>,
+}
+
+#[derive(Clone, Copy)]
+struct Accepted {
+    sent: Instant,
+    expires: Instant,
+}
+
+/// A dispatcher's view of what a budget's status has counted: whether a status received at or
+/// after `sent` listed `pod` as disrupted.
+pub(crate) trait Counted {
+    /// The allowance as watched (`disruptionsAllowed`, 0 until the controller observed it).
+    fn allowed(&self) -> i32;
+    /// True when a status received at or after `sent` listed `pod` in `disruptedPods`.
+    fn counted_since(&self, pod: &str, sent: Instant) -> bool;
+}
+
+/// What [`Account::spend`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spend {
+    /// The budget allows it: the unit is spent (in flight).
+    Spent,
+    /// The budget allows nothing as far as anyone knows, but no probe was sent for a ceiling:
+    /// the unit is spent as a probe (the view may be stale; the server decides).
+    Probe,
+    /// Nothing is sent.
+    Held,
+}
+
+/// One drain's handle on the ledger; dropping it releases the drain's evictions in flight.
+pub(crate) struct Account {
+    ledger: BudgetLedger,
+    drain: u64,
+}
+
+impl Account {
+    /// The disruptions `key` still allows as `view` sees it: its allowance less every drain's
+    /// evictions in flight and accepted ones the view has not seen counted.
+    pub(crate) fn effective(&self, key: &BudgetKey, view: &impl Counted, now: Instant) -> i32 {
+        let book = self.ledger.lock();
+        effective(book.budgets.get(key), view, now)
+    }
+
+    /// Spends one unit of `key` for `pod` if the budget allows it as `view` sees it, or as a
+    /// probe when `may_probe` and no probe went out under it for `ceiling`; all in one step, so
+    /// two drains never spend the same unit.
+    pub(crate) fn spend(
+        &self,
+        key: &BudgetKey,
+        pod: &str,
+        view: &impl Counted,
+        now: Instant,
+        ceiling: std::time::Duration,
+        may_probe: bool,
+    ) -> Spend {
+        let mut book = self.ledger.lock();
+        let s = book.budgets.entry(key.clone()).or_default();
+        let decision = if effective(Some(s), view, now) > 0 {
+            Spend::Spent
+        } else if may_probe && s.last_probe.is_none_or(|p| now >= p + ceiling) {
+            Spend::Probe
+        } else {
+            return Spend::Held;
+        };
+        s.inflight.insert(pod.to_string(), (self.drain, now));
+        s.last_probe = Some(now);
+        decision
+    }
+
+    /// The server answered the eviction of `pod` sent at `sent` under `key`: the unit in flight
+    /// is released; an accepted one counts until a status seen after `sent` lists the pod, or
+    /// until `expires`.
+    pub(crate) fn answered(
+        &self,
+        key: &BudgetKey,
+        pod: &str,
+        accepted: bool,
+        sent: Instant,
+        expires: Instant,
+    ) {
+        let mut book = self.ledger.lock();
+        let s = book.budgets.entry(key.clone()).or_default();
+        s.inflight.remove(pod);
+        if accepted {
+            s.accepted.insert(pod.to_string(), Accepted { sent, expires });
+        }
+    }
+
+    /// Forgets the accepted evictions expired by `now`; returns the budgets that had some, and
+    /// the next expiry of those left.
+    pub(crate) fn expire(&self, now: Instant) -> (Vec<BudgetKey>, Option<Instant>) {
+        let mut book = self.ledger.lock();
+        let mut released = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (key, s) in book.budgets.iter_mut() {
+            let before = s.accepted.len();
+            s.accepted.retain(|_, a| now < a.expires);
+            if s.accepted.len() != before {
+                released.push(key.clone());
+            }
+            if let Some(e) = s.accepted.values().map(|a| a.expires).min() {
+                next = Some(next.map_or(e, |n| n.min(e)));
+            }
+        }
+        released.sort();
+        (released, next)
+    }
+
+    /// The evictions in flight under `key`, by every drain.
+    #[cfg(test)]
+    pub(crate) fn inflight(&self, key: &BudgetKey) -> usize {
+        let book = self.ledger.lock();
+        book.budgets.get(key).map_or(0, |s| s.inflight.len())
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let mut book = self.ledger.lock();
+        for s in book.budgets.values_mut() {
+            s.inflight.retain(|_, (drain, _)| *drain != self.drain);
+        }
+    }
+}
+
+fn effective(s: Option<&Spending>, view: &impl Counted, now: Instant) -> i32 {
+    let allowed = view.allowed();
+    let Some(s) = s else {
+        return allowed;
+    };
+    let uncounted = s
+        .accepted
+        .iter()
+        .filter(|(pod, a)| now < a.expires && !view.counted_since(pod, a.sent))
+        .count();
+    allowed
+        .saturating_sub(s.inflight.len() as i32)
+        .saturating_sub(uncounted as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A view: the allowance and when each pod was last seen in `disruptedPods`.
+    struct View(i32, HashMap<String, Instant>);
+
+    impl Counted for View {
+        fn allowed(&self) -> i32 {
+            self.0
+        }
+        fn counted_since(&self, pod: &str, sent: Instant) -> bool {
+            self.1.get(pod).is_some_and(|at| *at >= sent)
+        }
+    }
+
+    fn key() -> BudgetKey {
+        BudgetKey {
+            namespace: "shop".into(),
+            name: "web".into(),
+        }
+    }
+
+    const CEILING: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn two_accounts_never_spend_the_same_unit() {
+        let ledger = BudgetLedger::new();
+        let (a, b) = (ledger.open(), ledger.open());
+        let t0 = Instant::now();
+        let view = View(1, HashMap::new());
+        assert_eq!(a.spend(&key(), "a1", &view, t0, CEILING, false), Spend::Spent);
+        assert_eq!(b.spend(&key(), "b1", &view, t0, CEILING, false), Spend::Held);
+        assert_eq!(b.effective(&key(), &view, t0), 0);
+        // accepted: still spent for a view that has not seen it counted ...
+        let expires = t0 + Duration::from_secs(10);
+        a.answered(&key(), "a1", true, t0, expires);
+        assert_eq!(b.effective(&key(), &view, t0), 0);
+        // ... and not for one that has (its allowance already says so)
+        let seen = View(0, HashMap::from([("a1".to_string(), t0)]));
+        assert_eq!(b.effective(&key(), &seen, t0), 0);
+        let later = View(1, HashMap::from([("a1".to_string(), t0)]));
+        assert_eq!(b.effective(&key(), &later, t0), 1);
+        // expired: no longer spent, and said so once
+        assert_eq!(a.expire(expires), (vec![key()], None));
+        assert_eq!(b.effective(&key(), &view, expires), 1);
+    }
+
+    #[test]
+    fn a_refused_eviction_frees_its_unit_and_a_dropped_drain_its_units_in_flight() {
+        let ledger = BudgetLedger::new();
+        let (a, b) = (ledger.open(), ledger.open());
+        let t0 = Instant::now();
+        let view = View(1, HashMap::new());
+        assert_eq!(a.spend(&key(), "a1", &view, t0, CEILING, false), Spend::Spent);
+        a.answered(&key(), "a1", false, t0, t0);
+        assert_eq!(b.spend(&key(), "b1", &view, t0, CEILING, false), Spend::Spent);
+        assert_eq!(a.inflight(&key()), 1);
+        drop(b);
+        assert_eq!(a.inflight(&key()), 0);
+    }
+
+    #[test]
+    fn one_probe_per_ceiling_over_every_drain() {
+        let ledger = BudgetLedger::new();
+        let (a, b) = (ledger.open(), ledger.open());
+        let t0 = Instant::now();
+        let none = View(0, HashMap::new());
+        let ceiling = Duration::from_secs(5);
+        assert_eq!(a.spend(&key(), "a1", &none, t0, ceiling, true), Spend::Probe);
+        a.answered(&key(), "a1", false, t0, t0);
+        assert_eq!(b.spend(&key(), "b1", &none, t0 + Duration::from_secs(4), ceiling, true), Spend::Held);
+        assert_eq!(b.spend(&key(), "b1", &none, t0 + ceiling, ceiling, true), Spend::Probe);
+    }
+}
