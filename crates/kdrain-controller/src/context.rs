@@ -19,6 +19,8 @@ pub(crate) struct Ctx {
     pub max_concurrent_nodes: usize,
     /// Permits for nodes draining at once, over every NodeDrain.
     pub capacity: Arc<Semaphore>,
+    /// Evictions spent under budgets by every NodeDrain's drain: budgets hold across them.
+    pub budgets: kdrain::BudgetLedger,
     pub claims: Claims,
     pub metrics: Arc<Metrics>,
     pub events: Events,

@@ -79,6 +79,7 @@ pub async fn run(
         client: client.clone(),
         max_concurrent_nodes: max,
         capacity: Arc::new(Semaphore::new(max)),
+        budgets: kdrain::BudgetLedger::new(),
         claims: Default::default(),
         metrics,
         events: Events::new(client, settings.instance.clone()),

@@ -8,9 +8,14 @@
 //!   its own worker task, so reconciles never wait), cordon ownership ([`nodes`]), Events
 //!   ([`recorder`]), leader election ([`leader`]) and the HTTP endpoints ([`server`]).
 //!
-//! Each NodeDrain's drain is one run of the library ([`kdrain::Drainer`]) with its own
-//! budget-aware dispatcher; across NodeDrains, the API server's Eviction API keeps budgets
-//! (a refused eviction is retried), and `--max-concurrent-nodes` bounds the nodes draining at once.
+//! Each NodeDrain's drain is one run of the library ([`kdrain::Drainer`]): planned once
+//! ([`kdrain::Drainer::prepare`]) and carried out from the same reads
+//! ([`kdrain::Drainer::execute_prepared`]), by its own dispatcher. Budgets hold across
+//! NodeDrains through one [`kdrain::BudgetLedger`] shared by every drain of the controller: an
+//! eviction in flight (or accepted and not yet counted by the budget's status) in one drain
+//! counts against its budget in all, so two NodeDrains never spend the same allowance (why a
+//! shared ledger rather than one dispatcher for every drain: see the ledger's documentation).
+//! `--max-concurrent-nodes` bounds the nodes draining at once, over every NodeDrain.
 
 #![deny(missing_docs)]
 

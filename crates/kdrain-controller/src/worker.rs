@@ -206,12 +206,15 @@ async fn step(
             .await;
     }
     run.start(&nodes).await;
-    // plan, from reads only
+    // plan, from reads only, once: the drain carries out this plan with the same reads
     let options = req.options_for(nodes.len(), ctx.max_concurrent_nodes);
     let (tx, mut events) = mpsc::unbounded_channel::<Stamped>();
-    let planner = Drainer::new(ctx.client.clone(), options.clone()).with_events(tx);
-    let plan = match planner.plan(&nodes).await {
-        Ok(plan) => plan,
+    let prepared = match drainer(ctx, options.clone(), tx) {
+        Ok(planner) => planner.prepare(&nodes).await,
+        Err(e) => Err(e),
+    };
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
         Err(DrainError::NodeNotFound { node }) => {
             return run
                 .refuse(
@@ -225,14 +228,14 @@ async fn step(
         Err(e @ DrainError::Options(_)) => return run.refuse("InvalidSpec", e.to_string()).await,
         Err(e) => return Err(e.into()),
     };
-    drop(planner);
+    let plan = prepared.plan();
     while let Some(ev) = events.recv().await {
         run.observe(&ev).await;
     }
     if !plan.can_complete() {
-        return run.refuse("PlanRefused", plan_refusal(&plan)).await;
+        return run.refuse("PlanRefused", plan_refusal(plan)).await;
     }
-    run.planned(&plan).await;
+    run.planned(plan).await;
     if req.stage == Stage::Idle {
         return run.finish(Phase::Planned).await;
     }
@@ -241,7 +244,21 @@ async fn step(
     if req.stage == Stage::Cordon {
         return run.finish(Phase::Cordoned).await;
     }
-    drain(ctx, run, &req, nodes, options, rx).await
+    drain(ctx, run, &req, prepared, options, rx).await
+}
+
+/// A drainer for one NodeDrain: its options, its events, and the controller's budget ledger
+/// shared by every NodeDrain.
+fn drainer(
+    ctx: &Ctx,
+    options: kdrain::DrainOptions,
+    tx: mpsc::UnboundedSender<Stamped>,
+) -> Result<Drainer, DrainError> {
+    Drainer::builder(ctx.client.clone())
+        .options(options)
+        .events(tx)
+        .shared_budgets(ctx.budgets.clone())
+        .build()
 }
 
 /// The Refused message of a plan that cannot complete: its errors on one line, and the fix.
@@ -258,7 +275,7 @@ async fn drain(
     ctx: &Arc<Ctx>,
     mut run: Run,
     req: &Request,
-    nodes: Vec<String>,
+    prepared: kdrain::Prepared,
     options: kdrain::DrainOptions,
     rx: &mut watch::Receiver<Arc<NodeDrain>>,
 ) -> Result<(), StepError> {
@@ -284,12 +301,12 @@ async fn drain(
     };
     run.draining().await;
     let (tx, mut events) = mpsc::unbounded_channel::<Stamped>();
-    let drainer = Drainer::new(ctx.client.clone(), options).with_events(tx);
+    let drainer = drainer(ctx, options, tx)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = stop_rx.await;
     };
-    let work = drainer.drain_until(&nodes, stop);
+    let work = drainer.execute_prepared(prepared, stop);
     tokio::pin!(work);
     let mut stop_tx = Some(stop_tx);
     let mut tick = tokio::time::interval(stage::Throttle::EVERY);

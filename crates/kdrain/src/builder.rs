@@ -1,6 +1,7 @@
 //! Building a [`Drainer`]: the options checked once (the pod selector parsed, kubectl's zeros
 //! said as `None`), the client built without the kube client's own retry layer.
 
+use crate::dispatch::BudgetLedger;
 use crate::drainer::Drainer;
 use crate::error::DrainError;
 use crate::events::EventSender;
@@ -37,6 +38,7 @@ pub struct DrainerBuilder {
     options: DrainOptions,
     events: Option<EventSender>,
     filters: Vec<PodFilter>,
+    budgets: Option<BudgetLedger>,
 }
 
 impl DrainerBuilder {
@@ -46,6 +48,7 @@ impl DrainerBuilder {
             options: DrainOptions::kubectl(),
             events: None,
             filters: Vec::new(),
+            budgets: None,
         }
     }
 
@@ -67,6 +70,17 @@ impl DrainerBuilder {
         self
     }
 
+    /// Counts evictions spent under disruption budgets in `ledger`, shared with every other
+    /// drain built with a clone of it: an eviction in flight (or accepted and not yet counted
+    /// by the budget's status) in any of them counts against its budget for all, so drains
+    /// running side by side in one process never spend the same allowance twice (without it,
+    /// each drain counts its own and learns of the others from the server's 429s). One drain of
+    /// several nodes needs none: its nodes already share one dispatcher.
+    pub fn shared_budgets(mut self, ledger: BudgetLedger) -> Self {
+        self.budgets = Some(ledger);
+        self
+    }
+
     /// The drainer, or [`DrainError::Options`] naming what is wrong with the options.
     pub fn build(self) -> Result<Drainer, DrainError> {
         let mut drainer = Drainer::new(self.client, self.options);
@@ -75,6 +89,7 @@ impl DrainerBuilder {
         }
         drainer.events = self.events;
         drainer.filters = self.filters;
+        drainer.budgets = self.budgets;
         Ok(drainer)
     }
 }

@@ -90,7 +90,8 @@ mod waves_tests;
 
 pub use builder::DrainerBuilder;
 pub use cordon::CordonResult;
-pub use drainer::Drainer;
+pub use dispatch::BudgetLedger;
+pub use drainer::{Drainer, Prepared};
 pub use error::{DrainError, ErrorKind};
 pub use events::{Event, Healthy, PodRef, Stamped, WaitsFor};
 pub use options::{DrainOptions, DryRun, OptionsError, Policy};

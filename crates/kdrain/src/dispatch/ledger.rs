@@ -38,7 +38,10 @@ use crate::budget::BudgetKey;
 
 /// Evictions spent under disruption budgets, shared by the drains of one process that hold a
 /// clone: an eviction in flight or accepted by any of them counts against its budget for all
-/// (see [`crate::DrainerBuilder::shared_budgets`]).
+/// (see [`crate::DrainerBuilder::shared_budgets`]). Each drain keeps its own dispatcher and
+/// its own watch of the budgets; only this accounting is shared, under one lock, so a drain's
+/// decisions stay synchronous and testable and drains stay independent (their own options,
+/// cancellation and report), while no two of them spend the same allowance.
 ///
 /// ```
 /// let ledger = kdrain::BudgetLedger::new();
@@ -185,7 +188,8 @@ impl Account {
         let s = book.budgets.entry(key.clone()).or_default();
         s.inflight.remove(pod);
         if accepted {
-            s.accepted.insert(pod.to_string(), Accepted { sent, expires });
+            s.accepted
+                .insert(pod.to_string(), Accepted { sent, expires });
         }
     }
 
@@ -275,8 +279,14 @@ mod tests {
         let (a, b) = (ledger.open(), ledger.open());
         let t0 = Instant::now();
         let view = View(1, HashMap::new());
-        assert_eq!(a.spend(&key(), "a1", &view, t0, CEILING, false), Spend::Spent);
-        assert_eq!(b.spend(&key(), "b1", &view, t0, CEILING, false), Spend::Held);
+        assert_eq!(
+            a.spend(&key(), "a1", &view, t0, CEILING, false),
+            Spend::Spent
+        );
+        assert_eq!(
+            b.spend(&key(), "b1", &view, t0, CEILING, false),
+            Spend::Held
+        );
         assert_eq!(b.effective(&key(), &view, t0), 0);
         // accepted: still spent for a view that has not seen it counted ...
         let expires = t0 + Duration::from_secs(10);
@@ -298,9 +308,15 @@ mod tests {
         let (a, b) = (ledger.open(), ledger.open());
         let t0 = Instant::now();
         let view = View(1, HashMap::new());
-        assert_eq!(a.spend(&key(), "a1", &view, t0, CEILING, false), Spend::Spent);
+        assert_eq!(
+            a.spend(&key(), "a1", &view, t0, CEILING, false),
+            Spend::Spent
+        );
         a.answered(&key(), "a1", false, t0, t0);
-        assert_eq!(b.spend(&key(), "b1", &view, t0, CEILING, false), Spend::Spent);
+        assert_eq!(
+            b.spend(&key(), "b1", &view, t0, CEILING, false),
+            Spend::Spent
+        );
         assert_eq!(a.inflight(&key()), 1);
         drop(b);
         assert_eq!(a.inflight(&key()), 0);
@@ -313,9 +329,25 @@ mod tests {
         let t0 = Instant::now();
         let none = View(0, HashMap::new());
         let ceiling = Duration::from_secs(5);
-        assert_eq!(a.spend(&key(), "a1", &none, t0, ceiling, true), Spend::Probe);
+        assert_eq!(
+            a.spend(&key(), "a1", &none, t0, ceiling, true),
+            Spend::Probe
+        );
         a.answered(&key(), "a1", false, t0, t0);
-        assert_eq!(b.spend(&key(), "b1", &none, t0 + Duration::from_secs(4), ceiling, true), Spend::Held);
-        assert_eq!(b.spend(&key(), "b1", &none, t0 + ceiling, ceiling, true), Spend::Probe);
+        assert_eq!(
+            b.spend(
+                &key(),
+                "b1",
+                &none,
+                t0 + Duration::from_secs(4),
+                ceiling,
+                true
+            ),
+            Spend::Held
+        );
+        assert_eq!(
+            b.spend(&key(), "b1", &none, t0 + ceiling, ceiling, true),
+            Spend::Probe
+        );
     }
 }

@@ -33,8 +33,8 @@ use tokio::time::Instant;
 
 use self::answers::Answer;
 pub(crate) use self::answers::Denied;
-pub use self::ledger::BudgetLedger;
 use self::core::{Command, Config, Core, Input, Now};
+pub use self::ledger::BudgetLedger;
 use crate::events::EventSender;
 use crate::evict;
 use crate::options::DrainOptions;

@@ -3,10 +3,13 @@
 mod gather;
 mod run;
 
+pub use self::run::Prepared;
+
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 
 use crate::cordon::{self, CordonResult};
+use crate::dispatch::BudgetLedger;
 use crate::error::DrainError;
 use crate::events::{Event, EventSender};
 use crate::options::{DrainOptions, OptionsError};
@@ -58,6 +61,9 @@ pub struct Drainer {
     /// The options' check, done once: the parsed pod selector, or why the options are invalid
     /// (returned by the first call that would send a request).
     pub(crate) checked: Result<Option<selectors::LabelSelector>, OptionsError>,
+    /// The ledger of evictions spent under budgets, shared with other drains (None: the
+    /// drain's own; see [`crate::DrainerBuilder::shared_budgets`]).
+    pub(crate) budgets: Option<BudgetLedger>,
 }
 
 impl Drainer {
@@ -73,6 +79,7 @@ impl Drainer {
             events: None,
             filters: Vec::new(),
             checked,
+            budgets: None,
         }
     }
 
@@ -189,18 +196,17 @@ impl Drainer {
 
     /// Computes the plan for `nodes` from reads only: nothing is changed.
     pub async fn plan(&self, nodes: &[String]) -> Result<Plan, DrainError> {
-        self.pod_selector()?;
-        let nodes = dedup(nodes);
-        let req = Requests::default();
-        let mut objs = Vec::new();
-        for n in &nodes {
-            objs.push(cordon::get_node(&self.client, n, &req).await?);
-        }
-        let cordoned: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
-        let reqs: Vec<Requests> = nodes.iter().map(|_| req.child()).collect();
-        let (plan, g) = self.gather_and_plan(&nodes, &cordoned, &reqs, &req).await?;
-        self.emit_plan(&plan, &g.warnings, &nodes);
-        Ok(plan)
+        Ok(self.prepare(nodes).await?.plan().clone())
+    }
+
+    /// [`Drainer::plan`], keeping the reads the plan was made from, so that
+    /// [`Drainer::execute_prepared`] carries out this very plan without reading the pods,
+    /// budgets and cluster again (a caller that plans, then decides, then drains reads once).
+    pub async fn prepare(&self, nodes: &[String]) -> Result<Prepared, DrainError> {
+        let (prepared, _) = self.read(nodes).await?;
+        let plan = prepared.plan();
+        self.emit_plan(plan, &prepared.gathered_warnings(), &prepared.node_names());
+        Ok(prepared)
     }
 
     /// Sends the plan's events: the read phase's warnings, `Planned`, then each node's warnings.
@@ -284,6 +290,19 @@ impl Drainer {
     ) -> Result<Report, DrainError> {
         let nodes: Vec<String> = approved.nodes.iter().map(|n| n.node.clone()).collect();
         self.run(&nodes, stop, Some(approved)).await
+    }
+
+    /// Carries out a plan from [`Drainer::prepare`] with the reads it was made from: each node
+    /// is read again for its cordon (nothing is sent to a node already unschedulable, e.g.
+    /// cordoned by the caller), then as [`Drainer::drain_until`] from the cordon on: a plan
+    /// that cannot complete is refused with nothing changed, and the drain stops when `stop`
+    /// completes.
+    pub async fn execute_prepared(
+        &self,
+        prepared: Prepared,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<Report, DrainError> {
+        self.run_prepared(prepared, stop).await
     }
 }
 

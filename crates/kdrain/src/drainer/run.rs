@@ -1,9 +1,11 @@
 //! The drain itself: cordon, `--surge` restarts, the dispatcher, and what is restored when a
 //! node fails.
 
+use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use tokio::time::Instant;
 
+use super::gather::Gathered;
 use super::{Drainer, dedup};
 use crate::cordon;
 use crate::dispatch::{Denied, Dispatcher, NodeSetup, Shared};
@@ -14,18 +16,49 @@ use crate::plan::{Action, Plan};
 use crate::report::{NodeOutcome, NodeReport, PodOutcome, PodReport, Report};
 use crate::requests::Requests;
 
+/// A plan and the reads it was made from, from [`Drainer::prepare`]: [`Drainer::execute_prepared`]
+/// carries it out without reading the pods, budgets and cluster again. The drain's watches
+/// start at the plan's LISTs' resourceVersions, so whatever changed since (a pod gone, one
+/// scheduled before the cordon, a budget's status) reaches the drain as it happens, exactly as
+/// between the reads and the cordon of [`Drainer::drain`].
+pub struct Prepared {
+    plan: Plan,
+    nodes: Vec<String>,
+    /// Each node was unschedulable when read.
+    was: Vec<bool>,
+    gathered: Gathered,
+    req: Requests,
+    reqs: Vec<Requests>,
+}
+
+impl Prepared {
+    /// The plan, for the caller to inspect before executing it.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub(super) fn gathered_warnings(&self) -> Vec<String> {
+        self.gathered.warnings.clone()
+    }
+
+    pub(super) fn node_names(&self) -> Vec<String> {
+        self.nodes.clone()
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("nodes", &self.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drainer {
-    pub(super) async fn run(
-        &self,
-        nodes: &[String],
-        stop: impl std::future::Future<Output = ()> + Send + 'static,
-        approved: Option<&Plan>,
-    ) -> Result<Report, DrainError> {
-        let started = jiff::Timestamp::now();
-        let t0 = Instant::now();
+    /// Reads the nodes and what the plan needs, and plans: nothing is changed.
+    pub(super) async fn read(&self, nodes: &[String]) -> Result<(Prepared, Vec<Node>), DrainError> {
         self.pod_selector()?;
         let nodes = dedup(nodes);
-        let dry = self.options.dry_run;
         let req = Requests::default();
         let reqs: Vec<Requests> = nodes.iter().map(|_| req.child()).collect();
         let mut objs = Vec::new();
@@ -33,16 +66,71 @@ impl Drainer {
             objs.push(cordon::get_node(&self.client, n, &reqs[i]).await?);
         }
         let was: Vec<bool> = objs.iter().map(cordon::is_cordoned).collect();
+        let (plan, gathered) = self.gather_and_plan(&nodes, &was, &reqs, &req).await?;
+        let prepared = Prepared {
+            plan,
+            nodes,
+            was,
+            gathered,
+            req,
+            reqs,
+        };
+        Ok((prepared, objs))
+    }
+
+    pub(super) async fn run(
+        &self,
+        nodes: &[String],
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+        approved: Option<&Plan>,
+    ) -> Result<Report, DrainError> {
         // Plan first, from reads only: a refused plan changes nothing (no cordon, no eviction).
         // Pods that land on a node between the plan's LIST and its cordon are taken in by the
         // dispatcher's watch, which starts at that LIST's resourceVersion.
-        let (plan, g) = self.gather_and_plan(&nodes, &was, &reqs, &req).await?;
+        let (prepared, objs) = self.read(nodes).await?;
         if let Some(approved) = approved {
-            let departures = crate::approval::departures(approved, &plan);
+            let departures = crate::approval::departures(approved, &prepared.plan);
             if !departures.is_empty() {
                 return Err(DrainError::PlanChanged { departures });
             }
         }
+        self.carry_out(prepared, objs, stop).await
+    }
+
+    /// Reads each node again (for its cordon) and carries out `prepared`.
+    pub(super) async fn run_prepared(
+        &self,
+        prepared: Prepared,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<Report, DrainError> {
+        self.pod_selector()?;
+        let mut objs = Vec::new();
+        for (i, n) in prepared.nodes.iter().enumerate() {
+            objs.push(cordon::get_node(&self.client, n, &prepared.reqs[i]).await?);
+        }
+        self.carry_out(prepared, objs, stop).await
+    }
+
+    /// From the plan on: the permission check, the cordons, `--surge` restarts, the dispatcher
+    /// and the report. `objs` are the nodes as last read (the cordon sends nothing to one
+    /// already unschedulable).
+    async fn carry_out(
+        &self,
+        prepared: Prepared,
+        objs: Vec<Node>,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<Report, DrainError> {
+        let started = jiff::Timestamp::now();
+        let t0 = Instant::now();
+        let Prepared {
+            plan,
+            nodes,
+            was,
+            gathered: g,
+            req,
+            reqs,
+        } = prepared;
+        let dry = self.options.dry_run;
         if dry != DryRun::Client {
             // the permission check looks at the pods the plan's LIST found
             let pod_selector = self.pod_selector()?;
@@ -116,10 +204,11 @@ impl Drainer {
                     req: reqs[i].clone(),
                 })
                 .collect();
-            Dispatcher::new(shared, setups, g.pdbs)
-                .with_stop(Box::pin(stop))
-                .run()
-                .await
+            let mut dispatcher = Dispatcher::new(shared, setups, g.pdbs);
+            if let Some(ledger) = &self.budgets {
+                dispatcher = dispatcher.with_budgets(ledger);
+            }
+            dispatcher.with_stop(Box::pin(stop)).run().await
         };
         let failed: Vec<String> = node_reports
             .iter()

@@ -132,3 +132,45 @@ async fn execute_changes_nothing_when_the_cluster_left_the_approved_plan() {
     assert_eq!(pod_names_on(&sim, "n1").await.len(), 2);
     no_violations(&sim);
 }
+
+#[tokio::test]
+async fn execute_prepared_carries_out_the_plan_from_its_own_reads() {
+    let sim = sim(EXECUTE).await;
+    let d = kdrain::Drainer::builder(sim.client())
+        .options(all_flags())
+        .shared_budgets(kdrain::BudgetLedger::new())
+        .build()
+        .expect("valid options");
+    let prepared = bounded(d.prepare(&["n1".to_string()])).await.unwrap();
+    assert_eq!(prepared.plan().evictions(), 2);
+    let lists = |resource: &str| -> u64 {
+        sim.requests()
+            .iter()
+            .filter(|r| r.verb == "list" && r.resource == resource)
+            .map(|r| r.count)
+            .sum()
+    };
+    // the plan's reads: the node's pods and every pod (capacity), every node, the budgets
+    assert_eq!(
+        (lists("pods"), lists("nodes"), lists("poddisruptionbudgets")),
+        (2, 1, 1)
+    );
+    sim.reset_requests();
+    let report = bounded(d.execute_prepared(prepared, std::future::pending()))
+        .await
+        .expect("drained");
+    assert!(
+        report.nodes[0]
+            .pods
+            .iter()
+            .all(|p| p.outcome == kdrain::PodOutcome::Gone),
+        "{report:#?}"
+    );
+    // nothing is read again but the node (for its cordon) and the final LIST of its pods
+    assert_eq!(
+        (lists("pods"), lists("nodes"), lists("poddisruptionbudgets")),
+        (1, 0, 0)
+    );
+    assert!(pod_names_on(&sim, "n1").await.is_empty());
+    no_violations(&sim);
+}

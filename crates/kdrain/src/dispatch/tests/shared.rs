@@ -44,7 +44,10 @@ fn the_second_drain_waits_for_the_unit_the_first_spent() {
     let (mut a, mut b) = pair(true);
     assert_eq!(sent(&a.start()), ["a1"]);
     let c = b.start();
-    assert!(sent(&c).is_empty(), "the budget's one unit is in flight for A");
+    assert!(
+        sent(&c).is_empty(),
+        "the budget's one unit is in flight for A"
+    );
     assert_eq!(
         blocked(&c),
         [
@@ -185,6 +188,9 @@ fn under_any_interleaving_the_budget_is_never_overspent() {
                 server.unhealthy
             );
         }
-        assert_eq!(server.refused, 0, "seed {seed}: a drain spent a unit already spent");
+        assert_eq!(
+            server.refused, 0,
+            "seed {seed}: a drain spent a unit already spent"
+        );
     }
 }
