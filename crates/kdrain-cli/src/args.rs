@@ -262,12 +262,20 @@ pub struct DrainArgs {
     pub override_opt_outs: bool,
     /// Drain even when the evicted pods' replacements do not fit on the nodes that stay
     /// schedulable (they would stay Pending)
-    #[arg(long, help_heading = KDRAIN, display_order = 23)]
+    #[arg(long, help_heading = KDRAIN, display_order = 23, conflicts_with = "wait_for_capacity")]
     pub ignore_capacity: bool,
+    /// Nodes whose replacements have no room now wait for it instead of refusing the drain:
+    /// every target is cordoned first; when a wave ends, kdrain reads the cluster again and
+    /// starts the waiting nodes whose replacements fit then (drained nodes made schedulable
+    /// again count as room), re-reading at most every 5s; --timeout bounds each wait, after
+    /// which they end with no room, nothing evicted (exit 4). `plan` then exits 0 and lists
+    /// them under "waits for room"
+    #[arg(long, help_heading = KDRAIN, display_order = 24)]
+    pub wait_for_capacity: bool,
     /// For a Deployment whose budget can never let its pods on these nodes be evicted: restart
     /// its rollout after the cordon (as kubectl rollout restart) so new pods start elsewhere
     /// first; only with maxSurge >= 1 and maxUnavailable 0. Repeat or comma-separate
-    #[arg(long, help_heading = KDRAIN, display_order = 24, value_name = "NAMESPACE/DEPLOYMENT", value_delimiter = ',')]
+    #[arg(long, help_heading = KDRAIN, display_order = 25, value_name = "NAMESPACE/DEPLOYMENT", value_delimiter = ',')]
     pub surge: Vec<String>,
 }
 
@@ -327,6 +335,7 @@ impl DrainArgs {
             uncordon_on_failure: self.uncordon_on_failure,
             parallel_nodes: self.parallel,
             ignore_capacity: self.ignore_capacity,
+            wait_for_capacity: self.wait_for_capacity,
             surge: self.surge.clone(),
             ..kdrain::DrainOptions::default()
         }

@@ -28,10 +28,10 @@ Exit codes:
     1  failed for another reason
     2  usage error or bad input (unknown node or context, bad selector, duration or kubeconfig); nothing was changed
     3  blocked by disruption budgets when --timeout ran out (plan: a budget can never let the pods go)
-    4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag; wins over 3)
+    4  pods left that could not be evicted (plan: pods kdrain refuses to evict without a flag; wins over 3; --wait-for-capacity: no room came back before --timeout)
     5  permission denied (the message names the verb and resource needed)
     6  cluster unreachable
-    7  no room: the evicted pods' replacements would not fit on the nodes that stay schedulable; nothing was changed (--ignore-capacity drains anyway)
+    7  no room: the evicted pods' replacements would not fit on the nodes that stay schedulable; nothing was changed (--ignore-capacity drains anyway; --wait-for-capacity waits for room, plan exits 0)
   130  interrupted (Ctrl-C); cordoned nodes stay cordoned";
 
 /// An error the command prints as one `error: ...` line and exits with `code`.

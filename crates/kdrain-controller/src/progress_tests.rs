@@ -80,6 +80,7 @@ fn plan() -> Plan {
         worst_case_seconds: 64.2,
         capacity: None,
         waves: Vec::new(),
+        waits_for_room: None,
         surges: Vec::new(),
     }
 }

@@ -95,6 +95,7 @@ mod tests {
             worst_case_seconds: 0.0,
             capacity: None,
             waves: vec![],
+            waits_for_room: None,
             surges: vec![],
         }
     }

@@ -29,6 +29,9 @@ pub struct ClusterView {
     pub residents: Vec<Resident>,
     /// Pods whose requests do not parse (one line each, naming the pod and the field).
     pub errors: Vec<String>,
+    /// Pods not bound to a node yet (not finished, not being deleted): they will take room
+    /// first. Only [`crate::waves::fitting_now`] places them.
+    pub pending: Vec<Pod>,
 }
 
 /// What the plan says about room for the replacements.
@@ -374,6 +377,9 @@ pub(crate) async fn read(
                 .and_then(|s| s.node_name.as_ref())
                 .is_none()
             {
+                if pod.metadata.deletion_timestamp.is_none() {
+                    view.pending.push(pod);
+                }
                 continue;
             }
             match Resident::of(&pod) {

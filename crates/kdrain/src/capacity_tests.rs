@@ -58,6 +58,7 @@ pub(crate) fn view(nodes: Vec<Node>, pods: &[Pod]) -> ClusterView {
         nodes,
         residents: pods.iter().map(|p| Resident::of(p).unwrap()).collect(),
         errors: Vec::new(),
+        pending: Vec::new(),
     }
 }
 

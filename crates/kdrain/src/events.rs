@@ -132,13 +132,30 @@ pub enum Event {
     },
     /// A wave of the plan's waves starts: its nodes start draining together (the first wave
     /// starts with the drain; each later one when every node of the one before has ended).
+    /// With `wait_for_capacity`, a wave after the planned ones is chosen when the one before
+    /// has ended, among the nodes that wait for room, by the room there is then.
     WaveStarted {
         /// The wave's number, from 1.
         wave: usize,
-        /// How many waves there are.
+        /// How many waves are known when it starts (this one included). More may follow while
+        /// nodes wait for room (`waiting_for_room`).
         of: usize,
         /// Its nodes.
         nodes: Vec<String>,
+        /// `wait_for_capacity`: the nodes that still wait for room after this wave; each later
+        /// wave is chosen by the room there is when the one before ends. Left out of JSON when
+        /// empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waiting_for_room: Vec<String>,
+    },
+    /// `wait_for_capacity`: no node left to drain has room for its replacements now (said once
+    /// per wait); the drain re-reads the cluster, less and less often (at most every 5 s), until
+    /// some do, or the timeout ends the wait.
+    WaitingForRoom {
+        /// The nodes that wait, in the order they are tried.
+        nodes: Vec<String>,
+        /// Why none starts now, in words.
+        reason: String,
     },
     /// `--surge`: the rollout of a Deployment was restarted (after the cordon), so that its pods
     /// on the target nodes are replaced before they go.

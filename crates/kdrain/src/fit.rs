@@ -13,13 +13,28 @@ use crate::options::DrainOptions;
 use crate::plan::{BudgetVerdict, NodeInput, Plan};
 use crate::select;
 
-/// The line for a capacity error in the plan: refused, or (with `--ignore-capacity`) a warning.
-fn push(plan: &mut Plan, enforced: bool, line: String) {
-    if enforced {
-        plan.errors.push(line);
-    } else {
-        plan.warnings
-            .push(format!("{line} (ignored: --ignore-capacity)"));
+/// What a shortage of room does to the drain.
+#[derive(Clone, Copy, PartialEq)]
+enum Shortage {
+    /// It refuses the drain (the default).
+    Refuses,
+    /// `--ignore-capacity`: a warning, and the replacements stay Pending.
+    Ignored,
+    /// `--wait-for-capacity`: a warning, and the nodes whose replacements do not fit wait
+    /// for room ([`crate::waves`]).
+    Waits,
+}
+
+/// The line for a capacity error in the plan: refused, or a warning.
+fn push(plan: &mut Plan, mode: Shortage, line: String) {
+    match mode {
+        Shortage::Refuses => plan.errors.push(line),
+        Shortage::Ignored => plan
+            .warnings
+            .push(format!("{line} (ignored: --ignore-capacity)")),
+        Shortage::Waits => plan.warnings.push(format!(
+            "{line} (the nodes wait for room: --wait-for-capacity)"
+        )),
     }
 }
 
@@ -27,7 +42,9 @@ fn push(plan: &mut Plan, enforced: bool, line: String) {
 /// each pod to evict or delete says where its replacement goes (or that nothing replaces it),
 /// each workload whose replacements do not all fit gives one line that refuses the drain
 /// (unless `ignore_capacity`: then a warning), and a budget whose pods cannot all be replaced
-/// becomes one that never passes.
+/// becomes one that never passes. With `wait_for_capacity` a shortage is a warning too and such
+/// a budget still waits: the nodes whose replacements do not fit wait for room (a quantity
+/// that does not parse still refuses: room cannot be checked at all).
 pub fn apply(plan: &mut Plan, opts: &DrainOptions, inputs: &[NodeInput], view: &ClusterView) {
     let targets: BTreeSet<String> = inputs.iter().map(|n| n.node.clone()).collect();
     let mut replaced = Vec::new();
@@ -70,7 +87,16 @@ pub fn apply(plan: &mut Plan, opts: &DrainOptions, inputs: &[NodeInput], view: &
             }
         }
     }
-    let enforced = cap.enforced;
+    let enforced = if !cap.enforced {
+        Shortage::Ignored
+    } else {
+        Shortage::Refuses
+    };
+    let shortage = if enforced == Shortage::Refuses && opts.wait_for_capacity {
+        Shortage::Waits
+    } else {
+        enforced
+    };
     for e in &cap.errors {
         push(
             plan,
@@ -82,7 +108,7 @@ pub fn apply(plan: &mut Plan, opts: &DrainOptions, inputs: &[NodeInput], view: &
     }
     for w in cap.short() {
         if let Some(p) = &w.problem {
-            push(plan, enforced, p.clone());
+            push(plan, shortage, p.clone());
         }
     }
     // Budgets: beyond what they allow now, each eviction waits for a replacement to become
@@ -100,7 +126,15 @@ pub fn apply(plan: &mut Plan, opts: &DrainOptions, inputs: &[NodeInput], view: &
         let stuck = b.pods.iter().filter(|p| unplaced.contains(*p)).count();
         let needed = b.pods.len();
         let ever = b.disruptions_allowed.max(0) as usize + (needed - stuck);
-        if stuck > 0 && ever < needed {
+        if stuck > 0 && ever < needed && shortage == Shortage::Waits {
+            // the pods of the nodes that wait for room go once their replacements fit
+            if let BudgetVerdict::Waits { reason } = &mut b.verdict {
+                reason.push_str(&format!(
+                    "; the replacements of {} find no room now: their nodes wait for room",
+                    plural(stuck, "pod", "pods")
+                ));
+            }
+        } else if stuck > 0 && ever < needed {
             let short: Vec<String> = cap
                 .short()
                 .filter(|w| w.pods.iter().any(|p| b.pods.contains(p)))
@@ -122,7 +156,7 @@ pub fn apply(plan: &mut Plan, opts: &DrainOptions, inputs: &[NodeInput], view: &
         }
     }
     for line in never {
-        push(plan, enforced, line);
+        push(plan, shortage, line);
     }
     plan.capacity = Some(cap);
 }

@@ -82,4 +82,7 @@ pub enum FailureKind {
     /// The drain ended before the pod's node was drained (another node failed, or the drain
     /// was cancelled before this node started).
     Unfinished,
+    /// `wait_for_capacity`: its replacements found no room before the wait for room timed
+    /// out, so it was never evicted.
+    NoRoom,
 }

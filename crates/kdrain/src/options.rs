@@ -82,6 +82,14 @@ pub struct DrainOptions {
     /// Drain even when the plan finds no room for the evicted pods' replacements on the nodes
     /// that stay schedulable (the shortage is then a warning; the replacements stay Pending).
     pub ignore_capacity: bool,
+    /// `--wait-for-capacity`: nodes whose replacements find no room now do not refuse the
+    /// drain; they wait for room ([`crate::waves`]). Every target is still cordoned before the
+    /// first eviction; when a wave ends, the drain reads the nodes and pods again and the
+    /// waiting nodes whose replacements now fit (on nodes that are schedulable, including
+    /// targets already drained that someone made schedulable again) start as the next wave.
+    /// A wait for room lasts at most `timeout`; nodes still without room then end with
+    /// [`crate::FailureKind::NoRoom`] and nothing evicted. `ignore_capacity` wins over it.
+    pub wait_for_capacity: bool,
     /// `--surge`: Deployments (`namespace/name`) whose pods on the target nodes are replaced by
     /// restarting their rollout when their budget can never let them be evicted
     /// ([`crate::surge`]).
@@ -107,6 +115,7 @@ impl Default for DrainOptions {
             budget_retry_ceiling: Duration::from_secs(5),
             parallel_nodes: 1,
             ignore_capacity: false,
+            wait_for_capacity: false,
             surge: Vec::new(),
         }
     }

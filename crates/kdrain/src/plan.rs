@@ -41,6 +41,11 @@ pub struct Plan {
     /// checked or is ignored: the nodes then run `parallel_nodes` at a time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<Wave>,
+    /// With `wait_for_capacity`: the nodes whose replacements find no room now, after the
+    /// waves; they wait for room instead of refusing the drain ([`crate::waves`]). Left out of
+    /// JSON when none waits. Boxed: every [`crate::Event::Planned`] carries a plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_for_room: Option<Box<RoomWait>>,
     /// What `--surge` does for each workload it names ([`crate::surge`]); left out of JSON
     /// when none is named.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -106,6 +111,18 @@ pub struct Wave {
     /// Estimated time for the wave: its slowest node plus its budgets' later batches.
     #[serde(serialize_with = "crate::serde_secs::ms::serialize")]
     pub worst_case_seconds: f64,
+}
+
+/// Nodes that wait for room for their replacements (`wait_for_capacity`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct RoomWait {
+    /// The nodes, in the order they are tried.
+    pub nodes: Vec<String>,
+    /// Replacements of their evicted pods (those an owner recreates).
+    pub replacements: usize,
+    /// What those replacements request together, for people (`5.6 CPU, 3Gi memory`); empty
+    /// when they request nothing.
+    pub needs: String,
 }
 
 /// The plan for one node.
@@ -319,6 +336,7 @@ pub fn build(
         worst_case_seconds: 0.0,
         capacity: None,
         waves: Vec::new(),
+        waits_for_room: None,
         surges: Vec::new(),
     };
     // budget key -> (pods needing it, replaceable count, max grace)

@@ -12,6 +12,13 @@
 //! nodes could be drained now. Such a plan is refused (exit 7) unless capacity is ignored; with
 //! `ignore_capacity` no waves are planned and the nodes run `parallel_nodes` at a time, as told.
 //!
+//! With `wait_for_capacity` the nodes left out are not a refusal: they wait for room
+//! ([`Plan::waits_for_room`]). Spare capacity may come back while the drain runs (typically an
+//! operator reboots each drained node and makes it schedulable again), so when a wave ends the
+//! drain reads the nodes and pods again and [`fitting_now`] picks, on that fresh view, the nodes
+//! whose replacements fit now: they start as the next wave. Drained targets that are
+//! schedulable again count as room; targets not drained yet stay closed.
+//!
 //! Each wave gets its worst-case time: its slowest node ([`plan::node_seconds`]) plus, for each
 //! budget that lets the wave's pods go in batches, every later batch's grace period and the
 //! time replacements took to become ready here. The plan's worst case is the waves' sum.
@@ -23,7 +30,7 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::capacity::{self, ClusterView};
 use crate::options::DrainOptions;
 use crate::placement::{self, Engine};
-use crate::plan::{self, Action, BudgetVerdict, NodeInput, Plan};
+use crate::plan::{self, Action, BudgetVerdict, NodeInput, Plan, RoomWait};
 
 pub use crate::plan::Wave;
 
@@ -142,12 +149,17 @@ pub fn apply(
     view: &ClusterView,
     now: jiff::Timestamp,
 ) {
-    if opts.ignore_capacity || plan.nodes.len() < 2 {
+    if opts.ignore_capacity {
         return;
     }
     let Some(cap) = &plan.capacity else {
         return;
     };
+    let short = cap.short().next().is_some() || !cap.errors.is_empty();
+    // one node has no waves, unless it waits for room
+    if plan.nodes.len() < 2 && !(opts.wait_for_capacity && short) {
+        return;
+    }
     let k = opts.parallel_nodes.max(1);
     // Slowest nodes first, so that nodes of about the same length wait for one another; when
     // not everything fits, first the nodes whose replacements all found a node in the capacity
@@ -173,7 +185,7 @@ pub fn apply(
     let all = replaced_per_node(plan, inputs);
     let names: Vec<String> = order.iter().map(|&i| plan.nodes[i].node.clone()).collect();
     let replaced: Vec<Vec<&Pod>> = order.iter().map(|&i| all[i].clone()).collect();
-    let split_result = if cap.short().next().is_none() && cap.errors.is_empty() {
+    let split_result = if !short {
         Waves {
             waves: names.chunks(k).map(<[String]>::to_vec).collect(),
             no_room: Vec::new(),
@@ -215,7 +227,20 @@ pub fn apply(
             nodes: nodes.clone(),
         })
         .collect();
-    if !split_result.no_room.is_empty() {
+    if !split_result.no_room.is_empty() && opts.wait_for_capacity {
+        let waiting: Vec<Vec<&Pod>> = split_result
+            .no_room
+            .iter()
+            .filter_map(|n| plan.nodes.iter().position(|p| &p.node == n))
+            .map(|i| all[i].clone())
+            .collect();
+        let pods: Vec<&Pod> = waiting.iter().flatten().copied().collect();
+        plan.waits_for_room = Some(Box::new(RoomWait {
+            nodes: split_result.no_room.clone(),
+            replacements: pods.len(),
+            needs: needs(&pods),
+        }));
+    } else if !split_result.no_room.is_empty() {
         let could = if waves.is_empty() {
             "no node's replacements fit".to_string()
         } else {
@@ -232,6 +257,99 @@ pub fn apply(
     }
     plan.worst_case_seconds = waves.iter().map(|w| w.worst_case_seconds).sum();
     plan.waves = waves;
+}
+
+/// What `pods` request together, for people: CPU and memory (`5.6 CPU, 3Gi memory`), or
+/// empty when they request neither.
+fn needs(pods: &[&Pod]) -> String {
+    use sched::resources::{self, Amount, Resources};
+    let mut total = Resources::default();
+    for p in pods {
+        if let Some(r) = p
+            .spec
+            .as_ref()
+            .and_then(|s| resources::pod_requests(s).ok())
+        {
+            total.add(&r);
+        }
+    }
+    [resources::CPU, resources::MEMORY]
+        .into_iter()
+        .filter(|r| total.get(r) > 0)
+        .map(|r| Amount(r, total.get(r)).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `wait_for_capacity`, when a wave has ended: which of the nodes not started yet
+/// (`candidates`, in order, each with the pods it will evict that an owner replaces) start now
+/// as the next wave, at most `k`. `view` is the cluster read afresh; `closed` are the targets
+/// that take no replacement (every target not drained yet; drained ones count as room when
+/// they are schedulable and Ready). Pods bound to no node yet (`view.pending`, e.g. the last
+/// wave's replacements the scheduler has not placed) take their room first. Pure; `Err` names
+/// an allocatable that does not parse.
+pub(crate) fn fitting_now(
+    view: &ClusterView,
+    closed: &BTreeSet<String>,
+    candidates: &[(String, Vec<Pod>)],
+    k: usize,
+) -> Result<Vec<String>, String> {
+    let leaving: BTreeSet<&str> = candidates
+        .iter()
+        .flat_map(|(_, pods)| pods)
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
+    let residents = view
+        .residents
+        .iter()
+        .filter(|r| !leaving.contains(r.uid.as_str()))
+        .cloned()
+        .collect();
+    let mut engine = Engine::new(&view.nodes, residents, closed)?;
+    let mut pending: Vec<&Pod> = view.pending.iter().collect();
+    pending.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
+    for p in pending {
+        // one that fits nowhere takes nothing
+        let _ = engine.place(p);
+    }
+    let replaced: Vec<(String, Vec<&Pod>)> = candidates
+        .iter()
+        .map(|(n, pods)| (n.clone(), pods.iter().collect()))
+        .collect();
+    Ok(split(&engine, &replaced, k)
+        .waves
+        .into_iter()
+        .next()
+        .unwrap_or_default())
+}
+
+/// The plan's waves as indexes into its nodes, and the nodes that wait for room (in order);
+/// no waves (the nodes then go `parallel_nodes` at a time) unless the waves and the waiting
+/// nodes hold every node once.
+pub(crate) fn indexes(plan: &Plan) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let index = |name: &String| plan.nodes.iter().position(|n| &n.node == name);
+    let waves: Option<Vec<Vec<usize>>> = plan
+        .waves
+        .iter()
+        .map(|w| w.nodes.iter().map(index).collect())
+        .collect();
+    let waiting: Option<Vec<usize>> = plan
+        .waits_for_room
+        .as_ref()
+        .map(|w| w.nodes.iter().map(index).collect())
+        .unwrap_or(Some(Vec::new()));
+    let (Some(waves), Some(waiting)) = (waves, waiting) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut all: Vec<usize> = waves.iter().flatten().chain(&waiting).copied().collect();
+    let count = all.len();
+    all.sort_unstable();
+    all.dedup();
+    if all.len() == plan.nodes.len() && count == all.len() {
+        (waves, waiting)
+    } else {
+        (Vec::new(), Vec::new())
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

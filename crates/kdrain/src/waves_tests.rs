@@ -189,3 +189,179 @@ fn a_wave_waits_for_its_budgets_later_batches() {
     assert_eq!(p.waves[0].worst_case_seconds, 20.0);
     assert_eq!(p.worst_case_seconds, 40.0);
 }
+
+fn waiting_opts(k: usize) -> DrainOptions {
+    DrainOptions {
+        parallel_nodes: k,
+        wait_for_capacity: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn with_wait_for_capacity_the_nodes_without_room_wait_instead_of_refusing() {
+    // 2.5 CPU on the spare: old2's and old1's replacements fit, old4's and old3's wait
+    let (nodes, pods) = pool("2500m");
+    let p = plan_for(&waiting_opts(10), nodes, &pods, &OLD, &[]);
+    assert!(p.can_complete(), "{:?}", p.errors);
+    assert_eq!(nodes_of(&p), [["old2", "old1"]]);
+    let w = p.waits_for_room.as_ref().expect("nodes wait");
+    assert_eq!(w.nodes, ["old4", "old3"]);
+    assert_eq!(w.replacements, 2);
+    assert_eq!(w.needs, "2 CPU");
+    // the capacity lines are warnings that say so
+    assert!(
+        p.warnings
+            .iter()
+            .any(|l| l.ends_with("(the nodes wait for room: --wait-for-capacity)")),
+        "{:?}",
+        p.warnings
+    );
+    // the worst case is the waves' that fit now
+    assert_eq!(p.worst_case_seconds, 40.0);
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["waits_for_room"]["nodes"][1], "old3");
+    // without the flag, the same plan is refused and nothing waits
+    let (nodes, pods) = pool("2500m");
+    let opts = DrainOptions {
+        parallel_nodes: 10,
+        ..Default::default()
+    };
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert!(!p.can_complete());
+    assert!(p.waits_for_room.is_none());
+    assert!(
+        serde_json::to_value(&p)
+            .unwrap()
+            .get("waits_for_room")
+            .is_none()
+    );
+}
+
+#[test]
+fn one_node_without_room_waits_too_and_ignore_capacity_wins() {
+    // the spare and old1 alone
+    let (mut nodes, mut pods) = pool("500m");
+    nodes.truncate(2);
+    pods.truncate(1);
+    let p = plan_for(&waiting_opts(1), nodes, &pods, &["old1"], &[]);
+    assert!(p.can_complete(), "{:?}", p.errors);
+    assert!(p.waves.is_empty());
+    assert_eq!(p.waits_for_room.unwrap().nodes, ["old1"]);
+    let (nodes, pods) = pool("500m");
+    let opts = DrainOptions {
+        ignore_capacity: true,
+        ..waiting_opts(4)
+    };
+    let p = plan_for(&opts, nodes, &pods, &OLD, &[]);
+    assert!(p.waits_for_room.is_none() && p.waves.is_empty());
+}
+
+#[test]
+fn a_budget_whose_replacements_wait_for_room_waits_instead_of_never_passing() {
+    // one budget over a pod on each node allowing 1; the spare takes 1 replacement only
+    let (nodes, mut pods) = pool("1500m");
+    for (i, p) in pods.iter_mut().enumerate() {
+        let node = p.spec.as_ref().unwrap().node_name.clone().unwrap();
+        *p = web("default", "web", i, &node, "1", json!({}));
+    }
+    let b = with_status(
+        pdb("web", &[("app", "web")], Some(IntOrString::Int(1)), None),
+        1,
+        4,
+        3,
+        4,
+    );
+    let p = plan_for(
+        &waiting_opts(4),
+        nodes,
+        &pods,
+        &OLD,
+        std::slice::from_ref(&b),
+    );
+    assert!(p.can_complete(), "{:?}", p.errors);
+    assert!(
+        matches!(&p.budgets[0].verdict, plan::BudgetVerdict::Waits { reason } if reason.ends_with("find no room now: their nodes wait for room")),
+        "{:?}",
+        p.budgets[0].verdict
+    );
+    let (nodes, _) = pool("1500m");
+    let p = plan_for(&DrainOptions::default(), nodes, &pods, &OLD, &[b]);
+    assert!(matches!(
+        &p.budgets[0].verdict,
+        plan::BudgetVerdict::Never { .. }
+    ));
+}
+
+/// The pods of `node` among `pods`.
+fn on(pods: &[Pod], node: &str) -> Vec<Pod> {
+    pods.iter()
+        .filter(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some(node))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn fitting_now_counts_drained_targets_made_schedulable_again_and_keeps_the_others_closed() {
+    // old1 was drained (its pod's replacement is on the spare, now full) and is schedulable
+    // again; old2, old3 wait; each needs 1 CPU, old1 has 4
+    let (mut nodes, mut pods) = pool("1");
+    pods.retain(|p| p.spec.as_ref().unwrap().node_name.as_deref() != Some("old1"));
+    pods.push(web("shop", "app1", 9, "spare", "1", json!({})));
+    let view_of = |nodes: Vec<Node>, pods: &[Pod]| view(nodes, pods);
+    let candidates = vec![
+        ("old2".to_string(), on(&pods, "old2")),
+        ("old3".to_string(), on(&pods, "old3")),
+    ];
+    let closed: std::collections::BTreeSet<String> =
+        ["old2", "old3", "old4"].map(String::from).into();
+    let v = view_of(nodes.clone(), &pods);
+    assert_eq!(
+        waves::fitting_now(&v, &closed, &candidates, 10).unwrap(),
+        ["old2", "old3"]
+    );
+    // at most k
+    assert_eq!(
+        waves::fitting_now(&v, &closed, &candidates, 1).unwrap(),
+        ["old2"]
+    );
+    // old1 still cordoned: no room anywhere
+    nodes[1] = node("old1", "4", json!({"spec": {"unschedulable": true}}));
+    let v = view_of(nodes.clone(), &pods);
+    assert!(
+        waves::fitting_now(&v, &closed, &candidates, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // schedulable but not Ready: no room either
+    nodes[1] = node(
+        "old1",
+        "4",
+        json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+    );
+    let v = view_of(nodes.clone(), &pods);
+    assert!(
+        waves::fitting_now(&v, &closed, &candidates, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // a target not drained yet stays closed even when schedulable
+    nodes[1] = node("old1", "4", json!({}));
+    let mut closed_too = closed.clone();
+    closed_too.insert("old1".into());
+    let v = view_of(nodes.clone(), &pods);
+    assert!(
+        waves::fitting_now(&v, &closed_too, &candidates, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // pods not bound yet take their room first: 3 CPU pending leave room for one more
+    let mut v = view_of(nodes, &pods);
+    let mut pending = web("shop", "other", 0, "x", "3", json!({}));
+    pending.spec.as_mut().unwrap().node_name = None;
+    v.pending.push(pending);
+    assert_eq!(
+        waves::fitting_now(&v, &closed, &candidates, 10).unwrap(),
+        ["old2"]
+    );
+}

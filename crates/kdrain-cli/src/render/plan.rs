@@ -11,7 +11,8 @@ use super::summary::columns;
 use crate::duration::format_short;
 use crate::exit::{BLOCKED_BY_BUDGETS, NO_ROOM, OK, PODS_LEFT};
 
-/// Exit code of `plan`, the one `drain` would exit with: 0 when the drain can complete, 4 when
+/// Exit code of `plan`, the one `drain` would exit with: 0 when the drain can complete (with
+/// `--wait-for-capacity`, also when nodes wait for room: the drain starts), 4 when
 /// pods are refused (they win, even if a budget can never pass too: fixing the budget alone
 /// would not help), 7 when the replacements would not fit (budgets then block because of it),
 /// 3 when only budgets that can never pass stand in the way.
@@ -136,9 +137,28 @@ fn waves(plan: &Plan) -> String {
             .filter(|n| !plan.waves.iter().any(|w| w.nodes.contains(&n.node)))
             .map(|n| n.node.as_str())
             .collect();
-        let _ = writeln!(out, "  no room: {}", names.join(", "));
+        if plan.waits_for_room.is_none() {
+            let _ = writeln!(out, "  no room: {}", names.join(", "));
+        }
     }
     out
+}
+
+/// `--wait-for-capacity`: the nodes that wait for room, in one line.
+fn waits_for_room(plan: &Plan) -> String {
+    let Some(w) = &plan.waits_for_room else {
+        return String::new();
+    };
+    let their = match (w.replacements, w.needs.is_empty()) {
+        (1, true) => "their replacement".to_string(),
+        (1, false) => format!("their replacement needs {}", w.needs),
+        (n, true) => format!("their {n} replacements"),
+        (n, false) => format!("their {n} replacements need {}", w.needs),
+    };
+    format!(
+        "waits for room: {} ({their}; they start when nodes become schedulable with room for them)\n",
+        w.nodes.join(", ")
+    )
 }
 
 /// The human-readable plan.
@@ -217,6 +237,7 @@ pub fn text(plan: &Plan) -> String {
         out.push_str(&capacity(cap));
     }
     out.push_str(&waves(plan));
+    out.push_str(&waits_for_room(plan));
     for s in &plan.surges {
         let what = if s.kind.is_empty() {
             String::new()
@@ -252,9 +273,14 @@ pub fn text(plan: &Plan) -> String {
             untimed.join(", ")
         )
     };
+    let room = if plan.waits_for_room.is_some() {
+        " for the nodes that fit now; the nodes that wait for room take longer, depending on when room comes back"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "worst case: {} (grace periods, budgets permitting{unknown})",
+        "worst case: {}{room} (grace periods, budgets permitting{unknown})",
         format_short(plan.worst_case_seconds)
     );
     let _ = writeln!(out, "result: {}", verdict(plan));
@@ -265,6 +291,9 @@ pub fn text(plan: &Plan) -> String {
 /// node (exit 4)".
 pub fn verdict(plan: &Plan) -> String {
     match exit_code(plan) {
+        OK if plan.waits_for_room.is_some() => {
+            "the drain can complete if room comes back: it starts now, and the nodes that wait for room start when their replacements fit (--wait-for-capacity)".to_string()
+        }
         OK => "the drain can complete".to_string(),
         BLOCKED_BY_BUDGETS => {
             "the drain cannot complete: a disruption budget can never allow it (exit 3)".to_string()
@@ -308,6 +337,7 @@ mod tests {
             worst_case_seconds: 42.0,
             capacity: None,
             waves: Vec::new(),
+            waits_for_room: None,
             surges: Vec::new(),
         }
     }

@@ -383,8 +383,24 @@ impl Renderer for ProgressRenderer {
                     "surge: restarted the rollout of deployment {namespace}/{name}{dry}; its old pods go once the new ones are Ready"
                 ));
             }
-            Event::WaveStarted { wave, of, nodes } => {
-                self.println(&format!("wave {wave} of {of}: {}", nodes.join(", ")));
+            Event::WaveStarted {
+                wave,
+                of,
+                nodes,
+                waiting_for_room,
+            } => {
+                let more = if waiting_for_room.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} wait for room)", waiting_for_room.join(", "))
+                };
+                self.println(&format!("wave {wave} of {of}{more}: {}", nodes.join(", ")));
+            }
+            Event::WaitingForRoom { nodes, reason } => {
+                self.println(&format!(
+                    "waiting for room: {} ({reason})",
+                    nodes.join(", ")
+                ));
             }
             Event::Planned { plan } => {
                 for np in &plan.nodes {

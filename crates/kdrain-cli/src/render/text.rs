@@ -314,6 +314,12 @@ impl Renderer for TextRenderer {
                     self.node_failed(node, error, pending);
                 }
             }
+            Event::WaitingForRoom { nodes, reason } => {
+                self.stderr(&format!(
+                    "waiting for room: {} ({reason}; --wait-for-capacity)",
+                    nodes.join(", ")
+                ));
+            }
             Event::RolloutRestarted { name, dry_run, .. } => {
                 self.stdout(&format!(
                     "deployment.apps/{name} restarted (--surge){}",

@@ -18,4 +18,5 @@ mod readme_samples;
 mod resilience;
 mod security;
 mod surge;
+mod wait_for_capacity;
 mod waves;

@@ -4,7 +4,7 @@
 //! nothing itself, so its tests drive it with synthetic pods, budgets and answers and a clock
 //! they move by hand (see `tests.rs`). The shell in `mod.rs` carries the commands out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -16,6 +16,7 @@ use super::answers::{Answer, Denied};
 use super::budgets::BudgetState;
 use super::ledger::{Account, BudgetLedger};
 use super::node::{IN_FLIGHT_GRACE, NodeRun};
+use super::room::RoomWait;
 use super::track::{St, Track, Tracks, new_track};
 use crate::budget::BudgetKey;
 use crate::events::{Event, PodRef};
@@ -74,6 +75,12 @@ pub(crate) enum Input {
         /// The pods, or why the LIST failed.
         result: Result<Listed<Pod>, String>,
     },
+    /// The answer to a [`Command::ReadRoom`]: the candidates that start now as the next wave
+    /// (node indexes, at most the limit asked), or why the cluster could not be read.
+    Room {
+        /// The nodes whose replacements fit now, in order.
+        fits: Result<Vec<usize>, String>,
+    },
     /// The time given by [`Core::next_wake`] (or any time: a tick only re-examines).
     Tick,
     /// Stop: nothing more is sent, answers in flight are awaited, pods not gone are left.
@@ -131,6 +138,18 @@ pub(crate) enum Command {
         /// The DaemonSet's name.
         name: String,
     },
+    /// `wait_for_capacity`: read the nodes and pods again and say which `candidates` (node
+    /// index, name, and its pods to evict that an owner replaces) fit now, at most `limit`
+    /// of them, with the targets in `closed` taking no replacement
+    /// ([`crate::waves::fitting_now`]); the answer comes as [`Input::Room`].
+    ReadRoom {
+        /// The nodes not started yet, in order.
+        candidates: Vec<(usize, String, Vec<Pod>)>,
+        /// Every target not drained.
+        closed: BTreeSet<String>,
+        /// The most nodes of a wave (`parallel_nodes`).
+        limit: usize,
+    },
     /// Send a progress event.
     Emit(Event),
 }
@@ -151,6 +170,9 @@ pub(crate) struct Config {
     /// Where evictions spent under budgets are counted: private to this drain, or shared with
     /// others so that budgets hold across them ([`super::ledger`]).
     pub budgets: BudgetLedger,
+    /// `wait_for_capacity`: the nodes whose replacements found no room at plan time (indexes,
+    /// in order); they start in waves chosen by the room there is when a wave ends.
+    pub waiting: Vec<usize>,
 }
 
 /// The dispatcher's state. See the module's documentation.
@@ -189,6 +211,10 @@ pub(crate) struct Core {
     pub(super) waves: Vec<Vec<usize>>,
     /// The wave running now (an index into `waves`).
     pub(super) wave: usize,
+    /// See [`Config::waiting`]: the nodes not started yet that wait for room.
+    pub(super) waiting: Vec<usize>,
+    /// The wait for room, while nodes wait.
+    pub(super) room: RoomWait,
 }
 
 impl Core {
@@ -201,6 +227,7 @@ impl Core {
         now: Now,
         seed: u64,
     ) -> Self {
+        let dry = cfg.opts.dry_run;
         let mut d = Core {
             opts: cfg.opts,
             filters: cfg.filters,
@@ -224,7 +251,14 @@ impl Core {
             seq: 0,
             waves: cfg.waves,
             wave: 0,
+            waiting: cfg.waiting,
+            room: RoomWait::default(),
         };
+        if dry.is_dry() && !d.waiting.is_empty() {
+            // A dry run changes nothing, so no room comes back: the waiting nodes show what
+            // would be sent, as a last wave.
+            d.waves.push(std::mem::take(&mut d.waiting));
+        }
         if let Some(l) = pdbs {
             for b in l.items {
                 d.budgets
@@ -305,16 +339,10 @@ impl Core {
         match input {
             Input::Start => {
                 if self.interrupted.is_none() {
-                    if let Some(first) = self.waves.first().cloned() {
-                        let nodes = first.iter().map(|&i| self.nodes[i].name.clone()).collect();
-                        self.emit(Event::WaveStarted {
-                            wave: 1,
-                            of: self.waves.len(),
-                            nodes,
-                        });
-                        for i in first {
-                            self.activate(i);
-                        }
+                    if !self.waves.is_empty() {
+                        self.begin_wave();
+                    } else if !self.waiting.is_empty() {
+                        self.ask_room();
                     } else {
                         for i in 0..self.nodes.len().min(self.opts.parallel_nodes.max(1)) {
                             self.activate(i);
@@ -340,6 +368,7 @@ impl Core {
                 purpose,
                 result,
             } => self.on_listed(node, purpose, result),
+            Input::Room { fits } => self.on_room(fits),
             Input::Tick => {}
         }
         self.step();
@@ -350,6 +379,7 @@ impl Core {
     /// while a node was just activated (its pods are dispatched at once).
     fn step(&mut self) {
         loop {
+            self.check_room();
             self.compact_open();
             self.expire_acks();
             self.skip_stale_terminating();
@@ -453,6 +483,9 @@ impl Core {
         }
         if let Some(due) = self.acks_due {
             at(due);
+        }
+        if let Some(check) = self.room.next_check {
+            at(check);
         }
         wake
     }

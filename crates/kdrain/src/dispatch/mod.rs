@@ -15,6 +15,7 @@ mod gate;
 mod ledger;
 mod node;
 mod pods;
+mod room;
 #[cfg(test)]
 mod tests;
 mod track;
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     pub ds_cache: HashMap<(String, String), DaemonSetLookup>,
     /// The plan's waves as node indexes (empty: `parallel_nodes` at a time).
     pub waves: Vec<Vec<usize>>,
+    /// The nodes that wait for room (`wait_for_capacity`), as indexes.
+    pub waiting: Vec<usize>,
 }
 
 /// One node, as prepared by the drainer (read, cordoned and planned).
@@ -110,6 +113,7 @@ impl Dispatcher {
             ds_cache: sh.ds_cache,
             waves: sh.waves,
             budgets: BudgetLedger::default(),
+            waiting: sh.waiting,
         };
         Dispatcher {
             core: Core::new(cfg, setups, pdbs, now(), fastrand::u64(..)),
@@ -295,6 +299,19 @@ impl Dispatcher {
                     })
                 });
             }
+            Command::ReadRoom {
+                candidates,
+                closed,
+                limit,
+            } => {
+                let client = self.client.clone();
+                let req = self.req.clone();
+                let chunk = self.opts.chunk_size;
+                sh.tasks.spawn(async move {
+                    let fits = read_room(&client, chunk, &req, &candidates, &closed, limit).await;
+                    Some(Input::Room { fits })
+                });
+            }
             Command::LookUpDaemonSet {
                 node,
                 namespace,
@@ -313,6 +330,33 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// [`Command::ReadRoom`]: reads every node and pod (the capacity check's LISTs) and says which
+/// candidates fit now ([`crate::waves::fitting_now`]).
+async fn read_room(
+    client: &kube::Client,
+    chunk: u32,
+    req: &Requests,
+    candidates: &[(usize, String, Vec<Pod>)],
+    closed: &std::collections::BTreeSet<String>,
+    limit: usize,
+) -> Result<Vec<usize>, String> {
+    let view = match crate::capacity::read(client, chunk, req).await {
+        Ok((Some(view), _)) => view,
+        Ok((None, warning)) => return Err(warning.unwrap_or_default()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let named: Vec<(String, Vec<Pod>)> = candidates
+        .iter()
+        .map(|(_, name, pods)| (name.clone(), pods.clone()))
+        .collect();
+    let fits = crate::waves::fitting_now(&view, closed, &named, limit)?;
+    Ok(candidates
+        .iter()
+        .filter(|(_, name, _)| fits.contains(name))
+        .map(|(i, _, _)| *i)
+        .collect())
 }
 
 /// The clocks' current readings (the core reads none).

@@ -59,6 +59,9 @@ impl Core {
         let now = self.now.instant;
         self.interrupted = Some(now);
         tracing::debug!("drain interrupted");
+        // nodes that wait for room end below, with the others not started
+        self.waiting.clear();
+        self.room.next_check = None;
         for i in 0..self.nodes.len() {
             if self.nodes[i].outcome.is_some() || self.nodes[i].active {
                 continue;
@@ -426,30 +429,13 @@ impl Core {
         if self.interrupted.is_some() {
             return;
         }
-        if self.waves.is_empty() {
+        if self.waves.is_empty() && self.waiting.is_empty() {
             if let Some(next) = self.nodes.iter().position(|n| !n.active) {
                 self.activate(next);
             }
             return;
         }
-        // The next wave starts when every node of this one has ended.
-        while self.waves[self.wave]
-            .iter()
-            .all(|&n| self.nodes[n].outcome.is_some())
-            && self.wave + 1 < self.waves.len()
-        {
-            self.wave += 1;
-            let next = self.waves[self.wave].clone();
-            let nodes: Vec<String> = next.iter().map(|&n| self.nodes[n].name.clone()).collect();
-            self.emit(Event::WaveStarted {
-                wave: self.wave + 1,
-                of: self.waves.len(),
-                nodes,
-            });
-            for n in next {
-                self.activate(n);
-            }
-        }
+        self.next_wave();
     }
 
     pub(super) fn node_reports(&self, now: Instant) -> Vec<NodeReport> {

@@ -181,6 +181,7 @@ impl Drainer {
             (self.client_dry_run(&plan, &was, &reqs), None)
         } else {
             let pod_selector = self.pod_selector()?;
+            let (waves, waiting) = crate::waves::indexes(&plan);
             let shared = Shared {
                 client: self.client.clone(),
                 opts: self.options.clone(),
@@ -189,7 +190,8 @@ impl Drainer {
                 pod_selector,
                 req: req.clone(),
                 ds_cache: g.ds_cache,
-                waves: wave_indexes(&plan),
+                waves,
+                waiting,
             };
             let setups: Vec<NodeSetup> = plan
                 .nodes
@@ -394,24 +396,5 @@ impl Drainer {
                 Err(e) => tracing::warn!(node = %n, "cannot uncordon the node: {e}"),
             }
         }
-    }
-}
-
-/// The plan's waves as indexes into its nodes; empty unless the waves hold every node once.
-fn wave_indexes(plan: &Plan) -> Vec<Vec<usize>> {
-    let index = |name: &String| plan.nodes.iter().position(|n| &n.node == name);
-    let waves: Option<Vec<Vec<usize>>> = plan
-        .waves
-        .iter()
-        .map(|w| w.nodes.iter().map(index).collect())
-        .collect();
-    let waves = waves.unwrap_or_default();
-    let mut all: Vec<usize> = waves.iter().flatten().copied().collect();
-    all.sort_unstable();
-    all.dedup();
-    if all.len() == plan.nodes.len() && waves.iter().map(Vec::len).sum::<usize>() == all.len() {
-        waves
-    } else {
-        Vec::new()
     }
 }

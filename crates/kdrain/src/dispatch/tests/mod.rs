@@ -6,6 +6,7 @@
 mod acks;
 mod answers;
 mod nodes;
+mod room;
 mod shared;
 mod waits;
 
@@ -152,6 +153,7 @@ impl Drain {
             ds_cache: Default::default(),
             waves: vec![],
             budgets: ledger,
+            waiting: vec![],
         };
         let w0 = wall(0.0);
         let now = Now {

@@ -307,7 +307,8 @@ fn the_next_wave_starts_when_every_node_of_the_wave_before_has_ended() {
         Event::WaveStarted {
             wave: 1,
             of: 2,
-            nodes: vec!["n1".into(), "n3".into()]
+            nodes: vec!["n1".into(), "n3".into()],
+            waiting_for_room: vec![],
         }
     );
     d.answer("a", Attempt::Gone);
@@ -320,7 +321,8 @@ fn the_next_wave_starts_when_every_node_of_the_wave_before_has_ended() {
     assert!(events(&out).contains(&Event::WaveStarted {
         wave: 2,
         of: 2,
-        nodes: vec!["n2".into()]
+        nodes: vec!["n2".into()],
+        waiting_for_room: vec![],
     }));
     assert!(out.contains(&Command::WatchPods {
         node: 1,
