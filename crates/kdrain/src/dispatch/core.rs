@@ -378,6 +378,11 @@ impl Core {
     /// What every input is followed by: expiries, sending what is due, and node checks, again
     /// while a node was just activated (its pods are dispatched at once).
     fn step(&mut self) {
+        if self.account.others_released() {
+            // another drain freed a unit its budget's status will not show: look again
+            let keys: Vec<BudgetKey> = self.budgets.keys().cloned().collect();
+            self.wake_own_pods(&keys, self.now.instant);
+        }
         loop {
             self.check_room();
             self.compact_open();

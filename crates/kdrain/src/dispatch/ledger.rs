@@ -23,13 +23,18 @@
 //! multi-node drain still runs in one dispatcher; a drain built without a shared ledger gets a
 //! private one, which is exactly the accounting it had before.
 //!
-//! What the ledger does not do: it does not wake another drain's pods when an eviction is
-//! refused or fails (its unit is released, but the other drain's pods retry at their next
-//! budget status or their retry ceiling), and a drain dropped mid-request releases its
+//! A unit one drain releases without a budget status to say so (its eviction answered, which
+//! frees the unit for every view whose statuses counted it before the answer came, or refused
+//! or failed; an acknowledgement expired; the drain dropped) wakes the other drains: the ledger
+//! counts releases, each dispatcher's shell is told of a change ([`BudgetLedger::subscribe`])
+//! and hands its core a tick, and the core, seeing releases by other drains since it last
+//! looked, wakes its own pods whose budget now allows them. A drain's own releases wake
+//! nothing more than they did before the ledger. A drain dropped mid-request releases its
 //! in-flight units at once (an eviction accepted in that instant shows in the budget's status
 //! soon after; until then a 429 is possible, never a broken budget: the server checks).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::time::Instant;
@@ -48,9 +53,20 @@ use crate::budget::BudgetKey;
 /// let for_another_drain = ledger.clone(); // the same ledger
 /// # drop(for_another_drain);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct BudgetLedger {
     book: Arc<Mutex<Book>>,
+    /// The number of units released so far, for the shells waiting on [`Self::subscribe`].
+    released: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for BudgetLedger {
+    fn default() -> Self {
+        BudgetLedger {
+            book: Arc::default(),
+            released: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
 }
 
 impl std::fmt::Debug for BudgetLedger {
@@ -84,7 +100,14 @@ impl BudgetLedger {
         Account {
             ledger: self.clone(),
             drain,
+            mine: AtomicU64::new(0),
+            seen: AtomicU64::new(self.lock().releases),
         }
+    }
+
+    /// Changes whenever a drain releases a unit (an answer, an expiry, a dropped drain).
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.released.subscribe()
     }
 }
 
@@ -92,6 +115,9 @@ impl BudgetLedger {
 struct Book {
     next_drain: u64,
     budgets: HashMap<BudgetKey, Spending>,
+    /// Units released so far by every drain (answered evictions, expired acknowledgements,
+    /// dropped drains).
+    releases: u64,
 }
 
 /// What is spent under one budget.
@@ -137,6 +163,10 @@ pub(crate) enum Spend {
 pub(crate) struct Account {
     ledger: BudgetLedger,
     drain: u64,
+    /// Units this drain released.
+    mine: AtomicU64,
+    /// Units the other drains had released when this drain last looked.
+    seen: AtomicU64,
 }
 
 impl Account {
@@ -186,11 +216,39 @@ impl Account {
     ) {
         let mut book = self.ledger.lock();
         let s = book.budgets.entry(key.clone()).or_default();
-        s.inflight.remove(pod);
+        let was_inflight = s.inflight.remove(pod).is_some();
         if accepted {
             s.accepted
                 .insert(pod.to_string(), Accepted { sent, expires });
         }
+        if was_inflight {
+            // refused: the unit is free; accepted: it is free for every view whose statuses
+            // already counted the eviction (they may have come before the answer)
+            self.released(&mut book, 1);
+        }
+    }
+
+    /// Records `n` units released by this drain and tells the other drains' shells.
+    fn released(&self, book: &mut Book, n: u64) {
+        if n == 0 {
+            return;
+        }
+        book.releases += n;
+        self.mine.fetch_add(n, Ordering::Relaxed);
+        let total = book.releases;
+        self.ledger.released.send_replace(total);
+    }
+
+    /// The ledger this account is in.
+    pub(crate) fn ledger(&self) -> &BudgetLedger {
+        &self.ledger
+    }
+
+    /// True when other drains released units since the last call (their pods' budgets may
+    /// allow this drain's pods now).
+    pub(crate) fn others_released(&self) -> bool {
+        let others = self.ledger.lock().releases - self.mine.load(Ordering::Relaxed);
+        self.seen.swap(others, Ordering::Relaxed) != others
     }
 
     /// Forgets the accepted evictions expired by `now`; returns the budgets that had some, and
@@ -199,16 +257,19 @@ impl Account {
         let mut book = self.ledger.lock();
         let mut released = Vec::new();
         let mut next: Option<Instant> = None;
+        let mut count = 0;
         for (key, s) in book.budgets.iter_mut() {
             let before = s.accepted.len();
             s.accepted.retain(|_, a| now < a.expires);
             if s.accepted.len() != before {
+                count += (before - s.accepted.len()) as u64;
                 released.push(key.clone());
             }
             if let Some(e) = s.accepted.values().map(|a| a.expires).min() {
                 next = Some(next.map_or(e, |n| n.min(e)));
             }
         }
+        self.released(&mut book, count);
         released.sort();
         (released, next)
     }
@@ -224,9 +285,13 @@ impl Account {
 impl Drop for Account {
     fn drop(&mut self) {
         let mut book = self.ledger.lock();
+        let mut count = 0;
         for s in book.budgets.values_mut() {
+            let before = s.inflight.len();
             s.inflight.retain(|_, (drain, _)| *drain != self.drain);
+            count += (before - s.inflight.len()) as u64;
         }
+        self.released(&mut book, count);
     }
 }
 

@@ -146,6 +146,8 @@ impl Dispatcher {
     pub(crate) async fn run(mut self) -> (Vec<NodeReport>, Option<Denied>) {
         let (pods_tx, pods_rx) = unbounded_channel();
         let (pdb_tx, pdb_rx) = unbounded_channel();
+        // units other drains sharing the ledger release: a tick lets the core look again
+        let mut released = self.core.account.ledger().subscribe();
         let mut sh = Shell {
             tasks: JoinSet::new(),
             pod_watches: HashMap::new(),
@@ -182,6 +184,7 @@ impl Dispatcher {
                 },
                 Some(s) = sh.pods_rx.recv() => Input::Pods(Box::new(s)),
                 Some(s) = sh.pdb_rx.recv() => Input::Budgets(Box::new(s)),
+                Ok(()) = released.changed() => Input::Tick,
                 _ = tokio::time::sleep_until(wake) => Input::Tick,
             };
             self.feed(&mut sh, input);
