@@ -373,7 +373,7 @@ async fn drive(
     if child.exit_code == Some(0) {
         tracker.wait_all_gone(Duration::from_secs(10)).await;
         operator
-            .wait_reboots_done(rc.reboot + Duration::from_secs(5))
+            .wait_all_back(rc.reboot + Duration::from_secs(5))
             .await;
     }
     let observed = tracker.observed(origin);

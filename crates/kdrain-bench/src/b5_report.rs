@@ -158,7 +158,12 @@ pub fn markdown(info: &RunInfo, results: &RotationResults) -> String {
          mirror pods) it patches and reboots it, modelled as R = {r} s more cordoned, then uncordons it with \
          one PATCH (label `kdrain-bench/patched=true`). The operator runs identically in all three runs; \
          each runs on its own fresh kubesim loaded from the same file. All three get \
-         `--ignore-daemonsets --delete-emptydir-data`.\n"
+         `--ignore-daemonsets --delete-emptydir-data`. kubectl drain cordons every selected node before \
+         it drains the first (`RunDrain` calls `RunCordonOrUncordon` on all of them first, \
+         kubernetes/kubectl `pkg/cmd/drain/drain.go`), so its replacements never land on pool nodes not \
+         yet drained: they go to the spares and to nodes already back. kdrain cordons every target first \
+         too, and its dispatcher sends evictions in plan order (node by node within a tier), never more \
+         per budget than the budget allows.\n"
     );
     let _ = writeln!(
         md,

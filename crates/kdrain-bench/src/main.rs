@@ -55,6 +55,10 @@ struct Args {
     /// Run kdrain only.
     #[arg(long)]
     skip_kubectl: bool,
+    /// B5: seconds the harness's operator takes to patch and reboot a drained node (default 3;
+    /// quick 1). Another value writes b5-reboot-<R>s.md instead of b5.md.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_reboot)]
+    reboot_seconds: Option<u64>,
     /// The cluster: kubesim (in-process) or a real control plane (etcd, kube-apiserver,
     /// kube-controller-manager, kube-scheduler and kwok on 127.0.0.1, one fresh cluster per run;
     /// build it once with `cargo xtask control-plane build`). Real: results go to real.md and
@@ -267,7 +271,7 @@ async fn run(args: Args) -> Result<bool> {
             eprintln!(
                 "B5 runs on kubesim only (its operator and figures are not built for the real control plane); skipped"
             );
-        } else if !run_b5(&root, &out, &info, &programs, reps).await? {
+        } else if !run_b5(&root, &out, &info, &programs, reps, args.reboot_seconds).await? {
             ok = false;
         }
     }
@@ -282,9 +286,17 @@ async fn run_b5(
     info: &RunInfo,
     programs: &Programs,
     reps: usize,
+    reboot_seconds: Option<u64>,
 ) -> Result<bool> {
     use crate::b5::{Variant, has_wait_for_capacity, rotation_case, run_rotation};
-    let rc = rotation_case(info.quick);
+    let mut rc = rotation_case(info.quick);
+    let file = match reboot_seconds {
+        Some(r) if r != rc.reboot.as_secs() => {
+            rc.reboot = std::time::Duration::from_secs(r);
+            format!("b5-reboot-{r}s.md")
+        }
+        _ => "b5.md".to_string(),
+    };
     let path = rc.case.scenario_path(root, info.quick);
     let model = ScenarioModel::from_file(&path)?;
     let planned_pending = (!has_wait_for_capacity(&programs.kdrain)).then(|| {
@@ -341,14 +353,23 @@ async fn run_b5(
                 ok = false;
             }
             results.runs.push(run);
-            std::fs::write(out.join("b5.md"), b5_report::markdown(info, &results))?;
+            std::fs::write(out.join(&file), b5_report::markdown(info, &results))?;
         }
     }
     let md = b5_report::markdown(info, &results);
     let end = md.find("\n## Floor").unwrap_or(md.len());
     println!("{}", &md[..end]);
-    eprintln!("results written to {}", out.join("b5.md").display());
+    eprintln!("results written to {}", out.join(&file).display());
     Ok(ok)
+}
+
+fn parse_reboot(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(r) if (1..=600).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a whole number of seconds from 1 to 600; give e.g. --reboot-seconds 3"
+        )),
+    }
 }
 
 #[tokio::main]

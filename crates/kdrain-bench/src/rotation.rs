@@ -147,17 +147,17 @@ impl Operator {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits (bounded) until every node the operator started rebooting is back.
-    pub async fn wait_reboots_done(&self, limit: Duration) {
+    /// Waits (bounded) until every pool node is back (after a drain that finished).
+    pub async fn wait_all_back(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            let busy = self
+            let all_back = self
                 .log
                 .lock()
                 .unwrap()
                 .values()
-                .any(|r| r.drained_at.is_some() && r.back_at.is_none());
-            if !busy {
+                .all(|r| r.back_at.is_some());
+            if all_back {
                 return;
             }
             tokio::time::sleep(SAMPLE).await;
