@@ -281,6 +281,15 @@ pub fn check(
             Err(e) => cap.errors.push(e),
         }
     }
+    // Spread constraints over pods that leave together: the result depends on the order.
+    let going: Vec<&Pod> = replaced.iter().chain(lost).copied().collect();
+    for pod in replaced {
+        if let Some(note) = placement::spread_order_dependent(pod, &going)
+            && let Some(o) = outcomes.get_mut(&placement_key(pod))
+        {
+            o.not_checked.push(note);
+        }
+    }
     // Group by workload, in namespace/name order.
     let mut groups: BTreeMap<(String, String, String), Vec<&Pod>> = BTreeMap::new();
     for pod in replaced {

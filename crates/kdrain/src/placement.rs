@@ -648,6 +648,64 @@ impl Engine {
     }
 }
 
+/// What a replacement's topology spread constraints (`DoNotSchedule`) cannot be checked
+/// against: other pods that leave in the same drain and that the constraint counts. The plan
+/// counts them all gone, but they are evicted one by one while the first replacements are
+/// scheduled, so the counts pass through states in between and where a replacement goes
+/// depends on the order of the evictions (seen on the real scheduler: of two pods leaving zone
+/// a under a zone spread the plan found no room for, one replacement was bound to zone b
+/// while the other pod was still counted in zone a).
+pub fn spread_order_dependent(pod: &Pod, leaving: &[&Pod]) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let mut keys = Vec::new();
+    let mut peers = 0;
+    for c in spec.topology_spread_constraints.iter().flatten() {
+        if c.when_unsatisfiable != "DoNotSchedule" {
+            continue;
+        }
+        let sel = selector_with_keys(
+            c.label_selector.as_ref(),
+            c.match_label_keys.as_ref(),
+            None,
+            &labels,
+        );
+        let n = leaving
+            .iter()
+            .filter(|p| p.metadata.uid != pod.metadata.uid || p.metadata.name != pod.metadata.name)
+            .filter(|p| p.metadata.namespace.as_deref().unwrap_or_default() == ns)
+            .filter(|p| {
+                budget::selector_matches(
+                    sel.as_ref(),
+                    &p.metadata.labels.clone().unwrap_or_default(),
+                )
+            })
+            .count();
+        if n > 0 {
+            keys.push(c.topology_key.clone());
+            peers = peers.max(n);
+        }
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "topology spread by {} while {} it counts {} (the result depends on the order of the evictions)",
+        keys.join(", "),
+        if peers == 1 {
+            "1 other pod"
+        } else {
+            "other pods"
+        },
+        if peers == 1 {
+            "leaves too"
+        } else {
+            "leave too"
+        },
+    ))
+}
+
 /// Sort key for "largest first": CPU, then memory, descending.
 pub(crate) fn size_key(pod: &Pod) -> (i128, i128) {
     let r = pod

@@ -523,6 +523,12 @@ fn requests_text(r: &BTreeMap<RequestKey, u64>) -> String {
         .join(", ")
 }
 
+/// The report with the workspace's paths relative to it (it is committed as
+/// tools/control-plane/differential.md, whatever the checkout's directory).
+fn relative(report: &str, root: &Path) -> String {
+    report.replace(&format!("{}/", root.display()), "")
+}
+
 /// Run the tier. Returns an error when an outcome differs or kdrain caused a finding.
 pub async fn run(opts: E2eOptions) -> Result<()> {
     std::fs::create_dir_all(&opts.out)?;
@@ -586,6 +592,19 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
                     "## The everyday kubectl commands\n\n**FAILED**: {e:#}\n"
                 );
                 failures.push(format!("everyday: {e:#}"));
+            }
+        }
+    }
+    if opts.only.is_empty() || opts.only.iter().any(|o| o == "capacity") {
+        eprintln!("e2e capacity: the plan's fit verdicts against the real scheduler and kubesim's");
+        match crate::capacity::run(&opts.kdrain, &opts.up, &opts.out).await {
+            Ok((section, failed)) => {
+                report.push_str(&section);
+                failures.extend(failed);
+            }
+            Err(e) => {
+                let _ = writeln!(report, "## Capacity\n\n**FAILED**: {e:#}\n");
+                failures.push(format!("capacity: {e:#}"));
             }
         }
     }
@@ -730,7 +749,7 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
             }
             failures.extend(verdict.into_iter().map(|v| format!("{}: {v}", case.id)));
         }
-        std::fs::write(opts.out.join("report.md"), &report)?;
+        std::fs::write(opts.out.join("report.md"), relative(&report, &root))?;
     }
     let _ = writeln!(
         report,
@@ -739,6 +758,7 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
         started.elapsed().as_secs_f64(),
         failures.len()
     );
+    let report = relative(&report, &root);
     std::fs::write(opts.out.join("report.md"), &report)?;
     println!("{}", report);
     println!("report: {}", opts.out.join("report.md").display());

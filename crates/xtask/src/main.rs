@@ -6,6 +6,7 @@
 //!   127.0.0.1;
 //! - `e2e`: the real-cluster tier.
 
+mod capacity;
 mod e2e;
 mod everyday;
 mod faults;
