@@ -577,6 +577,17 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
         }
         real_runs += 7;
     }
+    if opts.only.is_empty() || opts.only.iter().any(|o| o == "controller") {
+        eprintln!("e2e controller: kdrain controller and a NodeDrain on the real control plane");
+        match crate::controller_e2e::check(&opts.up, &opts.kdrain, &opts.kubectl, &opts.out).await {
+            Ok(section) => report.push_str(&section),
+            Err(e) => {
+                let _ = writeln!(report, "## `kdrain controller`\n\n**FAILED**: {e:#}\n");
+                failures.push(format!("controller: {e:#}"));
+            }
+        }
+        real_runs += 1;
+    }
     if opts.only.is_empty() || opts.only.iter().any(|o| o == "everyday") {
         eprintln!(
             "e2e everyday: the everyday kubectl commands on kubesim and on the real control plane"

@@ -7,6 +7,7 @@
 //! - `e2e`: the real-cluster tier.
 
 mod capacity;
+mod controller_e2e;
 mod e2e;
 mod everyday;
 mod faults;

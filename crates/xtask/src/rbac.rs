@@ -47,7 +47,7 @@ fn shipped() -> Result<(ServiceAccount, ClusterRole, ClusterRoleBinding)> {
     }
 }
 
-fn token_kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
+pub(crate) fn token_kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
     use base64::Engine as _;
     let doc = json!({
         "apiVersion": "v1", "kind": "Config",
