@@ -48,6 +48,11 @@ pub struct Capacity {
     pub errors: Vec<String>,
     /// Whether a shortage refuses the drain (false with `--ignore-capacity`).
     pub enforced: bool,
+    /// `--wait-for-capacity`: the nodes whose replacements do not fit wait for room instead of
+    /// refusing the drain (quantities that do not parse still refuse it). Left out of JSON
+    /// when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waits: bool,
 }
 
 impl Capacity {
@@ -56,9 +61,10 @@ impl Capacity {
         self.workloads.iter().filter(|w| !w.fits())
     }
 
-    /// Replacements do not all fit (or could not be checked) and that refuses the drain.
+    /// Replacements do not all fit (or could not be checked) and that refuses the drain (a
+    /// shortage does not when the nodes wait for room).
     pub fn refuses(&self) -> bool {
-        self.enforced && (self.short().next().is_some() || !self.errors.is_empty())
+        self.enforced && (!self.errors.is_empty() || (!self.waits && self.short().next().is_some()))
     }
 }
 

@@ -97,6 +97,7 @@ pub fn apply(plan: &mut Plan, opts: &DrainOptions, inputs: &[NodeInput], view: &
     } else {
         enforced
     };
+    cap.waits = shortage == Shortage::Waits;
     for e in &cap.errors {
         push(
             plan,

@@ -217,6 +217,8 @@ fn with_wait_for_capacity_the_nodes_without_room_wait_instead_of_refusing() {
         "{:?}",
         p.warnings
     );
+    // a shortage that does not refuse: another error would not be taken for one (exit 7)
+    assert!(!p.short_of_room());
     // the worst case is the waves' that fit now
     assert_eq!(p.worst_case_seconds, 40.0);
     let json = serde_json::to_value(&p).unwrap();

@@ -367,4 +367,46 @@ mod tests {
             "{out}"
         );
     }
+
+    #[test]
+    fn nodes_waiting_for_room_are_not_a_refusal() {
+        let mut p = plan_with(Some(2.0));
+        p.waits_for_room = Some(Box::new(kdrain::plan::RoomWait {
+            nodes: vec!["old2".into(), "old3".into()],
+            replacements: 4,
+            needs: "4 CPU".into(),
+        }));
+        p.capacity = Some(Capacity {
+            workloads: vec![kdrain::capacity::WorkloadFit {
+                namespace: "shop".into(),
+                kind: "Deployment".into(),
+                name: "web".into(),
+                pods: vec!["shop/w1".into()],
+                placed: 0,
+                nodes: Default::default(),
+                not_checked: Vec::new(),
+                problem: Some("shop/web: no room".into()),
+            }],
+            enforced: true,
+            waits: true,
+            ..Default::default()
+        });
+        assert_eq!(exit_code(&p), OK);
+        let out = text(&p);
+        assert!(
+            out.contains("waits for room: old2, old3 (their 4 replacements need 4 CPU; they start when nodes become schedulable with room for them)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("result: the drain can complete if room comes back"),
+            "{out}"
+        );
+        // a budget that never passes for another reason is still exit 3, not a lack of room
+        p.budgets[0].verdict = BudgetVerdict::Never {
+            reason: "minAvailable equals the replicas".into(),
+        };
+        p.errors
+            .push("disruption budget default/web can never allow it".into());
+        assert_eq!(exit_code(&p), BLOCKED_BY_BUDGETS);
+    }
 }
