@@ -112,6 +112,79 @@ pub struct RotationRun {
     pub violations: Vec<String>,
     /// The floor of this cluster, or why there is none.
     pub floor: Result<RotationFloor, String>,
+    /// kdrain's wave lines (`wave N of M…`, `waiting for room…`) with the second the harness read
+    /// them from its output (polled every 100 ms).
+    pub wave_lines: Vec<(f64, String)>,
+}
+
+/// kdrain's JSON events about waves (`wave_started`, `waiting_for_room`) in words; None for others.
+pub fn wave_line(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let names = |key: &str| {
+        v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    match v["event"].as_str()? {
+        "wave_started" => {
+            let waiting = names("waiting_for_room");
+            let waiting = if waiting.is_empty() {
+                String::new()
+            } else {
+                format!(" (waiting for room: {waiting})")
+            };
+            Some(format!(
+                "wave {} of {}: {}{waiting}",
+                v["wave"],
+                v["of"],
+                names("nodes")
+            ))
+        }
+        "waiting_for_room" => Some(format!(
+            "waiting for room: {} ({})",
+            names("nodes"),
+            v["reason"].as_str().unwrap_or_default()
+        )),
+        _ => None,
+    }
+}
+
+/// Wave lines read so far, with the second each was read.
+type WaveLines = Arc<std::sync::Mutex<Vec<(f64, String)>>>;
+
+/// Reads the lines of `path` that name waves or the wait for room as they appear, with the
+/// seconds since `origin`, until aborted.
+fn follow_wave_lines(path: PathBuf, origin: Instant) -> (WaveLines, tokio::task::JoinHandle<()>) {
+    let lines: WaveLines = Arc::default();
+    let out = lines.clone();
+    let task = tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // Only whole lines; a line being written is read on the next poll.
+            let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+            let all: Vec<&str> = whole.lines().collect();
+            if all.len() > seen {
+                let at = origin.elapsed().as_secs_f64();
+                let mut out = out.lock().unwrap();
+                out.extend(
+                    all[seen..]
+                        .iter()
+                        .filter_map(|l| wave_line(l))
+                        .map(|l| (at, l)),
+                );
+                seen = all.len();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (lines, task)
 }
 
 impl RotationRun {
@@ -157,12 +230,14 @@ pub fn command_for(
         Variant::AllAtOnce => {
             args.push(format!("--parallel={parallel}"));
             args.push("--ignore-capacity".to_string());
+            args.push("--output=json".to_string());
             args.push(format!("--timeout={}s", rc.all_at_once_timeout.as_secs()));
             (programs.kdrain.clone(), args)
         }
         Variant::Planned => {
             args.push(format!("--parallel={parallel}"));
             args.push(WAIT_FOR_CAPACITY.to_string());
+            args.push("--output=json".to_string());
             (programs.kdrain.clone(), args)
         }
     }
@@ -369,6 +444,7 @@ async fn drive(
     let origin = Instant::now();
     let operator = Operator::start(client.clone(), caches.clone(), &pool, rc.reboot, origin);
     let observer = Observer::start(caches, &pool, targets, startup_lookup(model), origin);
+    let (wave_lines, follower) = follow_wave_lines(work.join("stdout.txt"), origin);
     let child = RunningChild::spawn(spec)?.wait(rc.deadline).await?;
     if child.exit_code == Some(0) {
         tracker.wait_all_gone(Duration::from_secs(10)).await;
@@ -380,6 +456,9 @@ async fn drive(
     let seen = observer.finish(origin.elapsed().as_secs_f64());
     let rotations = operator.rotations();
     operator.stop();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    follower.abort();
+    let wave_lines = wave_lines.lock().unwrap().clone();
     for w in watches {
         w.abort();
     }
@@ -404,6 +483,7 @@ async fn drive(
         rotations,
         violations,
         floor,
+        wave_lines,
     })
 }
 
@@ -475,5 +555,24 @@ mod tests {
         assert!(args.contains(&"--parallel=10".to_string()));
         assert!(args.contains(&WAIT_FOR_CAPACITY.to_string()));
         assert!(!args.contains(&"--ignore-capacity".to_string()));
+        assert!(args.contains(&"--output=json".to_string()));
+    }
+
+    #[test]
+    fn wave_events_in_words() {
+        let started = r#"{"event":"wave_started","wave":2,"of":3,"nodes":["old-04","old-05"],"waiting_for_room":["old-06"]}"#;
+        assert_eq!(
+            wave_line(started).unwrap(),
+            "wave 2 of 3: old-04, old-05 (waiting for room: old-06)"
+        );
+        let first = r#"{"event":"wave_started","wave":1,"of":1,"nodes":["a"]}"#;
+        assert_eq!(wave_line(first).unwrap(), "wave 1 of 1: a");
+        let waiting = r#"{"event":"waiting_for_room","nodes":["old-06"],"reason":"no room"}"#;
+        assert_eq!(
+            wave_line(waiting).unwrap(),
+            "waiting for room: old-06 (no room)"
+        );
+        assert_eq!(wave_line(r#"{"event":"evicted"}"#), None);
+        assert_eq!(wave_line("node/old-00 cordoned"), None);
     }
 }

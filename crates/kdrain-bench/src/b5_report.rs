@@ -317,6 +317,64 @@ pub fn markdown(info: &RunInfo, results: &RotationResults) -> String {
             run.violations.len()
         );
     }
+    if let Some(run) = results
+        .runs
+        .iter()
+        .filter(|r| r.variant == Variant::Planned)
+        .min_by_key(|r| r.rep)
+    {
+        let _ = writeln!(
+            md,
+            "\n## The planned run's waves (rep {})\n\nkdrain's wave events (`--output=json`, both kdrain runs), with the second the harness read them \
+             (its output polled every 100 ms), and when the operator saw each pool node drained and brought it back.\n",
+            run.rep
+        );
+        let _ = writeln!(md, "```");
+        for (at, line) in &run.wave_lines {
+            let _ = writeln!(md, "{at:7.1} s  {line}");
+        }
+        let _ = writeln!(md, "```\n");
+        let _ = writeln!(md, "| Node | Drained (s) | Back (s) |\n|---|---|---|");
+        for (node, r) in &run.rotations {
+            let _ = writeln!(
+                md,
+                "| {node} | {} | {} |",
+                num(r.drained_at, 1),
+                num(r.back_at, 1)
+            );
+        }
+    }
+    let mut first = true;
+    for run in results
+        .runs
+        .iter()
+        .filter(|r| !r.seen.pending.worst.is_empty())
+    {
+        if first {
+            let _ = writeln!(
+                md,
+                "\n## Longest Pending pods\n\nPer run, up to {} pods, with the scheduler's last message.\n",
+                crate::rotation_metrics::WORST
+            );
+            let _ = writeln!(
+                md,
+                "| Rep | Run | Pod | Pending (s) | Start-up (s) | Scheduler |\n|---|---|---|---|---|---|"
+            );
+            first = false;
+        }
+        for p in &run.seen.pending.worst {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.2} | {} | {} |",
+                run.rep,
+                run.variant.label(),
+                p.name,
+                p.seconds,
+                p.startup,
+                p.message.replace('|', "\\|")
+            );
+        }
+    }
     for run in results.runs.iter().filter(|r| !r.violations.is_empty()) {
         let _ = writeln!(
             md,

@@ -306,13 +306,15 @@ impl Observer {
     }
 }
 
-fn unschedulable(pod: &Pod) -> bool {
+/// The scheduler's message when it could not place the pod (`PodScheduled=False`).
+fn unschedulable(pod: &Pod) -> Option<String> {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
+        .and_then(|cs| {
             cs.iter()
-                .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                .map(|c| c.message.clone().unwrap_or_default())
         })
 }
 
@@ -395,8 +397,14 @@ async fn observe(
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();
                 let labels = pod.metadata.labels.clone().unwrap_or_default();
                 if !targets.contains(&uid) {
+                    let refused = unschedulable(pod);
                     st.pending
-                        .observe(&uid, now, bound, unschedulable(pod), startup(&ns, &labels));
+                        .observe(&uid, now, bound, refused.is_some(), startup(&ns, &labels));
+                    st.pending.note(
+                        &uid,
+                        pod.metadata.name.as_deref().unwrap_or_default(),
+                        refused.as_deref().unwrap_or_default(),
+                    );
                     if terminating(pod) {
                         st.deleting_new.insert(uid.clone());
                     }

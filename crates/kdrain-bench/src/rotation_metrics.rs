@@ -16,6 +16,9 @@ struct PodLife {
     gone_at: Option<f64>,
     /// Its start-up time (the workload's readySeconds).
     startup: f64,
+    /// Its name and the scheduler's last message about it, for the report.
+    name: String,
+    message: String,
 }
 
 /// Pending times of the pods created during a run.
@@ -42,6 +45,24 @@ pub struct PendingSummary {
     pub total: f64,
     /// Pods Pending longer than their own start-up time.
     pub over_startup: usize,
+    /// The longest-Pending pods (at most [`WORST`]), longest first.
+    pub worst: Vec<PendingPod>,
+}
+
+/// How many of the longest-Pending pods the summary names.
+pub const WORST: usize = 5;
+
+/// One pod that went Pending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingPod {
+    /// Its name.
+    pub name: String,
+    /// Seconds Pending.
+    pub seconds: f64,
+    /// Its start-up time.
+    pub startup: f64,
+    /// The scheduler's last message about it.
+    pub message: String,
 }
 
 impl PendingBook {
@@ -53,6 +74,8 @@ impl PendingBook {
             bound_at: None,
             gone_at: None,
             startup,
+            name: String::new(),
+            message: String::new(),
         });
         if life.bound_at.is_some() || life.gone_at.is_some() {
             return;
@@ -61,6 +84,19 @@ impl PendingBook {
             life.bound_at = Some(at);
         } else if unschedulable {
             life.unschedulable = true;
+        }
+    }
+
+    /// Records a pod's name and the scheduler's message about it (kept while it is unbound).
+    pub fn note(&mut self, uid: &str, name: &str, message: &str) {
+        if let Some(life) = self.pods.get_mut(uid)
+            && life.bound_at.is_none()
+            && life.gone_at.is_none()
+        {
+            life.name = name.to_string();
+            if !message.is_empty() {
+                life.message = message.to_string();
+            }
         }
     }
 
@@ -88,7 +124,16 @@ impl PendingBook {
             if seconds > life.startup {
                 out.over_startup += 1;
             }
+            out.worst.push(PendingPod {
+                name: life.name.clone(),
+                seconds,
+                startup: life.startup,
+                message: life.message.clone(),
+            });
         }
+        out.worst
+            .sort_by(|a, b| b.seconds.total_cmp(&a.seconds).then(a.name.cmp(&b.name)));
+        out.worst.truncate(WORST);
         out
     }
 }
@@ -131,6 +176,7 @@ mod tests {
         let mut book = PendingBook::default();
         book.observe("a", 1.0, true, false, 2.0);
         book.observe("a", 1.5, true, false, 2.0);
+        book.note("a", "web-a", "ignored: it is bound");
         assert_eq!(book.summary(10.0), PendingSummary::default());
     }
 
@@ -140,6 +186,9 @@ mod tests {
         // Seen unscheduled at 2.0, told it fits nowhere at 2.05, bound at 5.0: 3 s, startup 1 s.
         book.observe("a", 2.0, false, false, 1.0);
         book.observe("a", 2.05, false, true, 1.0);
+        book.note("a", "web-a", "0/3 nodes are available: 3 Insufficient cpu.");
+        // An empty message keeps the last one.
+        book.note("a", "web-a", "");
         book.observe("a", 5.0, true, false, 1.0);
         // Later samples change nothing.
         book.observe("a", 6.0, false, true, 1.0);
@@ -147,6 +196,13 @@ mod tests {
         book.observe("b", 3.0, false, true, 2.0);
         book.observe("b", 3.5, true, false, 2.0);
         let s = book.summary(10.0);
+        assert_eq!(s.worst.len(), 2);
+        assert_eq!(s.worst[0].name, "web-a");
+        assert_eq!(
+            s.worst[0].message,
+            "0/3 nodes are available: 3 Insufficient cpu."
+        );
+        assert!(close(s.worst[0].seconds, 3.0));
         assert_eq!(s.pods, 2);
         assert_eq!(s.left_pending, 0);
         assert!(close(s.longest, 3.0));
