@@ -89,6 +89,13 @@ impl Child {
     }
 }
 
+/// Whether a pod has required pod anti-affinity terms.
+fn has_required_anti_affinity(pod: &Value) -> bool {
+    pod["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty())
+}
+
 /// The table of a type that has no objects yet.
 static EMPTY: BTreeMap<Key, Slot> = BTreeMap::new();
 
@@ -98,6 +105,9 @@ pub struct State {
     tables: Vec<BTreeMap<Key, Slot>>,
     pack_pods: bool,
     pods_by_node: HashMap<String, BTreeSet<Key>>,
+    /// Pods bound to a node with required pod anti-affinity terms (the scheduler checks them
+    /// against every pod it places).
+    anti_affinity_pods: BTreeSet<Key>,
     children: HashMap<String, BTreeMap<(ResId, Key), Child>>,
     by_uid: HashMap<String, (ResId, Key)>,
     history: VecDeque<Arc<Event>>,
@@ -126,6 +136,7 @@ impl Store {
                 tables: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
                 pack_pods: false,
                 pods_by_node: HashMap::new(),
+                anti_affinity_pods: BTreeSet::new(),
                 children: HashMap::new(),
                 by_uid: HashMap::new(),
                 history: VecDeque::new(),
@@ -329,6 +340,11 @@ impl State {
         }
     }
 
+    /// Keys of the pods bound to a node that have required pod anti-affinity terms.
+    pub fn pods_with_anti_affinity(&self) -> &BTreeSet<Key> {
+        &self.anti_affinity_pods
+    }
+
     /// Keys of pods bound to a node, in key order.
     pub fn pods_on_node(&self, node: &str) -> Option<&BTreeSet<Key>> {
         self.pods_by_node.get(node)
@@ -367,6 +383,9 @@ impl State {
                     .entry(node.to_string())
                     .or_default()
                     .insert(key.clone());
+                if has_required_anti_affinity(o) {
+                    self.anti_affinity_pods.insert(key.clone());
+                }
             }
         }
         if let Some(owner) = meta::controller_ref(o).and_then(|r| r["uid"].as_str()) {
@@ -391,6 +410,7 @@ impl State {
                     self.pods_by_node.remove(node);
                 }
             }
+            self.anti_affinity_pods.remove(&key);
         }
         if let Some(owner) = meta::controller_ref(o).and_then(|r| r["uid"].as_str())
             && let Some(set) = self.children.get_mut(owner)

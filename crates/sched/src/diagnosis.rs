@@ -22,6 +22,11 @@ pub const TOPOLOGY_SPREAD: &str = "node(s) didn't match pod topology spread cons
 pub const TOPOLOGY_LABEL: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
 
+/// The scheduler's reason for a host port in use (NodePorts).
+pub const HOST_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
+/// The scheduler's reason for the incoming pod's required pod affinity (not resolvable).
+pub const POD_AFFINITY: &str = "node(s) didn't match pod affinity rules";
+
 /// `Insufficient <resource>`.
 pub fn insufficient(resource: &str) -> String {
     format!("Insufficient {resource}")
@@ -45,6 +50,7 @@ pub fn resolvable(reason: &str) -> bool {
         || reason == ANTI_AFFINITY
         || reason == EXISTING_ANTI_AFFINITY
         || reason == TOPOLOGY_SPREAD
+        || reason == HOST_PORTS
 }
 
 fn histogram(counts: &BTreeMap<String, usize>) -> String {

@@ -6,6 +6,7 @@
 
 mod deployment;
 mod disruption;
+mod interpod;
 mod kubelet;
 mod scheduler;
 mod workloads;

@@ -1,10 +1,13 @@
 //! The simulated scheduler: binds an unscheduled pod to the least loaded node that passes the
 //! default scheduler's filters, in its order: NodeUnschedulable (cordoned), TaintToleration
 //! (NoSchedule/NoExecute, including the not-ready taint), NodeAffinity (`nodeSelector` and
-//! required node affinity), NodeResourcesFit (pod count and requests against allocatable minus
-//! the requests of the pods already there). A pod no node accepts stays Pending with
-//! `PodScheduled=False/Unschedulable` and the real scheduler's message
-//! (`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable. preemption: ...`).
+//! required node affinity), NodePorts (host ports in use), NodeResourcesFit (pod count and
+//! requests against allocatable minus the requests of the pods already there),
+//! PodTopologySpread (`DoNotSchedule`) and InterPodAffinity (required pod affinity and
+//! anti-affinity, the pod's own and the running pods'; see [`super::interpod`]). A pod no node
+//! accepts stays Pending with `PodScheduled=False/Unschedulable` and the real scheduler's message
+//! (`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable. preemption: ...`),
+//! and a `FailedScheduling` event whose text is cut at 1 kB as the real scheduler cuts it.
 //! Nothing is ever preempted.
 
 use std::collections::BTreeMap;
@@ -14,6 +17,7 @@ use sched::diagnosis::{self, NodeStatus};
 use sched::resources::{self, Resources};
 use serde_json::{Value, json};
 
+use super::interpod::{self, Context, NodeView};
 use crate::events::{Recorder, Source, Type};
 use crate::meta;
 use crate::resources::{NODES, PODS};
@@ -97,7 +101,9 @@ fn filter(
     spec: &PodSpec,
     tolerations: &[Toleration],
     reqs: &Resources,
+    pod: (&[(String, i64)], Option<&Context>),
 ) -> Result<(), NodeStatus> {
+    let (ports, ctx) = pod;
     let fail = |reasons: Vec<String>| {
         let resolvable = reasons.iter().all(|r| diagnosis::resolvable(r));
         Err(NodeStatus {
@@ -124,6 +130,9 @@ fn filter(
     if !sched::nodes::affinity_matches(spec, &c.labels, &c.name) {
         return fail(vec![diagnosis::NODE_AFFINITY.into()]);
     }
+    if !ports.is_empty() && interpod::ports_taken(st, &c.name, ports) {
+        return fail(vec![interpod::HOST_PORTS.into()]);
+    }
     let mut reasons = Vec::new();
     if c.pods + 1 > usize::try_from(c.allocatable.get(resources::PODS)).unwrap_or(0) {
         reasons.push(diagnosis::TOO_MANY_PODS.to_string());
@@ -148,10 +157,12 @@ fn filter(
             }
         }
     }
-    if reasons.is_empty() {
-        Ok(())
-    } else {
-        fail(reasons)
+    if !reasons.is_empty() {
+        return fail(reasons);
+    }
+    match ctx {
+        Some(ctx) => ctx.check(&c.labels),
+        None => Ok(()),
     }
 }
 
@@ -161,10 +172,25 @@ fn pick(st: &State, nodes: &mut [Candidate], pod: &Value) -> Result<String, Stri
     let spec: PodSpec = serde_json::from_value(pod["spec"].clone()).unwrap_or_default();
     let reqs = scheduling::pod_requests(&pod["spec"]);
     let tolerations = spec.tolerations.clone().unwrap_or_default();
+    let ports = interpod::host_ports(&pod["spec"]);
+    let ctx = if !interpod::needed(st, &spec) {
+        None
+    } else {
+        let views: Vec<NodeView<'_>> = nodes
+            .iter()
+            .map(|c| NodeView {
+                name: &c.name,
+                labels: &c.labels,
+                taints: &c.taints,
+            })
+            .collect();
+        Context::new(st, &views, &spec, pod)
+    };
     let mut statuses = Vec::new();
     let mut best: Option<usize> = None;
     for i in 0..nodes.len() {
-        match filter(st, &mut nodes[i], &spec, &tolerations, &reqs) {
+        let extra = (ports.as_slice(), ctx.as_ref());
+        match filter(st, &mut nodes[i], &spec, &tolerations, &reqs, extra) {
             Ok(()) => {
                 if best.is_none_or(|b| nodes[i].pods < nodes[b].pods) {
                     best = Some(i);
@@ -191,6 +217,21 @@ fn pick(st: &State, nodes: &mut [Candidate], pod: &Value) -> Result<String, Stri
             spec.preemption_policy.as_deref() == Some("Never"),
         )),
     }
+}
+
+/// The events API's limit on a note (`NoteLengthLimit`, 1 kB): the scheduler cuts a longer
+/// message to fit and ends it with " ..." (`truncateMessage` in `schedule_one.go`).
+fn truncate_note(message: String) -> String {
+    const LIMIT: usize = 1024;
+    const SUFFIX: &str = " ...";
+    if message.len() <= LIMIT {
+        return message;
+    }
+    let mut end = LIMIT - SUFFIX.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{SUFFIX}", &message[..end])
 }
 
 /// The scheduler reports through the events/v1 recorder.
@@ -255,10 +296,25 @@ pub fn bind(st: &mut State, nodes: &mut [Candidate], pod: &Value, rec: &mut Reco
                 "",
                 Type::Warning,
                 "FailedScheduling",
-                message,
+                truncate_note(message),
                 src,
             );
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_note;
+
+    #[test]
+    fn a_long_message_is_cut_at_the_events_limit_as_the_scheduler_cuts_it() {
+        assert_eq!(truncate_note("short".into()), "short");
+        let long = "x".repeat(1500);
+        let cut = truncate_note(long);
+        assert_eq!(cut.len(), 1024);
+        assert!(cut.ends_with("x ..."));
+        assert_eq!(truncate_note("y".repeat(1024)).len(), 1024);
     }
 }

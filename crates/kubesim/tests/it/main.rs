@@ -10,6 +10,7 @@ mod discovery;
 mod events;
 mod events_api;
 mod eviction;
+mod interpod;
 mod kubectl;
 mod kubectl_crd;
 mod kubectl_everyday;
