@@ -40,6 +40,9 @@ pub struct Case {
     /// before any change; `--uncordon-on-failure`): the nodes kdrain must leave cordoned, checked
     /// instead of comparing with kubectl (exit class and pods left are still compared).
     pub kdrain_cordoned: Option<Vec<&'static str>>,
+    /// `--surge NAMESPACE/NAME` for kdrain: the Deployment must be surged, never evicted, and
+    /// the drain must complete (kubectl, without surge, is only reported: its budget blocks).
+    pub surge: Option<&'static str>,
 }
 
 fn case(id: &'static str, scenario: &'static str, args: Vec<&'static str>) -> Case {
@@ -49,6 +52,7 @@ fn case(id: &'static str, scenario: &'static str, args: Vec<&'static str>) -> Ca
         args,
         kdrain_extra: vec![],
         kdrain_cordoned: None,
+        surge: None,
     }
 }
 
@@ -175,6 +179,15 @@ pub fn cases(full: bool) -> Vec<Case> {
             "crates/xtask/scenarios/terminating-namespace.yaml",
             with_flags(vec!["drain", "n1"]),
         ),
+        Case {
+            kdrain_extra: vec!["--surge", "shop/solo"],
+            surge: Some("shop/solo"),
+            ..case(
+                "surge",
+                "crates/xtask/scenarios/surge.yaml",
+                with_flags(vec!["drain", "n1", "--timeout=15s"]),
+            )
+        },
     ]);
     if full {
         v.extend([
@@ -336,6 +349,117 @@ pub struct Run {
     pub seconds: f64,
     /// The User-Agent headers of its requests (real cluster: from the audit log; kubesim: none).
     pub agents: BTreeSet<String>,
+    /// With `--surge`: what became of the surged Deployment.
+    pub surge: Option<SurgeFacts>,
+}
+
+/// What a drain with `--surge` left on the surged Deployment.
+#[derive(Debug, Clone)]
+pub struct SurgeFacts {
+    /// `kdrain.io/surged-at` and `kdrain.io/surged-from` on the Deployment.
+    pub annotations: BTreeMap<String, String>,
+    /// Its pods that are not being deleted: (node, Ready).
+    pub pods: Vec<(String, bool)>,
+    /// Eviction requests for its pods, from the audit log (real cluster only; on kubesim the
+    /// evictions are compared by count with the real cluster's).
+    pub evicted: Option<Vec<String>>,
+}
+
+impl SurgeFacts {
+    fn summary(&self) -> String {
+        let pods: Vec<String> = self
+            .pods
+            .iter()
+            .map(|(n, r)| format!("{n}{}", if *r { " (Ready)" } else { "" }))
+            .collect();
+        let ann: Vec<String> = self
+            .annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let evicted = match &self.evicted {
+            Some(e) => format!("; evictions of its pods in the audit log: {}", e.len()),
+            None => String::new(),
+        };
+        format!(
+            "its pods on [{}]; annotations [{}]{evicted}",
+            pods.join(", "),
+            ann.join(", "),
+        )
+    }
+
+    /// Why the surge did not go as it should, if it did not.
+    fn problems(&self, spare_not: &HashSet<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for k in ["kdrain.io/surged-at", "kdrain.io/surged-from"] {
+            if !self.annotations.contains_key(k) {
+                out.push(format!("the Deployment lacks the annotation {k}"));
+            }
+        }
+        if let Some(e) = self.evicted.as_ref().filter(|e| !e.is_empty()) {
+            out.push(format!("its pods were evicted: {}", e.join(", ")));
+        }
+        if self.pods.len() != 1 || !self.pods.iter().all(|(n, r)| *r && !spare_not.contains(n)) {
+            out.push(format!(
+                "it should run one Ready pod on a node not drained, it has [{}]",
+                self.pods
+                    .iter()
+                    .map(|(n, r)| format!("{n} ready={r}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// The surged Deployment's annotations and pods.
+async fn surge_facts(
+    client: &Client,
+    target: &str,
+    evicted: Option<Vec<String>>,
+) -> Result<SurgeFacts> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (ns, name) = target.split_once('/').unwrap_or(("default", target));
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
+    let annotations = d
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("kdrain.io/surged-"))
+        .collect();
+    let selector = d
+        .spec
+        .selector
+        .match_labels
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (p.spec.and_then(|s| s.node_name).unwrap_or_default(), ready)
+        })
+        .collect();
+    Ok(SurgeFacts {
+        annotations,
+        pods,
+        evicted,
+    })
 }
 
 async fn run_tool(program: &Path, args: &[String], log: &Path, deadline: Duration) -> Result<i32> {
@@ -436,6 +560,23 @@ async fn run_real_on(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let requests = observer::client_requests(&state.audit_log, CLIENT_USER, since)?;
     let findings = observer.findings(&requests, &targets);
+    let surge = match case.surge.filter(|_| tool == "kdrain") {
+        Some(target) => {
+            let name = target.split_once('/').map_or(target, |(_, n)| n);
+            let evicted = requests
+                .iter()
+                .filter(|r| r.key.subresource == "eviction")
+                .filter(|r| {
+                    r.object
+                        .split_once('/')
+                        .is_some_and(|(_, pod)| pod.starts_with(&format!("{name}-")))
+                })
+                .map(|r| r.object.clone())
+                .collect();
+            Some(surge_facts(&admin, target, Some(evicted)).await?)
+        }
+        None => None,
+    };
     observer.stop();
     let agents = requests.iter().map(|r| r.user_agent.clone()).collect();
     // Kept for the report's reader: the API server's own record of the drain.
@@ -451,6 +592,7 @@ async fn run_real_on(
         requests: observer::count(&requests),
         seconds,
         agents,
+        surge,
     })
 }
 
@@ -471,6 +613,10 @@ async fn run_kubesim(opts: &E2eOptions, case: &Case, sc: &Scenario) -> Result<Ru
     // The counters first: reading the outcome makes requests too.
     let counted = sim.requests();
     let outcome = outcome(&sim.client(), &targets, code).await?;
+    let surge = match case.surge {
+        Some(target) => Some(surge_facts(&sim.client(), target, None).await?),
+        None => None,
+    };
     let mut requests = BTreeMap::new();
     for r in counted {
         *requests
@@ -500,6 +646,7 @@ async fn run_kubesim(opts: &E2eOptions, case: &Case, sc: &Scenario) -> Result<Ru
         requests,
         seconds,
         agents: BTreeSet::new(),
+        surge,
     })
 }
 
@@ -686,7 +833,30 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
             }
         }
         let mut verdict = Vec::new();
-        if let Some(want) = &case.kdrain_cordoned {
+        let drained = targets(&sc, &case.args);
+        if case.surge.is_some() {
+            // kubectl has no surge: its budget blocks it, so it is only reported. kdrain must
+            // complete, leave nothing behind, and have surged (not evicted) the Deployment.
+            for (place, r) in [("real", &kdrain), ("kubesim", &sim)] {
+                if !r.outcome.success || !r.outcome.left.is_empty() {
+                    verdict.push(format!(
+                        "kdrain --surge on {place} should complete with nothing left: {}",
+                        r.outcome.summary()
+                    ));
+                }
+                match &r.surge {
+                    Some(f) => {
+                        let _ = writeln!(report, "- surge, {place}: {}", f.summary());
+                        verdict.extend(
+                            f.problems(&drained)
+                                .into_iter()
+                                .map(|p| format!("surge on {place}: {p}")),
+                        );
+                    }
+                    None => verdict.push(format!("surge on {place}: nothing observed")),
+                }
+            }
+        } else if let Some(want) = &case.kdrain_cordoned {
             let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
             if kdrain.outcome.cordoned != want
                 || kdrain.outcome.success != kubectl.outcome.success
@@ -748,7 +918,9 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
             );
         }
         if verdict.is_empty() {
-            let same = if case.kdrain_cordoned.is_some() {
+            let same = if case.surge.is_some() {
+                "As expected: kdrain --surge completed on both clusters without evicting the surged Deployment's pod, whose new pod runs Ready on another node; kubectl (no surge) stayed blocked by its budget"
+            } else if case.kdrain_cordoned.is_some() {
                 "As expected: kdrain left no node cordoned, otherwise it ended like kubectl"
             } else {
                 "Same outcome"
