@@ -6,6 +6,7 @@
 //! with `--force`) are not placed: they are lost.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use sched::diagnosis::NodeStatus;
@@ -25,8 +26,9 @@ use crate::{select, watch};
 pub struct ClusterView {
     /// Every node.
     pub nodes: Vec<Node>,
-    /// Every running (not finished) pod bound to a node, summarized.
-    pub residents: Vec<Resident>,
+    /// Every running (not finished) pod bound to a node, summarized (shared with the
+    /// placement engines built from this view, never copied).
+    pub residents: Arc<Vec<Resident>>,
     /// Pods whose requests do not parse (one line each, naming the pod and the field).
     pub errors: Vec<String>,
     /// Pods not bound to a node yet (not finished, not being deleted): they will take room
@@ -261,13 +263,12 @@ pub fn check(
         errors: view.errors.clone(),
         ..Default::default()
     };
-    let residents: Vec<Resident> = view
-        .residents
-        .iter()
-        .filter(|r| !leaving.contains(&r.uid))
-        .cloned()
-        .collect();
-    let before = match Engine::new(&view.nodes, residents, targets) {
+    let before = match Engine::sharing(
+        &view.nodes,
+        view.residents.clone(),
+        |r| !leaving.contains(&r.uid),
+        targets,
+    ) {
         Ok(e) => e,
         Err(e) => {
             cap.errors.push(e);
@@ -379,10 +380,9 @@ pub(crate) async fn read(
         Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
     };
     let pods_api: Api<Pod> = Api::all(client.clone());
-    let mut view = ClusterView {
-        nodes,
-        ..Default::default()
-    };
+    let mut residents = Vec::new();
+    let mut errors = Vec::new();
+    let mut interner = placement::Interner::default();
     let fields = "status.phase!=Succeeded,status.phase!=Failed";
     let res = watch::list_pages(&pods_api, Some(fields), None, chunk, req, "pods", |page| {
         for pod in page {
@@ -398,12 +398,17 @@ pub(crate) async fn read(
                 continue;
             }
             match Resident::of(&pod) {
-                Ok(r) => view.residents.push(r),
-                Err(e) => view.errors.push(e),
+                Ok(r) => residents.push(interner.intern(r)),
+                Err(e) => errors.push(e),
             }
         }
     })
     .await;
+    let view = ClusterView {
+        nodes,
+        residents: Arc::new(residents),
+        errors,
+    };
     match res {
         Ok(_) => Ok((Some(view), None)),
         Err(kube::Error::Api(s)) if s.code == 403 => Ok((None, Some(forbidden("pods", &s)))),

@@ -56,7 +56,7 @@ pub(crate) fn web(ns: &str, app: &str, i: usize, node: &str, cpu: &str, extra: V
 pub(crate) fn view(nodes: Vec<Node>, pods: &[Pod]) -> ClusterView {
     ClusterView {
         nodes,
-        residents: pods.iter().map(|p| Resident::of(p).unwrap()).collect(),
+        residents: std::sync::Arc::new(pods.iter().map(|p| Resident::of(p).unwrap()).collect()),
         errors: Vec::new(),
         pending: Vec::new(),
     }

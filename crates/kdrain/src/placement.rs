@@ -20,6 +20,7 @@
 //! the whole crate, and the scheduler's filter order would be spread over several files.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, PodSpec, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
@@ -38,10 +39,11 @@ pub struct Resident {
     pub namespace: String,
     /// The node it is bound to.
     pub node: String,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Effective requests.
-    pub requests: Resources,
+    /// Labels (shared by the pods that have the same: a Deployment's pods read from a large
+    /// cluster keep one copy).
+    pub labels: Arc<BTreeMap<String, String>>,
+    /// Effective requests (shared like the labels).
+    pub requests: Arc<Resources>,
     /// Required pod anti-affinity terms.
     pub anti_affinity: Vec<PodAffinityTerm>,
     /// Host ports in use, as (protocol, port).
@@ -81,6 +83,33 @@ fn required_anti_affinity(spec: &PodSpec) -> Vec<PodAffinityTerm> {
         .unwrap_or_default()
 }
 
+/// Keeps one copy of equal label sets and requests while a cluster's pods are read.
+#[derive(Default)]
+pub(crate) struct Interner {
+    labels: std::collections::HashSet<Arc<BTreeMap<String, String>>>,
+    requests: std::collections::HashSet<Arc<Resources>>,
+}
+
+impl Interner {
+    /// `r` with its labels and requests replaced by the copies already kept, if equal.
+    pub(crate) fn intern(&mut self, mut r: Resident) -> Resident {
+        r.labels = share(&mut self.labels, r.labels);
+        r.requests = share(&mut self.requests, r.requests);
+        r
+    }
+}
+
+fn share<T: std::hash::Hash + Eq>(
+    set: &mut std::collections::HashSet<Arc<T>>,
+    v: Arc<T>,
+) -> Arc<T> {
+    if let Some(kept) = set.get(&v) {
+        return kept.clone();
+    }
+    set.insert(v.clone());
+    v
+}
+
 impl Resident {
     /// The summary of a pod; an error names a request that does not parse.
     pub fn of(pod: &Pod) -> Result<Resident, String> {
@@ -91,8 +120,8 @@ impl Resident {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             node: spec.node_name.clone().unwrap_or_default(),
-            labels: pod.metadata.labels.clone().unwrap_or_default(),
-            requests,
+            labels: Arc::new(pod.metadata.labels.clone().unwrap_or_default()),
+            requests: Arc::new(requests),
             anti_affinity: required_anti_affinity(&spec),
             host_ports: host_ports(&spec),
             terminating: pod.metadata.deletion_timestamp.is_some(),
@@ -127,15 +156,19 @@ struct Slot {
     pods_before: i128,
     /// Why it takes no replacement, as the scheduler would say it.
     closed: Option<String>,
-    /// Indexes into `Engine::residents`.
+    /// Indexes into the engine's residents ([`Engine::resident`]).
     residents: Vec<usize>,
 }
 
-/// The cluster as the replacements will find it.
+/// The cluster as the replacements will find it. Cloning it (once per trial wave) copies the
+/// nodes' running totals, not the pods: the pods read from the cluster are shared.
 #[derive(Clone)]
 pub struct Engine {
     slots: Vec<Slot>,
-    residents: Vec<Resident>,
+    /// The pods read from the cluster (indexes `0..base.len()`), shared by every clone.
+    base: Arc<Vec<Resident>>,
+    /// The replacements placed so far (indexes from `base.len()` on).
+    added: Vec<Resident>,
     /// Residents with required anti-affinity terms, with their slot.
     with_anti_affinity: Vec<(usize, usize)>,
 }
@@ -299,6 +332,17 @@ impl Engine {
         residents: Vec<Resident>,
         targets: &BTreeSet<String>,
     ) -> Result<Engine, String> {
+        Engine::sharing(nodes, Arc::new(residents), |_| true, targets)
+    }
+
+    /// [`Engine::new`] over residents shared with the caller (no copy of them is made), of
+    /// which only those `stays` keeps count (the pods that leave are left out).
+    pub fn sharing(
+        nodes: &[Node],
+        residents: Arc<Vec<Resident>>,
+        stays: impl Fn(&Resident) -> bool,
+        targets: &BTreeSet<String>,
+    ) -> Result<Engine, String> {
         let mut slots = Vec::new();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         let mut sorted: Vec<&Node> = nodes.iter().collect();
@@ -334,6 +378,9 @@ impl Engine {
         }
         let mut with_anti_affinity = Vec::new();
         for (i, r) in residents.iter().enumerate() {
+            if !stays(r) {
+                continue;
+            }
             if let Some(&s) = index.get(&r.node) {
                 let slot = &mut slots[s];
                 slot.requested.add(&r.requests);
@@ -350,9 +397,18 @@ impl Engine {
         }
         Ok(Engine {
             slots,
-            residents,
+            base: residents,
+            added: Vec::new(),
             with_anti_affinity,
         })
+    }
+
+    /// Resident `i`: a pod read from the cluster, or a replacement placed.
+    fn resident(&self, i: usize) -> &Resident {
+        match i.checked_sub(self.base.len()) {
+            None => &self.base[i],
+            Some(j) => &self.added[j],
+        }
     }
 
     /// Names of the nodes that take replacements.
@@ -445,7 +501,7 @@ impl Engine {
                 } else {
                     s.residents
                         .iter()
-                        .map(|&i| &self.residents[i])
+                        .map(|&i| self.resident(i))
                         .filter(|r| !r.terminating && r.namespace == ns)
                         .filter(|r| budget::selector_matches(sel.as_ref(), &r.labels))
                         .count() as i64
@@ -477,7 +533,7 @@ impl Engine {
                     let v = s.labels.get(&term.topology_key)?;
                     s.residents
                         .iter()
-                        .map(|&i| &self.residents[i])
+                        .map(|&i| self.resident(i))
                         .any(|r| term_selects(&term, ns, labels, &r.namespace, &r.labels))
                         .then(|| v.clone())
                 })
@@ -486,7 +542,7 @@ impl Engine {
         }
         let mut existing = BTreeSet::new();
         for &(i, at) in &self.with_anti_affinity {
-            let r = &self.residents[i];
+            let r = self.resident(i);
             for term in &r.anti_affinity {
                 if let Some(v) = self.slots[at].labels.get(&term.topology_key)
                     && term_selects(term, &r.namespace, &r.labels, ns, labels)
@@ -561,7 +617,7 @@ impl Engine {
         }
         if !me.host_ports.is_empty()
             && s.residents.iter().any(|&i| {
-                self.residents[i]
+                self.resident(i)
                     .host_ports
                     .iter()
                     .any(|p| me.host_ports.contains(p))
@@ -633,12 +689,13 @@ impl Engine {
         slot.requested.add(&me.requests);
         slot.pods += 1;
         me.node = slot.name.clone();
-        slot.residents.push(self.residents.len());
+        let index = self.base.len() + self.added.len();
+        slot.residents.push(index);
         if !me.anti_affinity.is_empty() {
-            self.with_anti_affinity.push((self.residents.len(), at));
+            self.with_anti_affinity.push((index, at));
         }
         let node = slot.name.clone();
-        self.residents.push(me);
+        self.added.push(me);
         Ok(Outcome {
             node: Some(node),
             fit_error: None,

@@ -199,13 +199,12 @@ pub fn apply(
             .filter(|p| matches!(p.action, Action::Evict | Action::Delete))
             .map(|p| p.uid.as_str())
             .collect();
-        let residents = view
-            .residents
-            .iter()
-            .filter(|r| !leaving.contains(r.uid.as_str()))
-            .cloned()
-            .collect();
-        let Ok(engine) = Engine::new(&view.nodes, residents, &targets) else {
+        let Ok(engine) = Engine::sharing(
+            &view.nodes,
+            view.residents.clone(),
+            |r| !leaving.contains(r.uid.as_str()),
+            &targets,
+        ) else {
             // an allocatable that does not parse is already a plan error
             return;
         };

@@ -31,7 +31,7 @@ pub struct ResourceError {
 }
 
 /// Resource amounts by name, in scheduler units (CPU millicores; other resources whole units).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Resources(pub BTreeMap<String, i128>);
 
 /// The amount of `q` for resource `name` in scheduler units.
