@@ -382,6 +382,7 @@ pub(crate) async fn read(
     let pods_api: Api<Pod> = Api::all(client.clone());
     let mut residents = Vec::new();
     let mut errors = Vec::new();
+    let mut pending = Vec::new();
     let mut interner = placement::Interner::default();
     let fields = "status.phase!=Succeeded,status.phase!=Failed";
     let res = watch::list_pages(&pods_api, Some(fields), None, chunk, req, "pods", |page| {
@@ -393,7 +394,7 @@ pub(crate) async fn read(
                 .is_none()
             {
                 if pod.metadata.deletion_timestamp.is_none() {
-                    view.pending.push(pod);
+                    pending.push(pod);
                 }
                 continue;
             }
@@ -407,6 +408,7 @@ pub(crate) async fn read(
     let view = ClusterView {
         nodes,
         residents: Arc::new(residents),
+        pending,
         errors,
     };
     match res {

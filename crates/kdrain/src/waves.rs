@@ -298,13 +298,12 @@ pub(crate) fn fitting_now(
         .flat_map(|(_, pods)| pods)
         .filter_map(|p| p.metadata.uid.as_deref())
         .collect();
-    let residents = view
-        .residents
-        .iter()
-        .filter(|r| !leaving.contains(r.uid.as_str()))
-        .cloned()
-        .collect();
-    let mut engine = Engine::new(&view.nodes, residents, closed)?;
+    let mut engine = Engine::sharing(
+        &view.nodes,
+        view.residents.clone(),
+        |r| !leaving.contains(r.uid.as_str()),
+        closed,
+    )?;
     let mut pending: Vec<&Pod> = view.pending.iter().collect();
     pending.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
     for p in pending {
