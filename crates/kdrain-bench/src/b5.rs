@@ -20,8 +20,9 @@ use crate::cases::{BenchCase, Target};
 use crate::child::{ChildOutcome, ChildSpec, RunningChild};
 use crate::floor::{RotationFloor, RotationInput, RotationNode, drain_floor, rotation_floor};
 use crate::measure::{Programs, resolve_nodes, wait_budgets_settled};
-use crate::rotation::{Caches, NodeRotation, Observations, Observer, Operator, stays_on_node};
+use crate::rotation::{Caches, NodeRotation, Observations, Observer, Operator};
 use crate::scenario::ScenarioModel;
+use crate::tracker::stays_on_node;
 use crate::tracker::{Observed, Tracker};
 
 /// The three ways B5 rotates the pool.

@@ -26,11 +26,13 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use sched::nodes::is_cordoned;
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::rotation_metrics::{BlockedClock, PendingBook, PendingSummary};
+use crate::tracker::stays_on_node;
 
 /// How often the observer and the operator look at the caches.
 pub const SAMPLE: Duration = Duration::from_millis(50);
@@ -81,28 +83,6 @@ impl Caches {
             .context("a watch of the harness stopped")?;
         Ok((caches, vec![a, b, c]))
     }
-}
-
-fn cordoned(node: &Node) -> bool {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-}
-
-/// A DaemonSet or mirror pod: a drain leaves it (and the operator does not wait for it).
-pub fn stays_on_node(pod: &Pod) -> bool {
-    let mirror = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-    let daemon = pod
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_some_and(|refs| refs.iter().any(|r| r.kind == "DaemonSet"));
-    mirror || daemon
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {
@@ -202,7 +182,7 @@ async fn operate(
                 .nodes
                 .state()
                 .iter()
-                .any(|n| n.metadata.name.as_deref() == Some(&name) && cordoned(n))
+                .any(|n| n.metadata.name.as_deref() == Some(&name) && is_cordoned(n))
                 && !busy.contains(&name);
             if !drained {
                 continue;
@@ -355,7 +335,7 @@ async fn observe(
             .nodes
             .state()
             .iter()
-            .filter(|n| cordoned(n))
+            .filter(|n| is_cordoned(n))
             .filter_map(|n| n.metadata.name.clone())
             .filter(|n| pool.contains(n))
             .collect();
@@ -491,7 +471,7 @@ workloads:
         let (rotations, old0, old1) = outcome;
         assert!(rotations["old-0"].drained_at.is_some());
         assert_eq!(rotations["old-1"], NodeRotation::default());
-        assert!(!cordoned(&old0));
+        assert!(!is_cordoned(&old0));
         assert_eq!(
             old0.metadata
                 .labels
@@ -500,7 +480,7 @@ workloads:
                 .map(String::as_str),
             Some("true")
         );
-        assert!(!cordoned(&old1));
+        assert!(!is_cordoned(&old1));
         assert!(!old1.metadata.labels.unwrap().contains_key(PATCHED_LABEL));
     }
 }

@@ -114,7 +114,8 @@ fn is_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn not_drained(pod: &Pod) -> bool {
+/// A DaemonSet or mirror pod: a drain leaves it (and the B5 operator does not wait for it).
+pub(crate) fn stays_on_node(pod: &Pod) -> bool {
     let mirror = pod
         .metadata
         .annotations
@@ -141,7 +142,7 @@ fn tracked(pod: &Pod) -> Option<(String, TrackedPod)> {
                 .unwrap_or_default(),
             labels: pod.metadata.labels.clone().unwrap_or_default(),
             ready: is_ready(pod),
-            not_drained: not_drained(pod),
+            not_drained: stays_on_node(pod),
             gone_at: None,
         },
     ))

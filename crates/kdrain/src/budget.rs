@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// A budget field that is neither an integer nor "N%".
@@ -50,29 +49,9 @@ pub fn desired_healthy(pdb: &PodDisruptionBudget, expected: i32) -> Result<i32, 
 
 /// Label selector semantics of a PDB: a missing selector matches nothing, an empty one
 /// matches every pod of the namespace; an invalid one matches nothing (the server skips it).
-///
-/// The matching is the workspace's `selectors` crate, the one kubesim uses too, so the simulator
-/// and the drainer cannot disagree about which pods a budget covers.
-pub(crate) fn selector_matches(
-    sel: Option<&LabelSelector>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    let Some(sel) = sel else { return false };
-    let expressions: Vec<(String, String, Vec<String>)> = sel
-        .match_expressions
-        .iter()
-        .flatten()
-        .map(|e| {
-            (
-                e.key.clone(),
-                e.operator.clone(),
-                e.values.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    selectors::LabelSelector::from_parts(sel.match_labels.as_ref(), &expressions)
-        .is_ok_and(|s| s.matches(labels))
-}
+/// It is `sched`'s matcher over the workspace's `selectors` crate, the one kubesim uses too, so
+/// the simulator and the drainer cannot disagree about which pods a budget covers.
+pub(crate) use sched::interpod::selector_matches;
 
 /// `namespace/name` of an object.
 pub(crate) fn key_of(ns: Option<&str>, name: Option<&str>) -> String {
@@ -257,7 +236,9 @@ pub(crate) mod tests {
     use crate::select::tests::{owned, pod};
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        LabelSelector, LabelSelectorRequirement, ObjectMeta,
+    };
     use proptest::prelude::*;
 
     pub(crate) fn pdb(

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, PodSpec, Taint};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use sched::diagnosis::{self, NodeStatus};
+use sched::interpod::{self, Spread, selector_matches, selector_with_keys};
 use sched::resources::{self, Resources};
 
 use crate::budget;
@@ -173,15 +173,6 @@ pub struct Engine {
     with_anti_affinity: Vec<(usize, usize)>,
 }
 
-/// Topology spread counts of one constraint for one replacement.
-struct Spread {
-    key: String,
-    counts: BTreeMap<String, i64>,
-    min: i64,
-    self_match: i64,
-    max_skew: i64,
-}
-
 /// See [`Engine::context`].
 struct Context {
     spread: Vec<Spread>,
@@ -191,36 +182,6 @@ struct Context {
 
 /// The scheduler's reason for a not-Ready node (the node lifecycle controller's taint).
 const NOT_READY: &str = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }";
-/// The scheduler's reason for a host port in use.
-const HOST_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
-
-/// A label selector's meaning for affinity terms and spread constraints: nil matches nothing.
-fn selector_with_keys(
-    sel: Option<&LabelSelector>,
-    match_keys: Option<&Vec<String>>,
-    mismatch_keys: Option<&Vec<String>>,
-    pod_labels: &BTreeMap<String, String>,
-) -> Option<LabelSelector> {
-    let mut sel = sel?.clone();
-    let mut extra = Vec::new();
-    for (keys, op) in [(match_keys, "In"), (mismatch_keys, "NotIn")] {
-        for k in keys.into_iter().flatten() {
-            if let Some(v) = pod_labels.get(k) {
-                extra.push(LabelSelectorRequirement {
-                    key: k.clone(),
-                    operator: op.into(),
-                    values: Some(vec![v.clone()]),
-                });
-            }
-        }
-    }
-    if !extra.is_empty() {
-        sel.match_expressions
-            .get_or_insert_with(Vec::new)
-            .extend(extra);
-    }
-    Some(sel)
-}
 
 /// The namespaces an affinity term covers: `None` for all (an empty `namespaceSelector`);
 /// `Err` when a non-empty `namespaceSelector` would need the namespaces' labels.
@@ -259,7 +220,7 @@ fn term_selects(
         term.mismatch_label_keys.as_ref(),
         own_labels,
     );
-    budget::selector_matches(sel.as_ref(), labels)
+    selector_matches(sel.as_ref(), labels)
 }
 
 /// What the engine does not evaluate in a pod's spec.
@@ -503,23 +464,18 @@ impl Engine {
                         .iter()
                         .map(|&i| self.resident(i))
                         .filter(|r| !r.terminating && r.namespace == ns)
-                        .filter(|r| budget::selector_matches(sel.as_ref(), &r.labels))
+                        .filter(|r| selector_matches(sel.as_ref(), &r.labels))
                         .count() as i64
                 };
                 *counts.entry(s.labels[&c.topology_key].clone()).or_default() += n;
             }
-            let min = if (counts.len() as i64) < i64::from(c.min_domains.unwrap_or(1)) {
-                0
-            } else {
-                counts.values().copied().min().unwrap_or(0)
-            };
-            spread.push(Spread {
-                key: c.topology_key.clone(),
-                self_match: i64::from(!empty && budget::selector_matches(sel.as_ref(), labels)),
-                max_skew: i64::from(c.max_skew),
+            spread.push(Spread::new(
+                &c.topology_key,
                 counts,
-                min,
-            });
+                c.min_domains,
+                !empty && selector_matches(sel.as_ref(), labels),
+                c.max_skew,
+            ));
         }
         let mut own = Vec::new();
         for term in required_anti_affinity(spec) {
@@ -560,34 +516,9 @@ impl Engine {
 
     /// Topology spread and required pod anti-affinity on slot `at`, in the scheduler's order.
     fn inter_pod(&self, at: usize, ctx: &Context) -> Result<(), NodeStatus> {
-        let fail = |r: &str, resolvable: bool| {
-            Err(NodeStatus {
-                reasons: vec![r.to_string()],
-                resolvable,
-            })
-        };
         let node_labels = &self.slots[at].labels;
-        for sp in &ctx.spread {
-            let Some(value) = node_labels.get(&sp.key) else {
-                return fail(diagnosis::TOPOLOGY_LABEL, false);
-            };
-            let here = sp.counts.get(value).copied().unwrap_or(0);
-            if here + sp.self_match - sp.min > sp.max_skew {
-                return fail(diagnosis::TOPOLOGY_SPREAD, true);
-            }
-        }
-        for (key, values) in &ctx.own {
-            if node_labels.get(key).is_some_and(|v| values.contains(v)) {
-                return fail(diagnosis::ANTI_AFFINITY, true);
-            }
-        }
-        if node_labels
-            .iter()
-            .any(|(k, v)| ctx.existing.contains(&(k.clone(), v.clone())))
-        {
-            return fail(diagnosis::EXISTING_ANTI_AFFINITY, true);
-        }
-        Ok(())
+        interpod::spread_fits(&ctx.spread, node_labels)?;
+        interpod::anti_affinity_fits(&ctx.own, &ctx.existing, node_labels)
     }
 
     /// The scheduler's filters for one node, in order; the first failing gives the status.
@@ -624,7 +555,7 @@ impl Engine {
             })
         {
             return Err(NodeStatus {
-                reasons: vec![HOST_PORTS.to_string()],
+                reasons: vec![diagnosis::HOST_PORTS.to_string()],
                 resolvable: true,
             });
         }
@@ -733,10 +664,7 @@ pub fn spread_order_dependent(pod: &Pod, leaving: &[&Pod]) -> Option<String> {
             .filter(|p| p.metadata.uid != pod.metadata.uid || p.metadata.name != pod.metadata.name)
             .filter(|p| p.metadata.namespace.as_deref().unwrap_or_default() == ns)
             .filter(|p| {
-                budget::selector_matches(
-                    sel.as_ref(),
-                    &p.metadata.labels.clone().unwrap_or_default(),
-                )
+                selector_matches(sel.as_ref(), &p.metadata.labels.clone().unwrap_or_default())
             })
             .count();
         if n > 0 {

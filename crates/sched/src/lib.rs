@@ -6,6 +6,8 @@
 //! * [`resources`]: a pod's effective requests and a node's allocatable, in scheduler units;
 //! * [`nodes`]: readiness, cordon, `nodeSelector` and required node affinity, taints and
 //!   tolerations;
+//! * [`interpod`]: label selectors, topology spread and pod anti-affinity as the inter-pod
+//!   filters read them;
 //! * [`diagnosis`]: the scheduler's `0/N nodes are available: ...` message.
 //!
 //! ```
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diagnosis;
+pub mod interpod;
 pub mod nodes;
 pub mod quantity;
 pub mod resources;

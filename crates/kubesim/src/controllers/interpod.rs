@@ -17,8 +17,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{PodAffinityTerm, PodSpec, Taint, TopologySpreadConstraint};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-use sched::diagnosis::{self, NodeStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use sched::diagnosis::NodeStatus;
+use sched::interpod::{self, Spread, selector_matches, selector_with_keys};
 use serde_json::Value;
 
 use crate::meta;
@@ -35,47 +36,6 @@ pub struct NodeView<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// Taints.
     pub taints: &'a [Taint],
-}
-
-fn selector_with_keys(
-    sel: Option<&LabelSelector>,
-    match_keys: Option<&Vec<String>>,
-    mismatch_keys: Option<&Vec<String>>,
-    pod_labels: &BTreeMap<String, String>,
-) -> Option<LabelSelector> {
-    let mut sel = sel?.clone();
-    for (keys, op) in [(match_keys, "In"), (mismatch_keys, "NotIn")] {
-        for k in keys.into_iter().flatten() {
-            if let Some(v) = pod_labels.get(k) {
-                sel.match_expressions
-                    .get_or_insert_with(Vec::new)
-                    .push(LabelSelectorRequirement {
-                        key: k.clone(),
-                        operator: op.into(),
-                        values: Some(vec![v.clone()]),
-                    });
-            }
-        }
-    }
-    Some(sel)
-}
-
-fn matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(sel) = sel else { return false };
-    let expressions: Vec<(String, String, Vec<String>)> = sel
-        .match_expressions
-        .iter()
-        .flatten()
-        .map(|e| {
-            (
-                e.key.clone(),
-                e.operator.clone(),
-                e.values.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    selectors::LabelSelector::from_parts(sel.match_labels.as_ref(), &expressions)
-        .is_ok_and(|s| s.matches(labels))
 }
 
 /// A running pod, as these filters need it.
@@ -120,7 +80,7 @@ impl Term {
             }
             Some(s) => {
                 for (_, ns) in st.iter(NAMESPACES, None) {
-                    if matches(Some(s), &meta::labels(&ns)) {
+                    if selector_matches(Some(s), &meta::labels(&ns)) {
                         listed.insert(meta::name(&ns).to_string());
                     }
                 }
@@ -141,7 +101,7 @@ impl Term {
 
     fn selects(&self, ns: &str, labels: &BTreeMap<String, String>) -> bool {
         self.namespaces.as_ref().is_none_or(|set| set.contains(ns))
-            && matches(self.selector.as_ref(), labels)
+            && selector_matches(self.selector.as_ref(), labels)
     }
 }
 
@@ -184,14 +144,6 @@ pub fn ports_taken(st: &State, node: &str, ports: &[(String, i64)]) -> bool {
             !meta::is_terminal(&p) && host_ports(&p["spec"]).iter().any(|hp| ports.contains(hp))
         })
     })
-}
-
-struct Spread {
-    key: String,
-    counts: BTreeMap<String, i64>,
-    min: i64,
-    self_match: i64,
-    max_skew: i64,
 }
 
 /// What the inter-pod filters need to know for one pod in one pass.
@@ -292,22 +244,17 @@ impl Context {
                 let here = by_node[i]
                     .iter()
                     .filter(|o| !o.terminating && o.namespace == ns)
-                    .filter(|o| matches(sel.as_ref(), &o.labels))
+                    .filter(|o| selector_matches(sel.as_ref(), &o.labels))
                     .count() as i64;
                 *counts.entry(n.labels[&c.topology_key].clone()).or_default() += here;
             }
-            let min = if (counts.len() as i64) < i64::from(c.min_domains.unwrap_or(1)) {
-                0
-            } else {
-                counts.values().copied().min().unwrap_or(0)
-            };
-            spread.push(Spread {
-                key: c.topology_key.clone(),
-                self_match: i64::from(matches(sel.as_ref(), &labels)),
-                max_skew: i64::from(c.max_skew),
+            spread.push(Spread::new(
+                &c.topology_key,
                 counts,
-                min,
-            });
+                c.min_domains,
+                selector_matches(sel.as_ref(), &labels),
+                c.max_skew,
+            ));
         }
         let terms: Vec<Term> = affinity_terms
             .iter()
@@ -382,15 +329,7 @@ impl Context {
                 resolvable,
             })
         };
-        for sp in &self.spread {
-            let Some(value) = labels.get(&sp.key) else {
-                return fail(diagnosis::TOPOLOGY_LABEL, false);
-            };
-            let here = sp.counts.get(value).copied().unwrap_or(0);
-            if here + sp.self_match - sp.min > sp.max_skew {
-                return fail(diagnosis::TOPOLOGY_SPREAD, true);
-            }
-        }
+        interpod::spread_fits(&self.spread, labels)?;
         if !self.affinity.is_empty() {
             let mut all = true;
             for key in &self.affinity {
@@ -405,17 +344,6 @@ impl Context {
                 return fail(POD_AFFINITY, false);
             }
         }
-        for (key, values) in &self.anti {
-            if labels.get(key).is_some_and(|v| values.contains(v)) {
-                return fail(diagnosis::ANTI_AFFINITY, true);
-            }
-        }
-        if labels
-            .iter()
-            .any(|(k, v)| self.existing.contains(&(k.clone(), v.clone())))
-        {
-            return fail(diagnosis::EXISTING_ANTI_AFFINITY, true);
-        }
-        Ok(())
+        interpod::anti_affinity_fits(&self.anti, &self.existing, labels)
     }
 }
