@@ -1,35 +1,12 @@
-//! NodeDrains on different nodes share the cluster's budgets: none is ever broken, the
-//! controller's one budget ledger keeps them from spending the same allowance (no 429), each
-//! NodeDrain's plan is read once, and the cluster-wide `--max-concurrent-nodes` holds a drain
+//! NodeDrains on different nodes share the cluster's budgets (that none is ever broken is the
+//! shared case `SharedBudget`, cases.rs): kubesim's exact request counts show that the
+//! controller's one budget ledger keeps them from spending the same allowance (no 429) and that
+//! each NodeDrain's plan is read once; the cluster-wide `--max-concurrent-nodes` holds a drain
 //! back while others run.
 
 use kdrain_controller::{Phase, Settings};
 
 use crate::{Cluster, condition};
-
-const SHARED_BUDGET: &str = r#"
-nodes: [{name: n1}, {name: n2}, {name: n3}, {name: n4}]
-workloads:
-  - {kind: Deployment, name: web, namespace: shop, replicas: 6, nodes: [n1, n2], terminationSeconds: 0.2, readySeconds: 0.5}
-pdbs:
-  - {name: web, namespace: shop, selector: {app: web}, minAvailable: 5}
-"#;
-
-#[tokio::test]
-async fn two_nodedrains_sharing_a_budget_never_break_it() {
-    let c = Cluster::start(SHARED_BUDGET).await;
-    c.create("a", "{nodeNames: [n1]}").await.unwrap();
-    c.create("b", "{nodeNames: [n2]}").await.unwrap();
-    let a = c.wait_phase("a", Phase::Drained).await;
-    let b = c.wait_phase("b", Phase::Drained).await;
-    assert_eq!(a.status.unwrap().pods_summary.as_deref(), Some("3/3"));
-    assert_eq!(b.status.unwrap().pods_summary.as_deref(), Some("3/3"));
-    assert!(c.pods_on("n1").await.is_empty() && c.pods_on("n2").await.is_empty());
-    assert!(c.sim.violations().is_empty(), "{:?}", c.sim.violations());
-    // every pod was evicted once; the budget allowed one at a time
-    assert_eq!(c.requests("create", "pods", "eviction", Some(201)), 6);
-    c.shutdown().await;
-}
 
 /// Four pods of `web`, two on n1 and two on n2 (full: their replacements go to n3), under a
 /// budget allowing one disruption at a time.

@@ -1,12 +1,9 @@
 //! Integration tests: the controller against a real in-process kubesim over HTTP (the real kube
 //! client, the CRD of deploy/controller/crd.yaml installed through the API).
 
-mod bad_specs;
 mod budgets;
-mod lifecycle;
-mod observability;
+mod cases;
 mod rbac;
-mod stages;
 
 use std::sync::Arc;
 use std::time::Duration;
