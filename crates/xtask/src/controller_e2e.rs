@@ -1,20 +1,32 @@
-//! `kdrain controller` on the real control plane (issue 12): the CRD and the controller's RBAC
-//! of deploy/controller applied through the API server, the controller run as a process with
-//! its ServiceAccount's token, a NodeDrain for n1 of scenarios/demo.yaml followed to phase
-//! Drained; then its status (pods gone/total, conditions), the Events on it and on the node,
-//! the node's `kdrain.io/cordoned-by` annotation, and the observer's invariant findings.
+//! `kdrain controller` on the real control plane (issue 12): the controller's shared cases
+//! (crates/controller-cases, the same bodies kdrain-controller's tests run on kubesim) with the
+//! CRD, namespace and RBAC of deploy/controller applied through the API server by kubectl and
+//! `kdrain controller` run as a process with its ServiceAccount's token.
+//!
+//! Two control planes side by side:
+//! - the first runs every case that needs one running controller, all at once under one
+//!   `kdrain controller` (their scenarios are materialised together: disjoint nodes and
+//!   namespaces, pods kept on their case's nodes by a nodeSelector);
+//! - the second runs, one after the other, the cases that start, kill or measure controllers of
+//!   their own (metrics, restart, failover), then the RBAC check (rbac_controller.rs).
+//!
+//! The controller's requests are read from the API server's audit log (its ServiceAccount's
+//! user), the invariant findings from the observer. Besides the report, it keeps for the reader
+//! `kubectl get nodedrains -w` through the second cluster's drains, the YAML of a NodeDrain
+//! blocked by its budget, and the metrics page after a drain.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Node, ServiceAccount};
-use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kdrain_controller_cases::{Case, Cluster, Query, Scope};
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
 use crate::cluster::{self, UpOptions, client_for};
@@ -23,43 +35,48 @@ use crate::observer::{self, Observer};
 use crate::paths::workspace_root;
 use crate::pki::Pki;
 
-const NAMESPACE: &str = "kdrain-system";
+pub(crate) const NAMESPACE: &str = "kdrain-system";
 const SA: &str = "kdrain-controller";
-const SA_USER: &str = "system:serviceaccount:kdrain-system:kdrain-controller";
-/// How long the NodeDrain may take to reach Drained.
-const DEADLINE: Duration = Duration::from_secs(180);
+pub(crate) const SA_USER: &str = "system:serviceaccount:kdrain-system:kdrain-controller";
+/// The controllers' lease (a standby takes over at most this long after the leader stops).
+const LEASE_SECONDS: &str = "5";
 
-/// Returns the report section; errors when a check fails.
-pub async fn check(up: &UpOptions, kdrain: &Path, kubectl: &Path, out: &Path) -> Result<String> {
-    let cluster = cluster::up(up).await?;
-    let result = check_on(&cluster.state, kdrain, kubectl, out).await;
-    let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
-    result
+/// Binaries and where the logs go.
+#[derive(Clone)]
+pub(crate) struct Tools {
+    pub kdrain: PathBuf,
+    pub kubectl: PathBuf,
+    pub out: PathBuf,
 }
 
-fn nodedrains() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kdrain.io", "v1alpha1", "NodeDrain"),
-        "nodedrains",
-    )
+/// A real control plane prepared for the controller: the scenarios materialised, the manifests
+/// applied, a kubeconfig with the ServiceAccount's token.
+pub(crate) struct RealCluster {
+    pub admin: kube::Client,
+    pub state: cluster::State,
+    pub tools: Tools,
+    /// The controller's kubeconfig (its ServiceAccount's token).
+    pub sa_kubeconfig: PathBuf,
+    /// A tag for log file names.
+    pub tag: String,
+    observer: Observer,
+    since: jiff::Timestamp,
+    instances: Mutex<HashMap<String, (tokio::process::Child, u16)>>,
 }
 
-async fn kubectl_ok(kubectl: &Path, kubeconfig: &Path, args: &[&str], log: &Path) -> Result<()> {
-    let out = tokio::process::Command::new(kubectl)
+pub(crate) async fn kubectl(tools: &Tools, kubeconfig: &Path, args: &[&str]) -> Result<String> {
+    let out = tokio::process::Command::new(&tools.kubectl)
         .args(args)
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .output()
         .await
-        .with_context(|| format!("cannot run {}", kubectl.display()))?;
+        .with_context(|| format!("cannot run {}", tools.kubectl.display()))?;
     let mut text = String::from_utf8_lossy(&out.stdout).to_string();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let mut prev = std::fs::read_to_string(log).unwrap_or_default();
-    prev.push_str(&format!("$ kubectl {}\n{text}\n", args.join(" ")));
-    std::fs::write(log, prev)?;
     if !out.status.success() {
         bail!("kubectl {} failed: {}", args.join(" "), text.trim());
     }
-    Ok(())
+    Ok(text)
 }
 
 fn free_port() -> Result<u16> {
@@ -68,260 +85,426 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-async fn check_on(
-    state: &cluster::State,
+/// The cases' scenarios as one.
+fn merged(cases: &[Case]) -> Result<kubesim::Scenario> {
+    let mut all = kubesim::Scenario::default();
+    for case in cases {
+        let sc = kubesim::Scenario::from_yaml_str(case.scenario())
+            .with_context(|| format!("the scenario of case {}", case.id()))?;
+        all.nodes.extend(sc.nodes);
+        all.namespaces.extend(sc.namespaces);
+        all.workloads.extend(sc.workloads);
+        all.pdbs.extend(sc.pdbs);
+    }
+    Ok(all)
+}
+
+impl RealCluster {
+    /// Materialises `cases`' scenarios on the running control plane `state`, applies
+    /// deploy/controller's CRD, namespace and RBAC with kubectl and gets the ServiceAccount a
+    /// token.
+    pub(crate) async fn prepare(
+        state: cluster::State,
+        cases: &[Case],
+        tools: &Tools,
+        tag: &str,
+    ) -> Result<RealCluster> {
+        let admin = client_for(&std::fs::read_to_string(&state.kubeconfig)?).await?;
+        let pki = Pki {
+            dir: state.dir.join("pki"),
+        };
+        materialise(&admin, &pki, &state.server, &merged(cases)?).await?;
+        let deploy = workspace_root().join("deploy").join("controller");
+        let file = |name: &str| deploy.join(name).display().to_string();
+        let (crd, ns, rbac) = (file("crd.yaml"), file("namespace.yaml"), file("rbac.yaml"));
+        let kc = &state.kubeconfig;
+        kubectl(tools, kc, &["apply", "-f", &crd, "-f", &ns, "-f", &rbac]).await?;
+        kubectl(
+            tools,
+            kc,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/nodedrains.kdrain.io",
+            ],
+        )
+        .await?;
+        let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), NAMESPACE);
+        let req: TokenRequest = serde_json::from_value(
+            json!({"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}),
+        )?;
+        let token: TokenRequest = sas
+            .create_subresource("token", SA, &PostParams::default(), &req)
+            .await?;
+        let token = token.status.and_then(|s| s.token).unwrap_or_default();
+        let sa_kubeconfig = tools.out.join(format!("controller-{tag}.kubeconfig"));
+        std::fs::write(
+            &sa_kubeconfig,
+            crate::rbac::token_kubeconfig(&state.server, &pki.ca_pem()?, &token),
+        )?;
+        // the authorizer reads the new bindings from an informer: give it a moment
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let observer = Observer::start(&admin).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(RealCluster {
+            admin,
+            state,
+            tools: tools.clone(),
+            sa_kubeconfig,
+            tag: tag.to_string(),
+            observer,
+            since: jiff::Timestamp::now(),
+            instances: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The controller's requests since the cluster was prepared.
+    pub(crate) fn controller_requests(&self) -> Result<Vec<observer::ClientRequest>> {
+        observer::client_requests(&self.state.audit_log, SA_USER, self.since)
+    }
+
+    /// The log file of instance `id`.
+    pub(crate) fn log(&self, id: &str) -> PathBuf {
+        self.tools
+            .out
+            .join(format!("controller-{}-{id}.log", self.tag))
+    }
+
+    /// Ends every instance still running.
+    pub(crate) async fn kill_all(&self) {
+        let ids: Vec<String> = self.instances.lock().unwrap().keys().cloned().collect();
+        for id in ids {
+            let _ = self.kill_controller(&id).await;
+        }
+    }
+
+    fn take(&self, id: &str) -> Option<(tokio::process::Child, u16)> {
+        self.instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+}
+
+impl Cluster for RealCluster {
+    fn client(&self) -> kube::Client {
+        self.admin.clone()
+    }
+
+    fn lease_namespace(&self) -> &str {
+        NAMESPACE
+    }
+
+    async fn start_controller(&self, id: &str) -> Result<()> {
+        let port = free_port()?;
+        let log = std::fs::File::create(self.log(id))?;
+        let child = tokio::process::Command::new(&self.tools.kdrain)
+            .args([
+                "controller",
+                &format!("--kubeconfig={}", self.sa_kubeconfig.display()),
+                &format!("--metrics-addr=127.0.0.1:{port}"),
+                &format!("--identity={id}"),
+                &format!("--lease-seconds={LEASE_SECONDS}"),
+                "--max-concurrent-nodes=50",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {} controller", self.tools.kdrain.display()))?;
+        self.instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (child, port));
+        Ok(())
+    }
+
+    async fn kill_controller(&self, id: &str) -> Result<()> {
+        let (mut child, _) = self.take(id).context("no such controller")?;
+        child.kill().await?;
+        Ok(())
+    }
+
+    async fn stop_controller(&self, id: &str) -> Result<()> {
+        let Some((mut child, _)) = self.take(id) else {
+            return Ok(());
+        };
+        if let Some(pid) = child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .is_err()
+        {
+            child.kill().await?;
+            bail!("controller {id} did not stop within 20 s of SIGTERM");
+        }
+        Ok(())
+    }
+
+    async fn http_get(&self, id: &str, path: &str) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port = self
+            .instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|(_, p)| *p)
+            .context("no such controller")?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await??;
+        let code = out.get(9..12).context("no status line")?.parse()?;
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((code, body))
+    }
+
+    async fn requests(&self, q: Query<'_>) -> Result<u64> {
+        let reqs = self.controller_requests()?;
+        Ok(reqs
+            .iter()
+            .filter(|r| {
+                r.key.verb == q.verb
+                    && r.key.resource == q.resource
+                    && r.key.subresource == q.subresource
+                    && !r.dry_run
+            })
+            .filter(|r| q.code.is_none_or(|c| r.key.code == c))
+            .filter(|r| match q.scope {
+                Scope::Namespace(ns) => r.object.split_once('/').is_some_and(|(n, _)| n == ns),
+                Scope::Names(names) => names.contains(&r.object.as_str()),
+            })
+            .count() as u64)
+    }
+
+    async fn findings(&self, namespace: &str, targets: &[&str]) -> Result<Vec<String>> {
+        // the observer's watches lag the answers slightly
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let reqs = self.controller_requests()?;
+        let targets: HashSet<String> = targets.iter().map(|s| s.to_string()).collect();
+        Ok(self
+            .observer
+            .findings(&reqs, &targets)
+            .into_iter()
+            .filter(|f| {
+                f.object
+                    .split_once('/')
+                    .is_some_and(|(n, _)| n == namespace)
+            })
+            .map(|f| format!("{}: {}", f.kind, f.message))
+            .collect())
+    }
+}
+
+/// What the cases of one cluster gave.
+struct Outcome {
+    lines: Vec<String>,
+    failures: Vec<String>,
+    passed: usize,
+}
+
+async fn run_cases(c: &RealCluster, cases: &[Case], together: bool) -> Outcome {
+    let mut out = Outcome {
+        lines: Vec::new(),
+        failures: Vec::new(),
+        passed: 0,
+    };
+    let timed = |case: Case| async move {
+        let t = Instant::now();
+        let r = case.run(c).await;
+        (case, r, t.elapsed().as_secs_f64())
+    };
+    let results = if together {
+        futures::future::join_all(cases.iter().map(|case| timed(*case))).await
+    } else {
+        let mut v = Vec::new();
+        for case in cases {
+            v.push(timed(*case).await);
+        }
+        v
+    };
+    for (case, r, secs) in results {
+        match r {
+            Ok(line) => {
+                out.passed += 1;
+                let first = line.lines().next().unwrap_or("").to_string();
+                out.lines
+                    .push(format!("- `{}` passed ({secs:.1} s): {first}", case.id()));
+                let _ = std::fs::write(
+                    c.tools
+                        .out
+                        .join(format!("controller-case-{}.txt", case.id())),
+                    &line,
+                );
+            }
+            Err(e) => {
+                out.lines
+                    .push(format!("- `{}` **FAILED** ({secs:.1} s): {e:#}", case.id()));
+                out.failures
+                    .push(format!("controller {}: {e:#}", case.id()));
+            }
+        }
+    }
+    out
+}
+
+/// Starts `kubectl get nodedrains -w` into `file` (ended by the caller).
+fn watch(c: &RealCluster, file: &Path) -> Result<tokio::process::Child> {
+    let f = std::fs::File::create(file)?;
+    Ok(tokio::process::Command::new(&c.tools.kubectl)
+        .args(["get", "nodedrains", "-w"])
+        .arg(format!("--kubeconfig={}", c.state.kubeconfig.display()))
+        .stdout(f.try_clone()?)
+        .stderr(f)
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+/// The first cluster: the cases that share one controller, all at once. Also keeps the YAML of
+/// the NodeDrain its budget blocks (events-blocked, blocked until the end).
+async fn shared(state: cluster::State, tools: &Tools) -> Result<(Outcome, usize, usize)> {
+    let cases: Vec<Case> = Case::ALL
+        .into_iter()
+        .filter(|c| !c.own_controller())
+        .collect();
+    let c = RealCluster::prepare(state, &cases, tools, "shared").await?;
+    let mut w = watch(&c, &tools.out.join("controller-shared-watch.txt"))?;
+    c.start_controller("controller-0").await?;
+    let mut out = run_cases(&c, &cases, true).await;
+    match kubectl(
+        tools,
+        &c.state.kubeconfig,
+        &["get", "nodedrain", "events-blocked", "-o", "yaml"],
+    )
+    .await
+    {
+        Ok(yaml) => std::fs::write(tools.out.join("controller-blocked.yaml"), yaml)?,
+        Err(e) => out.failures.push(format!("kubectl get -o yaml: {e:#}")),
+    }
+    c.kill_all().await;
+    let _ = w.kill().await;
+    let reqs = c.controller_requests()?;
+    let forbidden = reqs.iter().filter(|r| r.key.code == 403).count();
+    if forbidden > 0 {
+        out.failures.push(format!(
+            "{forbidden} requests of the controller refused (403)"
+        ));
+    }
+    c.observer.stop();
+    Ok((out, cases.len(), reqs.len()))
+}
+
+/// The second cluster: the cases with controllers of their own, one after the other, under
+/// `kubectl get nodedrains -w`; then the RBAC check.
+async fn own(state: cluster::State, tools: &Tools) -> Result<(Outcome, String)> {
+    let cases: Vec<Case> = Case::ALL
+        .into_iter()
+        .filter(|c| c.own_controller())
+        .collect();
+    let c = RealCluster::prepare(state, &cases, tools, "own").await?;
+    let mut w = watch(&c, &tools.out.join("controller-watch.txt"))?;
+    let out = run_cases(&c, &cases, false).await;
+    c.kill_all().await;
+    let _ = w.kill().await;
+    c.observer.stop();
+    Ok((out, String::new()))
+}
+
+/// Returns the report section and the failures.
+pub async fn check(
+    up: &UpOptions,
     kdrain: &Path,
     kubectl: &Path,
     out: &Path,
-) -> Result<String> {
-    let admin = client_for(&std::fs::read_to_string(&state.kubeconfig)?).await?;
-    let pki = Pki {
-        dir: state.dir.join("pki"),
+) -> Result<(String, Vec<String>)> {
+    let tools = Tools {
+        kdrain: kdrain.to_path_buf(),
+        kubectl: kubectl.to_path_buf(),
+        out: out.to_path_buf(),
     };
-    let sc = kubesim::Scenario::from_file(&workspace_root().join("scenarios/demo.yaml"))?;
-    materialise(&admin, &pki, &state.server, &sc).await?;
-    // the manifests, through the API server (not the Deployment: the controller runs here)
-    let deploy = workspace_root().join("deploy").join("controller");
-    let kubectl_log = out.join("controller-kubectl.log");
-    let _ = std::fs::remove_file(&kubectl_log);
-    let file = |name: &str| deploy.join(name).display().to_string();
-    let (crd, ns, rbac) = (file("crd.yaml"), file("namespace.yaml"), file("rbac.yaml"));
-    kubectl_ok(
-        kubectl,
-        &state.kubeconfig,
-        &["apply", "-f", &crd, "-f", &ns, "-f", &rbac],
-        &kubectl_log,
-    )
-    .await?;
-    kubectl_ok(
-        kubectl,
-        &state.kubeconfig,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/nodedrains.kdrain.io",
-        ],
-        &kubectl_log,
-    )
-    .await?;
-    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), NAMESPACE);
-    let req: TokenRequest = serde_json::from_value(
-        json!({"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}),
-    )?;
-    let token: TokenRequest = sas
-        .create_subresource("token", SA, &PostParams::default(), &req)
-        .await?;
-    let token = token.status.and_then(|s| s.token).unwrap_or_default();
-    let kc = out.join("controller.kubeconfig");
-    std::fs::write(
-        &kc,
-        crate::rbac::token_kubeconfig(&state.server, &pki.ca_pem()?, &token),
-    )?;
-    // the authorizer reads the new bindings from an informer: give it a moment
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let observer = Observer::start(&admin).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let since = jiff::Timestamp::now();
-    let log = out.join("controller-real.log");
-    let port = free_port()?;
-    let mut controller = tokio::process::Command::new(kdrain)
-        .args([
-            "controller",
-            &format!("--kubeconfig={}", kc.display()),
-            &format!("--metrics-addr=127.0.0.1:{port}"),
-            "--identity=e2e",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(std::fs::File::create(&log)?)
-        .stderr(std::fs::File::create(out.join("controller-real.err.log"))?)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start {} controller", kdrain.display()))?;
-    let result = follow(&admin, &mut controller, port).await;
-    let _ = controller.kill().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let reqs = observer::client_requests(&state.audit_log, SA_USER, since)?;
-    let findings = observer.findings(&reqs, &HashSet::from(["n1".to_string()]));
-    observer.stop();
-    let mut report = result?;
-    let forbidden: Vec<String> = reqs
-        .iter()
-        .filter(|r| r.key.code == 403)
-        .map(|r| format!("{} {}", r.key.verb, r.key.resource))
-        .collect();
-    if !findings.is_empty() || !forbidden.is_empty() {
-        bail!(
-            "the controller caused {} invariant findings and {} refused requests ({}); log {}",
-            findings.len(),
-            forbidden.len(),
-            forbidden.join(", "),
-            log.display()
-        );
+    let second = UpOptions {
+        kubeconfig: None,
+        audit_log: None,
+        port_base: cluster::free_port_base(up.port_base + 10)?,
+        dir: up.dir.with_file_name("controller-2"),
+        bin: up.bin.clone(),
+    };
+    let started = Instant::now();
+    let first_run = async {
+        let cluster = cluster::up(up).await?;
+        let r = shared(cluster.state.clone(), &tools).await;
+        let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+        r
+    };
+    let second_run = async {
+        let cluster = cluster::up(&second).await?;
+        let r = own(cluster.state.clone(), &tools).await;
+        let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+        r
+    };
+    let (first, second) = tokio::join!(first_run, second_run);
+    let mut report = String::from(
+        "## `kdrain controller` on the real control plane (deploy/controller applied with kubectl, the controller run with its ServiceAccount token)\n\n",
+    );
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    let mut total = 0;
+    match first {
+        Ok((o, n, requests)) => {
+            let _ = writeln!(
+                report,
+                "{n} cases at once on one control plane under one `kdrain controller` ({requests} requests of its ServiceAccount in the audit log):\n"
+            );
+            for l in &o.lines {
+                let _ = writeln!(report, "{l}");
+            }
+            total += n;
+            passed += o.passed;
+            failures.extend(o.failures);
+        }
+        Err(e) => {
+            let _ = writeln!(report, "**FAILED** (shared controller): {e:#}");
+            failures.push(format!("controller (shared): {e:#}"));
+        }
+    }
+    let rbac = match second {
+        Ok((o, rbac)) => {
+            let _ = writeln!(
+                report,
+                "\nOn a second control plane, one after the other, with controllers of their own ({} s leases):\n",
+                LEASE_SECONDS
+            );
+            for l in &o.lines {
+                let _ = writeln!(report, "{l}");
+            }
+            total += o.lines.len();
+            passed += o.passed;
+            failures.extend(o.failures);
+            rbac
+        }
+        Err(e) => {
+            let _ = writeln!(report, "**FAILED** (own controllers): {e:#}");
+            failures.push(format!("controller (own): {e:#}"));
+            String::new()
+        }
+    };
+    if rbac.contains("**FAILED**") {
+        failures.push("controller RBAC: see the report".into());
     }
     let _ = writeln!(
         report,
-        "- the controller's requests (its ServiceAccount, from the audit log): {} in all, none refused; 0 invariant findings\n",
-        reqs.len()
+        "\n{passed} of {total} controller cases passed in {:.0} s (both control planes' start included); logs and `kubectl get nodedrains -w` in target/e2e/controller-*.\n\n{rbac}",
+        started.elapsed().as_secs_f64()
     );
-    Ok(report)
-}
-
-/// Creates the NodeDrain, waits for Drained and checks what it left; returns the report lines.
-async fn follow(
-    admin: &kube::Client,
-    controller: &mut tokio::process::Child,
-    port: u16,
-) -> Result<String> {
-    let ar = nodedrains();
-    let api: Api<DynamicObject> = Api::all_with(admin.clone(), &ar);
-    let mut nd = DynamicObject::new("e2e-n1", &ar);
-    nd.data = json!({"spec": {
-        "nodeNames": ["n1"], "reason": "e2e", "force": true,
-        "ignoreDaemonSets": true, "deleteEmptyDirData": true, "timeout": "150s",
-    }});
-    let started = Instant::now();
-    api.create(&PostParams::default(), &nd).await?;
-    let mut phases: Vec<String> = Vec::new();
-    let drained = loop {
-        if let Some(status) = controller.try_wait()? {
-            bail!("the controller exited ({status}) before the NodeDrain was drained");
-        }
-        let now = api.get("e2e-n1").await?;
-        let phase = now.data["status"]["phase"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if !phase.is_empty() && phases.last() != Some(&phase) {
-            phases.push(phase.clone());
-        }
-        match phase.as_str() {
-            "Drained" => break now,
-            "Failed" | "Refused" => bail!(
-                "the NodeDrain ended {phase}: {}",
-                serde_json::to_string(&now.data["status"]["conditions"])?
-            ),
-            _ => {}
-        }
-        if started.elapsed() > DEADLINE {
-            bail!(
-                "the NodeDrain was not Drained within {DEADLINE:?} (phases {phases:?}); status {}",
-                serde_json::to_string(&now.data["status"])?
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    let status = &drained.data["status"];
-    let mut problems = Vec::new();
-    // pods gone / total
-    let pods = status["podsSummary"].as_str().unwrap_or("").to_string();
-    match pods.split_once('/') {
-        Some((gone, total)) if gone == total && gone != "0" => {}
-        _ => problems.push(format!("podsSummary {pods:?}, want every pod gone")),
-    }
-    let condition = |t: &str| {
-        status["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
-            .map(|c| {
-                (
-                    c["status"].as_str().unwrap_or("").to_string(),
-                    c["reason"].as_str().unwrap_or("").to_string(),
-                )
-            })
-    };
-    for (t, reason) in [
-        ("Planned", "Planned"),
-        ("Cordoned", "Cordoned"),
-        ("Drained", "Drained"),
-    ] {
-        if condition(t) != Some(("True".into(), reason.into())) {
-            problems.push(format!(
-                "condition {t}: {:?}, want True/{reason}",
-                condition(t)
-            ));
-        }
-    }
-    // the node: cordoned, marked as this NodeDrain's
-    let node = Api::<Node>::all(admin.clone()).get("n1").await?;
-    let unschedulable = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    let mark = node
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get("kdrain.io/cordoned-by").cloned());
-    if !unschedulable || mark.as_deref() != Some("nodedrain/e2e-n1") {
-        problems.push(format!(
-            "node n1: unschedulable {unschedulable}, kdrain.io/cordoned-by {mark:?}; want true and \"nodedrain/e2e-n1\""
-        ));
-    }
-    // the Events, on the NodeDrain and on the node
-    let events = Api::<Event>::all(admin.clone())
-        .list(&Default::default())
-        .await?;
-    let reasons = |kind: &str, name: &str| -> Vec<String> {
-        let mut r: Vec<String> = events
-            .items
-            .iter()
-            .filter(|e| {
-                e.regarding.as_ref().is_some_and(|o| {
-                    o.kind.as_deref() == Some(kind) && o.name.as_deref() == Some(name)
-                })
-            })
-            .filter_map(|e| e.reason.clone())
-            .collect();
-        r.sort();
-        r.dedup();
-        r
-    };
-    let on_drain = reasons("NodeDrain", "e2e-n1");
-    let on_node = reasons("Node", "n1");
-    for want in ["Planned", "DrainStarted", "Drained"] {
-        if !on_drain.iter().any(|r| r == want) {
-            problems.push(format!(
-                "no {want} Event on the NodeDrain (has {on_drain:?})"
-            ));
-        }
-    }
-    for want in ["Cordoned", "Drained"] {
-        if !on_node.iter().any(|r| r == want) {
-            problems.push(format!("no {want} Event on node n1 (has {on_node:?})"));
-        }
-    }
-    // the metrics endpoint answers with the drain counted
-    let metrics = metrics_page(port).await.unwrap_or_default();
-    let counted = "kdrain_drains_total{result=\"drained\"} 1";
-    if !metrics.lines().any(|l| l == counted) {
-        problems.push(format!("the /metrics page lacks the line {counted}"));
-    }
-    if !problems.is_empty() {
-        bail!("after the drain: {}", problems.join("; "));
-    }
-    Ok(format!(
-        "## `kdrain controller` with its ServiceAccount token (deploy/controller applied; scenarios/demo.yaml, NodeDrain for n1)\n\n\
-         - phases {}, Drained in {seconds:.1} s; pods {pods}; conditions Planned, Cordoned, Drained True\n\
-         - node n1 unschedulable with kdrain.io/cordoned-by=nodedrain/e2e-n1\n\
-         - Events on the NodeDrain: {}; on node n1: {}\n\
-         - /metrics: {counted}\n",
-        phases.join(" → "),
-        on_drain.join(", "),
-        on_node.join(", "),
-    ))
-}
-
-/// GETs /metrics from the controller (plain HTTP/1.0 on a TcpStream: no HTTP client crate
-/// needed for one page).
-async fn metrics_page(port: u16) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .await?;
-    let mut body = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut body)).await??;
-    Ok(body)
+    Ok((report, failures))
 }

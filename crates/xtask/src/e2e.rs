@@ -725,15 +725,20 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
         real_runs += 7;
     }
     if opts.only.is_empty() || opts.only.iter().any(|o| o == "controller") {
-        eprintln!("e2e controller: kdrain controller and a NodeDrain on the real control plane");
+        eprintln!(
+            "e2e controller: the controller cases (crates/controller-cases) on two real control planes"
+        );
         match crate::controller_e2e::check(&opts.up, &opts.kdrain, &opts.kubectl, &opts.out).await {
-            Ok(section) => report.push_str(&section),
+            Ok((section, failed)) => {
+                report.push_str(&section);
+                failures.extend(failed);
+            }
             Err(e) => {
                 let _ = writeln!(report, "## `kdrain controller`\n\n**FAILED**: {e:#}\n");
                 failures.push(format!("controller: {e:#}"));
             }
         }
-        real_runs += 1;
+        real_runs += 2;
     }
     if opts.only.is_empty() || opts.only.iter().any(|o| o == "everyday") {
         eprintln!(

@@ -128,8 +128,12 @@ fn pod_template(w: &kubesim::Workload, labels: &BTreeMap<String, String>) -> Val
     json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": spec})
 }
 
+/// One of the scenario's first pods. They are Ready from the start, as on kubesim, whose
+/// `readySeconds` is the time a new pod (a replacement) takes: the pod itself says 0 s to kwok,
+/// its workload's template keeps `readySeconds` for the replacements.
 fn pod_from(template: &Value, name: &str, ns: &str, node: &str) -> Value {
     let mut pod = json!({"apiVersion":"v1","kind":"Pod","metadata": template["metadata"].clone(), "spec": template["spec"].clone()});
+    pod["metadata"]["annotations"][READY_ANNOTATION] = json!("0");
     pod["metadata"]["name"] = json!(name);
     pod["metadata"]["namespace"] = json!(ns);
     pod["spec"]["nodeName"] = json!(node);
