@@ -61,7 +61,7 @@ pdbs:
 
 pub(crate) async fn stages_in_order<C: Cluster>(c: &C) -> Result<String> {
     let name = "stages-upgrade";
-    let phases = PhaseRecorder::start(c, name);
+    let phases = PhaseRecorder::start(c, name).await?;
     create(
         c,
         name,

@@ -200,26 +200,42 @@ pub struct PhaseRecorder {
 }
 
 impl PhaseRecorder {
-    /// Starts watching NodeDrain `name`.
-    pub fn start<C: Cluster>(c: &C, name: &str) -> PhaseRecorder {
+    /// Starts watching NodeDrain `name`; returns once the watch is established (its first
+    /// LIST answered), so that every change made after that is seen.
+    pub async fn start<C: Cluster>(c: &C, name: &str) -> Result<PhaseRecorder> {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let stream = watcher::watcher(nodedrains(c), cfg);
         let out = seen.clone();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
+            let mut ready_tx = Some(ready_tx);
             while let Some(ev) = stream.next().await {
-                if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = ev
-                    && let Some(p) = phase_of(&o)
-                {
-                    let mut v = out.lock().unwrap_or_else(|p| p.into_inner());
-                    if v.last() != Some(&p) {
-                        v.push(p);
+                match ev {
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
                     }
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                        if let Some(p) = phase_of(&o) {
+                            let mut v = out.lock().unwrap_or_else(|p| p.into_inner());
+                            if v.last() != Some(&p) {
+                                v.push(p);
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
         });
-        PhaseRecorder { seen, task }
+        let recorder = PhaseRecorder { seen, task };
+        tokio::time::timeout(LIMIT, ready)
+            .await
+            .context("the NodeDrain watch did not start")?
+            .context("the NodeDrain watch ended")?;
+        Ok(recorder)
     }
 
     /// The phases seen so far.

@@ -164,6 +164,12 @@ pub async fn controller(global: &GlobalArgs, args: &ControllerArgs) -> anyhow::R
         max_concurrent_nodes: args.max_concurrent_nodes,
         instance: Some(identity),
     };
+    // nothing is done (no lease, no NodeDrain read) until every right is granted
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    if !rights_granted(&cluster.client, &election.namespace, &mut stop).await {
+        return Ok(exit::OK);
+    }
     ready.store(true, Ordering::Relaxed);
     let client = cluster.client.clone();
     let work_metrics = metrics.clone();
@@ -175,8 +181,43 @@ pub async fn controller(global: &GlobalArgs, args: &ControllerArgs) -> anyhow::R
             std::future::pending(),
         )
     };
-    leader::lead(cluster.client, election, metrics, work, shutdown_signal()).await?;
+    leader::lead(cluster.client, election, metrics, work, stop).await?;
     Ok(exit::OK)
+}
+
+/// Waits until the access reviews grant every right the controller needs, saying on stderr
+/// which are missing (again when that changes), checked every 10 s; false when `stop` came
+/// first. /readyz answers 503 meanwhile.
+async fn rights_granted(
+    client: &kube::Client,
+    lease_namespace: &str,
+    stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> bool {
+    let mut said = Vec::new();
+    loop {
+        let missing = kdrain_controller::access::missing(client, lease_namespace).await;
+        if missing.is_empty() {
+            if !said.is_empty() {
+                eprintln!("kdrain controller: every right is granted now; starting");
+            }
+            return true;
+        }
+        if missing != said {
+            for right in &missing {
+                eprintln!(
+                    "kdrain controller: missing permission: {right}; grant it to this controller's ServiceAccount (deploy/controller/rbac.yaml)"
+                );
+            }
+            eprintln!(
+                "kdrain controller: nothing is done until every permission is granted (checked again every 10 s)"
+            );
+            said = missing;
+        }
+        tokio::select! {
+            _ = stop.as_mut() => return false,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+    }
 }
 
 /// SIGTERM (a pod being stopped) or Ctrl-C.

@@ -5,7 +5,8 @@
 //!   status pacing ([`stage`]), the status assembled from the library's events ([`progress`]),
 //!   node claims ([`claims`]), metrics ([`metrics`]);
 //! - the running parts: [`controller::run`] (kube-runtime's Controller handing each NodeDrain to
-//!   its own worker task, so reconciles never wait), cordon ownership ([`nodes`]), Events
+//!   its own worker task, so reconciles never wait), its rights checked at start ([`access`]),
+//!   cordon ownership ([`nodes`]), Events
 //!   ([`recorder`]), leader election ([`leader`]) and the HTTP endpoints ([`server`]).
 //!
 //! Each NodeDrain's drain is one run of the library ([`kdrain::Drainer`]): planned once
@@ -19,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod claims;
 mod context;
 pub mod controller;

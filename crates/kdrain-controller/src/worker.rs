@@ -209,9 +209,21 @@ async fn step(
     // plan, from reads only, once: the drain carries out this plan with the same reads
     let options = req.options_for(nodes.len(), ctx.max_concurrent_nodes);
     let (tx, mut events) = mpsc::unbounded_channel::<Stamped>();
-    let prepared = match drainer(ctx, options.clone(), tx) {
-        Ok(planner) => planner.prepare(&nodes).await,
-        Err(e) => Err(e),
+    // a drain checks its rights before the first change: the cordon below is the controller's
+    // own, so the check runs here (a right missing only in some namespaces, such as evictions
+    // or deletions granted by RoleBindings, or DaemonSet reads, is found here, not at start)
+    let (prepared, access) = match drainer(ctx, options.clone(), tx) {
+        Ok(planner) => {
+            let prepared = planner.prepare(&nodes).await;
+            let access = match &prepared {
+                Ok(p) if req.stage == Stage::Drain && p.plan().can_complete() => {
+                    planner.check_access(p).await
+                }
+                _ => Ok(()),
+            };
+            (prepared, access)
+        }
+        Err(e) => (Err(e), Ok(())),
     };
     let prepared = match prepared {
         Ok(prepared) => prepared,
@@ -234,6 +246,21 @@ async fn step(
     }
     if !plan.can_complete() {
         return run.refuse("PlanRefused", plan_refusal(plan)).await;
+    }
+    match access {
+        Ok(()) => {}
+        Err(e @ DrainError::Forbidden { .. }) => {
+            let message = format!(
+                "nothing was changed: {}; then change the spec (or recreate the NodeDrain) to try again",
+                e.to_string().replace(
+                    "the drain's service account or user",
+                    "the controller's ServiceAccount (deploy/controller/rbac.yaml)"
+                )
+            );
+            tracing::error!(nodedrain = %name, "{message}");
+            return run.refuse("Forbidden", message).await;
+        }
+        Err(e) => return Err(e.into()),
     }
     run.planned(plan).await;
     if req.stage == Stage::Idle {

@@ -85,12 +85,16 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// The cases' scenarios as one.
-fn merged(cases: &[Case]) -> Result<kubesim::Scenario> {
+/// The cases' scenarios (and `extra`) as one.
+fn merged(cases: &[Case], extra: &[&str]) -> Result<kubesim::Scenario> {
     let mut all = kubesim::Scenario::default();
-    for case in cases {
-        let sc = kubesim::Scenario::from_yaml_str(case.scenario())
-            .with_context(|| format!("the scenario of case {}", case.id()))?;
+    let yamls = cases
+        .iter()
+        .map(|c| (c.id(), c.scenario()))
+        .chain(extra.iter().map(|y| ("extra", *y)));
+    for (id, yaml) in yamls {
+        let sc = kubesim::Scenario::from_yaml_str(yaml)
+            .with_context(|| format!("the scenario of case {id}"))?;
         all.nodes.extend(sc.nodes);
         all.namespaces.extend(sc.namespaces);
         all.workloads.extend(sc.workloads);
@@ -106,6 +110,7 @@ impl RealCluster {
     pub(crate) async fn prepare(
         state: cluster::State,
         cases: &[Case],
+        extra: &[&str],
         tools: &Tools,
         tag: &str,
     ) -> Result<RealCluster> {
@@ -113,7 +118,7 @@ impl RealCluster {
         let pki = Pki {
             dir: state.dir.join("pki"),
         };
-        materialise(&admin, &pki, &state.server, &merged(cases)?).await?;
+        materialise(&admin, &pki, &state.server, &merged(cases, extra)?).await?;
         let deploy = workspace_root().join("deploy").join("controller");
         let file = |name: &str| deploy.join(name).display().to_string();
         let (crd, ns, rbac) = (file("crd.yaml"), file("namespace.yaml"), file("rbac.yaml"));
@@ -377,7 +382,7 @@ async fn shared(state: cluster::State, tools: &Tools) -> Result<(Outcome, usize,
         .into_iter()
         .filter(|c| !c.own_controller())
         .collect();
-    let c = RealCluster::prepare(state, &cases, tools, "shared").await?;
+    let c = RealCluster::prepare(state, &cases, &[], tools, "shared").await?;
     let mut w = watch(&c, &tools.out.join("controller-shared-watch.txt"))?;
     c.start_controller("controller-0").await?;
     let mut out = run_cases(&c, &cases, true).await;
@@ -411,13 +416,26 @@ async fn own(state: cluster::State, tools: &Tools) -> Result<(Outcome, String)> 
         .into_iter()
         .filter(|c| c.own_controller())
         .collect();
-    let c = RealCluster::prepare(state, &cases, tools, "own").await?;
+    let c = RealCluster::prepare(
+        state,
+        &cases,
+        &[crate::rbac_controller::SCENARIO],
+        tools,
+        "own",
+    )
+    .await?;
     let mut w = watch(&c, &tools.out.join("controller-watch.txt"))?;
     let out = run_cases(&c, &cases, false).await;
     c.kill_all().await;
     let _ = w.kill().await;
+    let rbac = crate::rbac_controller::check(&c).await;
+    c.kill_all().await;
     c.observer.stop();
-    Ok((out, String::new()))
+    let rbac = match rbac {
+        Ok(section) => section,
+        Err(e) => format!("### RBAC: each rule needed\n\n**FAILED**: {e:#}\n"),
+    };
+    Ok((out, rbac))
 }
 
 /// Returns the report section and the failures.

@@ -12,6 +12,7 @@ mod e2e;
 mod everyday;
 mod faults;
 mod rbac;
+mod rbac_controller;
 
 use control_plane::{cluster, gobuild, materialise, observer, paths, pki};
 

@@ -222,3 +222,69 @@ pdbs:
     );
     sim.shutdown().await;
 }
+
+/// The start-up check names exactly the rights a role lacks: the shipped roles lack none; with
+/// the status rule and the Lease rule's `create` removed, it names those two.
+#[tokio::test]
+async fn the_start_up_check_names_each_missing_right() {
+    let cluster_rules = shipped("ClusterRole", "kdrain-controller");
+    let lease_rules = shipped("Role", "kdrain-controller-lease");
+    let auth = |cluster: Vec<RuleSpec>, lease: Vec<RuleSpec>| AuthSpec {
+        users: vec![UserSpec {
+            name: USER.into(),
+            token: TOKEN.into(),
+        }],
+        roles: vec![
+            RoleSpec {
+                name: "cluster".into(),
+                rules: cluster,
+            },
+            RoleSpec {
+                name: "lease".into(),
+                rules: lease,
+            },
+        ],
+        bindings: vec![
+            BindingSpec {
+                user: USER.into(),
+                role: "cluster".into(),
+                namespace: None,
+            },
+            BindingSpec {
+                user: USER.into(),
+                role: "lease".into(),
+                namespace: Some("kdrain-system".into()),
+            },
+        ],
+    };
+    let without = |rules: &[RuleSpec], pair: &str| -> Vec<RuleSpec> {
+        rules
+            .iter()
+            .filter(|r| format!("{} {}", r.verbs[0], r.resources[0]) != pair)
+            .cloned()
+            .collect()
+    };
+    for (cluster, lease, want) in [
+        (cluster_rules.clone(), lease_rules.clone(), vec![]),
+        (
+            without(&cluster_rules, "patch nodedrains/status"),
+            without(&lease_rules, "create leases"),
+            vec![
+                "patch nodedrains/status (API group kdrain.io) cluster-wide",
+                "create leases (API group coordination.k8s.io) in namespace kdrain-system",
+            ],
+        ),
+    ] {
+        let mut scenario =
+            Scenario::from_yaml_str("{nodes: [{name: n1}], namespaces: [{name: kdrain-system}]}")
+                .unwrap();
+        scenario.auth = Some(auth(cluster, lease));
+        let sim = Sim::start(scenario).await.unwrap();
+        let missing =
+            kdrain_controller::access::missing(&sim.client_with_token(TOKEN), "kdrain-system")
+                .await;
+        let names: Vec<String> = missing.iter().map(|r| r.to_string()).collect();
+        assert_eq!(names, want);
+        sim.shutdown().await;
+    }
+}

@@ -292,6 +292,15 @@ impl Drainer {
         self.run(&nodes, stop, Some(approved)).await
     }
 
+    /// Checks, changing nothing, that the credentials allow every request carrying out
+    /// `prepared` would send: the permission check [`Drainer::execute_prepared`] makes before
+    /// its cordon, for a caller that changes the nodes itself first (kdrain's controller
+    /// cordons before it executes). A missing right is [`DrainError::Forbidden`], naming the
+    /// verb and the resource.
+    pub async fn check_access(&self, prepared: &Prepared) -> Result<(), DrainError> {
+        self.check_prepared(prepared).await
+    }
+
     /// Carries out a plan from [`Drainer::prepare`] with the reads it was made from: each node
     /// is read again for its cordon (nothing is sent to a node already unschedulable, e.g.
     /// cordoned by the caller), then as [`Drainer::drain_until`] from the cordon on: a plan

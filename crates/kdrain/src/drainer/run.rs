@@ -97,6 +97,25 @@ impl Drainer {
         self.carry_out(prepared, objs, stop).await
     }
 
+    /// The permission check of [`Self::carry_out`] alone, for `prepared`: each node is read
+    /// again (the check's harmless probes need it), nothing is changed.
+    pub(super) async fn check_prepared(&self, prepared: &Prepared) -> Result<(), DrainError> {
+        if self.options.dry_run == DryRun::Client {
+            return Ok(());
+        }
+        let mut objs = Vec::new();
+        for (i, n) in prepared.nodes.iter().enumerate() {
+            objs.push(cordon::get_node(&self.client, n, &prepared.reqs[i]).await?);
+        }
+        let pod_selector = self.pod_selector()?;
+        let found = crate::access::OnNodes::from_lists(
+            &prepared.nodes,
+            &prepared.gathered.listed,
+            pod_selector.as_ref(),
+        );
+        crate::access::preflight(&self.client, &self.options, &objs, &found, &prepared.req).await
+    }
+
     /// Reads each node again (for its cordon) and carries out `prepared`.
     pub(super) async fn run_prepared(
         &self,

@@ -174,3 +174,66 @@ async fn execute_prepared_carries_out_the_plan_from_its_own_reads() {
     assert!(pod_names_on(&sim, "n1").await.is_empty());
     no_violations(&sim);
 }
+
+#[tokio::test]
+async fn check_access_names_a_missing_right_and_changes_nothing() {
+    use kubesim::{AuthSpec, BindingSpec, RoleSpec, RuleSpec, Scenario, Sim, UserSpec};
+    let mut scenario = Scenario::from_yaml_str(EXECUTE).unwrap();
+    let rule = |verb: &str, resource: &str| RuleSpec {
+        verbs: vec![verb.into()],
+        resources: vec![resource.into()],
+        api_groups: None,
+    };
+    scenario.auth = Some(AuthSpec {
+        users: vec![UserSpec {
+            name: "controller".into(),
+            token: "t".into(),
+        }],
+        roles: vec![RoleSpec {
+            name: "no-evictions".into(),
+            rules: vec![
+                rule("get", "nodes"),
+                rule("list", "nodes"),
+                rule("patch", "nodes"),
+                rule("list", "pods"),
+                rule("watch", "pods"),
+                rule("list", "poddisruptionbudgets"),
+                rule("watch", "poddisruptionbudgets"),
+            ],
+        }],
+        bindings: vec![BindingSpec {
+            user: "controller".into(),
+            role: "no-evictions".into(),
+            namespace: None,
+        }],
+    });
+    let sim = Sim::start(scenario).await.unwrap();
+    let d = kdrain::Drainer::builder(sim.client_with_token("t"))
+        .options(all_flags())
+        .build()
+        .expect("valid options");
+    let prepared = bounded(d.prepare(&["n1".to_string()])).await.unwrap();
+    assert!(prepared.plan().can_complete());
+    let err = bounded(d.check_access(&prepared)).await.unwrap_err();
+    let DrainError::Forbidden {
+        verb,
+        resource,
+        namespace,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (verb.as_str(), resource.as_str(), namespace.as_deref()),
+        ("create", "pods/eviction", Some("default"))
+    );
+    let writes: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "patch" || (r.verb == "create" && r.resource == "pods"))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(pod_names_on(&sim, "n1").await.len(), 2);
+    sim.shutdown().await;
+}
