@@ -23,6 +23,9 @@ struct NodeState {
     message: Option<String>,
     /// Pods seen gone by an earlier run of the same spec (before a restart or a new leader).
     carried: u32,
+    /// The earlier run's total, shown until this run's plan says how many pods are left (so a
+    /// resumed drain does not show 1/1 for a moment).
+    carried_total: u32,
 }
 
 /// The progress of one NodeDrain's drain, fed with the library's events.
@@ -60,6 +63,7 @@ impl Progress {
         for e in earlier {
             if let Some(n) = self.node(&e.name) {
                 n.carried = e.pods_gone;
+                n.carried_total = e.pods_total;
                 n.start = e.start_time.as_ref().map(|t| t.0);
             }
         }
@@ -189,11 +193,22 @@ impl Progress {
         self.plan.as_ref()
     }
 
+    /// A node's target pods in total: this run's targets and those gone before it; before this
+    /// run's plan, at least the earlier run's total.
+    fn total(&self, n: &NodeState) -> u32 {
+        let total = n.targets.len() as u32 + n.carried;
+        if self.plan.is_none() {
+            total.max(n.carried_total)
+        } else {
+            total
+        }
+    }
+
     /// Target pods gone and in total, over all nodes.
     pub fn pods(&self) -> (usize, usize) {
         self.nodes.iter().fold((0, 0), |(g, t), n| {
             let c = n.carried as usize;
-            (g + n.gone.len() + c, t + n.targets.len() + c)
+            (g + n.gone.len() + c, t + self.total(n) as usize)
         })
     }
 
@@ -239,7 +254,7 @@ impl Progress {
             .nodes
             .iter()
             .map(|n| {
-                let total = n.targets.len() as u32 + n.carried;
+                let total = self.total(n);
                 let gone = n.gone.len() as u32 + n.carried;
                 NodeProgress {
                     name: n.name.clone(),

@@ -270,6 +270,10 @@ fn a_resumed_drain_keeps_the_pods_gone_before() {
         end_time: None,
         message: None,
     }]);
+    // before the new plan: the earlier total, not 1/1 (seen on the real control plane, in
+    // `kubectl get nodedrains -w` right after a new leader took over)
+    let s = status_of(&p);
+    assert_eq!((s.nodes[0].pods_total, s.nodes[0].pods_gone), (2, 1));
     // the new plan lists only the pod left on n1
     let mut again = plan();
     again.nodes[0].pods.remove(0);
