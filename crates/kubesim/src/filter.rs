@@ -123,6 +123,43 @@ impl Filter {
             })
     }
 
+    /// Whether a stored object's key and `status.phase` are enough to decide (no label
+    /// selector; field terms only on the name, the namespace, the phase, and
+    /// `spec.nodeName=<node>` when the pods-by-node index already chose the candidates).
+    pub fn decided_by_key_and_phase(&self, node: Option<&str>) -> bool {
+        self.labels.is_none()
+            && self.fields.as_ref().is_none_or(|f| {
+                f.terms().iter().all(|t| match t.key.as_str() {
+                    "metadata.name" | "metadata.namespace" | "status.phase" => true,
+                    "spec.nodeName" | "spec.host" => {
+                        t.op == FieldOp::Equals && Some(t.value.as_str()) == node
+                    }
+                    _ => false,
+                })
+            })
+    }
+
+    /// [`Filter::matches`] for an object known by its key and phase, when
+    /// [`Filter::decided_by_key_and_phase`] says that is enough (`node`: the index's node).
+    pub fn matches_key_and_phase(&self, key: &meta::Key, phase: &str, node: Option<&str>) -> bool {
+        if let Some(ns) = &self.ns
+            && key.0 != *ns
+        {
+            return false;
+        }
+        self.fields.as_ref().is_none_or(|f| {
+            f.matches(|k| {
+                Some(match k {
+                    "metadata.name" => key.1.clone(),
+                    "metadata.namespace" => key.0.clone(),
+                    "status.phase" => phase.to_string(),
+                    "spec.nodeName" | "spec.host" => node.unwrap_or("").to_string(),
+                    _ => return None,
+                })
+            })
+        })
+    }
+
     /// Whether an object is selected.
     pub fn matches(&self, o: &Value) -> bool {
         if let Some(ns) = &self.ns

@@ -53,8 +53,51 @@ fn is_percent(v: &Value) -> bool {
     v.as_str().is_some()
 }
 
-/// Sum of the owning controllers' scale for the given pods (C-3).
-fn expected_scale(st: &State, pods: &BTreeMap<String, Member>) -> Result<i64, String> {
+/// The scale of one controller owner of a budget's pods (C-3); `pod_name` names a pod it owns
+/// in the error.
+fn owner_scale(st: &State, kind: &str, uid: &str, pod_name: &str) -> Result<i64, String> {
+    let owner = st.get_by_uid(uid);
+    Ok(match (kind, owner) {
+        ("ReplicaSet", Some((REPLICASETS, rs))) => {
+            match meta::controller_ref(&rs).filter(|r| r["kind"] == "Deployment") {
+                Some(dref) => match st.get_by_uid(dref["uid"].as_str().unwrap_or("")) {
+                    Some((DEPLOYMENTS, d)) => d["spec"]["replicas"].as_i64().unwrap_or(1),
+                    _ => rs["spec"]["replicas"].as_i64().unwrap_or(1),
+                },
+                None => rs["spec"]["replicas"].as_i64().unwrap_or(1),
+            }
+        }
+        ("StatefulSet", Some((STATEFULSETS, s))) => s["spec"]["replicas"].as_i64().unwrap_or(1),
+        ("ReplicaSet" | "StatefulSet" | "ReplicationController", _) => {
+            return Err(format!("found no controllers for pod {pod_name:?}"));
+        }
+        (_, _) => return Err("the server could not find the requested resource".to_string()),
+    })
+}
+
+/// Sum of the owning controllers' scale for the given pods (C-3). `owners` (the members'
+/// distinct owners, kept by the PDB index) answers without visiting every pod when each owner
+/// UID comes with one kind and all of them resolve; otherwise the pods are visited in name
+/// order, each owner once, and the first one that fails names its first pod.
+fn expected_scale(
+    st: &State,
+    pods: &BTreeMap<String, Member>,
+    owners: Option<&BTreeMap<(String, String), usize>>,
+) -> Result<i64, String> {
+    if let Some(owners) = owners {
+        let mut uids: Vec<&str> = owners.keys().map(|(_, u)| u.as_str()).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        if uids.len() == owners.len() {
+            let sum: Result<i64, String> = owners
+                .keys()
+                .map(|(kind, uid)| owner_scale(st, kind, uid, ""))
+                .sum();
+            if let Ok(sum) = sum {
+                return Ok(sum);
+            }
+        }
+    }
     let mut scales: HashMap<&str, i64> = HashMap::new();
     for (pod_name, m) in pods {
         let Some((kind, uid)) = &m.controller else {
@@ -63,24 +106,7 @@ fn expected_scale(st: &State, pods: &BTreeMap<String, Member>) -> Result<i64, St
         if scales.contains_key(uid.as_str()) {
             continue;
         }
-        let owner = st.get_by_uid(uid);
-        let scale = match (kind.as_str(), owner) {
-            ("ReplicaSet", Some((REPLICASETS, rs))) => {
-                match meta::controller_ref(&rs).filter(|r| r["kind"] == "Deployment") {
-                    Some(dref) => match st.get_by_uid(dref["uid"].as_str().unwrap_or("")) {
-                        Some((DEPLOYMENTS, d)) => d["spec"]["replicas"].as_i64().unwrap_or(1),
-                        _ => rs["spec"]["replicas"].as_i64().unwrap_or(1),
-                    },
-                    None => rs["spec"]["replicas"].as_i64().unwrap_or(1),
-                }
-            }
-            ("StatefulSet", Some((STATEFULSETS, s))) => s["spec"]["replicas"].as_i64().unwrap_or(1),
-            ("ReplicaSet" | "StatefulSet" | "ReplicationController", _) => {
-                return Err(format!("found no controllers for pod {pod_name:?}"));
-            }
-            (_, _) => return Err("the server could not find the requested resource".to_string()),
-        };
-        scales.insert(uid, scale);
+        scales.insert(uid, owner_scale(st, kind, uid, pod_name)?);
     }
     Ok(scales.values().sum())
 }
@@ -90,14 +116,15 @@ pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, 
     let ns = meta::namespace(pdb);
     let empty = BTreeMap::new();
     let pods = st.pdbs.members(ns, meta::name(pdb)).unwrap_or(&empty);
+    let owners = st.pdbs.owners(ns, meta::name(pdb));
     let spec = &pdb["spec"];
     let (expected, desired) = if !spec["maxUnavailable"].is_null() {
-        let expected = expected_scale(st, pods)?;
+        let expected = expected_scale(st, pods, owners)?;
         let m = int_or_percent(&spec["maxUnavailable"], expected)?;
         (expected, (expected - m).max(0))
     } else if !spec["minAvailable"].is_null() {
         if is_percent(&spec["minAvailable"]) {
-            let expected = expected_scale(st, pods)?;
+            let expected = expected_scale(st, pods, owners)?;
             (expected, int_or_percent(&spec["minAvailable"], expected)?)
         } else {
             (pods.len() as i64, int_or_percent(&spec["minAvailable"], 0)?)

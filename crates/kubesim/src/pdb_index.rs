@@ -40,7 +40,37 @@ pub struct PdbEntry {
     /// Parsed selector; None when the PDB's selector is invalid (such PDBs match nothing, E-4).
     pub selector: Option<LabelSelector>,
     /// The pods (in the PDB's namespace, by name) the selector matches.
-    pub members: BTreeMap<String, Member>,
+    members: BTreeMap<String, Member>,
+    /// How many members each controller owner (kind, uid) has, so the budget arithmetic
+    /// looks each owner up once instead of once per pod.
+    owners: BTreeMap<(String, String), usize>,
+}
+
+impl PdbEntry {
+    fn put(&mut self, name: &str, m: Member) {
+        if let Some((kind, uid)) = &m.controller {
+            *self.owners.entry((kind.clone(), uid.clone())).or_default() += 1;
+        }
+        if let Some(old) = self.members.insert(name.to_string(), m) {
+            self.forget_owner(&old);
+        }
+    }
+
+    fn take(&mut self, name: &str) {
+        if let Some(old) = self.members.remove(name) {
+            self.forget_owner(&old);
+        }
+    }
+
+    fn forget_owner(&mut self, m: &Member) {
+        let Some(owner) = &m.controller else { return };
+        if let Some(n) = self.owners.get_mut(owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.owners.remove(owner);
+            }
+        }
+    }
 }
 
 /// PDB entries by namespace and name.
@@ -53,15 +83,21 @@ impl PdbIndex {
     /// Build an entry for `pdb` from the pods of its namespace.
     pub fn build_entry(pdb: &Value, pods: &[&Value]) -> PdbEntry {
         let selector = labels::from_json(&pdb["spec"]["selector"]);
-        let members = match &selector {
-            Some(sel) => pods
+        let mut entry = PdbEntry {
+            selector: None,
+            members: BTreeMap::new(),
+            owners: BTreeMap::new(),
+        };
+        if let Some(sel) = &selector {
+            for p in pods
                 .iter()
                 .filter(|p| labels::matches(sel, &meta::labels(p)))
-                .map(|p| (meta::name(p).to_string(), Member::of(p)))
-                .collect(),
-            None => BTreeMap::new(),
-        };
-        PdbEntry { selector, members }
+            {
+                entry.put(meta::name(p), Member::of(p));
+            }
+        }
+        entry.selector = selector;
+        entry
     }
 
     /// Store an entry.
@@ -79,7 +115,9 @@ impl PdbIndex {
         }
     }
 
-    /// Update memberships after a pod write.
+    /// Update memberships after a pod write. An entry holds exactly the pods its selector
+    /// matches, so a pod leaves only the entries its previous labels matched (a new pod, or one
+    /// whose labels did not change, leaves none).
     pub fn pod_changed(&mut self, old: Option<&Value>, new: Option<&Value>) {
         let Some(any) = new.or(old) else { return };
         let Some(pdbs) = self.by_ns.get_mut(meta::namespace(any)) else {
@@ -87,16 +125,24 @@ impl PdbIndex {
         };
         let name = meta::name(any);
         let labels = new.map(meta::labels);
+        let same_labels = matches!((old, new), (Some(o), Some(n))
+            if o["metadata"]["labels"] == n["metadata"]["labels"]);
+        let old_labels = old.filter(|_| !same_labels).map(meta::labels);
         let info = new.map(Member::of);
         for entry in pdbs.values_mut() {
-            let member = match (&entry.selector, &labels) {
-                (Some(sel), Some(l)) => labels::matches(sel, l),
-                _ => false,
+            let Some(sel) = &entry.selector else {
+                continue;
+            };
+            let member = labels.as_ref().is_some_and(|l| labels::matches(sel, l));
+            let was = if same_labels {
+                member
+            } else {
+                old_labels.as_ref().is_some_and(|l| labels::matches(sel, l))
             };
             if member && let Some(i) = &info {
-                entry.members.insert(name.to_string(), i.clone());
-            } else {
-                entry.members.remove(name);
+                entry.put(name, i.clone());
+            } else if was {
+                entry.take(name);
             }
         }
     }
@@ -121,5 +167,10 @@ impl PdbIndex {
     /// Member pods of one PDB.
     pub fn members(&self, ns: &str, name: &str) -> Option<&BTreeMap<String, Member>> {
         self.by_ns.get(ns)?.get(name).map(|e| &e.members)
+    }
+
+    /// The controller owners (kind, uid) of one PDB's members, with how many members each has.
+    pub fn owners(&self, ns: &str, name: &str) -> Option<&BTreeMap<(String, String), usize>> {
+        self.by_ns.get(ns)?.get(name).map(|e| &e.owners)
     }
 }

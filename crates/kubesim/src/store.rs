@@ -53,17 +53,34 @@ pub struct Event {
 }
 
 /// How an object is kept: parsed (recently written), or packed as JSON bytes (bulk-loaded pods,
-/// about ten times smaller than a parsed `Value`, parsed again on each read).
+/// about ten times smaller than a parsed `Value`, parsed again on each read) with its
+/// `status.phase` when it is one of [`PHASES`] (a LIST selecting by phase reads it unpacked).
 enum Slot {
     Hot(Arc<Value>),
-    Cold(Box<[u8]>),
+    Cold(Box<[u8]>, Option<&'static str>),
 }
+
+/// The pod phases a packed pod keeps beside its JSON ("" for no phase).
+const PHASES: [&str; 6] = ["", "Pending", "Running", "Succeeded", "Failed", "Unknown"];
 
 impl Slot {
     fn value(&self) -> Arc<Value> {
         match self {
             Slot::Hot(v) => v.clone(),
-            Slot::Cold(b) => Arc::new(serde_json::from_slice(b).unwrap_or(Value::Null)),
+            Slot::Cold(b, _) => Arc::new(serde_json::from_slice(b).unwrap_or(Value::Null)),
+        }
+    }
+
+    /// `status.phase` ("" when absent or not a string), without unpacking when it is kept.
+    fn phase(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Slot::Hot(v) => v["status"]["phase"].as_str().unwrap_or("").into(),
+            Slot::Cold(_, Some(p)) => (*p).into(),
+            Slot::Cold(..) => self.value()["status"]["phase"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+                .into(),
         }
     }
 }
@@ -89,6 +106,30 @@ impl Child {
     }
 }
 
+/// The pods of one controller owner, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PodCounts {
+    /// Pods it owns (finished or not).
+    pub pods: usize,
+    /// Of those, the active ones ([`Child::active`]).
+    pub active: usize,
+    /// Of the active ones, the Ready ones.
+    pub ready: usize,
+}
+
+impl PodCounts {
+    fn change(&mut self, c: &Child, add: bool) {
+        let step = |n: &mut usize, on: bool| {
+            if on {
+                *n = if add { *n + 1 } else { n.saturating_sub(1) };
+            }
+        };
+        step(&mut self.pods, true);
+        step(&mut self.active, c.active);
+        step(&mut self.ready, c.active && c.ready);
+    }
+}
+
 /// Whether a pod has required pod anti-affinity terms.
 fn has_required_anti_affinity(pod: &Value) -> bool {
     pod["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
@@ -109,6 +150,9 @@ pub struct State {
     /// against every pod it places).
     anti_affinity_pods: BTreeSet<Key>,
     children: HashMap<String, BTreeMap<(ResId, Key), Child>>,
+    /// Per controller owner UID: how many pods it owns, how many are active, how many of
+    /// those are Ready (kept with `children`, so workload controllers count without a scan).
+    pod_counts: HashMap<String, PodCounts>,
     by_uid: HashMap<String, (ResId, Key)>,
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
@@ -138,6 +182,7 @@ impl Store {
                 pods_by_node: HashMap::new(),
                 anti_affinity_pods: BTreeSet::new(),
                 children: HashMap::new(),
+                pod_counts: HashMap::new(),
                 by_uid: HashMap::new(),
                 history: VecDeque::new(),
                 history_cap: history_cap.max(1),
@@ -331,13 +376,18 @@ impl State {
     /// Append an object's JSON to `out` (packed objects are copied as they are). False if missing.
     pub fn write_json(&self, res: ResId, key: &Key, out: &mut Vec<u8>) -> bool {
         match self.table(res).get(key) {
-            Some(Slot::Cold(b)) => {
+            Some(Slot::Cold(b, _)) => {
                 out.extend_from_slice(b);
                 true
             }
             Some(Slot::Hot(v)) => serde_json::to_writer(out, &**v).is_ok(),
             None => false,
         }
+    }
+
+    /// An object's `status.phase` ("" when it has none) without unpacking it; None if missing.
+    pub fn phase(&self, res: ResId, key: &Key) -> Option<std::borrow::Cow<'_, str>> {
+        self.table(res).get(key).map(Slot::phase)
     }
 
     /// Keys of the pods bound to a node that have required pod anti-affinity terms.
@@ -360,6 +410,11 @@ impl State {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The pods whose controller owner has this UID, counted (no scan).
+    pub fn pod_counts(&self, owner_uid: &str) -> PodCounts {
+        self.pod_counts.get(owner_uid).copied().unwrap_or_default()
     }
 
     /// Summaries of the objects whose controller owner has this UID (no unpacking).
@@ -389,10 +444,23 @@ impl State {
             }
         }
         if let Some(owner) = meta::controller_ref(o).and_then(|r| r["uid"].as_str()) {
-            self.children
+            let child = Child::of(o);
+            if res == PODS {
+                self.pod_counts
+                    .entry(owner.to_string())
+                    .or_default()
+                    .change(&child, true);
+            }
+            if let Some(replaced) = self
+                .children
                 .entry(owner.to_string())
                 .or_default()
-                .insert((res, key.clone()), Child::of(o));
+                .insert((res, key.clone()), child)
+                && res == PODS
+                && let Some(n) = self.pod_counts.get_mut(owner)
+            {
+                n.change(&replaced, false);
+            }
         }
         let uid = meta::uid(o);
         if !uid.is_empty() {
@@ -415,7 +483,15 @@ impl State {
         if let Some(owner) = meta::controller_ref(o).and_then(|r| r["uid"].as_str())
             && let Some(set) = self.children.get_mut(owner)
         {
-            set.remove(&(res, key.clone()));
+            if let Some(gone) = set.remove(&(res, key.clone()))
+                && res == PODS
+                && let Some(n) = self.pod_counts.get_mut(owner)
+            {
+                n.change(&gone, false);
+                if n.pods == 0 {
+                    self.pod_counts.remove(owner);
+                }
+            }
             if set.is_empty() {
                 self.children.remove(owner);
             }
@@ -465,10 +541,12 @@ impl State {
         let obj = Arc::new(obj);
         self.index_add(res, &obj);
         let slot = if self.pack_pods && res == PODS {
+            let phase = obj["status"]["phase"].as_str().unwrap_or("");
             Slot::Cold(
                 serde_json::to_vec(&*obj)
                     .unwrap_or_default()
                     .into_boxed_slice(),
+                PHASES.iter().find(|p| **p == phase).copied(),
             )
         } else {
             Slot::Hot(obj.clone())
@@ -588,6 +666,38 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn owner_pod_counts_follow_every_write_and_packed_pods_keep_their_phase() {
+        let store = Store::new(100);
+        let mut st = store.lock();
+        let owned = |name: &str, phase: &str, ready: bool| {
+            let mut p = pod(name, "1");
+            p["metadata"]["ownerReferences"] =
+                json!([{"kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": true}]);
+            p["status"] = json!({"phase": phase, "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]});
+            p
+        };
+        st.set_recording(false);
+        st.insert(PODS, owned("a", "Running", true));
+        st.insert(PODS, owned("b", "Running", false));
+        st.insert(PODS, owned("c", "Succeeded", false));
+        st.set_recording(true);
+        let n = st.pod_counts("u1");
+        assert_eq!((n.pods, n.active, n.ready), (3, 2, 1));
+        let key = |n: &str| ("default".to_string(), n.to_string());
+        assert_eq!(st.phase(PODS, &key("c")).as_deref(), Some("Succeeded"));
+        assert_eq!(st.phase(PODS, &key("zz")), None);
+        st.replace(PODS, owned("b", "Running", true));
+        let n = st.pod_counts("u1");
+        assert_eq!((n.pods, n.active, n.ready), (3, 2, 2));
+        st.remove(PODS, "default", "a");
+        st.remove(PODS, "default", "c");
+        let n = st.pod_counts("u1");
+        assert_eq!((n.pods, n.active, n.ready), (1, 1, 1));
+        st.remove(PODS, "default", "b");
+        assert_eq!(st.pod_counts("u1"), PodCounts::default());
     }
 
     #[test]

@@ -279,6 +279,10 @@ pub async fn list(
     let as_table = table::wants_table(headers);
     let node = if t.res == PODS { filter.node() } else { None };
     let parse = metadata_only || as_table || filter.needs_object(node.as_deref());
+    // Pods selected by phase (the capacity read of a drain lists every unfinished pod) are
+    // decided from their key and kept phase and copied as stored, not unpacked.
+    let by_phase =
+        parse && !metadata_only && !as_table && filter.decided_by_key_and_phase(node.as_deref());
     let keys: Box<dyn Iterator<Item = &Key>> = match &node {
         Some(n) => match st.pods_on_node(n) {
             Some(set) => match &start {
@@ -299,6 +303,15 @@ pub async fn list(
     let mut more = false;
     for entry in entries.by_ref() {
         let (k, item) = match entry {
+            Entry::Live(k) if by_phase => {
+                let Some(phase) = st.phase(t.res, k) else {
+                    continue;
+                };
+                if !filter.matches_key_and_phase(k, &phase, node.as_deref()) {
+                    continue;
+                }
+                (k, Item::Key(k.clone()))
+            }
             Entry::Live(k) if parse => {
                 let Some(o) = st.get(t.res, &k.0, &k.1) else {
                     continue;

@@ -1,6 +1,7 @@
 //! WATCH streams: start point (W-2), too-old ERROR event (W-3), selector transitions (W-4),
 //! bookmarks (W-5), timeouts (W-6) and streaming lists (W-7).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,8 +62,16 @@ impl Drop for OpenWatch {
     }
 }
 
+/// One watch event line: `{"object":...,"type":"..."}` (the keys in the order a JSON object
+/// map writes them), serialized from the object in place.
 fn line(ty: &str, obj: &Value) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": ty, "object": obj})).unwrap_or_default();
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        object: &'a Value,
+        #[serde(rename = "type")]
+        ty: &'a str,
+    }
+    let mut v = serde_json::to_vec(&Line { object: obj, ty }).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
 }
@@ -76,17 +85,22 @@ impl Stream {
         }
     }
 
-    fn object(&self, o: &Value) -> Value {
+    fn object<'a>(&self, o: &'a Value) -> Cow<'a, Value> {
         if self.as_table {
             let md = json!({"resourceVersion": crate::meta::rv(o)});
-            return super::table::table(self.filter.res, self.crd.as_deref(), &[o], md);
+            return Cow::Owned(super::table::table(
+                self.filter.res,
+                self.crd.as_deref(),
+                &[o],
+                md,
+            ));
         }
         if self.metadata_only {
-            to_metadata(o)
+            Cow::Owned(to_metadata(o))
         } else if self.events_v1 {
-            super::events_v1::from_core(o.clone())
+            Cow::Owned(super::events_v1::from_core(o.clone()))
         } else {
-            o.clone()
+            Cow::Borrowed(o)
         }
     }
 

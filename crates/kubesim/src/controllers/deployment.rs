@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::workloads::{Params, counts, owned_pods};
+use super::workloads::{Params, counts, owns_pods};
 use crate::api::prepare_create;
 use crate::events::{Recorder, Source, Type};
 use crate::meta;
@@ -201,7 +201,7 @@ fn roll_recreate(
     for rs in olds.iter_mut() {
         *rs = scale(st, rec, d, rs, 0);
     }
-    let old_pods = olds.iter().any(|rs| !owned_pods(st, rs).is_empty());
+    let old_pods = olds.iter().any(|rs| owns_pods(st, rs));
     if old_pods {
         return new_rs.clone();
     }

@@ -26,12 +26,16 @@ pub(super) fn owned_pods(st: &State, owner: &Value) -> Vec<(Key, Child)> {
         .collect()
 }
 
-/// (active, ready) pod counts of a workload.
+/// (active, ready) pod counts of a workload (kept by the store: a big workload's pods are
+/// not scanned).
 pub(super) fn counts(st: &State, owner: &Value) -> (usize, usize) {
-    let pods = owned_pods(st, owner);
-    let active = pods.iter().filter(|(_, c)| c.active).count();
-    let ready = pods.iter().filter(|(_, c)| c.active && c.ready).count();
-    (active, ready)
+    let n = st.pod_counts(meta::uid(owner));
+    (n.active, n.ready)
+}
+
+/// Whether a workload owns any pod (finished or not).
+pub(super) fn owns_pods(st: &State, owner: &Value) -> bool {
+    st.pod_counts(meta::uid(owner)).pods > 0
 }
 
 fn unique_pod_name(st: &State, ns: &str, prefix: &str) -> String {
@@ -118,12 +122,9 @@ fn delete_pod(st: &mut State, key: &Key) {
 fn replica_set(st: &mut State, rec: &mut Recorder, rs: &Value) {
     let replicas = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let ns = meta::namespace(rs).to_string();
-    let mut live: Vec<(Key, Child)> = owned_pods(st, rs)
-        .into_iter()
-        .filter(|(_, c)| c.active)
-        .collect();
-    if live.len() < replicas {
-        for _ in live.len()..replicas {
+    let live_count = counts(st, rs).0;
+    if live_count < replicas {
+        for _ in live_count..replicas {
             let name = unique_pod_name(st, &ns, &format!("{}-", meta::name(rs)));
             create_pod(
                 st,
@@ -135,7 +136,11 @@ fn replica_set(st: &mut State, rec: &mut Recorder, rs: &Value) {
                 None,
             );
         }
-    } else if live.len() > replicas {
+    } else if live_count > replicas {
+        let mut live: Vec<(Key, Child)> = owned_pods(st, rs)
+            .into_iter()
+            .filter(|(_, c)| c.active)
+            .collect();
         // Scale down: unscheduled first, then not ready, then by name.
         live.sort_by_key(|(k, c)| (!c.node.is_empty(), c.ready, k.1.clone()));
         for (k, _) in live.iter().take(live.len() - replicas) {
