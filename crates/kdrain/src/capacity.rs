@@ -19,7 +19,7 @@ use kube::Api;
 use crate::error::DrainError;
 use crate::placement::{self, Engine, Outcome, Resident};
 use crate::requests::Requests;
-use crate::{select, watch};
+use crate::{select, slim_pod, watch};
 
 /// The cluster read for the capacity check: every node and every pod bound to a node.
 #[derive(Debug, Clone, Default)]
@@ -379,32 +379,41 @@ pub(crate) async fn read(
         }
         Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
     };
-    let pods_api: Api<Pod> = Api::all(client.clone());
     let mut residents = Vec::new();
     let mut errors = Vec::new();
     let mut pending = Vec::new();
+    let mut unreadable: Option<serde_json::Error> = None;
     let mut interner = placement::Interner::default();
     let fields = "status.phase!=Succeeded,status.phase!=Failed";
-    let res = watch::list_pages(&pods_api, Some(fields), None, chunk, req, "pods", |page| {
-        for pod in page {
-            if pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_ref())
-                .is_none()
-            {
-                if pod.metadata.deletion_timestamp.is_none() {
-                    pending.push(pod);
+    let url = <Pod as kube::Resource>::url_path(&(), None);
+    let res = watch::list_raw_pages(
+        client,
+        &url,
+        Some(fields),
+        None,
+        chunk,
+        req,
+        "pods",
+        |page| {
+            for raw in page {
+                match slim_pod::read(&raw) {
+                    Ok(slim_pod::Read::Bound(Ok(r))) => residents.push(interner.intern(r)),
+                    Ok(slim_pod::Read::Bound(Err(e))) => errors.push(e),
+                    Ok(slim_pod::Read::Pending(pod)) => pending.push(*pod),
+                    Ok(slim_pod::Read::Gone) => {}
+                    Err(e) => {
+                        unreadable.get_or_insert(e);
+                    }
                 }
-                continue;
             }
-            match Resident::of(&pod) {
-                Ok(r) => residents.push(interner.intern(r)),
-                Err(e) => errors.push(e),
-            }
-        }
-    })
+        },
+    )
     .await;
+    // A pod that does not deserialize fails the read as a LIST of whole pods would.
+    let res = match (res, unreadable) {
+        (Ok(_), Some(e)) => Err(kube::Error::SerdeError(e)),
+        (res, _) => res,
+    };
     let view = ClusterView {
         nodes,
         residents: Arc::new(residents),

@@ -82,6 +82,7 @@ mod requests;
 mod retry;
 pub mod select;
 mod serde_secs;
+mod slim_pod;
 pub mod surge;
 mod watch;
 pub mod waves;

@@ -52,14 +52,6 @@ pub struct Resident {
     pub terminating: bool,
 }
 
-/// `namespace/name` of a pod.
-fn pod_key(pod: &Pod) -> String {
-    budget::key_of(
-        pod.metadata.namespace.as_deref(),
-        pod.metadata.name.as_deref(),
-    )
-}
-
 fn host_ports(spec: &PodSpec) -> Vec<(String, i32)> {
     spec.containers
         .iter()
@@ -113,18 +105,39 @@ fn share<T: std::hash::Hash + Eq>(
 impl Resident {
     /// The summary of a pod; an error names a request that does not parse.
     pub fn of(pod: &Pod) -> Result<Resident, String> {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let requests =
-            resources::pod_requests(&spec).map_err(|e| format!("pod {}: {e}", pod_key(pod)))?;
+        let empty = PodSpec::default();
+        let m = &pod.metadata;
+        Resident::from_spec(
+            pod.spec.as_ref().unwrap_or(&empty),
+            m.uid.clone().unwrap_or_default(),
+            m.namespace.clone(),
+            m.name.as_deref(),
+            m.labels.clone().unwrap_or_default(),
+            m.deletion_timestamp.is_some(),
+        )
+    }
+
+    /// The summary of a pod from its spec and the metadata kept (`name` only names it in the
+    /// error).
+    pub(crate) fn from_spec(
+        spec: &PodSpec,
+        uid: String,
+        namespace: Option<String>,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        terminating: bool,
+    ) -> Result<Resident, String> {
+        let requests = resources::pod_requests(spec)
+            .map_err(|e| format!("pod {}: {e}", budget::key_of(namespace.as_deref(), name)))?;
         Ok(Resident {
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            uid,
+            namespace: namespace.unwrap_or_default(),
             node: spec.node_name.clone().unwrap_or_default(),
-            labels: Arc::new(pod.metadata.labels.clone().unwrap_or_default()),
+            labels: Arc::new(labels),
             requests: Arc::new(requests),
-            anti_affinity: required_anti_affinity(&spec),
-            host_ports: host_ports(&spec),
-            terminating: pod.metadata.deletion_timestamp.is_some(),
+            anti_affinity: required_anti_affinity(spec),
+            host_ports: host_ports(spec),
+            terminating,
         })
     }
 }

@@ -6,9 +6,11 @@ use std::fmt::Debug;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::DrainError;
@@ -88,10 +90,69 @@ pub(crate) async fn list_pages<K>(
     chunk: u32,
     req: &Requests,
     resource: &str,
-    mut on_page: impl FnMut(Vec<K>),
+    on_page: impl FnMut(Vec<K>),
 ) -> Result<String, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let fetch = |lp: ListParams| async move {
+        let page = api.list(&lp).await?;
+        Ok((page.metadata, page.items))
+    };
+    paged(fields, labels, chunk, req, resource, fetch, on_page).await
+}
+
+/// One page of a LIST with its items left as JSON text (no `flatten`, so nothing is buffered
+/// on the way: each item is copied out as it is).
+#[derive(serde::Deserialize)]
+struct RawPage {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(default)]
+    items: Option<Vec<Box<RawValue>>>,
+}
+
+/// [`list_pages`] over the collection at `url_path` (`/api/v1/pods`) through the same client,
+/// each item handed over as its JSON text, for a caller that reads only a few fields of many
+/// objects.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn list_raw_pages(
+    client: &kube::Client,
+    url_path: &str,
+    fields: Option<&str>,
+    labels: Option<&str>,
+    chunk: u32,
+    req: &Requests,
+    resource: &str,
+    on_page: impl FnMut(Vec<Box<RawValue>>),
+) -> Result<String, kube::Error> {
+    let request = kube::core::Request::new(url_path);
+    let fetch = |lp: ListParams| {
+        let built = request.list(&lp);
+        let client = client.clone();
+        async move {
+            let mut http = built.map_err(kube::Error::BuildRequest)?;
+            http.extensions_mut().insert("list");
+            let page: RawPage = client.request(http).await?;
+            Ok((page.metadata, page.items.unwrap_or_default()))
+        }
+    };
+    paged(fields, labels, chunk, req, resource, fetch, on_page).await
+}
+
+/// The paging loop of [`list_pages`] and [`list_raw_pages`]: `fetch` reads one page.
+async fn paged<T, F, Fut>(
+    fields: Option<&str>,
+    labels: Option<&str>,
+    chunk: u32,
+    req: &Requests,
+    resource: &str,
+    mut fetch: F,
+    mut on_page: impl FnMut(Vec<T>),
+) -> Result<String, kube::Error>
+where
+    F: FnMut(ListParams) -> Fut,
+    Fut: Future<Output = Result<(ListMeta, Vec<T>), kube::Error>>,
 {
     let mut token: Option<String> = None;
     let mut rv = String::new();
@@ -109,16 +170,16 @@ where
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }
-        let page = retry::idempotent("list", || {
+        let (metadata, items) = retry::idempotent("list", || {
             req.count("list", resource);
-            api.list(&lp)
+            fetch(lp.clone())
         })
         .await?;
         if rv.is_empty() {
-            rv = page.metadata.resource_version.clone().unwrap_or_default();
+            rv = metadata.resource_version.clone().unwrap_or_default();
         }
-        on_page(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        on_page(items);
+        match metadata.continue_.filter(|c| !c.is_empty()) {
             // A server that hands out the same token again would be listed forever.
             Some(c) if token.as_ref() == Some(&c) => {
                 return Err(kube::Error::SerdeError(serde::de::Error::custom(format!(
