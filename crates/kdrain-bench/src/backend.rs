@@ -26,6 +26,16 @@ pub enum ClusterKind {
     Real,
 }
 
+/// The controller-manager's client rate limit for the real control planes this process starts
+/// (`--controller-qps`); unset keeps the upstream default (20 requests/s).
+static CONTROLLER_QPS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// Set the controller-manager's client rate limit of every real control plane started after
+/// this (once, from the command line).
+pub fn set_controller_qps(qps: u32) {
+    let _ = CONTROLLER_QPS.set(qps);
+}
+
 /// The drain's user on the real control plane.
 const DRAIN_USER: &str = "bench-drain";
 
@@ -64,6 +74,7 @@ impl Backend {
                     port_base: cluster::free_port_base(17490)?,
                     dir: work.join("control-plane"),
                     bin: control_plane::paths::bin_dir(),
+                    controller_qps: CONTROLLER_QPS.get().copied(),
                 };
                 let cluster = cluster::up(&opts).await?;
                 match Real::load(cluster, &scenario).await {

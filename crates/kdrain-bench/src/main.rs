@@ -66,6 +66,11 @@ struct Args {
     /// a real control plane on a 2-core machine.
     #[arg(long, value_enum, default_value = "kubesim")]
     cluster: ClusterKind,
+    /// With --cluster real: the controller-manager's client rate limit in requests/s (its
+    /// --kube-api-qps, burst twice that) instead of the upstream 20/s, e.g. to see how much of
+    /// a drain's time the disruption controller's budget status writes cost.
+    #[arg(long, value_name = "QPS", value_parser = clap::value_parser!(u32).range(1..))]
+    controller_qps: Option<u32>,
     /// Directory for latest.md and the charts. Default: bench/results (quick: target/kdrain-bench-quick).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -141,6 +146,14 @@ fn describe(run: &measure::RunResult) -> String {
 
 async fn run(args: Args) -> Result<bool> {
     let root = workspace_root();
+    if let Some(qps) = args.controller_qps {
+        if args.cluster != ClusterKind::Real {
+            bail!(
+                "--controller-qps sets the real controller-manager's rate limit: add --cluster real, or drop it"
+            );
+        }
+        backend::set_controller_qps(qps);
+    }
     let quick = args.quick;
     let reps = if quick { 1 } else { args.reps.max(1) };
     let programs = Programs {

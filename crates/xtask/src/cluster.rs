@@ -40,6 +40,10 @@ pub struct UpOptions {
     pub dir: PathBuf,
     /// The binaries.
     pub bin: PathBuf,
+    /// The controller-manager's client rate limit (its `--kube-api-qps`, burst twice that);
+    /// `None` keeps the upstream default (20 requests/s, burst 30) that a real cluster has
+    /// unless its operator raised it. Every controller writes through a client of this rate.
+    pub controller_qps: Option<u32>,
 }
 
 /// A started component, as recorded in the state file.
@@ -530,7 +534,15 @@ async fn start_all(
             ),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={}", ports.controller_manager),
-        ],
+        ]
+        .into_iter()
+        .chain(opts.controller_qps.into_iter().flat_map(|qps| {
+            [
+                format!("--kube-api-qps={qps}"),
+                format!("--kube-api-burst={}", qps.saturating_mul(2)),
+            ]
+        }))
+        .collect::<Vec<_>>(),
     )?;
     let sched_cfg = d(kubeconfigs["scheduler"].0.clone());
     spawn(

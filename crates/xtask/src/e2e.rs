@@ -778,6 +778,7 @@ pub async fn run(opts: E2eOptions) -> Result<()> {
         port_base: cluster::free_port_base(opts.up.port_base + 10)?,
         dir: opts.up.dir.with_file_name("cluster-2"),
         bin: opts.up.bin.clone(),
+        controller_qps: opts.up.controller_qps,
     };
     for case in cases(opts.full) {
         if !opts.only.is_empty() && !opts.only.iter().any(|o| case.id.contains(o.as_str())) {

@@ -80,6 +80,11 @@ enum ControlPlane {
         /// controller-manager, scheduler, kwok).
         #[arg(long, default_value_t = 17380)]
         port_base: u16,
+        /// The controller-manager's client rate limit in requests/s (its --kube-api-qps; burst
+        /// twice that). Default: the upstream 20/s (burst 30), which the disruption controller's
+        /// budget status writes reach on a drain of hundreds of pods.
+        #[arg(long, value_name = "QPS", value_parser = clap::value_parser!(u32).range(1..))]
+        controller_qps: Option<u32>,
     },
     /// Stop the processes `up` started.
     Down,
@@ -123,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kubeconfig,
             audit_log,
             port_base,
+            controller_qps,
         }) => {
             let opts = UpOptions {
                 kubeconfig,
@@ -130,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 port_base,
                 dir: paths::run_dir(),
                 bin: paths::bin_dir(),
+                controller_qps,
             };
             let cluster = cluster::up(&opts).await?;
             println!("{}", cluster.state.kubeconfig.display());
@@ -163,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     port_base,
                     dir: out.join("cluster"),
                     bin: paths::bin_dir(),
+                    controller_qps: None,
                 },
                 out,
             };
