@@ -456,6 +456,7 @@ pub async fn check(
         port_base: cluster::free_port_base(up.port_base + 10)?,
         dir: up.dir.with_file_name("controller-2"),
         bin: up.bin.clone(),
+        controller_qps: up.controller_qps,
     };
     let started = Instant::now();
     let first_run = async {
