@@ -98,6 +98,9 @@ pub struct RequestArgs {
     /// Uncordon the nodes this drain cordoned if it fails
     #[arg(long)]
     pub uncordon_on_failure: bool,
+    /// Nodes whose pods' replacements have no room now wait for it instead of refusing the drain
+    #[arg(long)]
+    pub wait_for_capacity: bool,
     /// Create the NodeDrain and return at once (follow it with `kubectl get nodedrain NAME -w`)
     #[arg(long)]
     pub detach: bool,
@@ -271,6 +274,7 @@ pub fn spec_of(args: &RequestArgs) -> Result<NodeDrainSpec, CliError> {
         } else {
             OnFailure::KeepCordoned
         },
+        wait_for_capacity: args.wait_for_capacity,
     };
     // the controller's own check: bad input is refused here, before anything is created
     kdrain_controller::spec::check(&spec).map_err(|e| CliError::usage(flag_words(&e)))?;

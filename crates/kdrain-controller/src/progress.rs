@@ -35,6 +35,8 @@ pub struct Progress {
     /// Waiting pods by UID.
     blockers: BTreeMap<String, Blocker>,
     plan: Option<PlanSummary>,
+    /// `waitForCapacity`: the nodes that wait for room while no wave drains.
+    waiting_for_room: Vec<String>,
 }
 
 impl Progress {
@@ -161,8 +163,9 @@ impl Progress {
                     n.message = Some(error.clone());
                 }
             }
+            Event::WaitingForRoom { nodes, .. } => self.waiting_for_room = nodes.clone(),
+            Event::WaveStarted { .. } => self.waiting_for_room.clear(),
             Event::NodesResolved { .. }
-            | Event::WaveStarted { .. }
             | Event::RolloutRestarted { .. }
             | Event::Warning { .. }
             | Event::Uncordoned { .. }
@@ -226,6 +229,12 @@ impl Progress {
 
     /// What holds the drain back, in a few words: the cause (or budget) most pods wait for.
     pub fn blocked_by(&self) -> Option<String> {
+        if self.blockers.is_empty() && !self.waiting_for_room.is_empty() {
+            return Some(format!(
+                "room for the pods of {}",
+                self.waiting_for_room.join(", ")
+            ));
+        }
         let mut groups: BTreeMap<String, usize> = BTreeMap::new();
         for b in self.blockers.values() {
             let key = match (&b.budget, b.needs, b.has) {

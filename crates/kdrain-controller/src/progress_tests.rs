@@ -283,3 +283,30 @@ fn a_resumed_drain_keeps_the_pods_gone_before() {
     assert_eq!(s.nodes[0].start_time, Some(Time(t(-30))));
     assert_eq!(s.pods_summary.as_deref(), Some("1/3"));
 }
+
+#[test]
+fn nodes_waiting_for_room_are_what_blocks_while_no_wave_drains() {
+    let mut p = Progress::new(&["n1".into(), "n2".into()]);
+    p.observe(&at(0, Event::Planned { plan: plan() }));
+    p.observe(&at(
+        1,
+        Event::WaitingForRoom {
+            nodes: vec!["n1".into(), "n2".into()],
+            reason: "no node has room".into(),
+        },
+    ));
+    assert_eq!(
+        status_of(&p).blocked_by.as_deref(),
+        Some("room for the pods of n1, n2")
+    );
+    p.observe(&at(
+        2,
+        Event::WaveStarted {
+            wave: 1,
+            of: 2,
+            nodes: vec!["n1".into()],
+            waiting_for_room: vec!["n2".into()],
+        },
+    ));
+    assert_eq!(status_of(&p).blocked_by, None);
+}

@@ -145,6 +145,7 @@ pub fn check(spec: &NodeDrainSpec) -> Result<Request, String> {
         disable_eviction: spec.disable_eviction,
         skip_wait_for_delete_timeout: skip_wait,
         override_opt_outs: spec.override_opt_outs,
+        wait_for_capacity: spec.wait_for_capacity,
         // the controller restores per spec.onFailure, only what this NodeDrain cordoned
         uncordon_on_failure: false,
         ..DrainOptions::kubectl()
@@ -211,11 +212,13 @@ mod tests {
             pod_selector: Some("app=web".into()),
             override_opt_outs: true,
             disable_eviction: true,
+            wait_for_capacity: true,
             ..names(&["n1"])
         };
         let o = check(&spec).unwrap().options;
         assert!(o.force && o.ignore_daemonsets && o.delete_emptydir_data);
         assert!(o.override_opt_outs && o.disable_eviction && !o.uncordon_on_failure);
+        assert!(o.wait_for_capacity && !o.ignore_capacity);
         assert_eq!(o.grace_period, Some(5));
         assert_eq!(o.timeout, Some(Duration::from_secs(90)));
         assert_eq!(

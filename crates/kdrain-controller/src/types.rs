@@ -123,6 +123,12 @@ pub struct NodeDrainSpec {
     /// Uncordon.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// kdrain `--wait-for-capacity`: nodes whose evicted pods' replacements have no room now
+    /// wait for it (each later wave is chosen by the room there is when the one before ends,
+    /// e.g. drained nodes made schedulable again) instead of refusing the drain; `timeout`
+    /// bounds the wait. Unset: such a drain is Refused before any change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_capacity: bool,
 }
 
 /// How far a NodeDrain goes.

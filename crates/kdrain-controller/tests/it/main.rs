@@ -2,6 +2,7 @@
 //! client, the CRD of deploy/controller/crd.yaml installed through the API).
 
 mod budgets;
+mod capacity;
 mod cases;
 mod rbac;
 
