@@ -35,10 +35,10 @@ use crate::budget;
 pub struct Resident {
     /// UID.
     pub uid: String,
-    /// Namespace.
-    pub namespace: String,
-    /// The node it is bound to.
-    pub node: String,
+    /// Namespace (shared like the labels).
+    pub namespace: Arc<str>,
+    /// The node it is bound to (shared like the labels).
+    pub node: Arc<str>,
     /// Labels (shared by the pods that have the same: a Deployment's pods read from a large
     /// cluster keep one copy).
     pub labels: Arc<BTreeMap<String, String>>,
@@ -80,18 +80,22 @@ fn required_anti_affinity(spec: &PodSpec) -> Vec<PodAffinityTerm> {
 pub(crate) struct Interner {
     labels: std::collections::HashSet<Arc<BTreeMap<String, String>>>,
     requests: std::collections::HashSet<Arc<Resources>>,
+    names: std::collections::HashSet<Arc<str>>,
 }
 
 impl Interner {
-    /// `r` with its labels and requests replaced by the copies already kept, if equal.
+    /// `r` with its labels, requests, namespace and node replaced by the copies already kept,
+    /// if equal.
     pub(crate) fn intern(&mut self, mut r: Resident) -> Resident {
         r.labels = share(&mut self.labels, r.labels);
         r.requests = share(&mut self.requests, r.requests);
+        r.namespace = share(&mut self.names, r.namespace);
+        r.node = share(&mut self.names, r.node);
         r
     }
 }
 
-fn share<T: std::hash::Hash + Eq>(
+fn share<T: std::hash::Hash + Eq + ?Sized>(
     set: &mut std::collections::HashSet<Arc<T>>,
     v: Arc<T>,
 ) -> Arc<T> {
@@ -131,8 +135,8 @@ impl Resident {
             .map_err(|e| format!("pod {}: {e}", budget::key_of(namespace.as_deref(), name)))?;
         Ok(Resident {
             uid,
-            namespace: namespace.unwrap_or_default(),
-            node: spec.node_name.clone().unwrap_or_default(),
+            namespace: namespace.unwrap_or_default().into(),
+            node: spec.node_name.as_deref().unwrap_or_default().into(),
             labels: Arc::new(labels),
             requests: Arc::new(requests),
             anti_affinity: required_anti_affinity(spec),
@@ -355,7 +359,7 @@ impl Engine {
             if !stays(r) {
                 continue;
             }
-            if let Some(&s) = index.get(&r.node) {
+            if let Some(&s) = index.get(&*r.node) {
                 let slot = &mut slots[s];
                 slot.requested.add(&r.requests);
                 slot.pods += 1;
@@ -429,7 +433,7 @@ impl Engine {
     /// topology spread counts per domain, the domains the pod's own anti-affinity rules out,
     /// and the domains running pods' anti-affinity rules out for it.
     fn context(&self, spec: &PodSpec, me: &Resident) -> Context {
-        let (ns, labels) = (me.namespace.as_str(), &me.labels);
+        let (ns, labels) = (&*me.namespace, &me.labels);
         let tolerations = spec.tolerations.as_deref().unwrap_or_default();
         let constraints: Vec<_> = spec
             .topology_spread_constraints
@@ -476,7 +480,7 @@ impl Engine {
                     s.residents
                         .iter()
                         .map(|&i| self.resident(i))
-                        .filter(|r| !r.terminating && r.namespace == ns)
+                        .filter(|r| !r.terminating && *r.namespace == *ns)
                         .filter(|r| selector_matches(sel.as_ref(), &r.labels))
                         .count() as i64
                 };
@@ -632,7 +636,7 @@ impl Engine {
         let slot = &mut self.slots[at];
         slot.requested.add(&me.requests);
         slot.pods += 1;
-        me.node = slot.name.clone();
+        me.node = slot.name.as_str().into();
         let index = self.base.len() + self.added.len();
         slot.residents.push(index);
         if !me.anti_affinity.is_empty() {

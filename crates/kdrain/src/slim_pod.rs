@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(slim.host_ports.len(), 2);
         assert_eq!(slim.anti_affinity.len(), 1);
         assert!(slim.terminating);
-        assert_eq!(slim.node, "n1");
+        assert_eq!(&*slim.node, "n1");
     }
 
     #[test]
