@@ -282,3 +282,20 @@ macro_rules! check_eq {
         }
     };
 }
+
+/// GET `path` from a controller's HTTP endpoint at `addr` (`/metrics`, `/healthz`, `/readyz`):
+/// its status code and body. One plain HTTP/1.1 request, answered within 5 s.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await??;
+    let code = out.get(9..12).context("no status line")?.parse()?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}

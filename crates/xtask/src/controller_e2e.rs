@@ -253,7 +253,6 @@ impl Cluster for RealCluster {
     }
 
     async fn http_get(&self, id: &str, path: &str) -> Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let port = self
             .instances
             .lock()
@@ -261,17 +260,7 @@ impl Cluster for RealCluster {
             .get(id)
             .map(|(_, p)| *p)
             .context("no such controller")?;
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut out = String::new();
-        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await??;
-        let code = out.get(9..12).context("no status line")?.parse()?;
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
+        kdrain_controller_cases::support::http_get(([127, 0, 0, 1], port).into(), path).await
     }
 
     async fn requests(&self, q: Query<'_>) -> Result<u64> {

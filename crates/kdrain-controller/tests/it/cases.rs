@@ -15,7 +15,6 @@ use kdrain_controller::metrics::Metrics;
 use kdrain_controller::server::{self, Health};
 use kdrain_controller_cases::{Case, Cluster, Query};
 use kubesim::{Scenario, Sim};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 struct Instance {
@@ -148,17 +147,7 @@ impl Cluster for SimCluster {
             .get(id)
             .map(|i| i.addr)
             .context("no such controller")?;
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        let code = out.get(9..12).context("no status line")?.parse()?;
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
+        kdrain_controller_cases::support::http_get(addr, path).await
     }
 
     async fn requests(&self, q: Query<'_>) -> Result<u64> {

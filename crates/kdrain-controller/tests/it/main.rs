@@ -188,20 +188,8 @@ impl Cluster {
     }
 }
 
-/// The phase of a NodeDrain.
-pub fn phase_of(nd: &NodeDrain) -> Option<Phase> {
-    nd.status.as_ref().and_then(|s| s.phase)
-}
-
-/// The condition `type_` of a NodeDrain: (status, reason, message).
-pub fn condition(nd: &NodeDrain, type_: &str) -> Option<(String, String, String)> {
-    nd.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
+// The NodeDrain readers the shared cases use serve these tests too.
+pub use kdrain_controller_cases::support::{condition, phase_of};
 
 /// `spec.unschedulable` and the `kdrain.io/cordoned-by` annotation of a node.
 pub fn cordon_state(node: &Node) -> (bool, Option<String>) {
