@@ -34,6 +34,8 @@ pub struct ClusterView {
     /// Pods not bound to a node yet (not finished, not being deleted): they will take room
     /// first. Only [`crate::waves::fitting_now`] places them.
     pub pending: Vec<Pod>,
+    /// The resourceVersion of the node list (where a watch of the nodes can start).
+    pub nodes_resource_version: String,
 }
 
 /// What the plan says about room for the replacements.
@@ -372,13 +374,14 @@ pub(crate) async fn read(
         )
     };
     let nodes_api: Api<Node> = Api::all(client.clone());
-    let nodes = match watch::list_all(&nodes_api, None, None, chunk, req, "nodes").await {
-        Ok(l) => l.items,
-        Err(kube::Error::Api(s)) if s.code == 403 => {
-            return Ok((None, Some(forbidden("nodes", &s))));
-        }
-        Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
-    };
+    let (nodes, nodes_resource_version) =
+        match watch::list_all(&nodes_api, None, None, chunk, req, "nodes").await {
+            Ok(l) => (l.items, l.resource_version),
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                return Ok((None, Some(forbidden("nodes", &s))));
+            }
+            Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
+        };
     let mut residents = Vec::new();
     let mut errors = Vec::new();
     let mut pending = Vec::new();
@@ -419,6 +422,7 @@ pub(crate) async fn read(
         residents: Arc::new(residents),
         pending,
         errors,
+        nodes_resource_version,
     };
     match res {
         Ok(_) => Ok((Some(view), None)),

@@ -59,6 +59,7 @@ pub(crate) fn view(nodes: Vec<Node>, pods: &[Pod]) -> ClusterView {
         residents: std::sync::Arc::new(pods.iter().map(|p| Resident::of(p).unwrap()).collect()),
         errors: Vec::new(),
         pending: Vec::new(),
+        nodes_resource_version: String::new(),
     }
 }
 

@@ -14,9 +14,11 @@
 //!
 //! With `wait_for_capacity` the nodes left out are not a refusal: they wait for room
 //! ([`Plan::waits_for_room`]). Spare capacity may come back while the drain runs (typically an
-//! operator reboots each drained node and makes it schedulable again), so when a wave ends the
-//! drain reads the nodes and pods again and [`fitting_now`] picks, on that fresh view, the nodes
-//! whose replacements fit now: they start as the next wave. Drained targets that are
+//! operator reboots each drained node and makes it schedulable again), so whenever room may
+//! have come back (a node became schedulable and Ready, a node ended) the drain reads the nodes
+//! and pods again and [`fitting_now`] picks, on that fresh view, the nodes whose replacements
+//! fit now, after the replacements still to come of the nodes draining: they start at once,
+//! beside the nodes still draining (at most `parallel_nodes` running). Drained targets that are
 //! schedulable again count as room; targets not drained yet stay closed.
 //!
 //! Each wave gets its worst-case time: its slowest node ([`plan::node_seconds`]) plus, for each
@@ -280,22 +282,26 @@ fn needs(pods: &[&Pod]) -> String {
         .join(", ")
 }
 
-/// `wait_for_capacity`, when a wave has ended: which of the nodes not started yet
-/// (`candidates`, in order, each with the pods it will evict that an owner replaces) start now
-/// as the next wave, at most `k`. `view` is the cluster read afresh; `closed` are the targets
-/// that take no replacement (every target not drained yet; drained ones count as room when
-/// they are schedulable and Ready). Pods bound to no node yet (`view.pending`, e.g. the last
-/// wave's replacements the scheduler has not placed) take their room first. Pure; `Err` names
-/// an allocatable that does not parse.
+/// `wait_for_capacity`, whenever room may have come back (a node became schedulable, a node
+/// ended): which of the nodes not started yet (`candidates`, in order, each with the pods it
+/// will evict that an owner replaces) start now, at most `k`. `view` is the cluster read
+/// afresh; `closed` are the targets that take no replacement (every target not drained yet;
+/// drained ones count as room when they are schedulable and Ready). Pods bound to no node yet
+/// (`view.pending`, e.g. replacements the scheduler has not placed) take their room first,
+/// then `reserved`: the replacements still to come of the nodes being drained now (their pods
+/// not evicted yet), so that a node started beside them never takes their room. Pure; `Err`
+/// names an allocatable that does not parse.
 pub(crate) fn fitting_now(
     view: &ClusterView,
     closed: &BTreeSet<String>,
+    reserved: &[Pod],
     candidates: &[(String, Vec<Pod>)],
     k: usize,
 ) -> Result<Vec<String>, String> {
     let leaving: BTreeSet<&str> = candidates
         .iter()
         .flat_map(|(_, pods)| pods)
+        .chain(reserved)
         .filter_map(|p| p.metadata.uid.as_deref())
         .collect();
     let mut engine = Engine::sharing(
@@ -308,6 +314,11 @@ pub(crate) fn fitting_now(
     pending.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
     for p in pending {
         // one that fits nowhere takes nothing
+        let _ = engine.place(p);
+    }
+    let mut coming: Vec<&Pod> = reserved.iter().collect();
+    coming.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
+    for p in coming {
         let _ = engine.place(p);
     }
     let replaced: Vec<(String, Vec<&Pod>)> = candidates

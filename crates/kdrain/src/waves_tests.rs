@@ -319,19 +319,19 @@ fn fitting_now_counts_drained_targets_made_schedulable_again_and_keeps_the_other
         ["old2", "old3", "old4"].map(String::from).into();
     let v = view_of(nodes.clone(), &pods);
     assert_eq!(
-        waves::fitting_now(&v, &closed, &candidates, 10).unwrap(),
+        waves::fitting_now(&v, &closed, &[], &candidates, 10).unwrap(),
         ["old2", "old3"]
     );
     // at most k
     assert_eq!(
-        waves::fitting_now(&v, &closed, &candidates, 1).unwrap(),
+        waves::fitting_now(&v, &closed, &[], &candidates, 1).unwrap(),
         ["old2"]
     );
     // old1 still cordoned: no room anywhere
     nodes[1] = node("old1", "4", json!({"spec": {"unschedulable": true}}));
     let v = view_of(nodes.clone(), &pods);
     assert!(
-        waves::fitting_now(&v, &closed, &candidates, 10)
+        waves::fitting_now(&v, &closed, &[], &candidates, 10)
             .unwrap()
             .is_empty()
     );
@@ -343,7 +343,7 @@ fn fitting_now_counts_drained_targets_made_schedulable_again_and_keeps_the_other
     );
     let v = view_of(nodes.clone(), &pods);
     assert!(
-        waves::fitting_now(&v, &closed, &candidates, 10)
+        waves::fitting_now(&v, &closed, &[], &candidates, 10)
             .unwrap()
             .is_empty()
     );
@@ -353,17 +353,44 @@ fn fitting_now_counts_drained_targets_made_schedulable_again_and_keeps_the_other
     closed_too.insert("old1".into());
     let v = view_of(nodes.clone(), &pods);
     assert!(
-        waves::fitting_now(&v, &closed_too, &candidates, 10)
+        waves::fitting_now(&v, &closed_too, &[], &candidates, 10)
             .unwrap()
             .is_empty()
     );
     // pods not bound yet take their room first: 3 CPU pending leave room for one more
-    let mut v = view_of(nodes, &pods);
+    let mut v = view_of(nodes.clone(), &pods);
     let mut pending = web("shop", "other", 0, "x", "3", json!({}));
     pending.spec.as_mut().unwrap().node_name = None;
     v.pending.push(pending);
     assert_eq!(
-        waves::fitting_now(&v, &closed, &candidates, 10).unwrap(),
+        waves::fitting_now(&v, &closed, &[], &candidates, 10).unwrap(),
+        ["old2"]
+    );
+}
+
+#[test]
+fn fitting_now_keeps_room_for_the_replacements_still_to_come_of_the_nodes_draining_now() {
+    // old1 is back with 4 CPU free; old4 is being drained and has not evicted its 3-CPU pod
+    // yet: its replacement will need that room, so only one of old2, old3 (1 CPU each) starts
+    let (nodes, mut pods) = pool("1");
+    pods.retain(|p| p.spec.as_ref().unwrap().node_name.as_deref() != Some("old1"));
+    pods.push(web("shop", "app1", 9, "spare", "1", json!({})));
+    let draining = web("shop", "big", 0, "old4", "3", json!({}));
+    pods.push(draining.clone());
+    let candidates = vec![
+        ("old2".to_string(), on(&pods, "old2")),
+        ("old3".to_string(), on(&pods, "old3")),
+    ];
+    let closed: std::collections::BTreeSet<String> =
+        ["old2", "old3", "old4"].map(String::from).into();
+    let v = view(nodes, &pods);
+    assert_eq!(
+        waves::fitting_now(&v, &closed, &[], &candidates, 10).unwrap(),
+        ["old2", "old3"],
+        "without the reservation both fit"
+    );
+    assert_eq!(
+        waves::fitting_now(&v, &closed, &[draining], &candidates, 10).unwrap(),
         ["old2"]
     );
 }

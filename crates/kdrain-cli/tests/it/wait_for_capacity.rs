@@ -157,6 +157,8 @@ async fn the_waves_follow_the_room_that_comes_back() {
     );
     // every pod evicted once, nothing Pending, the replacements where the room was
     assert_eq!(c.count("create", "pods", "eviction"), 6);
+    // while nodes waited, kdrain watched the nodes (a node made schedulable again is room)
+    assert!(c.count("watch", "nodes", "") >= 1, "{:?}", c.sim.requests());
     let result = events.last().unwrap();
     for n in result["report"]["nodes"].as_array().unwrap() {
         assert_eq!(n["outcome"]["outcome"], "drained", "{n}");

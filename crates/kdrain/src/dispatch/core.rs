@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use tokio::time::Instant;
 
@@ -34,6 +34,15 @@ pub(crate) struct Now {
     pub instant: Instant,
     /// For timestamps.
     pub wall: jiff::Timestamp,
+}
+
+/// What a [`Command::ReadRoom`] saw of the nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NodesSeen {
+    /// The nodes schedulable and Ready, by name.
+    pub usable: BTreeSet<String>,
+    /// The node list's resourceVersion (where the node watch starts).
+    pub resource_version: String,
 }
 
 /// Why a node's pods are listed.
@@ -80,7 +89,11 @@ pub(crate) enum Input {
     Room {
         /// The nodes whose replacements fit now, in order.
         fits: Result<Vec<usize>, String>,
+        /// What the read saw of the nodes (None when it could not read them).
+        nodes: Option<NodesSeen>,
     },
+    /// A change on the node watch (started while nodes wait for room).
+    Nodes(Box<Seen<Node>>),
     /// The time given by [`Core::next_wake`] (or any time: a tick only re-examines).
     Tick,
     /// Stop: nothing more is sent, answers in flight are awaited, pods not gone are left.
@@ -140,16 +153,27 @@ pub(crate) enum Command {
     },
     /// `wait_for_capacity`: read the nodes and pods again and say which `candidates` (node
     /// index, name, and its pods to evict that an owner replaces) fit now, at most `limit`
-    /// of them, with the targets in `closed` taking no replacement
-    /// ([`crate::waves::fitting_now`]); the answer comes as [`Input::Room`].
+    /// of them, with the targets in `closed` taking no replacement and the `reserved` pods'
+    /// replacements placed first ([`crate::waves::fitting_now`]); the answer comes as
+    /// [`Input::Room`].
     ReadRoom {
         /// The nodes not started yet, in order.
         candidates: Vec<(usize, String, Vec<Pod>)>,
         /// Every target not drained.
         closed: BTreeSet<String>,
-        /// The most nodes of a wave (`parallel_nodes`).
+        /// The pods of the nodes draining now that an owner replaces and that are not evicted
+        /// yet: their replacements are still to come.
+        reserved: Vec<Pod>,
+        /// The most nodes that may start now (`parallel_nodes` less the nodes running).
         limit: usize,
     },
+    /// Watch every node from a resourceVersion; changes come as [`Input::Nodes`].
+    WatchNodes {
+        /// Where the watch starts.
+        resource_version: String,
+    },
+    /// Stop watching the nodes.
+    StopWatchingNodes,
     /// Send a progress event.
     Emit(Event),
 }
@@ -368,7 +392,8 @@ impl Core {
                 purpose,
                 result,
             } => self.on_listed(node, purpose, result),
-            Input::Room { fits } => self.on_room(fits),
+            Input::Room { fits, nodes } => self.on_room(fits, nodes),
+            Input::Nodes(s) => self.on_nodes(*s),
             Input::Tick => {}
         }
         self.step();

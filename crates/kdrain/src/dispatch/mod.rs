@@ -25,7 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use self::answers::Answer;
 pub(crate) use self::answers::Denied;
-use self::core::{Command, Config, Core, Input, Now};
+use self::core::{Command, Config, Core, Input, NodesSeen, Now};
 pub use self::ledger::BudgetLedger;
 use crate::events::EventSender;
 use crate::evict;
@@ -74,6 +74,8 @@ pub(crate) type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The watch index the budget watch reports with.
 const BUDGETS: usize = usize::MAX;
+/// The watch index the node watch reports with.
+const NODES: usize = usize::MAX - 1;
 
 /// The dispatcher: the core and what its commands need.
 pub(crate) struct Dispatcher {
@@ -96,6 +98,9 @@ struct Shell {
     pods_rx: UnboundedReceiver<Seen<Pod>>,
     pdb_tx: UnboundedSender<Seen<PodDisruptionBudget>>,
     pdb_rx: UnboundedReceiver<Seen<PodDisruptionBudget>>,
+    node_watch: Option<AbortHandle>,
+    nodes_tx: UnboundedSender<Seen<Node>>,
+    nodes_rx: UnboundedReceiver<Seen<Node>>,
 }
 
 impl Dispatcher {
@@ -146,6 +151,7 @@ impl Dispatcher {
     pub(crate) async fn run(mut self) -> (Vec<NodeReport>, Option<Denied>) {
         let (pods_tx, pods_rx) = unbounded_channel();
         let (pdb_tx, pdb_rx) = unbounded_channel();
+        let (nodes_tx, nodes_rx) = unbounded_channel();
         // units other drains sharing the ledger release: a tick lets the core look again
         let mut released = self.core.account.ledger().subscribe();
         let mut sh = Shell {
@@ -155,6 +161,9 @@ impl Dispatcher {
             pods_rx,
             pdb_tx,
             pdb_rx,
+            node_watch: None,
+            nodes_tx,
+            nodes_rx,
         };
         if self.stop_requested() {
             self.feed(&mut sh, Input::Stop);
@@ -184,6 +193,7 @@ impl Dispatcher {
                 },
                 Some(s) = sh.pods_rx.recv() => Input::Pods(Box::new(s)),
                 Some(s) = sh.pdb_rx.recv() => Input::Budgets(Box::new(s)),
+                Some(s) = sh.nodes_rx.recv() => Input::Nodes(Box::new(s)),
                 Ok(()) = released.changed() => Input::Tick,
                 _ = tokio::time::sleep_until(wake) => Input::Tick,
             };
@@ -305,15 +315,46 @@ impl Dispatcher {
             Command::ReadRoom {
                 candidates,
                 closed,
+                reserved,
                 limit,
             } => {
                 let client = self.client.clone();
                 let req = self.req.clone();
                 let chunk = self.opts.chunk_size;
                 sh.tasks.spawn(async move {
-                    let fits = read_room(&client, chunk, &req, &candidates, &closed, limit).await;
-                    Some(Input::Room { fits })
+                    let asked = RoomAsked {
+                        candidates: &candidates,
+                        closed: &closed,
+                        reserved: &reserved,
+                        limit,
+                    };
+                    let (fits, nodes) = read_room(&client, chunk, &req, asked).await;
+                    Some(Input::Room { fits, nodes })
                 });
+            }
+            Command::WatchNodes { resource_version } => {
+                let run = watch::run(
+                    Api::<Node>::all(self.client.clone()),
+                    None,
+                    resource_version,
+                    self.opts.chunk_size,
+                    NODES,
+                    sh.nodes_tx.clone(),
+                    self.req.clone(),
+                    "nodes",
+                );
+                let h = sh.tasks.spawn(async move {
+                    run.await;
+                    None
+                });
+                if let Some(old) = sh.node_watch.replace(h) {
+                    old.abort();
+                }
+            }
+            Command::StopWatchingNodes => {
+                if let Some(h) = sh.node_watch.take() {
+                    h.abort();
+                }
             }
             Command::LookUpDaemonSet {
                 node,
@@ -335,31 +376,51 @@ impl Dispatcher {
     }
 }
 
+/// What a [`Command::ReadRoom`] asks.
+struct RoomAsked<'a> {
+    candidates: &'a [(usize, String, Vec<Pod>)],
+    closed: &'a std::collections::BTreeSet<String>,
+    reserved: &'a [Pod],
+    limit: usize,
+}
+
 /// [`Command::ReadRoom`]: reads every node and pod (the capacity check's LISTs) and says which
-/// candidates fit now ([`crate::waves::fitting_now`]).
+/// candidates fit now ([`crate::waves::fitting_now`]), and what it saw of the nodes.
 async fn read_room(
     client: &kube::Client,
     chunk: u32,
     req: &Requests,
-    candidates: &[(usize, String, Vec<Pod>)],
-    closed: &std::collections::BTreeSet<String>,
-    limit: usize,
-) -> Result<Vec<usize>, String> {
+    asked: RoomAsked<'_>,
+) -> (Result<Vec<usize>, String>, Option<NodesSeen>) {
     let view = match crate::capacity::read(client, chunk, req).await {
         Ok((Some(view), _)) => view,
-        Ok((None, warning)) => return Err(warning.unwrap_or_default()),
-        Err(e) => return Err(e.to_string()),
+        Ok((None, warning)) => return (Err(warning.unwrap_or_default()), None),
+        Err(e) => return (Err(e.to_string()), None),
     };
-    let named: Vec<(String, Vec<Pod>)> = candidates
+    let seen = NodesSeen {
+        usable: view
+            .nodes
+            .iter()
+            .filter(|n| !sched::nodes::is_cordoned(n) && sched::nodes::is_ready(n))
+            .filter_map(|n| n.metadata.name.clone())
+            .collect(),
+        resource_version: view.nodes_resource_version.clone(),
+    };
+    let named: Vec<(String, Vec<Pod>)> = asked
+        .candidates
         .iter()
         .map(|(_, name, pods)| (name.clone(), pods.clone()))
         .collect();
-    let fits = crate::waves::fitting_now(&view, closed, &named, limit)?;
-    Ok(candidates
-        .iter()
-        .filter(|(_, name, _)| fits.contains(name))
-        .map(|(i, _, _)| *i)
-        .collect())
+    let fits = crate::waves::fitting_now(&view, asked.closed, asked.reserved, &named, asked.limit)
+        .map(|fits| {
+            asked
+                .candidates
+                .iter()
+                .filter(|(_, name, _)| fits.contains(name))
+                .map(|(i, _, _)| *i)
+                .collect()
+        });
+    (fits, Some(seen))
 }
 
 /// The clocks' current readings (the core reads none).

@@ -3,6 +3,7 @@
 //! still waiting reported as having no room, nothing evicted from them.
 
 use super::*;
+use crate::dispatch::core::NodesSeen;
 use crate::report::{FailureKind, NodeOutcome};
 
 /// n1, n2 and n3 with one pod each; the plan put n1 in a wave and n2, n3 wait for room.
@@ -39,6 +40,7 @@ fn read_room(cmds: &[Command]) -> Option<Read> {
             candidates,
             closed,
             limit,
+            ..
         } => Some((
             candidates
                 .iter()
@@ -59,7 +61,10 @@ fn read_room(cmds: &[Command]) -> Option<Read> {
 }
 
 fn room(d: &mut Drain, fits: Vec<usize>) -> Vec<Command> {
-    d.on(Input::Room { fits: Ok(fits) })
+    d.on(Input::Room {
+        fits: Ok(fits),
+        nodes: None,
+    })
 }
 
 /// Drains node `i` whose one pod is `name`: its eviction is accepted and the final LIST is
@@ -168,6 +173,7 @@ fn with_no_room_the_drain_says_so_once_and_reads_again_with_a_bounded_backoff() 
     assert!(read_room(&out).is_some());
     let out = d.on(Input::Room {
         fits: Err("connection refused".into()),
+        nodes: None,
     });
     assert!(events(&out).is_empty());
     assert_eq!(d.wake_at(), Some(secs(at + 10.0)));
@@ -310,4 +316,119 @@ fn later_planned_waves_are_chosen_again_by_the_room_while_nodes_wait() {
     );
     let out = room(&mut d, vec![1, 2]);
     assert_eq!(sent(&out), ["b", "c"]);
+}
+
+/// A node named `name`, cordoned or not, Ready.
+fn node(name: &str, cordoned: bool) -> k8s_openapi::api::core::v1::Node {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"unschedulable": cordoned},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }))
+    .expect("node")
+}
+
+fn node_seen(n: k8s_openapi::api::core::v1::Node) -> Input {
+    Input::Nodes(Box::new(Seen {
+        source: usize::MAX - 1,
+        change: Change::Upsert(n),
+    }))
+}
+
+fn watch_nodes(cmds: &[Command]) -> Option<String> {
+    cmds.iter().find_map(|c| match c {
+        Command::WatchNodes { resource_version } => Some(resource_version.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_waiting_node_starts_as_soon_as_a_node_comes_back_beside_the_nodes_still_draining() {
+    let mut d = waiting(opts());
+    // the plan: n1 and n2 together; n3 waits
+    d.core.waves = vec![vec![0, 1]];
+    d.core.waiting = vec![2];
+    let out = d.start();
+    assert_eq!(sent(&out), ["a", "b"]);
+    // n1 drained while n2's eviction is still unanswered: the room is read at once, keeping
+    // room for n2's replacement still to come; 9 more nodes may start
+    let out = drain_node(&mut d, 0, "a");
+    let asked = out
+        .iter()
+        .find_map(|c| match c {
+            Command::ReadRoom {
+                reserved, limit, ..
+            } => Some((
+                reserved
+                    .iter()
+                    .map(|p| p.metadata.name.clone().unwrap_or_default())
+                    .collect::<Vec<_>>(),
+                *limit,
+            )),
+            _ => None,
+        })
+        .expect("read when n1 ends");
+    assert_eq!(asked, (vec!["b".to_string()], 9));
+    // no room yet; the read saw the nodes: the node watch starts from its resourceVersion
+    let out = d.on(Input::Room {
+        fits: Ok(vec![]),
+        nodes: Some(NodesSeen {
+            usable: ["spare".to_string()].into(),
+            resource_version: "41".into(),
+        }),
+    });
+    assert_eq!(watch_nodes(&out).as_deref(), Some("41"));
+    assert!(matches!(events(&out)[0], Event::WaitingForRoom { .. }));
+    // a change to a node that was usable already says nothing new about room
+    let out = d.on(node_seen(node("spare", false)));
+    assert_eq!(read_room(&out), None);
+    // n1 uncordoned (the operator brought it back) at t = 0.3 s, long before the next fallback
+    // read (1 s): read now
+    let out = d.tick_at(secs(0.3));
+    assert_eq!(read_room(&out), None);
+    let out = d.on(node_seen(node("n1", false)));
+    let (candidates, closed, _) = read_room(&out).expect("read when n1 is back");
+    assert_eq!(candidates, [(2, vec!["c".to_string()])]);
+    assert_eq!(closed, ["n2", "n3"]);
+    // a second node back while that read is in flight: asked again once it is answered
+    assert_eq!(read_room(&d.on(node_seen(node("n9", false)))), None);
+    let out = room(&mut d, vec![]);
+    assert!(read_room(&out).is_some(), "the change during the read");
+    // room for n3 now: it starts beside n2, still draining; nothing waits, the watch stops
+    let out = room(&mut d, vec![2]);
+    assert_eq!(
+        events(&out)[0],
+        Event::WaveStarted {
+            wave: 2,
+            of: 2,
+            nodes: vec!["n3".into()],
+            waiting_for_room: vec![],
+        }
+    );
+    assert_eq!(sent(&out), ["c"]);
+    assert!(out.contains(&Command::StopWatchingNodes));
+    assert!(d.core.nodes[1].outcome.is_none(), "n2 still draining");
+    drain_node(&mut d, 1, "b");
+    drain_node(&mut d, 2, "c");
+    assert!(d.core.finished());
+}
+
+#[test]
+fn with_parallel_nodes_all_running_the_room_is_read_when_one_ends() {
+    let mut d = waiting(opts());
+    d.core.opts.parallel_nodes = 1;
+    d.start();
+    let out = d.on(Input::Room {
+        fits: Ok(vec![]),
+        nodes: Some(NodesSeen {
+            usable: Default::default(),
+            resource_version: "1".into(),
+        }),
+    });
+    assert_eq!(watch_nodes(&out).as_deref(), Some("1"));
+    // n1 runs and takes the one place: a node back does not read the room
+    assert_eq!(read_room(&d.on(node_seen(node("spare", false)))), None);
+    // n1 ends: the room is read for one node
+    let out = drain_node(&mut d, 0, "a");
+    assert_eq!(read_room(&out).map(|r| r.2), Some(1));
 }
