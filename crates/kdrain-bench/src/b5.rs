@@ -18,7 +18,9 @@ use tokio::time::Instant;
 use crate::backend::{Backend, ClusterKind};
 use crate::cases::{BenchCase, Target};
 use crate::child::{ChildOutcome, ChildSpec, RunningChild};
-use crate::floor::{RotationFloor, RotationInput, RotationNode, drain_floor, rotation_floor};
+use crate::floor::{
+    RotationChain, RotationFloor, RotationInput, RotationNode, drain_floor, rotation_floor,
+};
 use crate::measure::{Programs, resolve_nodes, wait_budgets_settled};
 use crate::rotation::{Caches, NodeRotation, Observations, Observer, Operator};
 use crate::scenario::ScenarioModel;
@@ -347,6 +349,48 @@ async fn floor_of(
         }
     }
     let min_of = |v: Vec<f64>| v.into_iter().reduce(f64::min).unwrap_or(0.0);
+    // the pool's pods per budget, for the chain bound
+    let pool_names: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .filter(|n| pool.contains(n.as_str()))
+        .collect();
+    let mut chains = Vec::new();
+    for (b, budget) in budgets.iter().enumerate() {
+        let members: Vec<(&&Pod, &crate::floor::FloorPod)> = targets
+            .iter()
+            .zip(&floor_pods)
+            .filter(|(_, fp)| fp.budget == Some(b))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let mut cpus = Vec::new();
+        for (p, _) in &members {
+            cpus.push(request(p)?);
+        }
+        chains.push(RotationChain {
+            pods: members.len() as u32,
+            allowed: budget.disruptions_allowed,
+            cpu: cpus.into_iter().min().unwrap_or(0),
+            ready: min_of(
+                members
+                    .iter()
+                    .filter_map(|(_, fp)| fp.replacement_ready_seconds)
+                    .collect(),
+            ),
+            stop: min_of(members.iter().map(|(_, fp)| fp.stop_seconds).collect()),
+            per_node: pool_names
+                .iter()
+                .map(|n| {
+                    members
+                        .iter()
+                        .filter(|(p, _)| on(p).as_deref() == Some(n.as_str()))
+                        .count() as u32
+                })
+                .collect(),
+        });
+    }
     let input = RotationInput {
         nodes: rotation_nodes,
         spare_free,
@@ -360,6 +404,7 @@ async fn floor_of(
                 .collect(),
         ),
         min_stop: min_of(floor_pods.iter().map(|p| p.stop_seconds).collect()),
+        chains,
     };
     rotation_floor(&input)
 }

@@ -238,9 +238,10 @@ pub fn markdown(info: &RunInfo, results: &RotationResults) -> String {
         Some(f) => {
             let _ = writeln!(
                 md,
-                "Floor = max(budget bound, capacity bound) = max({:.3}, {:.3}) = **{:.3} s** \
-                 (`rotation_floor` in `crates/kdrain-bench/src/floor.rs`), a lower bound no tool can beat:\n",
-                f.budget_floor, f.capacity_floor, f.seconds
+                "Floor = max(budget bound, capacity bound, chain bound) = max({:.3}, {:.3}, {:.3}) = **{:.3} s** \
+                 (`rotation_floor` in `crates/kdrain-bench/src/floor.rs`), a lower bound no tool that \
+                 evicts each pod once (the pool cordoned first, as all three do) can beat:\n",
+                f.budget_floor, f.capacity_floor, f.chain_floor, f.seconds
             );
             let _ = writeln!(
                 md,
@@ -258,6 +259,20 @@ pub fn markdown(info: &RunInfo, results: &RotationResults) -> String {
                  with G generations (applications of M from 0 to reach the whole pool), the bound is \
                  first empty + (G − 1) × D. Here G = {}: {:.3} s.\n",
                 f.generations, f.capacity_floor
+            );
+            let _ = writeln!(
+                md,
+                "- *Chain bound*: no node is back before t1 = first empty + R, so until then replacements \
+                 go to the spares only. A budget allowing a disruptions has a tokens: an eviction takes one, \
+                 it comes back when the replacement is Ready (start-up after its placement). Tokens back \
+                 before t1 + start-up are the a initial ones and those of the P pods placed before t1, so the \
+                 other n − a − P evictions wait for tokens of pods placed at t1 or later, a start-up each: \
+                 a drain ending at T needs P ≥ n − a − a × floor((T − t1 − stop) / start-up). Every \
+                 replacement but the slack is placed a start-up and a stop before the end, so nodes back by \
+                 then must hold it: while they were emptied before t1, their pods went to the spares (all \
+                 but a per budget), which raises P further. The spares must hold Σ P × request; the least T \
+                 for which they can is the bound. Here {:.3} s.\n",
+                f.chain_floor
             );
         }
         None => {

@@ -15,8 +15,9 @@
 //! readiness times it is a good bound, not a proven minimum.
 //!
 //! B5 (pool rotation) adds room: replacements need CPU, and drained nodes come back after a reboot.
-//! [`rotation_floor`] is the larger of the budget bound above and a capacity bound (generations of
-//! nodes that can be empty before the room of earlier ones is back); its doc gives the argument.
+//! [`rotation_floor`] is the largest of the budget bound above, a capacity bound (generations of
+//! nodes that can be empty before the room of earlier ones is back) and a chain bound (budget
+//! chains that must resume on the room of the first nodes back); its doc gives the arguments.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -140,6 +141,25 @@ pub struct RotationInput {
     pub min_ready: f64,
     /// The shortest stop time of a pod drained.
     pub min_stop: f64,
+    /// The pool's pods per budget (for the chain bound); empty: no chain bound.
+    pub chains: Vec<RotationChain>,
+}
+
+/// The pool's pods under one budget, for the chain bound (CPU in millicores).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationChain {
+    /// Its pods on the pool.
+    pub pods: u32,
+    /// Disruptions it allows at the start.
+    pub allowed: u32,
+    /// The smallest CPU request among them.
+    pub cpu: i64,
+    /// The shortest start-up (readiness) of their replacements.
+    pub ready: f64,
+    /// The shortest stop time among them.
+    pub stop: f64,
+    /// How many of them each pool node runs (same order as [`RotationInput::nodes`]).
+    pub per_node: Vec<u32>,
 }
 
 /// The rotation floor and its parts.
@@ -151,6 +171,8 @@ pub struct RotationFloor {
     pub budget_floor: f64,
     /// The capacity bound: `first_empty + (generations - 1) × (reboot + min_ready + min_stop)`.
     pub capacity_floor: f64,
+    /// The chain bound ([`chain_floor`]).
+    pub chain_floor: f64,
     /// Generations of nodes the pool needs at least: nodes emptied before any node is back, then
     /// before the room of the first generation is usable, and so on.
     pub generations: usize,
@@ -221,12 +243,118 @@ pub fn rotation_floor(input: &RotationInput) -> Result<RotationFloor, String> {
         first_empty
             + (generations - 1) as f64 * (input.reboot_seconds + input.min_ready + input.min_stop)
     };
+    let chain_floor = chain_floor(input, first_empty);
     Ok(RotationFloor {
-        seconds: input.budget_floor.max(capacity_floor),
+        seconds: input.budget_floor.max(capacity_floor).max(chain_floor),
         budget_floor: input.budget_floor,
         capacity_floor,
+        chain_floor,
         generations,
     })
+}
+
+/// The chain bound: the budget chains must resume on the room of the first nodes back.
+///
+/// Assumes what all three tools of B5 do: the whole pool is cordoned first, so no replacement
+/// lands on a pool node before that node has been drained and is back (each pod is evicted
+/// once). No node is back before `t1 = first_empty + reboot`, so before t1 replacements are
+/// placed on the spares only (`spare_free`); say `P_j` of budget j's pods are.
+///
+/// *Tokens.* A budget allowing `a` disruptions holds `a` tokens: an eviction takes one, and it
+/// comes back when the replacement is Ready, `ready` after it is placed (at the soonest), the
+/// placement coming no sooner than the eviction. Tokens back before `t1 + ready` are the `a`
+/// initial ones and those of the `P_j` pods placed before t1, so the other `m = n - a - P_j`
+/// evictions use tokens returned from pods placed at t1 or later: the k-th late use of a token
+/// is at `t1 + k × ready` at the soonest, so the last eviction is at `t1 + ceil(m / a) × ready`
+/// and the drain ends `stop` later. For a drain ending at T: `P_j ≥ n - a - a × q_j(T)` with
+/// `q_j(T) = floor((T - t1 - stop) / ready)`.
+///
+/// *Room.* Every replacement but the slack (the last `a` of each budget, pods under none) is
+/// placed before the eviction that needs its token, so by `T_p = T - min(ready + stop)`. While
+/// `T_p - reboot < t1`, the nodes back by T_p were emptied before any node was back: their pods'
+/// replacements went to the spares, except at most `a` per budget waiting unplaced at t1. If
+/// the spares and the roomiest N - 1 nodes back cannot hold the load less the slack, at least
+/// N nodes were emptied so, and `P_j ≥ (budget j's pods on the N nodes with fewest) - a`.
+///
+/// Both together must fit on the spares: `Σ cpu_j × P_j ≤ spare_free`. The bound is the least T
+/// for which they do (the conditions loosen as T grows; past `t1 + reboot + min(ready + stop)`
+/// the argument says nothing and the bound stops there).
+pub fn chain_floor(input: &RotationInput, first_empty: f64) -> f64 {
+    if input.chains.is_empty() || input.nodes.is_empty() || !first_empty.is_finite() {
+        return 0.0;
+    }
+    let t1 = first_empty + input.reboot_seconds;
+    let lead = input
+        .chains
+        .iter()
+        .map(|c| c.ready + c.stop)
+        .fold(f64::INFINITY, f64::min);
+    let limit = t1 + input.reboot_seconds + lead;
+    // nodes that must be back by T_p (the roomiest first)
+    let total: i64 = input.nodes.iter().map(|n| n.load).sum();
+    let must = total - input.slack;
+    let mut rooms: Vec<i64> = input.nodes.iter().map(|n| n.room_back).collect();
+    rooms.sort_unstable_by(|a, b| b.cmp(a));
+    let mut back = 0;
+    let mut room = input.spare_free;
+    while room < must && back < rooms.len() {
+        room += rooms[back];
+        back += 1;
+    }
+    let mut loads: Vec<i64> = input.nodes.iter().map(|n| n.load).collect();
+    loads.sort_unstable();
+    let emptied: i64 = loads.iter().take(back).sum();
+    if room < must || emptied > input.spare_free + input.slack {
+        // no drain ends before `limit` at all
+        return limit;
+    }
+    let base: Vec<i64> = input
+        .chains
+        .iter()
+        .map(|c| {
+            let mut counts = c.per_node.clone();
+            counts.sort_unstable();
+            let on: u32 = counts.iter().take(back).sum();
+            i64::from(on.saturating_sub(c.allowed))
+        })
+        .collect();
+    let fits = |t: f64| -> bool {
+        let used: i64 = input
+            .chains
+            .iter()
+            .zip(&base)
+            .map(|(c, &b)| {
+                let q = if t >= t1 + c.stop && c.ready > 0.0 {
+                    ((t - t1 - c.stop) / c.ready).floor() as i64
+                } else if t >= t1 + c.stop {
+                    i64::from(c.pods)
+                } else {
+                    0
+                };
+                let a = i64::from(c.allowed);
+                let chain = i64::from(c.pods) - a - a * q;
+                c.cpu * b.max(chain).max(0)
+            })
+            .sum();
+        used <= input.spare_free
+    };
+    if fits(0.0) {
+        return 0.0;
+    }
+    // the least T that fits, to a microsecond (fits is monotone in T)
+    let (mut lo, mut hi) = (0.0, limit);
+    if !fits(hi) {
+        return limit;
+    }
+    while hi - lo > 1e-6 {
+        let mid = (lo + hi) / 2.0;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    (hi * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
@@ -358,7 +486,72 @@ mod tests {
             reboot_seconds: 3.0,
             min_ready: 1.0,
             min_stop: 0.5,
+            chains: Vec::new(),
         }
+    }
+
+    /// B5 (`scenarios/bench/b5-rotation.yaml`): 10 nodes each running 1 big (2 CPU, start-up
+    /// and stop 3 s), 2 medium (1 CPU, 2 s, two budgets), 2 small (500m, 1 s) and 2 tiny
+    /// (250m, start-up 1 s, stop 0.5 s), each budget allowing one; spares 23.7 CPU free.
+    fn b5(reboot: f64) -> RotationInput {
+        let chain = |per: u32, cpu: i64, ready: f64, stop: f64| RotationChain {
+            pods: per * 10,
+            allowed: 1,
+            cpu,
+            ready,
+            stop,
+            per_node: vec![per; 10],
+        };
+        RotationInput {
+            nodes: (0..10)
+                .map(|_| RotationNode {
+                    load: 5500,
+                    room_back: 7900,
+                    free_now: 2400,
+                    alone_floor: 3.0,
+                })
+                .collect(),
+            spare_free: 23_700,
+            slack: 4_750,
+            budget_floor: 30.0,
+            reboot_seconds: reboot,
+            min_ready: 1.0,
+            min_stop: 0.5,
+            chains: vec![
+                chain(1, 2000, 3.0, 3.0),
+                chain(1, 1000, 2.0, 2.0),
+                chain(1, 1000, 2.0, 2.0),
+                chain(2, 500, 1.0, 1.0),
+                chain(2, 250, 1.0, 0.5),
+            ],
+        }
+    }
+
+    #[test]
+    fn b5_with_long_reboots_is_bound_by_the_chains_resuming_on_the_first_node_back() {
+        // t1 = 3 + 20 = 23. 4 nodes must be back (23.7 + 3 x 7.9 < 55 - 4.75), so their 4
+        // big, 4 + 4 medium, 8 small, 8 tiny less one of each (17.25 CPU) go to the spares
+        // before t1, leaving 6.45 CPU. At T = 37: big needs 9 - floor(11 / 3) = 6 before t1
+        // (12 CPU), the mediums 3 each, small 7, tiny 7: 23.25 <= 23.7. At T just below 37 the
+        // mediums need 4 each: 25.25 > 23.7.
+        let f = rotation_floor(&b5(20.0)).unwrap();
+        assert!(close(f.chain_floor, 37.0), "{f:?}");
+        assert!(close(f.seconds, 37.0));
+        assert!(close(f.budget_floor, 30.0));
+    }
+
+    #[test]
+    fn b5_with_short_reboots_is_the_budget_floor() {
+        let f = rotation_floor(&b5(3.0)).unwrap();
+        assert!(f.chain_floor <= 6.0 + 3.0 + 1.5, "{f:?}");
+        assert!(close(f.seconds, 30.0));
+    }
+
+    #[test]
+    fn a_pool_whose_load_fits_on_the_spares_has_no_chain_bound() {
+        let mut input = b5(20.0);
+        input.spare_free = 60_000;
+        assert!(close(chain_floor(&input, 3.0), 0.0));
     }
 
     #[test]
