@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, PodSpec, Taint};
 use sched::diagnosis::{self, NodeStatus};
-use sched::interpod::{self, Spread, selector_matches, selector_with_keys};
+use sched::interpod::{self, Spread, selector_matches, selector_with_keys, spread_counts};
 use sched::resources::{self, Resources};
 
 use crate::budget;
@@ -449,10 +449,6 @@ impl Engine {
                 None,
                 labels,
             );
-            let empty = sel.as_ref().is_none_or(|s| {
-                s.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                    && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
-            });
             let mut counts: BTreeMap<String, i64> = BTreeMap::new();
             for s in &self.slots {
                 // Domains: nodes with every constraint's key, that the pod's node affinity
@@ -474,23 +470,20 @@ impl Engine {
                 {
                     continue;
                 }
-                let n = if empty {
-                    0
-                } else {
-                    s.residents
-                        .iter()
-                        .map(|&i| self.resident(i))
-                        .filter(|r| !r.terminating && *r.namespace == *ns)
-                        .filter(|r| selector_matches(sel.as_ref(), &r.labels))
-                        .count() as i64
-                };
+                let n = s
+                    .residents
+                    .iter()
+                    .map(|&i| self.resident(i))
+                    .filter(|r| !r.terminating && *r.namespace == *ns)
+                    .filter(|r| spread_counts(sel.as_ref(), &r.labels))
+                    .count() as i64;
                 *counts.entry(s.labels[&c.topology_key].clone()).or_default() += n;
             }
             spread.push(Spread::new(
                 &c.topology_key,
                 counts,
                 c.min_domains,
-                !empty && selector_matches(sel.as_ref(), labels),
+                selector_matches(sel.as_ref(), labels),
                 c.max_skew,
             ));
         }
@@ -680,9 +673,7 @@ pub fn spread_order_dependent(pod: &Pod, leaving: &[&Pod]) -> Option<String> {
             .iter()
             .filter(|p| p.metadata.uid != pod.metadata.uid || p.metadata.name != pod.metadata.name)
             .filter(|p| p.metadata.namespace.as_deref().unwrap_or_default() == ns)
-            .filter(|p| {
-                selector_matches(sel.as_ref(), &p.metadata.labels.clone().unwrap_or_default())
-            })
+            .filter(|p| spread_counts(sel.as_ref(), &p.metadata.labels.clone().unwrap_or_default()))
             .count();
         if n > 0 {
             keys.push(c.topology_key.clone());

@@ -31,6 +31,19 @@ pub fn selector_matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, S
         .is_ok_and(|s| s.matches(labels))
 }
 
+/// Whether a spread constraint with selector `sel` counts a pod with `labels` in its domain:
+/// as `countPodsMatchSelector` (kube-scheduler 1.33, `podtopologyspread/common.go`), an empty
+/// selector (`labelSelector: {}`, which `metav1.LabelSelectorAsSelector` makes
+/// `labels.Everything()`, whose `Empty()` is true) counts no pod, although it matches the
+/// incoming pod itself (the filter's self-match, [`selector_matches`]); a missing one
+/// (`labels.Nothing()`) matches and counts nothing.
+pub fn spread_counts(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(s) = sel else { return false };
+    let empty = s.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && s.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+    !empty && selector_matches(sel, labels)
+}
+
 /// The selector of an affinity term or spread constraint with `matchLabelKeys` (`In` the pod's
 /// own value) and `mismatchLabelKeys` (`NotIn`) added; `None` (matches nothing) when it has none.
 pub fn selector_with_keys(
@@ -150,6 +163,28 @@ mod tests {
         let l = labels(&[("app", "web")]);
         assert!(!selector_matches(None, &l));
         assert!(selector_matches(Some(&LabelSelector::default()), &l));
+    }
+
+    #[test]
+    fn a_spread_with_an_empty_selector_counts_no_pod_but_matches_its_own() {
+        let l = labels(&[("app", "web")]);
+        let empty = LabelSelector::default();
+        assert!(
+            !spread_counts(Some(&empty), &l),
+            "countPodsMatchSelector: Empty() -> 0"
+        );
+        assert!(selector_matches(Some(&empty), &l), "the self-match");
+        assert!(!spread_counts(None, &l));
+        let web = LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".into(), "web".into())])),
+            ..Default::default()
+        };
+        assert!(spread_counts(Some(&web), &l));
+        assert!(!spread_counts(Some(&web), &labels(&[("app", "db")])));
+        // matchLabelKeys make an empty selector count the pods with the pod's own value
+        let keys = vec!["app".to_string()];
+        let with = selector_with_keys(Some(&empty), Some(&keys), None, &l);
+        assert!(spread_counts(with.as_ref(), &l));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{PodAffinityTerm, PodSpec, Taint, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use sched::diagnosis::NodeStatus;
-use sched::interpod::{self, Spread, selector_matches, selector_with_keys};
+use sched::interpod::{self, Spread, selector_matches, selector_with_keys, spread_counts};
 use serde_json::Value;
 
 use crate::meta;
@@ -244,7 +244,7 @@ impl Context {
                 let here = by_node[i]
                     .iter()
                     .filter(|o| !o.terminating && o.namespace == ns)
-                    .filter(|o| selector_matches(sel.as_ref(), &o.labels))
+                    .filter(|o| spread_counts(sel.as_ref(), &o.labels))
                     .count() as i64;
                 *counts.entry(n.labels[&c.topology_key].clone()).or_default() += here;
             }

@@ -1,7 +1,7 @@
 //! The scheduler's filters that look at other pods, over HTTP: required pod anti-affinity (the
 //! pod's own and the running pods'), required pod affinity, topology spread constraints with
 //! `DoNotSchedule` by hostname and by zone (cordoned and tainted nodes stay domains, nodes
-//! without the key are refused), and host ports. A pod no node takes stays Pending with the
+//! without the key are refused, an empty selector counts no pod), and host ports. A pod no node takes stays Pending with the
 //! real scheduler's text (checked against kube-scheduler 1.33 by `cargo xtask e2e --only
 //! capacity`).
 
@@ -161,6 +161,22 @@ nodes:
     tolerant["tolerations"] = json!([{"key": "t", "operator": "Exists"}]);
     create(&pods, "web-3", json!({"app": "web"}), tolerant).await;
     assert_eq!(placed(&pods, "web-3").await, Ok("b1".to_string()));
+}
+
+#[tokio::test]
+async fn topology_spread_with_an_empty_selector_counts_no_pod() {
+    // `labelSelector: {}` is labels.Everything(), and kube-scheduler's countPodsMatchSelector
+    // counts no pod with an empty selector: three pods on one node never skew it (checked on
+    // the real scheduler by `cargo xtask e2e --only capacity`, workload spread-empty).
+    let s = sim("nodes: [{name: n1}, {name: n2, unschedulable: true}]").await;
+    let pods: Api<Pod> = Api::namespaced(s.client(), "default");
+    let spec = json!({"topologySpreadConstraints": [{"maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {}}]});
+    for name in ["web-1", "web-2", "web-3"] {
+        create(&pods, name, json!({"app": "web"}), spec.clone()).await;
+        assert_eq!(placed(&pods, name).await, Ok("n1".to_string()));
+    }
 }
 
 #[tokio::test]
