@@ -6,6 +6,7 @@
 //! B5 (pool rotation, three runs side by side) writes `bench/results/b5.md`.
 
 mod b5;
+mod b5_floor;
 mod b5_report;
 mod backend;
 mod cases;
