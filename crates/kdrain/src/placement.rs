@@ -596,6 +596,18 @@ impl Engine {
     /// Place one replacement of `pod` on the first node (by name) that takes it, and count it
     /// there.
     pub fn place(&mut self, pod: &Pod) -> Result<Outcome, String> {
+        self.place_by(pod, false)
+    }
+
+    /// [`Self::place`] on the node with the most CPU free among those that fit (then the first
+    /// by name), as a spreading scheduler would choose: kube-scheduler's LeastAllocated score,
+    /// kubesim's least loaded node. Placing pods smallest first this way leaves the room most
+    /// cut up, so what still fits after it fits whatever node the scheduler picks.
+    pub fn place_spread(&mut self, pod: &Pod) -> Result<Outcome, String> {
+        self.place_by(pod, true)
+    }
+
+    fn place_by(&mut self, pod: &Pod, spread: bool) -> Result<Outcome, String> {
         let mut me = Resident::of(pod)?;
         me.uid = String::new();
         me.terminating = false;
@@ -603,12 +615,18 @@ impl Engine {
         spec.node_name = None;
         let ctx = self.context(&spec, &me);
         let mut statuses = Vec::new();
-        let mut chosen = None;
+        let mut chosen: Option<usize> = None;
+        let free = |s: &Slot| s.allocatable.get(resources::CPU) - s.requested.get(resources::CPU);
         for at in 0..self.slots.len() {
             match self.filter(at, &spec, &me, &ctx) {
                 Ok(()) => {
-                    chosen = Some(at);
-                    break;
+                    if !spread {
+                        chosen = Some(at);
+                        break;
+                    }
+                    if chosen.is_none_or(|c| free(&self.slots[at]) > free(&self.slots[c])) {
+                        chosen = Some(at);
+                    }
                 }
                 Err(s) => statuses.push(s),
             }

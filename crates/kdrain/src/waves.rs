@@ -318,18 +318,39 @@ pub(crate) fn fitting_now(
     }
     let mut coming: Vec<&Pod> = reserved.iter().collect();
     coming.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
-    for p in coming {
+    // The scheduler places the replacements one by one as they come, each on the node it
+    // scores best (spreading), not packed largest first: a second engine places them
+    // smallest first on the node with the most room, which cuts the room up the most, and a
+    // node starts only when its replacements fit on both.
+    let mut spread = engine.clone();
+    for p in &coming {
         let _ = engine.place(p);
     }
-    let replaced: Vec<(String, Vec<&Pod>)> = candidates
-        .iter()
-        .map(|(n, pods)| (n.clone(), pods.iter().collect()))
-        .collect();
-    Ok(split(&engine, &replaced, k)
-        .waves
-        .into_iter()
-        .next()
-        .unwrap_or_default())
+    for p in coming.iter().rev() {
+        let _ = spread.place_spread(p);
+    }
+    let mut out = Vec::new();
+    for (name, pods) in candidates {
+        if out.len() >= k.max(1) {
+            break;
+        }
+        let mut order: Vec<&Pod> = pods.iter().collect();
+        order.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
+        let (mut packed, mut spread_trial) = (engine.clone(), spread.clone());
+        let fits = order
+            .iter()
+            .all(|p| packed.place(p).is_ok_and(|o| o.node.is_some()))
+            && order
+                .iter()
+                .rev()
+                .all(|p| spread_trial.place_spread(p).is_ok_and(|o| o.node.is_some()));
+        if fits {
+            engine = packed;
+            spread = spread_trial;
+            out.push(name.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// The plan's waves as indexes into its nodes, and the nodes that wait for room (in order);

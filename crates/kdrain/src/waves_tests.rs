@@ -394,3 +394,34 @@ fn fitting_now_keeps_room_for_the_replacements_still_to_come_of_the_nodes_draini
         ["old2"]
     );
 }
+
+#[test]
+fn fitting_now_starts_a_node_only_when_a_spreading_scheduler_cannot_cut_up_its_room() {
+    // Two open nodes with 2 CPU each; old2 leaves a 2-CPU pod and two 1-CPU pods. Packed
+    // largest first they fit (2 on one node, 1 + 1 on the other); a scheduler that spreads
+    // could put the 1-CPU pods on both nodes first, and the 2-CPU one would have nowhere to go.
+    let nodes = vec![
+        node("a", "2", json!({})),
+        node("b", "2", json!({})),
+        node("old2", "8", json!({})),
+    ];
+    let mut pods = vec![web("shop", "big", 0, "old2", "2", json!({}))];
+    pods.push(web("shop", "one", 0, "old2", "1", json!({})));
+    pods.push(web("shop", "one", 1, "old2", "1", json!({})));
+    let closed: std::collections::BTreeSet<String> = ["old2".to_string()].into();
+    let candidates = vec![("old2".to_string(), pods.clone())];
+    let v = view(nodes.clone(), &pods);
+    assert!(
+        waves::fitting_now(&v, &closed, &[], &candidates, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // with a third node of 2 CPU the 2-CPU pod always finds one
+    let mut more = nodes;
+    more.push(node("c", "2", json!({})));
+    let v = view(more, &pods);
+    assert_eq!(
+        waves::fitting_now(&v, &closed, &[], &candidates, 10).unwrap(),
+        ["old2"]
+    );
+}

@@ -39,8 +39,9 @@ pub(crate) struct Now {
 /// What a [`Command::ReadRoom`] saw of the nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NodesSeen {
-    /// The nodes schedulable and Ready, by name.
-    pub usable: BTreeSet<String>,
+    /// The nodes schedulable and Ready, by name, each with its taints and allocatable
+    /// (`room::room_signature`).
+    pub usable: BTreeMap<String, String>,
     /// The node list's resourceVersion (where the node watch starts).
     pub resource_version: String,
 }

@@ -401,8 +401,7 @@ async fn read_room(
         usable: view
             .nodes
             .iter()
-            .filter(|n| !sched::nodes::is_cordoned(n) && sched::nodes::is_ready(n))
-            .filter_map(|n| n.metadata.name.clone())
+            .filter_map(|n| Some((n.metadata.name.clone()?, room::room_signature(n)?)))
             .collect(),
         resource_version: view.nodes_resource_version.clone(),
     };

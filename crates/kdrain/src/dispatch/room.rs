@@ -14,7 +14,7 @@
 //!
 //! [`Input::Room`]: super::core::Input::Room
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -49,13 +49,38 @@ pub(crate) struct RoomWait {
     pub(super) announced: bool,
     /// The node watch was asked for.
     pub(super) watching: bool,
-    /// The nodes schedulable and Ready, as last seen (by the reads and the node watch).
-    pub(super) usable: BTreeSet<String>,
+    /// The nodes schedulable and Ready, as last seen (by the reads and the node watch), each
+    /// with what else decides its room ([`room_signature`]).
+    pub(super) usable: BTreeMap<String, String>,
 }
 
-/// Whether a node can take pods: schedulable and Ready.
-fn usable(n: &Node) -> bool {
-    !sched::nodes::is_cordoned(n) && sched::nodes::is_ready(n)
+/// What decides whether a node can take replacements, when it is schedulable and Ready (None
+/// otherwise): its taints and allocatable. The node lifecycle controller removes the
+/// `node.kubernetes.io/unschedulable` taint a moment after an uncordon, so a node uncordoned
+/// is room only from that second change on.
+pub(super) fn room_signature(n: &Node) -> Option<String> {
+    if sched::nodes::is_cordoned(n) || !sched::nodes::is_ready(n) {
+        return None;
+    }
+    let spec = n.spec.as_ref();
+    let taints = spec.and_then(|s| s.taints.as_ref());
+    let alloc = n.status.as_ref().and_then(|s| s.allocatable.as_ref());
+    Some(serde_json::to_string(&(taints, alloc)).unwrap_or_default())
+}
+
+fn node_name(n: &Node) -> String {
+    n.metadata.name.clone().unwrap_or_default()
+}
+
+/// Notes a node as seen; true when it is usable and was not, or its room may have grown.
+fn note_node(usable: &mut BTreeMap<String, String>, n: &Node) -> bool {
+    match room_signature(n) {
+        Some(sig) => usable.insert(node_name(n), sig.clone()).as_ref() != Some(&sig),
+        None => {
+            usable.remove(&node_name(n));
+            false
+        }
+    }
 }
 
 impl Core {
@@ -119,32 +144,23 @@ impl Core {
             .count()
     }
 
-    /// A change on the node watch: a node that became schedulable and Ready (or appeared so)
-    /// may be room for the waiting nodes.
+    /// A change on the node watch: a node that became schedulable and Ready (or appeared so),
+    /// or one whose taints or allocatable changed while it is, may be room for the waiting
+    /// nodes.
     pub(super) fn on_nodes(&mut self, seen: Seen<Node>) {
-        let mut opened = false;
-        let mut note = |usable_now: bool, name: String, set: &mut BTreeSet<String>| {
-            if usable_now {
-                opened |= set.insert(name);
-            } else {
-                set.remove(&name);
+        let usable = &mut self.room.usable;
+        let opened = match seen.change {
+            Change::Upsert(n) => note_node(usable, &n),
+            Change::Removed(n) => {
+                usable.remove(&node_name(&n));
+                false
+            }
+            Change::Relisted(all) => {
+                let names: BTreeSet<String> = all.iter().map(node_name).collect();
+                usable.retain(|n, _| names.contains(n));
+                all.iter().fold(false, |o, n| note_node(usable, n) || o)
             }
         };
-        let name = |n: &Node| n.metadata.name.clone().unwrap_or_default();
-        match seen.change {
-            Change::Upsert(n) => note(usable(&n), name(&n), &mut self.room.usable),
-            Change::Removed(n) => note(false, name(&n), &mut self.room.usable),
-            Change::Relisted(all) => {
-                let mut fresh = BTreeSet::new();
-                for n in all.iter().filter(|n| usable(n)) {
-                    if !self.room.usable.contains(&name(n)) {
-                        opened = true;
-                    }
-                    fresh.insert(name(n));
-                }
-                self.room.usable = fresh;
-            }
-        }
         if opened {
             self.room_changed();
         }

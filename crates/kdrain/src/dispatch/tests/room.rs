@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::dispatch::core::NodesSeen;
+use crate::dispatch::room::room_signature;
 use crate::report::{FailureKind, NodeOutcome};
 
 /// n1, n2 and n3 with one pod each; the plan put n1 in a wave and n2, n3 wait for room.
@@ -373,7 +374,11 @@ fn a_waiting_node_starts_as_soon_as_a_node_comes_back_beside_the_nodes_still_dra
     let out = d.on(Input::Room {
         fits: Ok(vec![]),
         nodes: Some(NodesSeen {
-            usable: ["spare".to_string()].into(),
+            usable: [(
+                "spare".to_string(),
+                room_signature(&node("spare", false)).unwrap(),
+            )]
+            .into(),
             resource_version: "41".into(),
         }),
     });
@@ -431,4 +436,33 @@ fn with_parallel_nodes_all_running_the_room_is_read_when_one_ends() {
     // n1 ends: the room is read for one node
     let out = drain_node(&mut d, 0, "a");
     assert_eq!(read_room(&out).map(|r| r.2), Some(1));
+}
+
+#[test]
+fn a_node_uncordoned_is_room_once_its_unschedulable_taint_is_gone() {
+    let mut d = waiting(opts());
+    d.start();
+    drain_node(&mut d, 0, "a");
+    room(&mut d, vec![]);
+    d.on(Input::Room {
+        fits: Ok(vec![]),
+        nodes: Some(NodesSeen {
+            usable: Default::default(),
+            resource_version: "1".into(),
+        }),
+    });
+    // uncordoned, the lifecycle controller's taint still there: read (it may be room)...
+    let mut n1 = node("n1", false);
+    n1.spec.as_mut().unwrap().taints = Some(vec![k8s_openapi::api::core::v1::Taint {
+        key: "node.kubernetes.io/unschedulable".into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    }]);
+    assert!(read_room(&d.on(node_seen(n1))).is_some());
+    room(&mut d, vec![]);
+    // ...and read again when the taint goes, the node otherwise unchanged
+    assert!(read_room(&d.on(node_seen(node("n1", false)))).is_some());
+    room(&mut d, vec![]);
+    // the same node seen again changes nothing
+    assert!(read_room(&d.on(node_seen(node("n1", false)))).is_none());
 }
