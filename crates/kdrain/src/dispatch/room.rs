@@ -158,7 +158,11 @@ impl Core {
             Change::Relisted(all) => {
                 let names: BTreeSet<String> = all.iter().map(node_name).collect();
                 usable.retain(|n, _| names.contains(n));
-                all.iter().fold(false, |o, n| note_node(usable, n) || o)
+                let mut opened = false;
+                for n in &all {
+                    opened |= note_node(usable, n);
+                }
+                opened
             }
         };
         if opened {
