@@ -6,7 +6,9 @@
 //! wave: a wave's replacements are placed ([`crate::placement`], largest first) on the nodes
 //! that stay schedulable, after the replacements of every wave before it.
 //!
-//! A node joins the current wave when all its replacements fit after those already placed; a
+//! A node joins the current wave when all its replacements fit after those already placed,
+//! both packed largest first and placed smallest first where the most CPU is free (as a
+//! spreading scheduler could cut the room up, [`fits_both`]); a
 //! node whose replacements do not fit is left out of the waves and named (`no room`), so no
 //! budget of a wave ever waits for a replacement that cannot be placed, and the plan says which
 //! nodes could be drained now. Such a plan is refused (exit 7) unless capacity is ignored; with
@@ -70,20 +72,19 @@ fn replaced_per_node<'a>(plan: &Plan, inputs: &'a [NodeInput]) -> Vec<Vec<&'a Po
 pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize) -> Waves {
     let k = k.max(1);
     let mut working = engine.clone();
+    let mut spread = engine.clone();
     let mut out = Waves::default();
     let mut current: Vec<String> = Vec::new();
     for (node, pods) in replaced {
         let mut order: Vec<&Pod> = pods.clone();
         order.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
-        let mut trial = working.clone();
-        let fits = order
-            .iter()
-            .all(|p| trial.place(p).is_ok_and(|o| o.node.is_some()));
-        if !fits {
+        let (mut trial, mut spread_trial) = (working.clone(), spread.clone());
+        if !fits_both(&mut trial, &mut spread_trial, &order) {
             out.no_room.push(node.clone());
             continue;
         }
         working = trial;
+        spread = spread_trial;
         current.push(node.clone());
         if current.len() == k {
             out.waves.push(std::mem::take(&mut current));
@@ -93,6 +94,21 @@ pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize) -> Wav
         out.waves.push(current);
     }
     out
+}
+
+/// Places `order` (largest first) packed on `packed`, and smallest first on the node with the
+/// most CPU free on `spread`; true when every pod found a node on both. The scheduler places
+/// replacements one by one as they come, each on the node it scores best (spreading), not
+/// packed: placed smallest first that way the room is cut up the most, so pods that fit both
+/// ways fit whatever the order they come in (a budget-held large pod coming last).
+fn fits_both(packed: &mut Engine, spread: &mut Engine, order: &[&Pod]) -> bool {
+    order
+        .iter()
+        .all(|p| packed.place(p).is_ok_and(|o| o.node.is_some()))
+        && order
+            .iter()
+            .rev()
+            .all(|p| spread.place_spread(p).is_ok_and(|o| o.node.is_some()))
 }
 
 /// Worst-case time of a wave: its slowest node, plus for each budget that lets the wave's pods
@@ -318,10 +334,7 @@ pub(crate) fn fitting_now(
     }
     let mut coming: Vec<&Pod> = reserved.iter().collect();
     coming.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
-    // The scheduler places the replacements one by one as they come, each on the node it
-    // scores best (spreading), not packed largest first: a second engine places them
-    // smallest first on the node with the most room, which cuts the room up the most, and a
-    // node starts only when its replacements fit on both.
+    // packed and spread ([`fits_both`]); one that fits nowhere takes nothing
     let mut spread = engine.clone();
     for p in &coming {
         let _ = engine.place(p);
@@ -337,14 +350,7 @@ pub(crate) fn fitting_now(
         let mut order: Vec<&Pod> = pods.iter().collect();
         order.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
         let (mut packed, mut spread_trial) = (engine.clone(), spread.clone());
-        let fits = order
-            .iter()
-            .all(|p| packed.place(p).is_ok_and(|o| o.node.is_some()))
-            && order
-                .iter()
-                .rev()
-                .all(|p| spread_trial.place_spread(p).is_ok_and(|o| o.node.is_some()));
-        if fits {
+        if fits_both(&mut packed, &mut spread_trial, &order) {
             engine = packed;
             spread = spread_trial;
             out.push(name.clone());
