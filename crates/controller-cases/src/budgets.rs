@@ -4,7 +4,7 @@ use anyhow::Result;
 use kdrain_controller::Phase;
 
 use crate::support::{create, evictions, no_findings, pods_on, wait_phase};
-use crate::{Cluster, check, check_eq};
+use crate::{Cluster, check};
 
 pub(crate) const SHARED: &str = r#"
 nodes:
@@ -23,19 +23,36 @@ pub(crate) async fn shared_budget<C: Cluster>(c: &C) -> Result<String> {
     create(c, "shared-b", "{nodeNames: [shared-2]}").await?;
     let a = wait_phase(c, "shared-a", Phase::Drained).await?;
     let b = wait_phase(c, "shared-b", Phase::Drained).await?;
-    let summary =
-        |nd: &kdrain_controller::NodeDrain| nd.status.as_ref().and_then(|s| s.pods_summary.clone());
-    check_eq!(summary(&a).as_deref(), Some("3/3"));
-    check_eq!(summary(&b).as_deref(), Some("3/3"));
+    // "gone/total" of each NodeDrain. Which drain plans first is the controller's business:
+    // when shared-2 is cordoned before shared-1 is planned, its replacements may land on
+    // shared-1 (and the other way round), so a drain can have more than its node's first 3
+    // pods; every pod either drain found must be gone, each evicted once.
+    let counts = |nd: &kdrain_controller::NodeDrain| -> Option<(u64, u64)> {
+        let s = nd.status.as_ref()?.pods_summary.clone()?;
+        let (gone, total) = s.split_once('/')?;
+        Some((gone.parse().ok()?, total.parse().ok()?))
+    };
+    let (gone_a, total_a) = counts(&a).unwrap_or_default();
+    let (gone_b, total_b) = counts(&b).unwrap_or_default();
+    check!(
+        gone_a == total_a && gone_b == total_b && total_a >= 3 && total_b >= 3,
+        "shared-a {gone_a}/{total_a}, shared-b {gone_b}/{total_b}: each node had 3 pods at first"
+    );
     check!(
         pods_on(c, "shared-1").await?.is_empty() && pods_on(c, "shared-2").await?.is_empty(),
         "pods left on shared-1 or shared-2"
     );
     no_findings(c, "shared", &["shared-1", "shared-2"]).await?;
-    // every pod was evicted once; the budget allowed one at a time
-    check_eq!(evictions(c, "shared", Some(201)).await?, 6);
+    // every pod either drain counted was evicted (a pod that lands on a node after its plan is
+    // taken in by the drain's last LIST, and may not be in its count); the budget allowed one
+    // at a time (no finding above)
+    let accepted = evictions(c, "shared", Some(201)).await?;
+    check!(
+        accepted >= total_a + total_b,
+        "{accepted} evictions accepted for {total_a} + {total_b} pods"
+    );
     let refused = evictions(c, "shared", Some(429)).await?;
     Ok(format!(
-        "6 evictions accepted, {refused} refused by the budget (minAvailable 5 of 6), 0 findings"
+        "{accepted} evictions accepted ({total_a} pods for shared-a, {total_b} for shared-b), {refused} refused by the budget (minAvailable 5 of 6), 0 findings"
     ))
 }

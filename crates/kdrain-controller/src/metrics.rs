@@ -7,7 +7,8 @@
 //! - `kdrain_blocked_pods{cause}`: pods waiting now, over every NodeDrain, by cause;
 //! - `kdrain_drain_duration_seconds`: how long drains took from their start to their end;
 //! - `kdrain_leader`: 1 while this instance is the leader;
-//! - `kdrain_active_drains`: NodeDrains being worked on.
+//! - `kdrain_active_drains`: NodeDrains whose stage is being carried out (a Drained one
+//!   resting until its stage changes or it is deleted does not count).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -83,7 +84,7 @@ impl Metrics {
         registry.register("leader", "1 while this instance leads", leader.clone());
         registry.register(
             "active_drains",
-            "NodeDrains being worked on",
+            "NodeDrains whose stage is being carried out (not those resting in the phase it ended in)",
             active.clone(),
         );
         Metrics {

@@ -31,10 +31,15 @@ pub enum StepError {
 
 /// Runs NodeDrain `rx`'s work until it is deleted and finalized.
 pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<NodeDrain>>) {
-    let _active = Active::new(ctx.clone(), rx.borrow().name_any());
     let mut pause = Duration::from_millis(500);
+    // Counted while a step runs or waits to be retried; not while the NodeDrain rests in the
+    // phase its stage ends in (Planned, Cordoned, Drained, Failed, Completed).
+    let mut active = None;
     loop {
         let nd = rx.borrow_and_update().clone();
+        if active.is_none() {
+            active = Some(Active::new(ctx.clone(), nd.name_any()));
+        }
         let result = if nd.metadata.deletion_timestamp.is_some() {
             match finalize(&ctx, &nd).await {
                 Ok(()) => break,
@@ -46,6 +51,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<NodeDrain>>) 
         match result {
             Ok(()) => {
                 pause = Duration::from_millis(500);
+                active = None;
                 if !wait_for_change(&mut rx, &nd, None).await {
                     break;
                 }
@@ -62,8 +68,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<NodeDrain>>) 
     ctx.forget(&rx.borrow().name_any());
 }
 
-/// Counts a worker in `kdrain_active_drains` while it lives, also when it is aborted (a lost
-/// lease, a shutdown), and clears its waiting pods from `kdrain_blocked_pods` when it goes.
+/// Counts a worker in `kdrain_active_drains` while its step runs or is retried, also when it is
+/// aborted (a lost lease, a shutdown), and clears its waiting pods from `kdrain_blocked_pods`
+/// when it goes.
 struct Active {
     ctx: Arc<Ctx>,
     name: String,
