@@ -147,8 +147,12 @@ pub fn condition(nd: &NodeDrain, type_: &str) -> Option<(String, String, String)
 
 /// `spec.unschedulable` and the `kdrain.io/cordoned-by` annotation of node `name`.
 pub async fn cordon_state<C: Cluster>(c: &C, name: &str) -> Result<(bool, Option<String>)> {
-    let node = node(c, name).await?;
-    Ok((
+    Ok(cordon_state_of(&node(c, name).await?))
+}
+
+/// `spec.unschedulable` and the `kdrain.io/cordoned-by` annotation of a node read already.
+pub fn cordon_state_of(node: &Node) -> (bool, Option<String>) {
+    (
         node.spec
             .as_ref()
             .and_then(|s| s.unschedulable)
@@ -157,7 +161,7 @@ pub async fn cordon_state<C: Cluster>(c: &C, name: &str) -> Result<(bool, Option
             .annotations
             .as_ref()
             .and_then(|a| a.get("kdrain.io/cordoned-by").cloned()),
-    ))
+    )
 }
 
 /// Evictions of pods in `namespace` answered `code`.

@@ -189,21 +189,7 @@ impl Cluster {
 }
 
 // The NodeDrain readers the shared cases use serve these tests too.
-pub use kdrain_controller_cases::support::{condition, phase_of};
-
-/// `spec.unschedulable` and the `kdrain.io/cordoned-by` annotation of a node.
-pub fn cordon_state(node: &Node) -> (bool, Option<String>) {
-    (
-        node.spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false),
-        node.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("kdrain.io/cordoned-by").cloned()),
-    )
-}
+pub use kdrain_controller_cases::support::{condition, cordon_state_of as cordon_state, phase_of};
 
 /// Records every distinct phase NodeDrain `name` goes through, in order, from a watch.
 pub fn record_phases(api: &Api<NodeDrain>, name: &str) -> Arc<std::sync::Mutex<Vec<Phase>>> {

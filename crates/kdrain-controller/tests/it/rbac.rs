@@ -17,6 +17,39 @@ use kubesim::{Scenario, Sim};
 const USER: &str = "system:serviceaccount:kdrain-system:kdrain-controller";
 const TOKEN: &str = "controller-token";
 
+/// The controller's ServiceAccount bound to `cluster` rules cluster-wide and `lease` rules in
+/// its namespace.
+fn auth(cluster: Vec<RuleSpec>, lease: Vec<RuleSpec>) -> AuthSpec {
+    AuthSpec {
+        users: vec![UserSpec {
+            name: USER.into(),
+            token: TOKEN.into(),
+        }],
+        roles: vec![
+            RoleSpec {
+                name: "cluster".into(),
+                rules: cluster,
+            },
+            RoleSpec {
+                name: "lease".into(),
+                rules: lease,
+            },
+        ],
+        bindings: vec![
+            BindingSpec {
+                user: USER.into(),
+                role: "cluster".into(),
+                namespace: None,
+            },
+            BindingSpec {
+                user: USER.into(),
+                role: "lease".into(),
+                namespace: Some("kdrain-system".into()),
+            },
+        ],
+    }
+}
+
 /// The rules of the role `kind`/`name` in deploy/controller/rbac.yaml, one verb × resource each.
 fn shipped(kind: &str, name: &str) -> Vec<RuleSpec> {
     let path =
@@ -93,34 +126,7 @@ pdbs:
 "#,
     )
     .unwrap();
-    scenario.auth = Some(AuthSpec {
-        users: vec![UserSpec {
-            name: USER.into(),
-            token: TOKEN.into(),
-        }],
-        roles: vec![
-            RoleSpec {
-                name: "cluster".into(),
-                rules: cluster_rules.clone(),
-            },
-            RoleSpec {
-                name: "lease".into(),
-                rules: lease_rules.clone(),
-            },
-        ],
-        bindings: vec![
-            BindingSpec {
-                user: USER.into(),
-                role: "cluster".into(),
-                namespace: None,
-            },
-            BindingSpec {
-                user: USER.into(),
-                role: "lease".into(),
-                namespace: Some("kdrain-system".into()),
-            },
-        ],
-    });
+    scenario.auth = Some(auth(cluster_rules.clone(), lease_rules.clone()));
     let sim = Sim::start(scenario).await.unwrap();
     sim.install_crd(&kdrain_controller::crd::crd_yaml())
         .unwrap();
@@ -229,34 +235,6 @@ pdbs:
 async fn the_start_up_check_names_each_missing_right() {
     let cluster_rules = shipped("ClusterRole", "kdrain-controller");
     let lease_rules = shipped("Role", "kdrain-controller-lease");
-    let auth = |cluster: Vec<RuleSpec>, lease: Vec<RuleSpec>| AuthSpec {
-        users: vec![UserSpec {
-            name: USER.into(),
-            token: TOKEN.into(),
-        }],
-        roles: vec![
-            RoleSpec {
-                name: "cluster".into(),
-                rules: cluster,
-            },
-            RoleSpec {
-                name: "lease".into(),
-                rules: lease,
-            },
-        ],
-        bindings: vec![
-            BindingSpec {
-                user: USER.into(),
-                role: "cluster".into(),
-                namespace: None,
-            },
-            BindingSpec {
-                user: USER.into(),
-                role: "lease".into(),
-                namespace: Some("kdrain-system".into()),
-            },
-        ],
-    };
     let without = |rules: &[RuleSpec], pair: &str| -> Vec<RuleSpec> {
         rules
             .iter()
