@@ -117,8 +117,13 @@ pub async fn node<C: Cluster>(c: &C, name: &str) -> Result<Node> {
 
 /// The names of the pods on node `name` that are not terminating.
 pub async fn pods_on<C: Cluster>(c: &C, name: &str) -> Result<Vec<String>> {
+    pods_on_node(&c.client(), name).await
+}
+
+/// The names of the pods on node `name` that are not terminating, read through `client`.
+pub async fn pods_on_node(client: &kube::Client, name: &str) -> Result<Vec<String>> {
     let lp = ListParams::default().fields(&format!("spec.nodeName={name}"));
-    let mut names: Vec<String> = Api::<Pod>::all(c.client())
+    let mut names: Vec<String> = Api::<Pod>::all(client.clone())
         .list(&lp)
         .await?
         .items

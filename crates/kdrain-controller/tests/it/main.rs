@@ -9,11 +9,11 @@ mod rbac;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kdrain_controller::metrics::Metrics;
 use kdrain_controller::{NodeDrain, Phase, Settings};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kubesim::{Scenario, Sim};
 use tokio::task::JoinHandle;
 
@@ -147,18 +147,9 @@ impl Cluster {
 
     /// The names of the pods on node `name` (not terminating).
     pub async fn pods_on(&self, name: &str) -> Vec<String> {
-        let lp = ListParams::default().fields(&format!("spec.nodeName={name}"));
-        let mut names: Vec<String> = Api::<Pod>::all(self.sim.client())
-            .list(&lp)
+        kdrain_controller_cases::support::pods_on_node(&self.sim.client(), name)
             .await
             .expect("pods")
-            .items
-            .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter_map(|p| p.metadata.name)
-            .collect();
-        names.sort();
-        names
     }
 
     /// Requests the simulator answered for `verb` `resource` (subresource) with `code`.
