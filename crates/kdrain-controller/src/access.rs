@@ -69,6 +69,8 @@ pub fn rights(lease_namespace: &str) -> Vec<Right> {
         right("get", "", "nodes"),
         right("list", "", "nodes"),
         right("patch", "", "nodes"),
+        // spec.waitForCapacity follows the nodes (without it the drain lists them instead)
+        right("watch", "", "nodes"),
         right("list", "", "pods"),
         right("watch", "", "pods"),
         right("list", "policy", "poddisruptionbudgets"),
@@ -144,7 +146,7 @@ mod tests {
             status.to_string(),
             "patch nodedrains/status (API group kdrain.io) cluster-wide"
         );
-        let lease = &rights("kdrain-system")[13];
+        let lease = &rights("kdrain-system")[14];
         assert_eq!(
             lease.to_string(),
             "get leases (API group coordination.k8s.io) in namespace kdrain-system"

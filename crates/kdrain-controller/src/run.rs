@@ -291,6 +291,16 @@ impl Run {
                     )
                     .await;
             }
+            Event::WatchRefused {
+                resource,
+                error,
+                fallback,
+            } => {
+                // the drain carries on without it (said once per drain and resource)
+                let note = format!("cannot watch {resource}: {error}; {fallback}");
+                tracing::warn!(nodedrain = %self.name, "{note}");
+                self.event(true, "WatchRefused", "Drain", note).await;
+            }
             _ => {}
         }
         if let Some(p) = &self.progress {

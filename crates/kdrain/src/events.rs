@@ -157,6 +157,18 @@ pub enum Event {
         /// Why none starts now, in words.
         reason: String,
     },
+    /// A watch the drain follows a collection with was refused by the API server (403: the
+    /// credentials lack `watch` on `resource`, e.g. a role without `watch` on nodes with
+    /// `wait_for_capacity`). The drain carries on, listing the collection after each refusal
+    /// (every few seconds) instead of seeing each change at once. Said once per resource.
+    WatchRefused {
+        /// The resource, e.g. `nodes`.
+        resource: String,
+        /// The server's message.
+        error: String,
+        /// What the drain does instead, in words.
+        fallback: String,
+    },
     /// `--surge`: the rollout of a Deployment was restarted (after the cordon), so that its pods
     /// on the target nodes are replaced before they go.
     RolloutRestarted {

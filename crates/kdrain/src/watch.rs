@@ -26,6 +26,11 @@ pub(crate) enum Change<K> {
     Removed(K),
     /// After a 410 the collection was listed again: this is all of it now.
     Relisted(Vec<K>),
+    /// The server refused the watch itself (403: the credentials lack `watch` on the
+    /// resource), with its message. The watch carries on by listing the collection after
+    /// each refusal (a [`Change::Relisted`] every few seconds) instead of seeing changes at
+    /// once; sent at each refusal, the dispatcher says so once.
+    Refused(String),
 }
 
 /// What a watch reports: which watch (`source`) and the change.
@@ -268,6 +273,15 @@ pub(crate) async fn run<K>(
                 }
             }
             Err(kube::Error::Api(s)) if s.code == 410 => relist = true,
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                // not allowed to watch: follow the collection by listing it instead
+                tracing::debug!(source, "watch refused: {}", s.message);
+                if !send(Change::Refused(s.message)) {
+                    return;
+                }
+                sleep_backoff(&mut backoff).await;
+                relist = true;
+            }
             Err(e) => {
                 // The watch could not even start (server error, missing permission...): catch up
                 // with a LIST after the backoff, so deletions are still seen if watching keeps

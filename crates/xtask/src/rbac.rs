@@ -1,6 +1,8 @@
 //! The shipped ClusterRole (deploy/rbac.yaml) with a real ServiceAccount token on the real
-//! control plane: enough for a full drain, and without any one of its rules kdrain stops before
-//! any change (no cordon, no eviction, no deletion in the audit log).
+//! control plane: enough for a full drain and for a `--wait-for-capacity` rotation (which
+//! watches the nodes), and without any one of its rules kdrain stops before any change (no
+//! cordon, no eviction, no deletion in the audit log); but for `watch` on nodes, without which
+//! the rotation still drains every node and says once that it lists the nodes instead.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -47,6 +49,92 @@ fn shipped() -> Result<(ServiceAccount, ClusterRole, ClusterRoleBinding)> {
     }
 }
 
+/// A pool rotation beside the demo (tainted, so that the demo's pods stay off it, and its pods
+/// select its nodes): rot-1 and
+/// rot-2 (label rot=old) each run the two 1-CPU pods of their own Deployment; rot-spare has
+/// room for one node's. Drained with `--wait-for-capacity`, one node waits until the other is
+/// drained and brought back ([`bring_back`]).
+const ROTATION: &str = r#"
+nodes:
+  - {name: rot-spare, labels: {rot: spare, rotation: "yes"}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
+  - {name: rot-1, labels: {rot: old, rotation: "yes"}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
+  - {name: rot-2, labels: {rot: old, rotation: "yes"}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
+workloads:
+  - {kind: Deployment, name: rot-a, namespace: rotation, replicas: 2, nodes: [rot-1], requests: {cpu: "1"}, nodeSelector: {rotation: "yes"}, tolerations: [{key: kdrain.dev/rotation, operator: Exists, effect: NoSchedule}], terminationSeconds: 0.5, readySeconds: 0.5}
+  - {kind: Deployment, name: rot-b, namespace: rotation, replicas: 2, nodes: [rot-2], requests: {cpu: "1"}, nodeSelector: {rotation: "yes"}, tolerations: [{key: kdrain.dev/rotation, operator: Exists, effect: NoSchedule}], terminationSeconds: 0.5, readySeconds: 0.5}
+"#;
+
+/// The rotation's drain.
+const ROTATE: [&str; 6] = [
+    "drain",
+    "-l",
+    "rot=old",
+    "--parallel",
+    "10",
+    "--wait-for-capacity",
+];
+
+/// The patch operator of the rotation: makes each rot=old node that is cordoned and empty (but
+/// for DaemonSet pods) schedulable again, once. Runs until aborted.
+async fn bring_back(admin: kube::Client) -> Result<()> {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube::api::{ListParams, Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let pods: Api<Pod> = Api::all(admin);
+    let mut done = HashSet::new();
+    loop {
+        for n in nodes
+            .list(&ListParams::default().labels("rot=old"))
+            .await?
+            .items
+        {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let cordoned = n.spec.and_then(|s| s.unschedulable).unwrap_or(false);
+            if !cordoned || done.contains(&name) {
+                continue;
+            }
+            let on = pods
+                .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
+                .await?;
+            let daemon = |p: &Pod| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "DaemonSet")
+            };
+            if on.items.iter().all(daemon) {
+                let body = json!({"spec": {"unschedulable": false}});
+                nodes
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await?;
+                done.insert(name);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the rotation's drain with `kubeconfig` while [`bring_back`] plays the operator: its
+/// exit code and the lines its output says it cannot watch nodes.
+async fn rotate(
+    admin: &kube::Client,
+    kdrain: &Path,
+    kubeconfig: &Path,
+    log: &Path,
+) -> Result<(i32, Vec<String>)> {
+    let operator = tokio::spawn(bring_back(admin.clone()));
+    let code = run_command(kdrain, kubeconfig, log, &ROTATE).await;
+    operator.abort();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let refused = text
+        .lines()
+        .filter(|l| l.starts_with("Warning: cannot watch nodes: "))
+        .map(str::to_string)
+        .collect();
+    Ok((code?, refused))
+}
+
 pub(crate) fn token_kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
     use base64::Engine as _;
     let doc = json!({
@@ -60,8 +148,6 @@ pub(crate) fn token_kubeconfig(server: &str, ca_pem: &str, token: &str) -> Strin
 }
 
 async fn run_kdrain(kdrain: &Path, kubeconfig: &Path, log: &Path, extra: &[&str]) -> Result<i32> {
-    let out = std::fs::File::create(log)?;
-    let err = out.try_clone()?;
     let mut args = vec![
         "drain",
         "n1",
@@ -70,10 +156,16 @@ async fn run_kdrain(kdrain: &Path, kubeconfig: &Path, log: &Path, extra: &[&str]
         "--delete-emptydir-data",
     ];
     args.extend(extra);
+    run_command(kdrain, kubeconfig, log, &args).await
+}
+
+async fn run_command(kdrain: &Path, kubeconfig: &Path, log: &Path, args: &[&str]) -> Result<i32> {
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
     let status = tokio::time::timeout(
         Duration::from_secs(120),
         tokio::process::Command::new(kdrain)
-            .args(&args)
+            .args(args)
             .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .stdout(out)
             .stderr(err)
@@ -98,7 +190,17 @@ async fn check_on(state: &cluster::State, kdrain: &Path, out: &Path) -> Result<S
     let pki = Pki {
         dir: state.dir.join("pki"),
     };
-    let sc = kubesim::Scenario::from_file(&workspace_root().join("scenarios/demo.yaml"))?;
+    let mut sc = kubesim::Scenario::from_file(&workspace_root().join("scenarios/demo.yaml"))?;
+    // the demo's DaemonSets stay on the demo's nodes (the rotation's are tainted)
+    let demo_nodes: Vec<String> = sc.nodes.iter().filter_map(|n| n.name.clone()).collect();
+    for w in &mut sc.workloads {
+        if w.kind == kubesim::WorkloadKind::DaemonSet && w.nodes.is_empty() {
+            w.nodes = demo_nodes.clone();
+        }
+    }
+    let rotation = kubesim::Scenario::from_yaml_str(ROTATION)?;
+    sc.nodes.extend(rotation.nodes);
+    sc.workloads.extend(rotation.workloads);
     materialise(&admin, &pki, &state.server, &sc).await?;
     let (sa, role, binding) = shipped()?;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "kube-system");
@@ -121,7 +223,14 @@ async fn check_on(state: &cluster::State, kdrain: &Path, out: &Path) -> Result<S
         "## The shipped ClusterRole with a ServiceAccount token (scenarios/demo.yaml, drain n1)\n\n",
     );
     let rules = role.rules.clone().unwrap_or_default();
-    // Without each rule: kdrain must stop before any change.
+    let watches_nodes = |r: &k8s_openapi::api::rbac::v1::PolicyRule| {
+        r.verbs == ["watch"] && r.resources.as_deref() == Some(&["nodes".to_string()][..])
+    };
+    if !rules.iter().any(watches_nodes) {
+        bail!("deploy/rbac.yaml has no rule of its own for watch on nodes");
+    }
+    // Without each rule: kdrain must stop before any change (without watch on nodes, the
+    // rotation must still drain, saying so once).
     for (i, rule) in rules.iter().enumerate() {
         let mut fewer = role.clone();
         let mut rs = rules.clone();
@@ -140,6 +249,38 @@ async fn check_on(state: &cluster::State, kdrain: &Path, out: &Path) -> Result<S
             rule.verbs,
             rule.resources.clone().unwrap_or_default()
         );
+        if watches_nodes(rule) {
+            let since = jiff::Timestamp::now();
+            let log = out.join(format!("rbac-without-rule-{i}.log"));
+            let (code, refused) = rotate(&admin, kdrain, &kc, &log).await?;
+            let reqs = observer::client_requests(&state.audit_log, SA_USER, since)?;
+            let watch = |code: u16| {
+                reqs.iter()
+                    .filter(|r| {
+                        r.key.verb == "watch" && r.key.resource == "nodes" && r.key.code == code
+                    })
+                    .count()
+            };
+            let evictions = reqs
+                .iter()
+                .filter(|r| r.key.subresource == "eviction" && r.key.code == 201 && !r.dry_run)
+                .count();
+            if code != 0 || refused.len() != 1 || watch(403) == 0 || evictions != 4 {
+                bail!(
+                    "without {what}: the rotation exited {code} after {evictions} evictions (4 expected), {} watches of nodes refused, saying {} time(s) that it cannot watch nodes (once expected; log {})",
+                    watch(403),
+                    refused.len(),
+                    log.display()
+                );
+            }
+            let _ = writeln!(
+                report,
+                "- without {what}: the `--wait-for-capacity` rotation (rot-1, rot-2; one waits for the other to come back) still drains: exit 0, {evictions} evictions, {} watches of nodes refused (403), said once: \"{}\"",
+                watch(403),
+                refused[0]
+            );
+            continue;
+        }
         let deletion = rule.verbs.iter().any(|v| v == "delete");
         let extra: &[&str] = if deletion {
             &["--disable-eviction"]
@@ -207,10 +348,27 @@ async fn check_on(state: &cluster::State, kdrain: &Path, out: &Path) -> Result<S
             log.display()
         );
     }
+    // the rotation again, with every rule: it watches the nodes, nothing refused
+    let since = jiff::Timestamp::now();
+    let log = out.join("rbac-full-role-rotation.log");
+    let (code, refused) = rotate(&admin, kdrain, &kc, &log).await?;
+    let rot = observer::client_requests(&state.audit_log, SA_USER, since)?;
+    let forbidden = rot.iter().filter(|r| r.key.code == 403).count();
+    let watched = rot
+        .iter()
+        .filter(|r| r.key.verb == "watch" && r.key.resource == "nodes" && r.key.code == 200)
+        .count();
+    if code != 0 || forbidden > 0 || watched == 0 || !refused.is_empty() {
+        bail!(
+            "with the shipped role the rotation exited {code}, {forbidden} requests refused, {watched} watches of nodes (log {})",
+            log.display()
+        );
+    }
     let _ = writeln!(
         report,
-        "- with every rule: exit 0, {} requests, none refused, 0 findings\n",
-        reqs.len()
+        "- with every rule: exit 0, {} requests, none refused, 0 findings; the `--wait-for-capacity` rotation: exit 0, {} requests ({watched} watches of nodes), none refused\n",
+        reqs.len(),
+        rot.len()
     );
     Ok(report)
 }

@@ -396,6 +396,15 @@ impl Renderer for ProgressRenderer {
                 };
                 self.println(&format!("wave {wave} of {of}{more}: {}", nodes.join(", ")));
             }
+            Event::WatchRefused {
+                resource,
+                error,
+                fallback,
+            } => {
+                self.println(&format!(
+                    "Warning: cannot watch {resource}: {error}; {fallback}"
+                ));
+            }
             Event::WaitingForRoom { nodes, reason } => {
                 self.println(&format!(
                     "waiting for room: {} ({reason})",

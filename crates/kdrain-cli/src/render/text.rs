@@ -320,6 +320,15 @@ impl Renderer for TextRenderer {
                     nodes.join(", ")
                 ));
             }
+            Event::WatchRefused {
+                resource,
+                error,
+                fallback,
+            } => {
+                self.stderr(&format!(
+                    "Warning: cannot watch {resource}: {error}; {fallback}"
+                ));
+            }
             Event::RolloutRestarted { name, dry_run, .. } => {
                 self.stdout(&format!(
                     "deployment.apps/{name} restarted (--surge){}",

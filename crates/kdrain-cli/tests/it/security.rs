@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use kubesim::{AuthSpec, BindingSpec, RoleSpec, RuleSpec, Scenario, Sim, SimOptions, UserSpec};
 
 use crate::common::{ALL_FLAGS, Run, run_raw};
+use crate::wait_for_capacity::{DRAIN, operator, rotation};
 
 /// A distinctive token, so grepping the output for it cannot match anything else.
 const TOKEN: &str = "kdrain-secret-token-7f3a9c1e5b";
@@ -280,6 +281,16 @@ async fn the_shipped_role_is_exactly_what_the_engine_uses() {
         }
         used.extend(c.requests());
     }
+    // a drain whose waiting nodes start as room comes back (--wait-for-capacity: it watches
+    // the nodes), the test playing the operator that brings each drained node back
+    let c = secured(&rotation(), None).await;
+    let op = tokio::spawn(operator(c.sim.client()));
+    let mut args = DRAIN.to_vec();
+    args.push("json");
+    let r = c.run(&args).await;
+    op.abort();
+    assert_eq!(r.code, 0, "{r:?}");
+    used.extend(c.requests());
     let mut used: Vec<String> = used
         .into_iter()
         .map(|l| l.rsplit_once(' ').expect("code").0.to_string())
@@ -385,10 +396,12 @@ async fn each_rule_is_needed_and_its_absence_stops_kdrain_before_any_change() {
             "needs patch on nodes",
         ),
     ];
+    // and watch on nodes, without which a drain carries on with less (the next test)
     assert_eq!(
         cases
             .iter()
             .map(|c| (c.0, c.1))
+            .chain([("watch", "nodes")])
             .collect::<std::collections::BTreeSet<_>>()
             .len(),
         shipped_rules().len(),
@@ -408,6 +421,38 @@ async fn each_rule_is_needed_and_its_absence_stops_kdrain_before_any_change() {
         assert_eq!(c.pods_on("n1").await, before, "{what}");
         assert!(c.sim.violations().is_empty(), "{what}");
     }
+}
+
+/// Without watch on nodes, `--wait-for-capacity` still drains every node as room comes back
+/// (the refused watch lists the nodes instead), and says so once.
+#[tokio::test]
+async fn without_watch_on_nodes_a_waiting_drain_still_drains_and_says_so_once() {
+    let c = secured(&rotation(), Some(without("watch", "nodes"))).await;
+    let op = tokio::spawn(operator(c.sim.client()));
+    let r = c.run(&DRAIN[..6]).await;
+    op.abort();
+    assert_eq!(r.code, 0, "{r:?}");
+    let warnings: Vec<&str> = r
+        .err_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("Warning: cannot watch nodes: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "said once: {r:?}");
+    assert!(
+        warnings[0].contains("cannot watch resource \"nodes\"")
+            && warnings[0].ends_with(
+                "; following the nodes by listing them every few seconds instead: a node waiting for room may start up to 5s after room appears (grant watch on nodes to start it at once)"
+            ),
+        "{}",
+        warnings[0]
+    );
+    // the watch was tried and refused; every node drained, each pod evicted once
+    assert!(c.requests().contains(&"watch nodes 403".to_string()));
+    assert_eq!(c.removals(), 6);
+    for n in ["old1", "old2", "old3"] {
+        assert_eq!(c.pods_on(n).await, if n == "old3" { 0 } else { 2 }, "{n}");
+    }
+    assert!(c.sim.violations().is_empty(), "{:?}", c.sim.violations());
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use crate::common::{Cluster, cluster};
 
 /// Three old nodes of 2 CPU, each with the two 1-CPU pods of its own Deployment, and a spare
 /// of 2 CPU: room for one old node's replacements.
-fn rotation() -> String {
+pub(crate) fn rotation() -> String {
     let mut y = "nodes:\n  - {name: spare, allocatable: {cpu: \"2\"}}\n".to_string();
     for i in 1..=3 {
         y.push_str(&format!(
@@ -32,7 +32,7 @@ fn rotation() -> String {
     y
 }
 
-const DRAIN: [&str; 7] = [
+pub(crate) const DRAIN: [&str; 7] = [
     "drain",
     "-l",
     "pool=old",
@@ -44,7 +44,7 @@ const DRAIN: [&str; 7] = [
 
 /// The operator of a patch rotation: each old node it sees drained (cordoned, no pod left),
 /// it makes schedulable again, once. Runs until aborted.
-async fn operator(client: kube::Client) {
+pub(crate) async fn operator(client: kube::Client) {
     let nodes: Api<Node> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client);
     let mut done: BTreeSet<String> = BTreeSet::new();

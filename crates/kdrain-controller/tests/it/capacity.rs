@@ -23,13 +23,14 @@ workloads:
   - {kind: Deployment, name: app2, namespace: shop, replicas: 2, nodes: [old2], requests: {cpu: "1"}, gracePeriodSeconds: 1, terminationSeconds: 0.1, readySeconds: 0.1}
 "#;
 
-/// Makes each old node that is cordoned and empty schedulable again, once. Runs until aborted.
-async fn operator(client: kube::Client) {
+/// The operator of a patch rotation: makes each node of `selector` that is cordoned and empty
+/// (but for DaemonSet pods) schedulable again, once. Runs until aborted.
+pub(crate) async fn operator(client: kube::Client, selector: &'static str) {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut done = std::collections::BTreeSet::new();
     loop {
         for n in nodes
-            .list(&ListParams::default().labels("pool=old"))
+            .list(&ListParams::default().labels(selector))
             .await
             .expect("nodes")
             .items
@@ -43,7 +44,14 @@ async fn operator(client: kube::Client) {
                 .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
                 .await
                 .expect("pods");
-            if pods.items.is_empty() {
+            let daemon = |p: &k8s_openapi::api::core::v1::Pod| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "DaemonSet")
+            };
+            if pods.items.iter().all(daemon) {
                 let body = serde_json::json!({"spec": {"unschedulable": false}});
                 nodes
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
@@ -92,7 +100,7 @@ async fn wait_for_capacity_drains_as_room_comes_back() {
         })
         .await;
     assert_eq!(crate::phase_of(&nd), Some(Phase::Draining));
-    let operator = tokio::spawn(operator(c.sim.client()));
+    let operator = tokio::spawn(operator(c.sim.client(), "pool=old"));
     let nd = c.wait_phase("rotation", Phase::Drained).await;
     operator.abort();
     assert_eq!(nd.status.unwrap().pods_summary.as_deref(), Some("4/4"));

@@ -1,6 +1,6 @@
 //! The ClusterRole and the Lease Role of deploy/controller/rbac.yaml are enough for everything
-//! the controller does (stages, Complete, deletion, disableEviction, leader election, Events),
-//! and each rule is used: the (verb, resource) pairs the controller sent are exactly the rules.
+//! the controller does (stages, Complete, deletion, disableEviction, waitForCapacity, leader
+//! election, Events), and each rule is used: the (verb, resource) pairs the controller sent are exactly the rules.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -116,10 +116,19 @@ async fn the_shipped_roles_are_enough_and_each_rule_is_used() {
     let lease_rules = shipped("Role", "kdrain-controller-lease");
     let mut scenario = Scenario::from_yaml_str(
         r#"
-nodes: [{name: n1}, {name: n2}, {name: n3}, {name: n4}]
+nodes:
+  - {name: n1}
+  - {name: n2}
+  - {name: n3}
+  - {name: n4}
+  - {name: spare, labels: {pool: cap}, allocatable: {cpu: "2"}}
+  - {name: old1, labels: {pool: cap, old: "yes"}, allocatable: {cpu: "2"}}
+  - {name: old2, labels: {pool: cap, old: "yes"}, allocatable: {cpu: "2"}}
 namespaces: [{name: kdrain-system}]
 workloads:
   - {kind: Deployment, name: web, namespace: shop, replicas: 2, nodes: [n1, n2], terminationSeconds: 0.1, readySeconds: 0.2}
+  - {kind: Deployment, name: app1, namespace: cap, replicas: 2, nodes: [old1], nodeSelector: {pool: cap}, requests: {cpu: "1"}, terminationSeconds: 0.1, readySeconds: 0.1}
+  - {kind: Deployment, name: app2, namespace: cap, replicas: 2, nodes: [old2], nodeSelector: {pool: cap}, requests: {cpu: "1"}, terminationSeconds: 0.1, readySeconds: 0.1}
   - {kind: DaemonSet, name: agent, namespace: kube-system}
 pdbs:
   - {name: web, namespace: shop, selector: {app: web}, maxUnavailable: 1}
@@ -199,6 +208,37 @@ pdbs:
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // waitForCapacity: the spare holds one old node's replacements; the other waits for room,
+    // which comes back when the operator makes the drained one schedulable (the node watch)
+    create(
+        "c",
+        "{nodeSelector: old=yes, maxUnavailableNodes: 2, ignoreDaemonSets: true, waitForCapacity: true}",
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + crate::LIMIT;
+    loop {
+        // listed, not read by name: the test's own reads stay out of the requests compared
+        let list = api.list(&Default::default()).await.unwrap();
+        let nd = list
+            .items
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some("c"));
+        let status = nd.and_then(|n| n.status.as_ref());
+        let blocked = status
+            .and_then(|s| s.blocked_by.as_deref())
+            .unwrap_or_default();
+        if blocked.starts_with("room for the pods of old") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "c never waited for room"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let op = tokio::spawn(crate::capacity::operator(sim.client(), "old=yes"));
+    until(&api, "c", Phase::Drained).await;
+    op.abort();
     let _ = stop_tx.send(());
     controller.await.unwrap().unwrap();
 
@@ -230,7 +270,8 @@ pdbs:
 }
 
 /// The start-up check names exactly the rights a role lacks: the shipped roles lack none; with
-/// the status rule and the Lease rule's `create` removed, it names those two.
+/// the status rule and the Lease rule's `create` removed, it names those two; without `watch`
+/// on nodes (spec.waitForCapacity), that one.
 #[tokio::test]
 async fn the_start_up_check_names_each_missing_right() {
     let cluster_rules = shipped("ClusterRole", "kdrain-controller");
@@ -251,6 +292,11 @@ async fn the_start_up_check_names_each_missing_right() {
                 "patch nodedrains/status (API group kdrain.io) cluster-wide",
                 "create leases (API group coordination.k8s.io) in namespace kdrain-system",
             ],
+        ),
+        (
+            without(&cluster_rules, "watch nodes"),
+            lease_rules.clone(),
+            vec!["watch nodes (API group core) cluster-wide"],
         ),
     ] {
         let mut scenario =

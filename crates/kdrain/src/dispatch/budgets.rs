@@ -171,6 +171,10 @@ impl Core {
                 }
                 touched.extend(old.into_keys());
             }
+            Change::Refused(error) => {
+                self.watch_refused("poddisruptionbudgets", error);
+                return;
+            }
         }
         self.wake_blocked_by(&touched, now);
     }

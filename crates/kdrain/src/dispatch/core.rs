@@ -240,6 +240,8 @@ pub(crate) struct Core {
     pub(super) waiting: Vec<usize>,
     /// The wait for room, while nodes wait.
     pub(super) room: RoomWait,
+    /// The resources whose watch the server refused, already said ([`Core::watch_refused`]).
+    pub(super) refused_watches: BTreeSet<&'static str>,
 }
 
 impl Core {
@@ -278,6 +280,7 @@ impl Core {
             wave: 0,
             waiting: cfg.waiting,
             room: RoomWait::default(),
+            refused_watches: BTreeSet::new(),
         };
         if dry.is_dry() && !d.waiting.is_empty() {
             // A dry run changes nothing, so no room comes back: the waiting nodes show what
@@ -431,6 +434,29 @@ impl Core {
     /// Queues a progress event.
     pub(super) fn emit(&mut self, ev: Event) {
         self.out.push(Command::Emit(ev));
+    }
+
+    /// The server refused the watch of `resource` ([`crate::watch::Change::Refused`]): the
+    /// watch follows it by listing instead; said once per resource ([`Event::WatchRefused`]).
+    pub(super) fn watch_refused(&mut self, resource: &'static str, error: String) {
+        if !self.refused_watches.insert(resource) {
+            return;
+        }
+        let fallback = match resource {
+            "nodes" => format!(
+                "following the nodes by listing them every few seconds instead: a node waiting for room may start up to {}s after room appears (grant watch on nodes to start it at once)",
+                crate::backoff::REWATCH_MAX.as_secs()
+            ),
+            _ => format!(
+                "following the {resource} by listing them every few seconds instead (up to {}s late; grant watch on {resource})",
+                crate::backoff::REWATCH_MAX.as_secs()
+            ),
+        };
+        self.emit(Event::WatchRefused {
+            resource: resource.to_string(),
+            error,
+            fallback,
+        });
     }
 
     pub(super) fn dry(&self) -> DryRun {

@@ -47,6 +47,7 @@ impl Core {
                     self.upsert_pod(node, p);
                 }
             }
+            Change::Refused(error) => self.watch_refused("pods", error),
         }
     }
 

@@ -164,6 +164,10 @@ impl Core {
                 }
                 opened
             }
+            Change::Refused(error) => {
+                self.watch_refused("nodes", error);
+                false
+            }
         };
         if opened {
             self.room_changed();

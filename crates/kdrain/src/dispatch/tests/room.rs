@@ -466,3 +466,50 @@ fn a_node_uncordoned_is_room_once_its_unschedulable_taint_is_gone() {
     // the same node seen again changes nothing
     assert!(read_room(&d.on(node_seen(node("n1", false)))).is_none());
 }
+
+fn nodes_change(change: Change<k8s_openapi::api::core::v1::Node>) -> Input {
+    Input::Nodes(Box::new(Seen {
+        source: usize::MAX - 1,
+        change,
+    }))
+}
+
+#[test]
+fn a_refused_node_watch_is_said_once_and_its_lists_still_start_waiting_nodes() {
+    let mut d = waiting(opts());
+    d.start();
+    drain_node(&mut d, 0, "a");
+    let out = d.on(Input::Room {
+        fits: Ok(vec![]),
+        nodes: Some(NodesSeen {
+            usable: Default::default(),
+            resource_version: "7".into(),
+        }),
+    });
+    assert_eq!(watch_nodes(&out).as_deref(), Some("7"));
+    // the server refuses the watch (a role without watch on nodes): said once, nothing read
+    let forbidden = "nodes is forbidden: User \"kdrain\" cannot watch resource \"nodes\"";
+    let out = d.on(nodes_change(Change::Refused(forbidden.into())));
+    assert_eq!(
+        events(&out),
+        [Event::WatchRefused {
+            resource: "nodes".into(),
+            error: forbidden.into(),
+            fallback: "following the nodes by listing them every few seconds instead: a node waiting for room may start up to 5s after room appears (grant watch on nodes to start it at once)".into(),
+        }]
+    );
+    assert_eq!(read_room(&out), None);
+    // refused again after the watch's next list: not said again
+    let again = d.on(nodes_change(Change::Refused(forbidden.into())));
+    assert!(events(&again).is_empty(), "{again:?}");
+    // the list the watch falls back to shows n1 back: the room is read, n2 starts
+    let out = d.on(nodes_change(Change::Relisted(vec![
+        node("n1", false),
+        node("n2", true),
+        node("n3", true),
+    ])));
+    let (candidates, _, _) = read_room(&out).expect("read when the list shows n1 back");
+    assert_eq!(candidates[0].0, 1);
+    let out = room(&mut d, vec![1]);
+    assert_eq!(sent(&out), ["b"]);
+}
