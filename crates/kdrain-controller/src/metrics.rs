@@ -148,6 +148,7 @@ impl Metrics {
             "Throttling",
             "NamespaceTermination",
             "Error",
+            "Room",
         ] {
             sums.entry(cause.to_string()).or_default();
         }

@@ -266,7 +266,7 @@ pub struct Blocker {
     /// The node it runs on.
     pub node: String,
     /// What it waits for: Budget, SeveralBudgets, Protection, Throttling, NamespaceTermination,
-    /// Error.
+    /// Error, Room (waitForCapacity: room for its replacement).
     pub cause: String,
     /// The budget that blocks it, when one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -92,6 +92,9 @@ pub enum WaitsFor {
     NamespaceTermination,
     /// A transient error to pass: retried with backoff.
     Error,
+    /// `wait_for_capacity`: room for its replacement (no schedulable node has it now, after
+    /// the larger replacements still to come); nothing is sent until a fresh read finds it.
+    Room,
 }
 
 impl WaitsFor {

@@ -7,8 +7,9 @@
 //! that stay schedulable, after the replacements of every wave before it.
 //!
 //! A node joins the current wave when all its replacements fit after those already placed,
-//! both packed largest first and placed smallest first where the most CPU is free (as a
-//! spreading scheduler could cut the room up, [`fits_both`]); a
+//! packed largest first and, unless each eviction will be admitted against the room
+//! (`wait_for_capacity`, [`admissible`]), also placed smallest first where the most CPU is free
+//! (as a spreading scheduler could cut the room up, [`fits_both`]); a
 //! node whose replacements do not fit is left out of the waves and named (`no room`), so no
 //! budget of a wave ever waits for a replacement that cannot be placed, and the plan says which
 //! nodes could be drained now. Such a plan is refused (exit 7) unless capacity is ignored; with
@@ -19,9 +20,11 @@
 //! operator reboots each drained node and makes it schedulable again), so whenever room may
 //! have come back (a node became schedulable and Ready, a node ended) the drain reads the nodes
 //! and pods again and [`fitting_now`] picks, on that fresh view, the nodes whose replacements
-//! fit now, after the replacements still to come of the nodes draining: they start at once,
-//! beside the nodes still draining (at most `parallel_nodes` running). Drained targets that are
-//! schedulable again count as room; targets not drained yet stay closed.
+//! fit now (packed), after the replacements still to come of the nodes draining: they start at
+//! once, beside the nodes still draining (at most `parallel_nodes` running). Drained targets
+//! that are schedulable again count as room; targets not drained yet stay closed. Then each
+//! of their evictions is admitted against the room at that moment ([`admissible`]): a
+//! replacement that would find no node waits, its pod not evicted, instead of staying Pending.
 //!
 //! Each wave gets its worst-case time: its slowest node ([`plan::node_seconds`]) plus, for each
 //! budget that lets the wave's pods go in batches, every later batch's grace period and the
@@ -68,8 +71,10 @@ fn replaced_per_node<'a>(plan: &Plan, inputs: &'a [NodeInput]) -> Vec<Vec<&'a Po
 
 /// Splits the nodes into waves of at most `k`: a node joins when its replacements fit after
 /// the replacements of the nodes already in waves; `engine` is the cluster with every target
-/// closed and every leaving pod gone. Pure.
-pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize) -> Waves {
+/// closed and every leaving pod gone. `admitted`: each eviction will be admitted against the
+/// room ([`admissible`], `wait_for_capacity`), so the replacements need only fit packed
+/// largest first; otherwise also placed as a spreading scheduler could ([`fits_both`]). Pure.
+pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize, admitted: bool) -> Waves {
     let k = k.max(1);
     let mut working = engine.clone();
     let mut spread = engine.clone();
@@ -79,7 +84,12 @@ pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize) -> Wav
         let mut order: Vec<&Pod> = pods.clone();
         order.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
         let (mut trial, mut spread_trial) = (working.clone(), spread.clone());
-        if !fits_both(&mut trial, &mut spread_trial, &order) {
+        let fits = if admitted {
+            fits_packed(&mut trial, &order)
+        } else {
+            fits_both(&mut trial, &mut spread_trial, &order)
+        };
+        if !fits {
             out.no_room.push(node.clone());
             continue;
         }
@@ -102,13 +112,18 @@ pub fn split(engine: &Engine, replaced: &[(String, Vec<&Pod>)], k: usize) -> Wav
 /// packed: placed smallest first that way the room is cut up the most, so pods that fit both
 /// ways fit whatever the order they come in (a budget-held large pod coming last).
 fn fits_both(packed: &mut Engine, spread: &mut Engine, order: &[&Pod]) -> bool {
-    order
-        .iter()
-        .all(|p| packed.place(p).is_ok_and(|o| o.node.is_some()))
+    fits_packed(packed, order)
         && order
             .iter()
             .rev()
             .all(|p| spread.place_spread(p).is_ok_and(|o| o.node.is_some()))
+}
+
+/// Places `order` (largest first) packed on `packed`; true when every pod found a node.
+fn fits_packed(packed: &mut Engine, order: &[&Pod]) -> bool {
+    order
+        .iter()
+        .all(|p| packed.place(p).is_ok_and(|o| o.node.is_some()))
 }
 
 /// Worst-case time of a wave: its slowest node, plus for each budget that lets the wave's pods
@@ -227,7 +242,7 @@ pub fn apply(
             return;
         };
         let per_node: Vec<(String, Vec<&Pod>)> = names.iter().cloned().zip(replaced).collect();
-        split(&engine, &per_node, k)
+        split(&engine, &per_node, k, opts.wait_for_capacity)
     };
     let counts: BTreeMap<&String, usize> = plan
         .nodes
@@ -334,13 +349,11 @@ pub(crate) fn fitting_now(
     }
     let mut coming: Vec<&Pod> = reserved.iter().collect();
     coming.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
-    // packed and spread ([`fits_both`]); one that fits nowhere takes nothing
-    let mut spread = engine.clone();
+    // packed largest first: each eviction is admitted against the room then ([`admissible`]),
+    // so no replacement is left Pending however the scheduler cuts the room up; one that fits
+    // nowhere takes nothing
     for p in &coming {
         let _ = engine.place(p);
-    }
-    for p in coming.iter().rev() {
-        let _ = spread.place_spread(p);
     }
     let mut out = Vec::new();
     for (name, pods) in candidates {
@@ -349,11 +362,74 @@ pub(crate) fn fitting_now(
         }
         let mut order: Vec<&Pod> = pods.iter().collect();
         order.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
-        let (mut packed, mut spread_trial) = (engine.clone(), spread.clone());
-        if fits_both(&mut packed, &mut spread_trial, &order) {
+        let mut packed = engine.clone();
+        if fits_packed(&mut packed, &order) {
             engine = packed;
-            spread = spread_trial;
             out.push(name.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// `wait_for_capacity`, just before pods whose owner replaces them are evicted: which of
+/// `asked` (indexes into it) may go now. Each, largest first, goes only when its replacement
+/// fits on `view` after the pods bound to no node yet, the replacements of the `recent` pods
+/// (evicted a moment ago: their replacements may not show yet) and those of the pods admitted
+/// before it, with room kept for the `coming` pods larger than it (the replaced pods of the
+/// nodes draining, not evicted yet): a smaller pod never takes the room a larger one still
+/// needs, so the replacements take the room in the order the packing counted on, whatever
+/// the order the budgets let the pods go in. `closed` as for [`fitting_now`]. Pure; `Err`
+/// names an allocatable that does not parse.
+pub(crate) fn admissible(
+    view: &ClusterView,
+    closed: &BTreeSet<String>,
+    recent: &[Pod],
+    coming: &[Pod],
+    asked: &[Pod],
+) -> Result<Vec<usize>, String> {
+    let leaving: BTreeSet<&str> = recent
+        .iter()
+        .chain(coming)
+        .chain(asked)
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
+    let mut engine = Engine::sharing(
+        &view.nodes,
+        view.residents.clone(),
+        |r| !leaving.contains(r.uid.as_str()),
+        closed,
+    )?;
+    let by_size = |pods: &mut Vec<&Pod>| {
+        pods.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
+    };
+    let mut first: Vec<&Pod> = view.pending.iter().collect();
+    by_size(&mut first);
+    let mut recent: Vec<&Pod> = recent.iter().collect();
+    by_size(&mut recent);
+    for p in first.into_iter().chain(recent) {
+        // one that fits nowhere takes nothing
+        let _ = engine.place(p);
+    }
+    let mut coming: Vec<&Pod> = coming.iter().collect();
+    by_size(&mut coming);
+    let mut order: Vec<usize> = (0..asked.len()).collect();
+    order.sort_by_key(|&i| {
+        (
+            placement::size_key(&asked[i]),
+            capacity::placement_key(&asked[i]),
+        )
+    });
+    let mut out = Vec::new();
+    for i in order {
+        let p = &asked[i];
+        let size = placement::size_key(p);
+        let mut trial = engine.clone();
+        for c in coming.iter().filter(|c| placement::size_key(c) < size) {
+            let _ = trial.place(c);
+        }
+        if trial.place(p).is_ok_and(|o| o.node.is_some()) {
+            let _ = engine.place(p);
+            out.push(i);
         }
     }
     Ok(out)

@@ -396,10 +396,11 @@ fn fitting_now_keeps_room_for_the_replacements_still_to_come_of_the_nodes_draini
 }
 
 #[test]
-fn fitting_now_starts_a_node_only_when_a_spreading_scheduler_cannot_cut_up_its_room() {
+fn fitting_now_starts_a_node_whose_replacements_fit_packed() {
     // Two open nodes with 2 CPU each; old2 leaves a 2-CPU pod and two 1-CPU pods. Packed
-    // largest first they fit (2 on one node, 1 + 1 on the other); a scheduler that spreads
-    // could put the 1-CPU pods on both nodes first, and the 2-CPU one would have nowhere to go.
+    // largest first they fit (2 on one node, 1 + 1 on the other): it starts. A scheduler that
+    // spreads could put the 1-CPU pods on both nodes first; each eviction is admitted against
+    // the room then, the larger pods' room kept (admissible below), so none is left Pending.
     let nodes = vec![
         node("a", "2", json!({})),
         node("b", "2", json!({})),
@@ -411,17 +412,128 @@ fn fitting_now_starts_a_node_only_when_a_spreading_scheduler_cannot_cut_up_its_r
     let closed: std::collections::BTreeSet<String> = ["old2".to_string()].into();
     let candidates = vec![("old2".to_string(), pods.clone())];
     let v = view(nodes.clone(), &pods);
+    assert_eq!(
+        waves::fitting_now(&v, &closed, &[], &candidates, 10).unwrap(),
+        ["old2"]
+    );
+    // with 1.5 CPU on b, 3.5 CPU in all: it waits
+    let mut less = nodes;
+    less[1] = node("b", "1500m", json!({}));
+    let v = view(less, &pods);
     assert!(
         waves::fitting_now(&v, &closed, &[], &candidates, 10)
             .unwrap()
             .is_empty()
     );
-    // with a third node of 2 CPU the 2-CPU pod always finds one
-    let mut more = nodes;
-    more.push(node("c", "2", json!({})));
-    let v = view(more, &pods);
+}
+
+#[test]
+fn the_plan_packs_a_node_with_wait_for_capacity_and_spreads_it_without() {
+    // a and b have 2 CPU each; old1 leaves 2 + 1 + 1 CPU, old2 3 CPU (no room for it now)
+    let nodes = vec![
+        node("a", "2", json!({})),
+        node("b", "2", json!({})),
+        node("old1", "8", json!({})),
+        node("old2", "8", json!({})),
+    ];
+    let pods = vec![
+        graced(web("shop", "big", 0, "old1", "2", json!({})), 40),
+        web("shop", "one", 0, "old1", "1", json!({})),
+        web("shop", "one", 1, "old1", "1", json!({})),
+        web("shop", "huge", 0, "old2", "3", json!({})),
+    ];
+    // without the flag nothing admits the evictions one by one: old1's replacements must fit
+    // however a spreading scheduler cuts the room up, and they do not
+    let opts = DrainOptions {
+        parallel_nodes: 10,
+        ..Default::default()
+    };
+    let p = plan_for(&opts, nodes.clone(), &pods, &["old1", "old2"], &[]);
+    assert!(p.waves.is_empty(), "{:?}", p.waves);
+    assert!(!p.can_complete());
+    // with it, each eviction is admitted against the room: packed, old1 fits and goes first
+    let p = plan_for(&waiting_opts(10), nodes, &pods, &["old1", "old2"], &[]);
+    assert_eq!(nodes_of(&p), [["old1"]]);
+    assert_eq!(p.waits_for_room.as_ref().expect("waits").nodes, ["old2"]);
+}
+
+#[test]
+fn admissible_keeps_room_for_the_larger_pods_still_to_come() {
+    // a and b have 2 CPU free each; old1 (draining) leaves a 2-CPU pod its budget holds back and
+    // two 1-CPU pods; old2 (draining too) a 2-CPU pod. Evicted now, the 1-CPU pods could land
+    // one on a and one on b, and neither 2-CPU pod would find a node.
+    let nodes = vec![
+        node("a", "2", json!({})),
+        node("b", "2", json!({})),
+        node("old1", "8", json!({})),
+        node("old2", "8", json!({})),
+    ];
+    let big1 = web("shop", "big", 0, "old1", "2", json!({}));
+    let big2 = web("shop", "big", 1, "old2", "2", json!({}));
+    let one = web("shop", "one", 0, "old1", "1", json!({}));
+    let one_more = web("shop", "one", 1, "old1", "1", json!({}));
+    let pods = vec![big1.clone(), big2.clone(), one.clone(), one_more.clone()];
+    let closed: std::collections::BTreeSet<String> = ["old1", "old2"].map(String::from).into();
+    let v = view(nodes.clone(), &pods);
+    // both big pods still to come: the 1-CPU pods wait
+    let asked = [one.clone(), one_more.clone()];
+    let coming = [big1.clone(), big2.clone()];
+    assert!(
+        waves::admissible(&v, &closed, &[], &coming, &asked)
+            .unwrap()
+            .is_empty()
+    );
+    // the big pods go first, whenever their budget lets them
     assert_eq!(
-        waves::fitting_now(&v, &closed, &[], &candidates, 10).unwrap(),
-        ["old2"]
+        waves::admissible(
+            &v,
+            &closed,
+            &[],
+            std::slice::from_ref(&one),
+            std::slice::from_ref(&big1)
+        )
+        .unwrap(),
+        [0]
+    );
+    // big1 evicted a moment ago (its replacement may not show yet), big2 still to come: the
+    // 1-CPU pods wait still
+    assert!(
+        waves::admissible(
+            &v,
+            &closed,
+            std::slice::from_ref(&big1),
+            std::slice::from_ref(&big2),
+            &asked
+        )
+        .unwrap()
+        .is_empty()
+    );
+    // both big replacements on a and b: no room for any 1-CPU pod
+    let mut placed = pods.clone();
+    placed.push(web("shop", "big", 2, "a", "2", json!({})));
+    placed.push(web("shop", "big", 3, "b", "2", json!({})));
+    let v = view(nodes.clone(), &placed);
+    assert!(
+        waves::admissible(&v, &closed, &[], &[], &asked)
+            .unwrap()
+            .is_empty()
+    );
+    // a third node with 1.5 CPU free: one of them goes (largest first, then in order)
+    let mut more = nodes;
+    more.push(node("c", "1500m", json!({})));
+    let v = view(more, &placed);
+    assert_eq!(
+        waves::admissible(&v, &closed, &[], &[], &asked).unwrap(),
+        [0]
+    );
+    // a pod bound to no node yet takes its room first
+    let mut v = v;
+    let mut pending = web("shop", "other", 0, "x", "1", json!({}));
+    pending.spec.as_mut().unwrap().node_name = None;
+    v.pending.push(pending);
+    assert!(
+        waves::admissible(&v, &closed, &[], &[], &asked)
+            .unwrap()
+            .is_empty()
     );
 }

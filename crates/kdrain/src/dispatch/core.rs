@@ -12,6 +12,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use tokio::time::Instant;
 
 use super::NodeSetup;
+use super::admit::Admission;
 use super::answers::{Answer, Denied};
 use super::budgets::BudgetState;
 use super::ledger::{Account, BudgetLedger};
@@ -95,6 +96,14 @@ pub(crate) enum Input {
     },
     /// A change on the node watch (started while nodes wait for room).
     Nodes(Box<Seen<Node>>),
+    /// The answer to a [`Command::AdmitRoom`]: which of the tracks asked for (indexes) may go
+    /// now, or why the cluster could not be read.
+    Admitted {
+        /// The tracks asked for.
+        asked: Vec<usize>,
+        /// Those whose replacements have room now.
+        fits: Result<Vec<usize>, String>,
+    },
     /// The time given by [`Core::next_wake`] (or any time: a tick only re-examines).
     Tick,
     /// Stop: nothing more is sent, answers in flight are awaited, pods not gone are left.
@@ -175,6 +184,19 @@ pub(crate) enum Command {
     },
     /// Stop watching the nodes.
     StopWatchingNodes,
+    /// `wait_for_capacity`: read the nodes and pods again and say which of `asked` (track
+    /// index and pod) may be evicted now ([`crate::waves::admissible`]); the answer comes as
+    /// [`Input::Admitted`].
+    AdmitRoom {
+        /// The pods about to go.
+        asked: Vec<(usize, Pod)>,
+        /// Every target not drained.
+        closed: BTreeSet<String>,
+        /// Pods of the nodes draining sent a moment ago: their replacements may not show yet.
+        recent: Vec<Pod>,
+        /// Pods of the nodes draining not evicted yet: room is kept for the larger ones.
+        coming: Vec<Pod>,
+    },
     /// Send a progress event.
     Emit(Event),
 }
@@ -242,6 +264,8 @@ pub(crate) struct Core {
     pub(super) room: RoomWait,
     /// The resources whose watch the server refused, already said ([`Core::watch_refused`]).
     pub(super) refused_watches: BTreeSet<&'static str>,
+    /// `wait_for_capacity`: the evictions admitted against the room ([`super::admit`]).
+    pub(super) admission: Admission,
 }
 
 impl Core {
@@ -281,6 +305,7 @@ impl Core {
             waiting: cfg.waiting,
             room: RoomWait::default(),
             refused_watches: BTreeSet::new(),
+            admission: Admission::default(),
         };
         if dry.is_dry() && !d.waiting.is_empty() {
             // A dry run changes nothing, so no room comes back: the waiting nodes show what
@@ -364,6 +389,10 @@ impl Core {
     /// Handles one input at `now` and returns the commands it leads to, in order.
     pub(crate) fn on(&mut self, input: Input, now: Now) -> Vec<Command> {
         self.now = now;
+        if !matches!(input, Input::Admitted { .. }) {
+            // an admission holds for the dispatch right after its answer only
+            self.admission.admitted.clear();
+        }
         match input {
             Input::Start => {
                 if self.interrupted.is_none() {
@@ -398,6 +427,7 @@ impl Core {
             } => self.on_listed(node, purpose, result),
             Input::Room { fits, nodes } => self.on_room(fits, nodes),
             Input::Nodes(s) => self.on_nodes(*s),
+            Input::Admitted { asked, fits } => self.on_admitted(asked, fits),
             Input::Tick => {}
         }
         self.step();

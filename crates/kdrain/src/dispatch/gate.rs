@@ -40,10 +40,22 @@ impl Core {
             .map(|(ix, t)| (t.tier, t.seq, ix))
             .collect();
         due.sort_unstable();
+        let mut want = Vec::new();
         for (_, _, ix) in due {
             if self.inflight >= max {
                 break;
             }
+            if self.gated(ix) && !self.admission.admitted.contains(&ix) {
+                // admitted against the room first ([`super::admit`]), once its budget allows
+                if let Some(key) = self.held_by(ix) {
+                    let uid = self.tracks.at(ix).uid.clone();
+                    self.block_locally(&uid, &key, now);
+                } else if !self.admission.asking {
+                    want.push(ix);
+                }
+                continue;
+            }
+            self.admission.admitted.remove(&ix);
             let uid = self.tracks.at(ix).uid.clone();
             let action = self.tracks[&uid].action;
             let mut spend: Option<BudgetKey> = None;
@@ -95,6 +107,7 @@ impl Core {
             }
             self.send(&uid, spend, now);
         }
+        self.ask_admission(want);
     }
 
     pub(super) fn block_locally(&mut self, uid: &str, key: &BudgetKey, now: Instant) {

@@ -8,6 +8,7 @@
 //! its commands. Every watch and request runs in one [`JoinSet`] owned by [`Dispatcher::run`]'s
 //! future, so dropping or cancelling a drain ends them all at once.
 
+mod admit;
 mod answers;
 mod budgets;
 mod core;
@@ -330,6 +331,29 @@ impl Dispatcher {
                     };
                     let (fits, nodes) = read_room(&client, chunk, &req, asked).await;
                     Some(Input::Room { fits, nodes })
+                });
+            }
+            Command::AdmitRoom {
+                asked,
+                closed,
+                recent,
+                coming,
+            } => {
+                let client = self.client.clone();
+                let req = self.req.clone();
+                let chunk = self.opts.chunk_size;
+                sh.tasks.spawn(async move {
+                    let pods: Vec<Pod> = asked.iter().map(|(_, p)| p.clone()).collect();
+                    let fits = match crate::capacity::read(&client, chunk, &req).await {
+                        Ok((Some(view), _)) => {
+                            crate::waves::admissible(&view, &closed, &recent, &coming, &pods)
+                                .map(|f| f.into_iter().map(|i| asked[i].0).collect())
+                        }
+                        Ok((None, warning)) => Err(warning.unwrap_or_default()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let asked = asked.into_iter().map(|(ix, _)| ix).collect();
+                    Some(Input::Admitted { asked, fits })
                 });
             }
             Command::WatchNodes { resource_version } => {

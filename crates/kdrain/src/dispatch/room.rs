@@ -170,6 +170,7 @@ impl Core {
             }
         };
         if opened {
+            self.wake_room_waiters();
             self.room_changed();
         }
     }

@@ -4,6 +4,7 @@
 //! reads no other.
 
 mod acks;
+mod admit;
 mod answers;
 mod nodes;
 mod room;
@@ -97,6 +98,9 @@ struct Drain {
     w0: jiff::Timestamp,
     /// How far the clock is past its start.
     at: Duration,
+    /// `wait_for_capacity`: answer every [`Command::AdmitRoom`] at once, admitting every pod
+    /// (for tests of something else than the admissions).
+    admit_all: bool,
 }
 
 impl Drain {
@@ -165,6 +169,7 @@ impl Drain {
             t0,
             w0,
             at: Duration::ZERO,
+            admit_all: false,
         }
     }
 
@@ -177,7 +182,21 @@ impl Drain {
 
     fn on(&mut self, input: Input) -> Vec<Command> {
         let now = self.now();
-        self.core.on(input, now)
+        let mut out = self.core.on(input, now);
+        while self.admit_all {
+            let Some(asked) = out.iter().find_map(|c| match c {
+                Command::AdmitRoom { asked, .. } => {
+                    Some(asked.iter().map(|a| a.0).collect::<Vec<usize>>())
+                }
+                _ => None,
+            }) else {
+                break;
+            };
+            out.retain(|c| !matches!(c, Command::AdmitRoom { .. }));
+            let fits = Ok(asked.clone());
+            out.extend(self.core.on(Input::Admitted { asked, fits }, now));
+        }
+        out
     }
 
     fn start(&mut self) -> Vec<Command> {

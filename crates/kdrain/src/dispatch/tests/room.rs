@@ -28,6 +28,7 @@ fn waiting(opts: DrainOptions) -> Drain {
     );
     d.core.waves = vec![vec![0]];
     d.core.waiting = vec![1, 2];
+    d.admit_all = true;
     d
 }
 
