@@ -3,7 +3,8 @@
 //! missing right stops the drain before the cordon instead of half-way through it. When the
 //! server cannot answer those reviews (not served, forbidden, failing), the rights are tried
 //! with the drain's own requests made harmless (`dryRun=All` writes, watches closed at once), so
-//! the promise holds there too.
+//! the promise holds there too. Rights the plan's reads have just exercised (its LISTs of pods
+//! and budgets) are not asked about again.
 
 use std::collections::BTreeMap;
 
@@ -170,10 +171,27 @@ fn cluster_needs(opts: &DrainOptions) -> Vec<Need> {
     v
 }
 
+/// The rights of [`cluster_needs`] that the plan's own reads have not already exercised: the
+/// LIST of each node's pods was sent with these credentials (a refusal there stopped the drain
+/// before this check), and so was the LIST of budgets when `budgets_listed` (a refused one
+/// only left a warning, so that right is still asked for). Asking the server again about a
+/// request it has just served tells nothing new, and costs a request.
+fn unproven_needs(opts: &DrainOptions, budgets_listed: bool) -> Vec<Need> {
+    cluster_needs(opts)
+        .into_iter()
+        .filter(|n| match (n.verb, n.resource) {
+            ("list", "pods") => false,
+            ("list", "poddisruptionbudgets") => !budgets_listed,
+            _ => true,
+        })
+        .collect()
+}
+
 /// Checks, before the cordon, that the credentials allow every request a drain of `nodes`
-/// sends. Rights granted only in some namespaces (a RoleBinding) are checked in the namespaces
-/// of the pods on the nodes (`found`, from the plan's LIST of each node). Returns the first
-/// missing right as [`DrainError::Forbidden`].
+/// sends, but those the plan's reads already made ([`unproven_needs`]; `budgets_listed`: the
+/// plan's LIST of budgets was served). Rights granted only in some namespaces (a RoleBinding)
+/// are checked in the namespaces of the pods on the nodes (`found`, from the plan's LIST of
+/// each node). Returns the first missing right as [`DrainError::Forbidden`].
 ///
 /// Rights the access reviews cannot answer (reviews not served, forbidden, failing) are tried
 /// with the requests themselves, sent so that they change nothing: see [`probe`].
@@ -182,9 +200,10 @@ pub(crate) async fn preflight(
     opts: &DrainOptions,
     nodes: &[Node],
     found: &OnNodes,
+    budgets_listed: bool,
     req: &Requests,
 ) -> Result<(), DrainError> {
-    let needs = cluster_needs(opts);
+    let needs = unproven_needs(opts, budgets_listed);
     let verdicts = review_all(client, &needs, req).await;
     let mut per_namespace = Vec::new();
     let mut unanswered = Vec::new();
@@ -312,9 +331,10 @@ enum Probed {
 /// cordon PATCH, one eviction (or DELETE) per namespace with pods to remove, all with
 /// `dryRun=All` (a real API server authorizes them like the real writes and persists nothing),
 /// a watch of pods and of budgets that is closed as soon as the server answers, one LIST of
-/// budgets (one item), one GET of a DaemonSet per namespace. The pod LIST is the one
-/// [`on_nodes`] already sent. A 403 stops the drain as [`DrainError::Forbidden`] before the
-/// cordon; any other answer lets it go on.
+/// budgets (one item, for the watch's resourceVersion), one GET of a DaemonSet per namespace.
+/// The pod LIST (and the budget LIST, when the plan's was served) are not among `needs`: the
+/// plan sent them ([`unproven_needs`]). A 403 stops the drain as [`DrainError::Forbidden`]
+/// before the cordon; any other answer lets it go on.
 async fn probe(
     client: &kube::Client,
     opts: &DrainOptions,
@@ -344,8 +364,6 @@ async fn probe(
                     }
                 }
             }
-            // the LIST of each node's pods was just sent (a 403 there already stopped the drain)
-            ("list", "pods", "") => {}
             ("watch", "pods", "") => {
                 let Some((node, rv)) = &found.watch_from else {
                     continue;
@@ -556,6 +574,35 @@ mod tests {
                 "delete pods",
                 "get daemonsets"
             ]
+        );
+        // the plan's LISTs were served: the pod LIST always (else no check), the budgets' when
+        // listed
+        opts.disable_eviction = false;
+        assert_eq!(
+            names(unproven_needs(&opts, true)),
+            [
+                "patch nodes",
+                "watch pods",
+                "create pods/eviction",
+                "watch poddisruptionbudgets",
+                "get daemonsets"
+            ]
+        );
+        assert_eq!(
+            names(unproven_needs(&opts, false)),
+            [
+                "patch nodes",
+                "watch pods",
+                "create pods/eviction",
+                "list poddisruptionbudgets",
+                "watch poddisruptionbudgets",
+                "get daemonsets"
+            ]
+        );
+        opts.disable_eviction = true;
+        assert_eq!(
+            names(unproven_needs(&opts, false)),
+            ["patch nodes", "watch pods", "delete pods", "get daemonsets"]
         );
         let e = Need::new("create", "", "pods")
             .sub("eviction")

@@ -113,7 +113,15 @@ impl Drainer {
             &prepared.gathered.listed,
             pod_selector.as_ref(),
         );
-        crate::access::preflight(&self.client, &self.options, &objs, &found, &prepared.req).await
+        crate::access::preflight(
+            &self.client,
+            &self.options,
+            &objs,
+            &found,
+            prepared.gathered.pdbs.is_some(),
+            &prepared.req,
+        )
+        .await
     }
 
     /// Reads each node again (for its cordon) and carries out `prepared`.
@@ -155,7 +163,16 @@ impl Drainer {
             let pod_selector = self.pod_selector()?;
             let found =
                 crate::access::OnNodes::from_lists(&nodes, &g.listed, pod_selector.as_ref());
-            crate::access::preflight(&self.client, &self.options, &objs, &found, &req).await?;
+            let budgets_listed = g.pdbs.is_some();
+            crate::access::preflight(
+                &self.client,
+                &self.options,
+                &objs,
+                &found,
+                budgets_listed,
+                &req,
+            )
+            .await?;
         }
         if !plan.can_complete() {
             self.emit_plan(&plan, &g.warnings, &nodes);
