@@ -258,26 +258,18 @@ pub(crate) struct OnNodes {
 }
 
 impl OnNodes {
-    /// What the drain would touch, from the LIST of each node's pods (the plan's), keeping the
-    /// pods `pod_selector` selects.
-    pub(crate) fn from_lists(
-        nodes: &[String],
-        lists: &[crate::watch::Listed<Pod>],
-        pod_selector: Option<&selectors::LabelSelector>,
-    ) -> OnNodes {
+    /// What the drain would touch, from the pods of each node's LIST that the pod selector
+    /// selects (the plan's inputs) and the LIST's resourceVersion.
+    pub(crate) fn from_inputs(inputs: &[crate::plan::NodeInput], rvs: &[String]) -> OnNodes {
         let mut found = OnNodes::default();
         // namespace -> (the pod is not terminating, the pod)
         let mut candidates: BTreeMap<String, (bool, PodRef)> = BTreeMap::new();
-        for (node, list) in nodes.iter().zip(lists) {
+        for (input, rv) in inputs.iter().zip(rvs) {
             if found.watch_from.is_none() {
-                found.watch_from = Some((node.clone(), list.resource_version.clone()));
+                found.watch_from = Some((input.node.clone(), rv.clone()));
             }
-            for p in &list.items {
+            for p in &input.pods {
                 if crate::model::missing_identity(p).is_some() {
-                    continue;
-                }
-                let labels = p.metadata.labels.clone().unwrap_or_default();
-                if pod_selector.is_some_and(|s| !s.matches(&labels)) {
                     continue;
                 }
                 let ns = p.metadata.namespace.clone().unwrap_or_default();

@@ -319,16 +319,24 @@ impl Core {
             }
             d.budgets_rv = Some(l.resource_version);
         }
+        let tracked: usize = setups.iter().map(|s| s.plan.pods.len()).sum();
+        d.tracks.reserve(tracked);
         for (i, s) in setups.into_iter().enumerate() {
-            let pods: HashMap<String, &Pod> = s
+            // the listed pods move into their tracks (a large drain's pods are not copied)
+            let listed_uids: Vec<String> = s
                 .listed
                 .items
                 .iter()
-                .map(|p| (p.metadata.uid.clone().unwrap_or_default(), p))
+                .map(|p| p.metadata.uid.clone().unwrap_or_default())
+                .collect();
+            let mut pods: HashMap<String, Pod> = listed_uids
+                .iter()
+                .cloned()
+                .zip(s.listed.items)
                 .collect();
             let mut order = Vec::new();
             for pp in &s.plan.pods {
-                let Some(pod) = pods.get(&pp.uid) else {
+                let Some(pod) = pods.remove(&pp.uid) else {
                     continue;
                 };
                 let st = match pp.action {
@@ -344,7 +352,7 @@ impl Core {
                 let ix = d.tracks.insert(new_track(
                     pp.uid.clone(),
                     i,
-                    (*pod).clone(),
+                    pod,
                     pp.action,
                     pp.reason.clone(),
                     st,
@@ -353,8 +361,7 @@ impl Core {
                 d.tracks.at_mut(ix).protected_until = pp.protected_until;
                 order.push(ix);
             }
-            for p in &s.listed.items {
-                let uid = p.metadata.uid.clone().unwrap_or_default();
+            for uid in listed_uids {
                 if !d.tracks.contains_key(&uid) {
                     d.ignored.insert(uid);
                 }

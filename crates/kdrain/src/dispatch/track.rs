@@ -155,6 +155,13 @@ pub(super) struct Tracks {
 }
 
 impl Tracks {
+    /// Room for `n` more tracks, allocated once (a track holds a whole pod: growing the slab by
+    /// doubling would keep up to twice the room, and copy it).
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.slab.reserve_exact(n);
+        self.by_uid.reserve(n);
+    }
+
     /// Stores a track (replacing one with the same uid) and returns its index.
     pub(super) fn insert(&mut self, t: Track) -> usize {
         if let Some(&ix) = self.by_uid.get(&t.uid) {

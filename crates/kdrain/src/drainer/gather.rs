@@ -9,6 +9,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 
 use super::Drainer;
+use crate::capacity::ClusterView;
 use crate::dispatch;
 use crate::error::DrainError;
 use crate::model::missing_identity;
@@ -17,16 +18,44 @@ use crate::requests::Requests;
 use crate::select::{self, DaemonSetLookup};
 use crate::watch::{self, Listed, list_pods_of};
 
-/// What the read phase found, for planning and draining.
+/// What the read phase found, for planning and draining. Each node's LIST is kept once: the
+/// pods the pod selector selects in `inputs` (what the plan reads), the others in `unselected`
+/// (the dispatcher ignores them); [`Gathered::into_lists`] puts them back together, moving the
+/// pods, for the drain.
 pub(super) struct Gathered {
     pub(super) inputs: Vec<NodeInput>,
-    pub(super) listed: Vec<Listed<Pod>>,
+    /// Per node, the pods of its LIST that the pod selector leaves out.
+    pub(super) unselected: Vec<Vec<Pod>>,
+    /// Per node, its LIST's resourceVersion.
+    pub(super) resource_versions: Vec<String>,
     pub(super) pdbs: Option<Listed<PodDisruptionBudget>>,
     pub(super) ds_cache: HashMap<(String, String), DaemonSetLookup>,
-    /// Every node and pod, for the capacity check (`None` when they could not be listed).
-    pub(super) cluster: Option<crate::capacity::ClusterView>,
     /// Warnings of the read phase (e.g. budgets that could not be listed).
     pub(super) warnings: Vec<String>,
+}
+
+impl Gathered {
+    /// Each node's LIST as the dispatcher takes it (its selected pods, then the others), the
+    /// pods moved, not copied.
+    pub(super) fn into_lists(
+        inputs: Vec<NodeInput>,
+        unselected: Vec<Vec<Pod>>,
+        resource_versions: Vec<String>,
+    ) -> Vec<Listed<Pod>> {
+        inputs
+            .into_iter()
+            .zip(unselected)
+            .zip(resource_versions)
+            .map(|((input, others), resource_version)| {
+                let mut items = input.pods;
+                items.extend(others);
+                Listed {
+                    items,
+                    resource_version,
+                }
+            })
+            .collect()
+    }
 }
 
 impl Drainer {
@@ -37,7 +66,9 @@ impl Drainer {
         reqs: &[Requests],
         req: &Requests,
     ) -> Result<(Plan, Gathered), DrainError> {
-        let g = self.gather(nodes, cordoned, reqs, req).await?;
+        // The cluster view (every node and pod) serves the plan only: it is dropped when the
+        // plan is made (a room check during the drain reads the cluster again).
+        let (g, cluster) = self.gather(nodes, cordoned, reqs, req).await?;
         let pdbs: Vec<PodDisruptionBudget> =
             g.pdbs.as_ref().map(|l| l.items.clone()).unwrap_or_default();
         let cache = g.ds_cache.clone();
@@ -52,14 +83,14 @@ impl Drainer {
         };
         let now = jiff::Timestamp::now();
         let mut plan = plan::build(&self.options, &g.inputs, &pdbs, &lookup, &self.filters, now);
-        if let Some(view) = &g.cluster {
+        if let Some(view) = &cluster {
             crate::fit::apply(&mut plan, &self.options, &g.inputs, view);
         }
         if !self.options.surge.is_empty() {
             let deployments = self.read_deployments(&g.inputs, req).await?;
             crate::surge::apply(&mut plan, &self.options.surge, &g.inputs, &deployments);
         }
-        if let Some(view) = &g.cluster {
+        if let Some(view) = &cluster {
             crate::waves::apply(&mut plan, &self.options, &g.inputs, view, now);
         }
         plan.warnings.extend(g.warnings.iter().cloned());
@@ -72,11 +103,12 @@ impl Drainer {
         cordoned: &[bool],
         reqs: &[Requests],
         req: &Requests,
-    ) -> Result<Gathered, DrainError> {
+    ) -> Result<(Gathered, Option<ClusterView>), DrainError> {
         let pod_sel = self.pod_selector()?;
         let api: Api<Pod> = Api::all(self.client.clone());
         let mut inputs = Vec::new();
-        let mut listed_all = Vec::new();
+        let mut unselected = Vec::new();
+        let mut resource_versions = Vec::new();
         let mut ds_cache: HashMap<(String, String), DaemonSetLookup> = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
             let listed = list_pods_of(&api, node, self.options.chunk_size, &reqs[i]).await?;
@@ -88,16 +120,11 @@ impl Drainer {
                     message,
                 });
             }
-            let pods: Vec<Pod> = listed
-                .items
-                .iter()
-                .filter(|p| {
-                    pod_sel
-                        .as_ref()
-                        .is_none_or(|s| s.matches(&p.metadata.labels.clone().unwrap_or_default()))
+            let (pods, others): (Vec<Pod>, Vec<Pod>) = listed.items.into_iter().partition(|p| {
+                pod_sel.as_ref().is_none_or(|s| {
+                    s.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))
                 })
-                .cloned()
-                .collect();
+            });
             for p in &pods {
                 if select::is_daemonset_pod(p) && !select::is_finished(p) {
                     let key = (
@@ -119,7 +146,8 @@ impl Drainer {
                 cordoned: cordoned[i],
                 pods,
             });
-            listed_all.push(listed);
+            unselected.push(others);
+            resource_versions.push(listed.resource_version);
         }
         let mut warnings = Vec::new();
         let pdbs = if self.options.disable_eviction {
@@ -160,14 +188,15 @@ impl Drainer {
         let (cluster, warning) =
             crate::capacity::read(&self.client, self.options.chunk_size, req).await?;
         warnings.extend(warning);
-        Ok(Gathered {
+        let gathered = Gathered {
             inputs,
-            listed: listed_all,
+            unselected,
+            resource_versions,
             pdbs,
             ds_cache,
-            cluster,
             warnings,
-        })
+        };
+        Ok((gathered, cluster))
     }
 
     /// Reads the Deployments `--surge` names whose pods are on the target nodes (one GET each);

@@ -107,11 +107,9 @@ impl Drainer {
         for (i, n) in prepared.nodes.iter().enumerate() {
             objs.push(cordon::get_node(&self.client, n, &prepared.reqs[i]).await?);
         }
-        let pod_selector = self.pod_selector()?;
-        let found = crate::access::OnNodes::from_lists(
-            &prepared.nodes,
-            &prepared.gathered.listed,
-            pod_selector.as_ref(),
+        let found = crate::access::OnNodes::from_inputs(
+            &prepared.gathered.inputs,
+            &prepared.gathered.resource_versions,
         );
         crate::access::preflight(
             &self.client,
@@ -157,13 +155,19 @@ impl Drainer {
             req,
             reqs,
         } = prepared;
+        let Gathered {
+            inputs,
+            unselected,
+            resource_versions,
+            pdbs,
+            ds_cache,
+            warnings,
+        } = g;
         let dry = self.options.dry_run;
         if dry != DryRun::Client {
             // the permission check looks at the pods the plan's LIST found
-            let pod_selector = self.pod_selector()?;
-            let found =
-                crate::access::OnNodes::from_lists(&nodes, &g.listed, pod_selector.as_ref());
-            let budgets_listed = g.pdbs.is_some();
+            let found = crate::access::OnNodes::from_inputs(&inputs, &resource_versions);
+            let budgets_listed = pdbs.is_some();
             crate::access::preflight(
                 &self.client,
                 &self.options,
@@ -175,7 +179,7 @@ impl Drainer {
             .await?;
         }
         if !plan.can_complete() {
-            self.emit_plan(&plan, &g.warnings, &nodes);
+            self.emit_plan(&plan, &warnings, &nodes);
             // refused pods need a flag (exit 4); only budgets that never pass are exit 3
             let pods_refused = plan.nodes.iter().any(|n| !n.errors.is_empty());
             let budget_never = plan
@@ -202,7 +206,7 @@ impl Drainer {
             }
         }
         // kubectl's order: the cordon lines first, then the plan's warnings.
-        self.emit_plan(&plan, &g.warnings, &nodes);
+        self.emit_plan(&plan, &warnings, &nodes);
         // --surge: the targets are cordoned, so the new pods start elsewhere.
         for s in plan.surges.iter().filter(|s| s.restart) {
             if let Err(e) = self
@@ -225,14 +229,16 @@ impl Drainer {
                 filters: self.filters.clone(),
                 pod_selector,
                 req: req.clone(),
-                ds_cache: g.ds_cache,
+                ds_cache,
                 waves,
                 waiting,
             };
+            // the plan's pods are handed to the dispatcher, not copied
+            let lists = Gathered::into_lists(inputs, unselected, resource_versions);
             let setups: Vec<NodeSetup> = plan
                 .nodes
                 .iter()
-                .zip(g.listed)
+                .zip(lists)
                 .enumerate()
                 .map(|(i, (np, listed))| NodeSetup {
                     name: np.node.clone(),
@@ -242,7 +248,7 @@ impl Drainer {
                     req: reqs[i].clone(),
                 })
                 .collect();
-            let mut dispatcher = Dispatcher::new(shared, setups, g.pdbs);
+            let mut dispatcher = Dispatcher::new(shared, setups, pdbs);
             if let Some(ledger) = &self.budgets {
                 dispatcher = dispatcher.with_budgets(ledger);
             }
