@@ -14,7 +14,14 @@ use crate::diagnosis::{self, NodeStatus};
 /// an invalid one nothing (as the API server's disruption controller and scheduler skip it).
 /// The matching is the workspace's `selectors` crate.
 pub fn selector_matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(sel) = sel else { return false };
+    compiled_selector(sel).is_some_and(|s| s.matches(labels))
+}
+
+/// `sel` parsed once, for a caller that tests many label sets against it:
+/// `compiled_selector(sel).is_some_and(|s| s.matches(labels))` is [`selector_matches`]. None
+/// for a missing selector or one that does not parse (both match nothing).
+pub fn compiled_selector(sel: Option<&LabelSelector>) -> Option<selectors::LabelSelector> {
+    let sel = sel?;
     let expressions: Vec<(String, String, Vec<String>)> = sel
         .match_expressions
         .iter()
@@ -27,8 +34,7 @@ pub fn selector_matches(sel: Option<&LabelSelector>, labels: &BTreeMap<String, S
             )
         })
         .collect();
-    selectors::LabelSelector::from_parts(sel.match_labels.as_ref(), &expressions)
-        .is_ok_and(|s| s.matches(labels))
+    selectors::LabelSelector::from_parts(sel.match_labels.as_ref(), &expressions).ok()
 }
 
 /// Whether a spread constraint with selector `sel` counts a pod with `labels` in its domain:
