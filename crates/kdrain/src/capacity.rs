@@ -5,7 +5,7 @@
 //! 2.5 CPU free; add capacity or drain fewer nodes at once"). Pods nothing replaces (bare pods
 //! with `--force`) are not placed: they are lost.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -17,8 +17,9 @@ use serde::Serialize;
 use kube::Api;
 
 use crate::error::DrainError;
-use crate::placement::{self, Engine, Outcome, Resident};
+use crate::placement::{self, Engine, Outcome, Residents};
 use crate::requests::Requests;
+use crate::resident::Uid;
 use crate::{select, slim_pod, watch};
 
 /// The cluster read for the capacity check: every node and every pod bound to a node.
@@ -28,7 +29,7 @@ pub struct ClusterView {
     pub nodes: Vec<Node>,
     /// Every running (not finished) pod bound to a node, summarized (shared with the
     /// placement engines built from this view, never copied).
-    pub residents: Arc<Vec<Resident>>,
+    pub residents: Arc<Residents>,
     /// Pods whose requests do not parse (one line each, naming the pod and the field).
     pub errors: Vec<String>,
     /// Pods not bound to a node yet (not finished, not being deleted): they will take room
@@ -265,6 +266,7 @@ pub fn check(
         errors: view.errors.clone(),
         ..Default::default()
     };
+    let leaving: HashSet<Uid> = leaving.iter().map(|u| Uid::from(u.as_str())).collect();
     let before = match Engine::sharing(
         &view.nodes,
         view.residents.clone(),
@@ -358,6 +360,36 @@ pub(crate) fn placement_key(pod: &Pod) -> String {
     )
 }
 
+/// What placement and the room check read of a node: its name, labels, taints,
+/// `spec.unschedulable`, allocatable (and capacity, its fallback) and conditions. The rest (the
+/// node's images, addresses, system info, annotations...) is dropped as each page is read: a
+/// large cluster's nodes are kept for the whole plan.
+pub(crate) fn slim_node(n: Node) -> Node {
+    use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let m = n.metadata;
+    Node {
+        metadata: ObjectMeta {
+            name: m.name,
+            uid: m.uid,
+            labels: m.labels,
+            resource_version: m.resource_version,
+            ..Default::default()
+        },
+        spec: n.spec.map(|s| NodeSpec {
+            taints: s.taints,
+            unschedulable: s.unschedulable,
+            ..Default::default()
+        }),
+        status: n.status.map(|s| NodeStatus {
+            allocatable: s.allocatable,
+            capacity: s.capacity,
+            conditions: s.conditions,
+            ..Default::default()
+        }),
+    }
+}
+
 /// Reads what the capacity check needs: every node, and every pod bound to a node that has
 /// not finished (field selector `status.phase!=Succeeded,status.phase!=Failed`, as the
 /// scheduler's own cache), page by page, keeping only each pod's summary. `Ok(None)` with a
@@ -374,19 +406,23 @@ pub(crate) async fn read(
         )
     };
     let nodes_api: Api<Node> = Api::all(client.clone());
-    let (nodes, nodes_resource_version) =
-        match watch::list_all(&nodes_api, None, None, chunk, req, "nodes").await {
-            Ok(l) => (l.items, l.resource_version),
-            Err(kube::Error::Api(s)) if s.code == 403 => {
-                return Ok((None, Some(forbidden("nodes", &s))));
-            }
-            Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
-        };
-    let mut residents = Vec::new();
+    let mut nodes = Vec::new();
+    let listed = watch::list_pages(&nodes_api, None, None, chunk, req, "nodes", |page| {
+        nodes.extend(page.into_iter().map(slim_node))
+    })
+    .await;
+    let nodes_resource_version = match listed {
+        Ok(rv) => rv,
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Ok((None, Some(forbidden("nodes", &s))));
+        }
+        Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
+    };
+    let mut residents = Residents::default();
     let mut errors = Vec::new();
     let mut pending = Vec::new();
     let mut unreadable: Option<serde_json::Error> = None;
-    let mut interner = placement::Interner::default();
+    let mut interner = crate::resident::Interner::default();
     let fields = "status.phase!=Succeeded,status.phase!=Failed";
     let url = <Pod as kube::Resource>::url_path(&(), None);
     let res = watch::list_raw_pages(

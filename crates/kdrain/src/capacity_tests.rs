@@ -523,3 +523,65 @@ fn leaving_pods_free_their_room_and_only_replaced_pods_are_placed() {
     assert_eq!(cap.workloads.iter().filter(|w| w.fits()).count(), 1);
     assert_eq!(cap.schedulable_nodes, vec!["n3"]);
 }
+
+#[test]
+fn slim_nodes_give_the_same_plan_as_whole_nodes() {
+    // what the capacity read keeps of a node (crate::capacity::slim_node) is all the check reads:
+    // a node's images, addresses, system info and annotations go, its verdicts stay
+    let info = json!({"kubeletVersion": "v1.33.0", "containerRuntimeVersion": "containerd://1.7", "osImage": "x",
+                      "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.1",
+                      "machineID": "", "systemUUID": "", "bootID": "", "kubeProxyVersion": ""});
+    let whole = vec![
+        node(
+            "n1",
+            "8",
+            json!({"metadata": {"annotations": {"a": "b"}},
+            "status": {"images": [{"names": ["img"], "sizeBytes": 1}], "nodeInfo": info,
+                       "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}),
+        ),
+        node(
+            "n2",
+            "4",
+            json!({"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}}),
+        ),
+        node("n3", "4", json!({"spec": {"unschedulable": true}})),
+        node(
+            "n4",
+            "4",
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+        ),
+        node(
+            "n5",
+            "1",
+            json!({"metadata": {"labels": {"zone": "z1"}}, "status": {"nodeInfo": info}}),
+        ),
+    ];
+    let slim: Vec<Node> = whole
+        .iter()
+        .cloned()
+        .map(crate::capacity::slim_node)
+        .collect();
+    let kept = slim[0].status.as_ref().unwrap();
+    assert!(kept.images.is_none() && kept.node_info.is_none() && kept.addresses.is_none());
+    assert!(slim[0].metadata.annotations.is_none());
+    assert_eq!(slim[4].metadata.labels, whole[4].metadata.labels);
+    assert_eq!(slim[1].spec, whole[1].spec);
+    assert_eq!(
+        slim[3].status.as_ref().unwrap().conditions,
+        whole[3].status.as_ref().unwrap().conditions
+    );
+    let pods = vec![
+        web("shop", "web", 0, "n1", "2", json!({})),
+        web("shop", "web", 1, "n1", "1", json!({})),
+        web("shop", "db", 0, "n5", "500m", json!({})),
+    ];
+    let opts = DrainOptions::default();
+    let from_whole = plan_for(&opts, whole, &pods, &["n1"], &[]).capacity;
+    let from_slim = plan_for(&opts, slim, &pods, &["n1"], &[]).capacity;
+    assert_eq!(from_slim, from_whole);
+    let cap = from_slim.unwrap();
+    // n3 cordoned and n4 not Ready take nothing; n2's taint refuses the replacements, and n5
+    // has 0.5 CPU free
+    assert_eq!(cap.schedulable_nodes, ["n2", "n5"]);
+    assert_eq!(cap.short().count(), 1);
+}

@@ -79,6 +79,7 @@ pub mod placement;
 pub mod plan;
 pub mod report;
 mod requests;
+pub mod resident;
 mod retry;
 pub mod select;
 mod serde_secs;

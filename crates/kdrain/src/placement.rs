@@ -15,9 +15,10 @@
 //! is preempted: a replacement that would only fit by preempting lower-priority pods counts as
 //! not fitting.
 //!
-//! One file of about 650 lines on purpose: the filters are one engine over private state (the
-//! slots, the spread domains, a pod's context); split, that state would have to be visible to
-//! the whole crate, and the scheduler's filter order would be spread over several files.
+//! One file of about 620 lines on purpose (what is kept of each pod is in [`crate::resident`]):
+//! the filters are one engine over private state (the slots, the spread domains, a pod's
+//! context); split, that state would have to be visible to the whole crate, and the scheduler's
+//! filter order would be spread over several files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,124 +28,8 @@ use sched::diagnosis::{self, NodeStatus};
 use sched::interpod::{self, Spread, selector_matches, selector_with_keys, spread_counts};
 use sched::resources::{self, Resources};
 
-use crate::budget;
-
-/// What placement keeps of a pod bound to a node (a whole cluster's pods are read page by
-/// page and only this is kept).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Resident {
-    /// UID.
-    pub uid: String,
-    /// Namespace (shared like the labels).
-    pub namespace: Arc<str>,
-    /// The node it is bound to (shared like the labels).
-    pub node: Arc<str>,
-    /// Labels (shared by the pods that have the same: a Deployment's pods read from a large
-    /// cluster keep one copy).
-    pub labels: Arc<BTreeMap<String, String>>,
-    /// Effective requests (shared like the labels).
-    pub requests: Arc<Resources>,
-    /// Required pod anti-affinity terms.
-    pub anti_affinity: Vec<PodAffinityTerm>,
-    /// Host ports in use, as (protocol, port).
-    pub host_ports: Vec<(String, i32)>,
-    /// Being deleted (topology spread does not count it, as the scheduler does not).
-    pub terminating: bool,
-}
-
-fn host_ports(spec: &PodSpec) -> Vec<(String, i32)> {
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .flat_map(|c| c.ports.iter().flatten())
-        .filter_map(|p| {
-            let port = p.host_port.filter(|h| *h > 0)?;
-            Some((p.protocol.clone().unwrap_or_else(|| "TCP".into()), port))
-        })
-        .collect()
-}
-
-fn required_anti_affinity(spec: &PodSpec) -> Vec<PodAffinityTerm> {
-    spec.affinity
-        .as_ref()
-        .and_then(|a| a.pod_anti_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .clone()
-        })
-        .unwrap_or_default()
-}
-
-/// Keeps one copy of equal label sets and requests while a cluster's pods are read.
-#[derive(Default)]
-pub(crate) struct Interner {
-    labels: std::collections::HashSet<Arc<BTreeMap<String, String>>>,
-    requests: std::collections::HashSet<Arc<Resources>>,
-    names: std::collections::HashSet<Arc<str>>,
-}
-
-impl Interner {
-    /// `r` with its labels, requests, namespace and node replaced by the copies already kept,
-    /// if equal.
-    pub(crate) fn intern(&mut self, mut r: Resident) -> Resident {
-        r.labels = share(&mut self.labels, r.labels);
-        r.requests = share(&mut self.requests, r.requests);
-        r.namespace = share(&mut self.names, r.namespace);
-        r.node = share(&mut self.names, r.node);
-        r
-    }
-}
-
-fn share<T: std::hash::Hash + Eq + ?Sized>(
-    set: &mut std::collections::HashSet<Arc<T>>,
-    v: Arc<T>,
-) -> Arc<T> {
-    if let Some(kept) = set.get(&v) {
-        return kept.clone();
-    }
-    set.insert(v.clone());
-    v
-}
-
-impl Resident {
-    /// The summary of a pod; an error names a request that does not parse.
-    pub fn of(pod: &Pod) -> Result<Resident, String> {
-        let empty = PodSpec::default();
-        let m = &pod.metadata;
-        Resident::from_spec(
-            pod.spec.as_ref().unwrap_or(&empty),
-            m.uid.clone().unwrap_or_default(),
-            m.namespace.clone(),
-            m.name.as_deref(),
-            m.labels.clone().unwrap_or_default(),
-            m.deletion_timestamp.is_some(),
-        )
-    }
-
-    /// The summary of a pod from its spec and the metadata kept (`name` only names it in the
-    /// error).
-    pub(crate) fn from_spec(
-        spec: &PodSpec,
-        uid: String,
-        namespace: Option<String>,
-        name: Option<&str>,
-        labels: BTreeMap<String, String>,
-        terminating: bool,
-    ) -> Result<Resident, String> {
-        let requests = resources::pod_requests(spec)
-            .map_err(|e| format!("pod {}: {e}", budget::key_of(namespace.as_deref(), name)))?;
-        Ok(Resident {
-            uid,
-            namespace: namespace.unwrap_or_default().into(),
-            node: spec.node_name.as_deref().unwrap_or_default().into(),
-            labels: Arc::new(labels),
-            requests: Arc::new(requests),
-            anti_affinity: required_anti_affinity(spec),
-            host_ports: host_ports(spec),
-            terminating,
-        })
-    }
-}
+use crate::resident::required_anti_affinity;
+pub use crate::resident::{Resident, Residents};
 
 /// Where one replacement went, or why it went nowhere.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,20 +44,22 @@ pub struct Outcome {
     pub not_checked: Vec<String>,
 }
 
+/// One node. What does not change as replacements are placed is shared by the engine's clones
+/// (the trial placements clone the engine; B4 has 1,000 nodes).
 #[derive(Clone)]
 struct Slot {
-    name: String,
-    labels: BTreeMap<String, String>,
-    taints: Vec<Taint>,
-    allocatable: Resources,
+    name: Arc<str>,
+    labels: Arc<BTreeMap<String, String>>,
+    taints: Arc<[Taint]>,
+    allocatable: Arc<Resources>,
     /// Requests of the pods there before any replacement.
-    requested_before: Resources,
+    requested_before: Arc<Resources>,
     requested: Resources,
     pods: i128,
     /// Pods there before any replacement.
     pods_before: i128,
     /// Why it takes no replacement, as the scheduler would say it.
-    closed: Option<String>,
+    closed: Option<Arc<str>>,
     /// Indexes into the engine's residents ([`Engine::resident`]).
     residents: Vec<usize>,
 }
@@ -183,7 +70,7 @@ struct Slot {
 pub struct Engine {
     slots: Vec<Slot>,
     /// The pods read from the cluster (indexes `0..base.len()`), shared by every clone.
-    base: Arc<Vec<Resident>>,
+    base: Arc<Residents>,
     /// The replacements placed so far (indexes from `base.len()` on).
     added: Vec<Resident>,
     /// Residents with required anti-affinity terms, with their slot.
@@ -310,19 +197,24 @@ impl Engine {
         residents: Vec<Resident>,
         targets: &BTreeSet<String>,
     ) -> Result<Engine, String> {
-        Engine::sharing(nodes, Arc::new(residents), |_| true, targets)
+        Engine::sharing(
+            nodes,
+            Arc::new(residents.into_iter().collect()),
+            |_| true,
+            targets,
+        )
     }
 
     /// [`Engine::new`] over residents shared with the caller (no copy of them is made), of
     /// which only those `stays` keeps count (the pods that leave are left out).
     pub fn sharing(
         nodes: &[Node],
-        residents: Arc<Vec<Resident>>,
+        residents: Arc<Residents>,
         stays: impl Fn(&Resident) -> bool,
         targets: &BTreeSet<String>,
     ) -> Result<Engine, String> {
-        let mut slots = Vec::new();
-        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = Default::default();
         let mut sorted: Vec<&Node> = nodes.iter().collect();
         sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         for node in sorted {
@@ -330,28 +222,32 @@ impl Engine {
             let allocatable =
                 resources::allocatable(node).map_err(|e| format!("node {name}: {e}"))?;
             let closed = if targets.contains(&name) || sched::nodes::is_cordoned(node) {
-                Some(diagnosis::UNSCHEDULABLE.to_string())
+                Some(diagnosis::UNSCHEDULABLE.into())
             } else if !sched::nodes::is_ready(node) {
-                Some(NOT_READY.to_string())
+                Some(NOT_READY.into())
             } else {
                 None
             };
-            index.insert(name.clone(), slots.len());
+            index.insert(
+                node.metadata.name.as_deref().unwrap_or_default(),
+                slots.len(),
+            );
             slots.push(Slot {
-                labels: sched::nodes::labels(node),
+                labels: Arc::new(sched::nodes::labels(node)),
                 taints: node
                     .spec
                     .as_ref()
                     .and_then(|s| s.taints.clone())
-                    .unwrap_or_default(),
-                allocatable,
-                requested_before: Resources::default(),
+                    .unwrap_or_default()
+                    .into(),
+                allocatable: Arc::new(allocatable),
+                requested_before: Arc::default(),
                 requested: Resources::default(),
                 pods: 0,
                 pods_before: 0,
                 closed,
                 residents: Vec::new(),
-                name,
+                name: name.into(),
             });
         }
         let mut with_anti_affinity = Vec::new();
@@ -364,13 +260,13 @@ impl Engine {
                 slot.requested.add(&r.requests);
                 slot.pods += 1;
                 slot.residents.push(i);
-                if !r.anti_affinity.is_empty() {
+                if !r.anti_affinity().is_empty() {
                     with_anti_affinity.push((i, s));
                 }
             }
         }
         for s in &mut slots {
-            s.requested_before = s.requested.clone();
+            s.requested_before = Arc::new(s.requested.clone());
             s.pods_before = s.pods;
         }
         Ok(Engine {
@@ -394,7 +290,7 @@ impl Engine {
         self.slots
             .iter()
             .filter(|s| s.closed.is_none())
-            .map(|s| s.name.clone())
+            .map(|s| s.name.to_string())
             .collect()
     }
 
@@ -415,7 +311,7 @@ impl Engine {
                 continue;
             }
             n += 1;
-            let mut f = s.allocatable.clone();
+            let mut f = Resources::clone(&s.allocatable);
             f.sub(&s.requested_before);
             for v in f.0.values_mut() {
                 *v = (*v).max(0);
@@ -509,7 +405,7 @@ impl Engine {
         let mut existing = BTreeSet::new();
         for &(i, at) in &self.with_anti_affinity {
             let r = self.resident(i);
-            for term in &r.anti_affinity {
+            for term in r.anti_affinity() {
                 if let Some(v) = self.slots[at].labels.get(&term.topology_key)
                     && term_selects(term, &r.namespace, &r.labels, ns, labels)
                 {
@@ -547,7 +443,7 @@ impl Engine {
             })
         };
         if let Some(r) = &s.closed {
-            return unresolvable(r.clone());
+            return unresolvable(r.to_string());
         }
         let tolerations = spec.tolerations.as_deref().unwrap_or_default();
         if let Some(t) = sched::nodes::untolerated_taint(&s.taints, tolerations) {
@@ -556,12 +452,12 @@ impl Engine {
         if !sched::nodes::affinity_matches(spec, &s.labels, &s.name) {
             return unresolvable(diagnosis::NODE_AFFINITY.to_string());
         }
-        if !me.host_ports.is_empty()
+        if !me.host_ports().is_empty()
             && s.residents.iter().any(|&i| {
                 self.resident(i)
-                    .host_ports
+                    .host_ports()
                     .iter()
-                    .any(|p| me.host_ports.contains(p))
+                    .any(|p| me.host_ports().contains(p))
             })
         {
             return Err(NodeStatus {
@@ -609,7 +505,7 @@ impl Engine {
 
     fn place_by(&mut self, pod: &Pod, spread: bool) -> Result<Outcome, String> {
         let mut me = Resident::of(pod)?;
-        me.uid = String::new();
+        me.uid = Default::default();
         me.terminating = false;
         let mut spec = pod.spec.clone().unwrap_or_default();
         spec.node_name = None;
@@ -647,13 +543,13 @@ impl Engine {
         let slot = &mut self.slots[at];
         slot.requested.add(&me.requests);
         slot.pods += 1;
-        me.node = slot.name.as_str().into();
+        me.node = slot.name.clone();
         let index = self.base.len() + self.added.len();
         slot.residents.push(index);
-        if !me.anti_affinity.is_empty() {
+        if !me.anti_affinity().is_empty() {
             self.with_anti_affinity.push((index, at));
         }
-        let node = slot.name.clone();
+        let node = slot.name.to_string();
         self.added.push(me);
         Ok(Outcome {
             node: Some(node),

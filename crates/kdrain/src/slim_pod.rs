@@ -178,8 +178,8 @@ mod tests {
         };
         let slim = slim.unwrap();
         assert_eq!(slim, Resident::of(&whole).unwrap());
-        assert_eq!(slim.host_ports.len(), 2);
-        assert_eq!(slim.anti_affinity.len(), 1);
+        assert_eq!(slim.host_ports().len(), 2);
+        assert_eq!(slim.anti_affinity().len(), 1);
         assert!(slim.terminating);
         assert_eq!(&*slim.node, "n1");
     }

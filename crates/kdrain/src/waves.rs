@@ -30,7 +30,7 @@
 //! budget that lets the wave's pods go in batches, every later batch's grace period and the
 //! time replacements took to become ready here. The plan's worst case is the waves' sum.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -38,6 +38,7 @@ use crate::capacity::{self, ClusterView};
 use crate::options::DrainOptions;
 use crate::placement::{self, Engine};
 use crate::plan::{self, Action, BudgetVerdict, NodeInput, Plan, RoomWait};
+use crate::resident::Uid;
 
 pub use crate::plan::Wave;
 
@@ -225,17 +226,17 @@ pub fn apply(
         }
     } else {
         let targets: BTreeSet<String> = names.iter().cloned().collect();
-        let leaving: BTreeSet<&str> = plan
+        let leaving: HashSet<Uid> = plan
             .nodes
             .iter()
             .flat_map(|n| &n.pods)
             .filter(|p| matches!(p.action, Action::Evict | Action::Delete))
-            .map(|p| p.uid.as_str())
+            .map(|p| Uid::from(p.uid.as_str()))
             .collect();
         let Ok(engine) = Engine::sharing(
             &view.nodes,
             view.residents.clone(),
-            |r| !leaving.contains(r.uid.as_str()),
+            |r| !leaving.contains(&r.uid),
             &targets,
         ) else {
             // an allocatable that does not parse is already a plan error
@@ -329,16 +330,17 @@ pub(crate) fn fitting_now(
     candidates: &[(String, Vec<Pod>)],
     k: usize,
 ) -> Result<Vec<String>, String> {
-    let leaving: BTreeSet<&str> = candidates
+    let leaving: HashSet<Uid> = candidates
         .iter()
         .flat_map(|(_, pods)| pods)
         .chain(reserved)
         .filter_map(|p| p.metadata.uid.as_deref())
+        .map(Uid::from)
         .collect();
     let mut engine = Engine::sharing(
         &view.nodes,
         view.residents.clone(),
-        |r| !leaving.contains(r.uid.as_str()),
+        |r| !leaving.contains(&r.uid),
         closed,
     )?;
     let mut pending: Vec<&Pod> = view.pending.iter().collect();
@@ -387,16 +389,17 @@ pub(crate) fn admissible(
     coming: &[Pod],
     asked: &[Pod],
 ) -> Result<Vec<usize>, String> {
-    let leaving: BTreeSet<&str> = recent
+    let leaving: HashSet<Uid> = recent
         .iter()
         .chain(coming)
         .chain(asked)
         .filter_map(|p| p.metadata.uid.as_deref())
+        .map(Uid::from)
         .collect();
     let mut engine = Engine::sharing(
         &view.nodes,
         view.residents.clone(),
-        |r| !leaving.contains(r.uid.as_str()),
+        |r| !leaving.contains(&r.uid),
         closed,
     )?;
     let by_size = |pods: &mut Vec<&Pod>| {

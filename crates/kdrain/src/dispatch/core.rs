@@ -329,11 +329,8 @@ impl Core {
                 .iter()
                 .map(|p| p.metadata.uid.clone().unwrap_or_default())
                 .collect();
-            let mut pods: HashMap<String, Pod> = listed_uids
-                .iter()
-                .cloned()
-                .zip(s.listed.items)
-                .collect();
+            let mut pods: HashMap<String, Pod> =
+                listed_uids.iter().cloned().zip(s.listed.items).collect();
             let mut order = Vec::new();
             for pp in &s.plan.pods {
                 let Some(pod) = pods.remove(&pp.uid) else {
