@@ -418,14 +418,10 @@ pub(crate) async fn read(
         }
         Err(e) => return Err(DrainError::api("listing nodes", "list", "nodes", None, e)),
     };
-    let mut residents = Residents::default();
-    let mut errors = Vec::new();
-    let mut pending = Vec::new();
-    let mut unreadable: Option<serde_json::Error> = None;
-    let mut interner = crate::resident::Interner::default();
+    let mut pods = slim_pod::Sink::default();
     let fields = "status.phase!=Succeeded,status.phase!=Failed";
     let url = <Pod as kube::Resource>::url_path(&(), None);
-    let res = watch::list_raw_pages(
+    let res = watch::list_parsed_pages(
         client,
         &url,
         Some(fields),
@@ -433,31 +429,19 @@ pub(crate) async fn read(
         chunk,
         req,
         "pods",
-        |page| {
-            for raw in page {
-                match slim_pod::read(&raw) {
-                    Ok(slim_pod::Read::Bound(Ok(r))) => residents.push(interner.intern(r)),
-                    Ok(slim_pod::Read::Bound(Err(e))) => errors.push(e),
-                    Ok(slim_pod::Read::Pending(pod)) => pending.push(*pod),
-                    Ok(slim_pod::Read::Gone) => {}
-                    Err(e) => {
-                        unreadable.get_or_insert(e);
-                    }
-                }
-            }
-        },
+        |text, page| pods.page(text, page),
     )
     .await;
     // A pod that does not deserialize fails the read as a LIST of whole pods would.
-    let res = match (res, unreadable) {
+    let res = match (res, pods.unreadable) {
         (Ok(_), Some(e)) => Err(kube::Error::SerdeError(e)),
         (res, _) => res,
     };
     let view = ClusterView {
         nodes,
-        residents: Arc::new(residents),
-        pending,
-        errors,
+        residents: Arc::new(pods.residents),
+        pending: pods.pending,
+        errors: pods.errors,
         nodes_resource_version,
     };
     match res {

@@ -1,7 +1,8 @@
 //! The capacity read's pods, read slim: of a pod bound to a node only what placement keeps
-//! ([`Resident`]) is deserialized from the LIST's JSON, instead of a whole k8s-openapi `Pod`
-//! (status, container statuses, timestamps) per pod of the cluster. A pod not bound to a node
-//! yet is read whole: placing it needs its whole spec. Both go through the same
+//! ([`Resident`]) is deserialized from the LIST's JSON, in one pass over each page, instead of
+//! a whole k8s-openapi `Pod` (status, container statuses, timestamps) per pod of the cluster.
+//! A pod not bound to a node yet is read whole from the page's text: placing it needs its whole
+//! spec. Both go through the same
 //! [`Resident::from_spec`] and the same request arithmetic as a whole `Pod`, so the verdicts
 //! do not depend on how the pod was read.
 
@@ -13,12 +14,15 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+
 use serde_json::value::RawValue;
 
-use crate::placement::Resident;
+use crate::resident::{Interner, Resident, Residents};
+use crate::watch::raw_items;
 
+/// A pod read slim: what [`read`] deserializes of each item of a LIST.
 #[derive(Deserialize)]
-struct Slim {
+pub(crate) struct Slim {
     #[serde(default)]
     metadata: SlimMeta,
     #[serde(default)]
@@ -102,6 +106,47 @@ impl SlimSpec {
     }
 }
 
+/// What the capacity read keeps of the pods, page by page.
+#[derive(Default)]
+pub(crate) struct Sink {
+    /// The pods bound to a node, summarized.
+    pub(crate) residents: Residents,
+    /// One line per pod whose requests do not parse.
+    pub(crate) errors: Vec<String>,
+    /// The pods not bound yet (not being deleted), whole.
+    pub(crate) pending: Vec<Pod>,
+    /// The first pod that could not be read whole.
+    pub(crate) unreadable: Option<serde_json::Error>,
+    interner: Interner,
+}
+
+impl Sink {
+    /// Takes one page: `page` its items read slim, `text` the page's JSON, from which a pod not
+    /// bound yet is read whole (the page's items split once, only when a page has such a pod).
+    pub(crate) fn page(&mut self, text: &str, page: Vec<Slim>) {
+        let mut raw: Option<Result<Vec<Box<RawValue>>, String>> = None;
+        for (i, slim) in page.into_iter().enumerate() {
+            let whole = || {
+                let items = raw.get_or_insert_with(|| raw_items(text).map_err(|e| e.to_string()));
+                match items.as_ref().map(|items| items.get(i)) {
+                    Ok(Some(item)) => serde_json::from_str(item.get()),
+                    Ok(None) => Err(serde::de::Error::custom("the page's item is missing")),
+                    Err(e) => Err(serde::de::Error::custom(e)),
+                }
+            };
+            match slim.into_read(whole) {
+                Ok(Read::Bound(Ok(r))) => self.residents.push(self.interner.intern(r)),
+                Ok(Read::Bound(Err(e))) => self.errors.push(e),
+                Ok(Read::Pending(pod)) => self.pending.push(*pod),
+                Ok(Read::Gone) => {}
+                Err(e) => {
+                    self.unreadable.get_or_insert(e);
+                }
+            }
+        }
+    }
+}
+
 /// One pod of the capacity read.
 #[derive(Debug)]
 pub(crate) enum Read {
@@ -113,26 +158,35 @@ pub(crate) enum Read {
     Gone,
 }
 
-/// Reads one pod of a LIST's items.
-pub(crate) fn read(raw: &RawValue) -> Result<Read, serde_json::Error> {
-    let slim: Slim = serde_json::from_str(raw.get())?;
-    let bound = slim.spec.as_ref().is_some_and(|s| s.node_name.is_some());
-    if !bound {
-        return Ok(match slim.metadata.deletion_timestamp {
-            None => Read::Pending(Box::new(serde_json::from_str(raw.get())?)),
-            Some(_) => Read::Gone,
-        });
+impl Slim {
+    /// What the capacity read keeps of the pod; `whole` reads the same item as a whole `Pod`
+    /// (called only for a pod not bound to a node yet and not being deleted).
+    pub(crate) fn into_read(
+        self,
+        whole: impl FnOnce() -> Result<Pod, serde_json::Error>,
+    ) -> Result<Read, serde_json::Error> {
+        let bound = self.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+        if !bound {
+            return Ok(match self.metadata.deletion_timestamp {
+                None => Read::Pending(Box::new(whole()?)),
+                Some(_) => Read::Gone,
+            });
+        }
+        Ok(Read::Bound(self.into_resident()))
     }
-    let m = slim.metadata;
-    let spec = slim.spec.map(SlimSpec::into_spec).unwrap_or_default();
-    Ok(Read::Bound(Resident::from_spec(
-        &spec,
-        m.uid.unwrap_or_default(),
-        m.namespace,
-        m.name.as_deref(),
-        m.labels.unwrap_or_default(),
-        m.deletion_timestamp.is_some(),
-    )))
+
+    fn into_resident(self) -> Result<Resident, String> {
+        let m = self.metadata;
+        let spec = self.spec.map(SlimSpec::into_spec).unwrap_or_default();
+        Resident::from_spec(
+            &spec,
+            m.uid.unwrap_or_default(),
+            m.namespace,
+            m.name.as_deref(),
+            m.labels.unwrap_or_default(),
+            m.deletion_timestamp.is_some(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +197,12 @@ mod tests {
 
     fn raw(v: &serde_json::Value) -> Box<RawValue> {
         RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    /// One pod of a LIST's items, as the capacity read reads it.
+    fn read(raw: &RawValue) -> Result<Read, serde_json::Error> {
+        let slim: Slim = serde_json::from_str(raw.get())?;
+        slim.into_read(|| serde_json::from_str(raw.get()))
     }
 
     #[test]
@@ -195,6 +255,37 @@ mod tests {
             panic!("a bound pod")
         };
         assert_eq!(slim.unwrap_err(), Resident::of(&whole).unwrap_err());
+    }
+
+    #[test]
+    fn a_page_is_read_slim_and_its_pending_pods_whole() {
+        let bound = json!({"metadata": {"name": "b", "namespace": "shop", "uid": "u-b"},
+                           "spec": {"nodeName": "n1", "containers": [{"name": "app", "resources": {"requests": {"cpu": "1"}}}]}});
+        let bad = json!({"metadata": {"name": "bad", "namespace": "shop"},
+                         "spec": {"nodeName": "n1", "containers": [{"name": "app", "resources": {"requests": {"cpu": "lots"}}}]}});
+        let pending = json!({"metadata": {"name": "p", "namespace": "shop", "uid": "u-p"},
+                             "spec": {"containers": [{"name": "app"}], "nodeSelector": {"disk": "ssd"}},
+                             "status": {"phase": "Pending"}});
+        let mut leaving = pending.clone();
+        leaving["metadata"]["deletionTimestamp"] = json!("2026-12-04T08:00:00Z");
+        let page = json!({"kind": "PodList", "metadata": {"resourceVersion": "7"},
+                          "items": [bound, pending, bad, leaving]});
+        let text = page.to_string();
+        let slim: Vec<Slim> = serde_json::from_value(page["items"].clone()).unwrap();
+        let mut sink = Sink::default();
+        sink.page(&text, slim);
+        let bound: Pod = serde_json::from_value(bound).unwrap();
+        assert_eq!(sink.residents.len(), 1);
+        assert_eq!(sink.residents[0], Resident::of(&bound).unwrap());
+        let whole: Pod = serde_json::from_value(pending).unwrap();
+        assert_eq!(sink.pending, [whole]);
+        assert_eq!(sink.errors.len(), 1);
+        assert!(
+            sink.errors[0].starts_with("pod shop/bad: "),
+            "{:?}",
+            sink.errors
+        );
+        assert!(sink.unreadable.is_none());
     }
 
     #[test]

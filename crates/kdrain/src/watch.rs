@@ -107,21 +107,21 @@ where
     paged(fields, labels, chunk, req, resource, fetch, on_page).await
 }
 
-/// One page of a LIST with its items left as JSON text (no `flatten`, so nothing is buffered
-/// on the way: each item is copied out as it is).
+/// One page of a LIST, its items read as `T`.
 #[derive(serde::Deserialize)]
-struct RawPage {
+struct Page<T> {
     #[serde(default)]
     metadata: ListMeta,
-    #[serde(default)]
-    items: Option<Vec<Box<RawValue>>>,
+    #[serde(default = "Option::default")]
+    items: Option<Vec<T>>,
 }
 
-/// [`list_pages`] over the collection at `url_path` (`/api/v1/pods`) through the same client,
-/// each item handed over as its JSON text, for a caller that reads only a few fields of many
-/// objects.
+/// [`list_pages`] over the collection at `url_path` (`/api/v1/pods`) through the same client
+/// (same retries and request counts), each page read in one pass into items of `T`: a type
+/// that keeps only the few fields a caller needs of many objects. `on_page` also gets the
+/// page's JSON text, to read an item whole when it needs more ([`raw_items`]).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn list_raw_pages(
+pub(crate) async fn list_parsed_pages<T: DeserializeOwned>(
     client: &kube::Client,
     url_path: &str,
     fields: Option<&str>,
@@ -129,7 +129,7 @@ pub(crate) async fn list_raw_pages(
     chunk: u32,
     req: &Requests,
     resource: &str,
-    on_page: impl FnMut(Vec<Box<RawValue>>),
+    mut on_page: impl FnMut(&str, Vec<T>),
 ) -> Result<String, kube::Error> {
     let request = kube::core::Request::new(url_path);
     let fetch = |lp: ListParams| {
@@ -138,26 +138,43 @@ pub(crate) async fn list_raw_pages(
         async move {
             let mut http = built.map_err(kube::Error::BuildRequest)?;
             http.extensions_mut().insert("list");
-            let page: RawPage = client.request(http).await?;
-            Ok((page.metadata, page.items.unwrap_or_default()))
+            let text = client.request_text(http).await?;
+            let page: Page<T> = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+            Ok((page.metadata, (text, page.items.unwrap_or_default())))
         }
     };
-    paged(fields, labels, chunk, req, resource, fetch, on_page).await
+    paged(
+        fields,
+        labels,
+        chunk,
+        req,
+        resource,
+        fetch,
+        |(text, items)| on_page(&text, items),
+    )
+    .await
 }
 
-/// The paging loop of [`list_pages`] and [`list_raw_pages`]: `fetch` reads one page.
-async fn paged<T, F, Fut>(
+/// The items of a LIST page's JSON `text`, each left as its JSON text.
+pub(crate) fn raw_items(text: &str) -> Result<Vec<Box<RawValue>>, serde_json::Error> {
+    let page: Page<Box<RawValue>> = serde_json::from_str(text)?;
+    Ok(page.items.unwrap_or_default())
+}
+
+/// The paging loop of [`list_pages`] and [`list_parsed_pages`]: `fetch` reads one page (its
+/// list metadata and what `on_page` gets).
+async fn paged<P, F, Fut>(
     fields: Option<&str>,
     labels: Option<&str>,
     chunk: u32,
     req: &Requests,
     resource: &str,
     mut fetch: F,
-    mut on_page: impl FnMut(Vec<T>),
+    mut on_page: impl FnMut(P),
 ) -> Result<String, kube::Error>
 where
     F: FnMut(ListParams) -> Fut,
-    Fut: Future<Output = Result<(ListMeta, Vec<T>), kube::Error>>,
+    Fut: Future<Output = Result<(ListMeta, P), kube::Error>>,
 {
     let mut token: Option<String> = None;
     let mut rv = String::new();
