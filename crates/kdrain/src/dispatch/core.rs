@@ -390,13 +390,33 @@ impl Core {
         d
     }
 
-    /// Handles one input at `now` and returns the commands it leads to, in order.
-    pub(crate) fn on(&mut self, input: Input, now: Now) -> Vec<Command> {
+    /// Handles inputs that arrived together, at `now`, in their order, then decides once what
+    /// they lead to, and returns the commands in order (as if they had come one after the
+    /// other before the core could act on the first: the commands of each are only carried out
+    /// after the core returns anyway).
+    /// A large drain's watches deliver many changes at once; deciding after each one scanned
+    /// every pod still in play each time.
+    pub(crate) fn on_all(
+        &mut self,
+        inputs: impl IntoIterator<Item = Input>,
+        now: Now,
+    ) -> Vec<Command> {
         self.now = now;
-        if !matches!(input, Input::Admitted { .. }) {
-            // an admission holds for the dispatch right after its answer only
+        let inputs: Vec<Input> = inputs.into_iter().collect();
+        if !inputs.iter().any(|i| matches!(i, Input::Admitted { .. })) {
+            // an admission holds for the dispatch right after its answer only (the answer's
+            // batch is decided on once, after all of it)
             self.admission.admitted.clear();
         }
+        for input in inputs {
+            self.apply(input);
+        }
+        self.step();
+        std::mem::take(&mut self.out)
+    }
+
+    /// What one input changes (the decisions are [`Self::step`]'s).
+    fn apply(&mut self, input: Input) {
         match input {
             Input::Start => {
                 if self.interrupted.is_none() {
@@ -434,8 +454,6 @@ impl Core {
             Input::Admitted { asked, fits } => self.on_admitted(asked, fits),
             Input::Tick => {}
         }
-        self.step();
-        std::mem::take(&mut self.out)
     }
 
     /// What every input is followed by: expiries, sending what is due, and node checks, again

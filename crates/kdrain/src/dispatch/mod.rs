@@ -104,6 +104,37 @@ struct Shell {
     nodes_rx: UnboundedReceiver<Seen<Node>>,
 }
 
+/// At most this many inputs go to the core at once.
+const BATCH: usize = 256;
+
+impl Shell {
+    /// Adds to `inputs` the watch changes and the ended tasks that are already there, without
+    /// waiting (at most [`BATCH`] inputs in all).
+    fn take_ready(&mut self, inputs: &mut Vec<Input>) {
+        while inputs.len() < BATCH {
+            let before = inputs.len();
+            if let Ok(s) = self.pods_rx.try_recv() {
+                inputs.push(Input::Pods(Box::new(s)));
+            }
+            if let Ok(s) = self.pdb_rx.try_recv() {
+                inputs.push(Input::Budgets(Box::new(s)));
+            }
+            if let Ok(s) = self.nodes_rx.try_recv() {
+                inputs.push(Input::Nodes(Box::new(s)));
+            }
+            if let Some(ended) = self.tasks.try_join_next() {
+                inputs.push(match ended {
+                    Ok(Some(input)) => input,
+                    Ok(None) | Err(_) => Input::Tick,
+                });
+            }
+            if inputs.len() == before {
+                return;
+            }
+        }
+    }
+}
+
 impl Dispatcher {
     /// Prepares the dispatcher; `pdbs` is the budget list the plan used (None with `disable_eviction`).
     pub(crate) fn new(
@@ -198,7 +229,10 @@ impl Dispatcher {
                 Ok(()) = released.changed() => Input::Tick,
                 _ = tokio::time::sleep_until(wake) => Input::Tick,
             };
-            self.feed(&mut sh, input);
+            // what else has already arrived goes to the core with it
+            let mut inputs = vec![input];
+            sh.take_ready(&mut inputs);
+            self.feed_all(&mut sh, inputs);
         }
         sh.tasks.shutdown().await;
         (self.core.reports(now()), self.core.denied())
@@ -220,7 +254,12 @@ impl Dispatcher {
 
     /// Hands an input to the core and carries out its commands.
     fn feed(&mut self, sh: &mut Shell, input: Input) {
-        for c in self.core.on(input, now()) {
+        self.feed_all(sh, vec![input]);
+    }
+
+    /// Hands inputs that arrived together to the core and carries out its commands.
+    fn feed_all(&mut self, sh: &mut Shell, inputs: Vec<Input>) {
+        for c in self.core.on_all(inputs, now()) {
             self.carry_out(sh, c);
         }
     }

@@ -182,7 +182,7 @@ impl Drain {
 
     fn on(&mut self, input: Input) -> Vec<Command> {
         let now = self.now();
-        let mut out = self.core.on(input, now);
+        let mut out = self.core.on_all([input], now);
         while self.admit_all {
             let Some(asked) = out.iter().find_map(|c| match c {
                 Command::AdmitRoom { asked, .. } => {
@@ -194,9 +194,15 @@ impl Drain {
             };
             out.retain(|c| !matches!(c, Command::AdmitRoom { .. }));
             let fits = Ok(asked.clone());
-            out.extend(self.core.on(Input::Admitted { asked, fits }, now));
+            out.extend(self.core.on_all([Input::Admitted { asked, fits }], now));
         }
         out
+    }
+
+    /// Inputs that arrived together.
+    fn on_all(&mut self, inputs: Vec<Input>) -> Vec<Command> {
+        let now = self.now();
+        self.core.on_all(inputs, now)
     }
 
     fn start(&mut self) -> Vec<Command> {

@@ -339,3 +339,56 @@ fn the_next_wave_starts_when_every_node_of_the_wave_before_has_ended() {
             .all(|r| r.outcome == NodeOutcome::Drained)
     );
 }
+
+#[test]
+fn changes_that_arrive_together_lead_where_they_lead_one_by_one() {
+    // the shell hands the core whatever has already arrived at once: answers and deletions in
+    // one batch end the node as they do one after the other, with one final LIST
+    let pods = || {
+        vec![
+            pod("a", "n1", "web"),
+            pod("b", "n1", "web"),
+            pod("c", "n1", "web"),
+        ]
+    };
+    let inputs = || {
+        let answer = |p: &str, attempt| {
+            Input::Answer(Answer {
+                uid: format!("uid-{p}"),
+                attempt,
+            })
+        };
+        let gone = |p: &str| {
+            Input::Pods(Box::new(Seen {
+                source: 0,
+                change: Change::Removed(pod(p, "n1", "web")),
+            }))
+        };
+        vec![
+            answer("a", Attempt::Accepted),
+            answer("b", Attempt::Accepted),
+            gone("a"),
+            answer("c", Attempt::Gone),
+            gone("b"),
+        ]
+    };
+    let mut one = Drain::new(opts(), pods(), vec![]);
+    let mut together = Drain::new(opts(), pods(), vec![]);
+    assert_eq!(sent(&one.start()), sent(&together.start()));
+    let mut by_one = Vec::new();
+    for input in inputs() {
+        by_one.extend(one.on(input));
+    }
+    let at_once = together.on_all(inputs());
+    assert_eq!(lists(&by_one), [(0, ListPurpose::Final)]);
+    assert_eq!(lists(&at_once), lists(&by_one));
+    assert!(sent(&at_once).is_empty() && sent(&by_one).is_empty());
+    for d in [&mut one, &mut together] {
+        d.listed(0, ListPurpose::Final, vec![]);
+        assert!(d.core.finished());
+        assert_eq!(d.reports()[0].outcome, NodeOutcome::Drained);
+        for p in ["a", "b", "c"] {
+            assert_eq!(d.outcome(p), PodOutcome::Gone, "{p}");
+        }
+    }
+}
