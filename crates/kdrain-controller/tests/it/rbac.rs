@@ -312,3 +312,87 @@ async fn the_start_up_check_names_each_missing_right() {
         sim.shutdown().await;
     }
 }
+
+/// Should `watch` on nodes be taken away (the start-up check asks for it), a `waitForCapacity`
+/// drain still completes as room comes back, listing the nodes instead, and says so once: a
+/// Warning Event `WatchRefused` on its NodeDrain.
+#[tokio::test]
+async fn without_watch_on_nodes_a_waiting_drain_still_drains_and_says_so_once() {
+    let cluster_rules: Vec<RuleSpec> = shipped("ClusterRole", "kdrain-controller")
+        .into_iter()
+        .filter(|r| format!("{} {}", r.verbs[0], r.resources[0]) != "watch nodes")
+        .collect();
+    let mut scenario = Scenario::from_yaml_str(
+        r#"
+nodes:
+  - {name: spare, labels: {pool: cap}, allocatable: {cpu: "2"}}
+  - {name: old1, labels: {pool: cap, old: "yes"}, allocatable: {cpu: "2"}}
+  - {name: old2, labels: {pool: cap, old: "yes"}, allocatable: {cpu: "2"}}
+namespaces: [{name: kdrain-system}]
+workloads:
+  - {kind: Deployment, name: app1, namespace: cap, replicas: 2, nodes: [old1], nodeSelector: {pool: cap}, requests: {cpu: "1"}, terminationSeconds: 0.1, readySeconds: 0.1}
+  - {kind: Deployment, name: app2, namespace: cap, replicas: 2, nodes: [old2], nodeSelector: {pool: cap}, requests: {cpu: "1"}, terminationSeconds: 0.1, readySeconds: 0.1}
+"#,
+    )
+    .unwrap();
+    scenario.auth = Some(auth(
+        cluster_rules,
+        shipped("Role", "kdrain-controller-lease"),
+    ));
+    let sim = Sim::start(scenario).await.unwrap();
+    sim.install_crd(&kdrain_controller::crd::crd_yaml())
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(kdrain_controller::run(
+        sim.client_with_token(TOKEN),
+        Default::default(),
+        Arc::new(Metrics::new()),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let api: Api<NodeDrain> = Api::all(sim.client());
+    let spec = "{nodeSelector: old=yes, maxUnavailableNodes: 2, waitForCapacity: true}";
+    let nd = NodeDrain::new("c", serde_yaml::from_str(spec).unwrap());
+    api.create(&PostParams::default(), &nd).await.unwrap();
+    // one old node waits for room (the drain then follows the nodes) before any comes back
+    let deadline = tokio::time::Instant::now() + crate::LIMIT;
+    loop {
+        let nd = api.get("c").await.unwrap();
+        let blocked = nd.status.and_then(|s| s.blocked_by).unwrap_or_default();
+        if blocked.starts_with("room for the pods of old") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "c never waited for room"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let op = tokio::spawn(crate::capacity::operator(sim.client(), "old=yes"));
+    until(&api, "c", Phase::Drained).await;
+    op.abort();
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(crate::LIMIT, controller).await;
+    let refused = sim
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "watch" && r.resource == "nodes" && r.code == 403)
+        .count();
+    assert!(refused >= 1, "the node watch was tried and refused");
+    let events = Api::<k8s_openapi::api::events::v1::Event>::all(sim.client())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let said: Vec<String> = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("WatchRefused"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("c"))
+        .map(|e| e.note.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("cannot watch nodes: "), "{}", said[0]);
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    sim.shutdown().await;
+}
