@@ -11,6 +11,11 @@
 //! once when the node watch sees a node become schedulable. A pod whose budget does not allow
 //! it now is not asked for: it waits for its budget as any other (without probes).
 //!
+//! A read is a LIST of the nodes and of every pod of the cluster: cheap on a small cluster, not
+//! on a large one. So a read comes no sooner after the last one than [`READ_SPACING`] times
+//! what that one took: the drain spends at most a tenth of its time reading the cluster (a
+//! 5 ms read on a cluster of 100 pods spaces them by 45 ms; a 2 s read of 100,000 pods by 18 s).
+//!
 //! [`Input::Admitted`]: super::core::Input::Admitted
 
 use std::collections::{BTreeSet, HashSet};
@@ -34,11 +39,16 @@ pub(super) const ROOM_RECHECK: Duration = Duration::from_secs(1);
 /// that would not show it (counted twice at worst, which only delays).
 pub(super) const REPLACEMENT_LAG: Duration = Duration::from_secs(1);
 
+/// After a read that took `t`, the next one is sent no sooner than `READ_SPACING × t` later.
+pub(crate) const READ_SPACING: u32 = 9;
+
 /// The state of the admissions.
 #[derive(Debug, Default)]
 pub(crate) struct Admission {
     /// A [`Command::AdmitRoom`] is in flight.
     pub(super) asking: bool,
+    /// The next read is sent no sooner than this ([`READ_SPACING`]).
+    pub(super) not_before: Option<tokio::time::Instant>,
     /// The tracks the last answer admitted: the dispatch that follows the answer sends them;
     /// any other input clears them (a later one is asked for again).
     pub(super) admitted: HashSet<usize>,
@@ -78,6 +88,14 @@ impl Core {
     /// their budgets) have room now.
     pub(super) fn ask_admission(&mut self, want: Vec<usize>) {
         if self.admission.asking || want.is_empty() {
+            return;
+        }
+        if self
+            .admission
+            .not_before
+            .is_some_and(|next| self.now.instant < next)
+        {
+            // asked again at that time (next_wake), the pods then due
             return;
         }
         self.admission.asking = true;
@@ -127,9 +145,17 @@ impl Core {
     /// The answer to a [`Command::AdmitRoom`] for `asked`: the admitted ones are sent by the
     /// dispatch that follows; the others wait for room (or, when the cluster could not be
     /// read, for the same pause).
-    pub(super) fn on_admitted(&mut self, asked: Vec<usize>, fits: Result<Vec<usize>, String>) {
+    pub(super) fn on_admitted(
+        &mut self,
+        asked: Vec<usize>,
+        fits: Result<Vec<usize>, String>,
+        took: Duration,
+    ) {
         self.admission.asking = false;
         let now = self.now.instant;
+        let next_read = now + took * READ_SPACING;
+        self.admission.not_before = Some(next_read);
+        let again = (now + ROOM_RECHECK).max(next_read);
         let (fits, cause) = match fits {
             Ok(f) => (
                 f,
@@ -157,9 +183,9 @@ impl Core {
                 cause.clone(),
                 format!(
                     "waiting for room for its replacement (no request sent); read again in {}s or when a node becomes schedulable",
-                    ROOM_RECHECK.as_secs()
+                    (again - now).as_secs_f64().ceil()
                 ),
-                now + ROOM_RECHECK,
+                again,
                 None,
                 now,
             );

@@ -103,6 +103,8 @@ pub(crate) enum Input {
         asked: Vec<usize>,
         /// Those whose replacements have room now.
         fits: Result<Vec<usize>, String>,
+        /// How long the read took (it spaces the next one: [`super::admit::READ_SPACING`]).
+        took: Duration,
     },
     /// The time given by [`Core::next_wake`] (or any time: a tick only re-examines).
     Tick,
@@ -451,7 +453,7 @@ impl Core {
             } => self.on_listed(node, purpose, result),
             Input::Room { fits, nodes } => self.on_room(fits, nodes),
             Input::Nodes(s) => self.on_nodes(*s),
-            Input::Admitted { asked, fits } => self.on_admitted(asked, fits),
+            Input::Admitted { asked, fits, took } => self.on_admitted(asked, fits, took),
             Input::Tick => {}
         }
     }
@@ -595,6 +597,9 @@ impl Core {
         }
         if let Some(check) = self.room.next_check {
             at(check);
+        }
+        if let Some(next) = self.admission.not_before {
+            at(next);
         }
         wake
     }

@@ -383,6 +383,7 @@ impl Dispatcher {
                 let chunk = self.opts.chunk_size;
                 sh.tasks.spawn(async move {
                     let pods: Vec<Pod> = asked.iter().map(|(_, p)| p.clone()).collect();
+                    let started = Instant::now();
                     let fits = match crate::capacity::read(&client, chunk, &req).await {
                         Ok((Some(view), _)) => {
                             crate::waves::admissible(&view, &closed, &recent, &coming, &pods)
@@ -392,7 +393,8 @@ impl Dispatcher {
                         Err(e) => Err(e.to_string()),
                     };
                     let asked = asked.into_iter().map(|(ix, _)| ix).collect();
-                    Some(Input::Admitted { asked, fits })
+                    let took = started.elapsed();
+                    Some(Input::Admitted { asked, fits, took })
                 });
             }
             Command::WatchNodes { resource_version } => {

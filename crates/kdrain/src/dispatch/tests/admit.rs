@@ -40,8 +40,13 @@ fn names(a: &Asked) -> Vec<&str> {
     a.asked.iter().map(|(_, n)| n.as_str()).collect()
 }
 
-/// The answer admitting the pods named `fit` among those asked.
+/// The answer admitting the pods named `fit` among those asked, read at once.
 fn admitted(d: &mut Drain, a: &Asked, fit: &[&str]) -> Vec<Command> {
+    admitted_after(d, a, fit, Duration::ZERO)
+}
+
+/// The answer admitting the pods named `fit` among those asked, from a read that took `took`.
+fn admitted_after(d: &mut Drain, a: &Asked, fit: &[&str], took: Duration) -> Vec<Command> {
     let asked: Vec<usize> = a.asked.iter().map(|(ix, _)| *ix).collect();
     let fits = a
         .asked
@@ -52,6 +57,7 @@ fn admitted(d: &mut Drain, a: &Asked, fit: &[&str]) -> Vec<Command> {
     d.on(Input::Admitted {
         asked,
         fits: Ok(fits),
+        took,
     })
 }
 
@@ -144,6 +150,7 @@ fn a_node_coming_back_asks_again_for_the_pods_waiting_for_room() {
     let out = d.on(Input::Admitted {
         asked: vec![a.asked[0].0],
         fits: Err("connection refused".into()),
+        took: Duration::ZERO,
     });
     let why = events(&out)
         .into_iter()
@@ -173,4 +180,29 @@ fn without_wait_for_capacity_or_in_a_dry_run_nothing_is_asked() {
     let out = d.start();
     assert_eq!(sent(&out), ["a"]);
     assert!(admit_room(&out).is_none());
+}
+
+#[test]
+fn reads_of_the_cluster_are_spaced_by_nine_times_what_the_last_one_took() {
+    // a large cluster: reading every pod took 2 s, so the next read waits 18 s, not 1 s
+    let a_pod = pod("a", "n1", "a");
+    let b_pod = pod("b", "n1", "b");
+    let mut d = Drain::new(capacity_opts(), vec![a_pod, b_pod], vec![]);
+    let out = d.start();
+    let a = admit_room(&out).expect("the room is read first");
+    let out = admitted_after(&mut d, &a, &["a"], Duration::from_secs(2));
+    assert_eq!(sent(&out), ["a"]);
+    assert_eq!(blocked(&out), [("b".to_string(), WaitsFor::Room, None)]);
+    d.answer("a", Attempt::Accepted);
+    assert_eq!(d.wake_at(), Some(secs(18.0)), "the next read 9 x 2 s later");
+    for t in [1.0, 10.0] {
+        let out = d.tick_at(secs(t));
+        assert!(admit_room(&out).is_none(), "no read before its time ({t} s)");
+    }
+    let out = d.tick_at(secs(18.0));
+    let a = admit_room(&out).expect("read again then");
+    assert_eq!(names(&a), ["b"]);
+    // a fast read spaces nothing: the next is asked as soon as a pod is due
+    let out = admitted_after(&mut d, &a, &["b"], Duration::from_millis(5));
+    assert_eq!(sent(&out), ["b"]);
 }

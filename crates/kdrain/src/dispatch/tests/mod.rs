@@ -194,7 +194,14 @@ impl Drain {
             };
             out.retain(|c| !matches!(c, Command::AdmitRoom { .. }));
             let fits = Ok(asked.clone());
-            out.extend(self.core.on_all([Input::Admitted { asked, fits }], now));
+            out.extend(self.core.on_all(
+                [Input::Admitted {
+                    asked,
+                    fits,
+                    took: Duration::ZERO,
+                }],
+                now,
+            ));
         }
         out
     }
