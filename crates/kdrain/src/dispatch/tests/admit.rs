@@ -197,7 +197,10 @@ fn reads_of_the_cluster_are_spaced_by_nine_times_what_the_last_one_took() {
     assert_eq!(d.wake_at(), Some(secs(18.0)), "the next read 9 x 2 s later");
     for t in [1.0, 10.0] {
         let out = d.tick_at(secs(t));
-        assert!(admit_room(&out).is_none(), "no read before its time ({t} s)");
+        assert!(
+            admit_room(&out).is_none(),
+            "no read before its time ({t} s)"
+        );
     }
     let out = d.tick_at(secs(18.0));
     let a = admit_room(&out).expect("read again then");
