@@ -46,6 +46,9 @@ struct State {
     timeline: Vec<(Instant, usize)>,
     /// Nodes whose first LIST has finished.
     listed: HashSet<String>,
+    /// Nodes whose WATCH the server has answered (so it was counted before the counters were
+    /// reset, not after).
+    watching: HashSet<String>,
 }
 
 impl State {
@@ -149,7 +152,9 @@ fn tracked(pod: &Pod) -> Option<(String, TrackedPod)> {
 }
 
 impl Tracker {
-    /// Starts one LIST + WATCH loop per node and waits (bounded) until each has listed once.
+    /// Starts one LIST + WATCH loop per node and waits (bounded) until each has listed once and
+    /// its watch is answered: a watch still on its way when the simulator's counters are reset
+    /// would be counted as the drain's.
     pub async fn start(client: kube::Client, nodes: &[String]) -> Result<Self> {
         let state = Arc::new(Mutex::new(State::default()));
         let changed = Arc::new(Notify::new());
@@ -174,7 +179,9 @@ impl Tracker {
         };
         let want = nodes.len();
         tracker
-            .wait_until(Duration::from_secs(120), |s| s.listed.len() >= want)
+            .wait_until(Duration::from_secs(120), |s| {
+                s.listed.len() >= want && s.watching.len() >= want
+            })
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
@@ -340,7 +347,12 @@ async fn watch_node(
             }
             let params = WatchParams::default().fields(&fields).timeout(290);
             let mut stream = match api.watch(&params, &version).await {
-                Ok(stream) => stream.boxed(),
+                Ok(stream) => {
+                    if state.lock().unwrap().watching.insert(node.clone()) {
+                        changed.notify_waiters();
+                    }
+                    stream.boxed()
+                }
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     break 'watch;
