@@ -323,6 +323,25 @@ fn needs(pods: &[&Pod]) -> String {
 /// then `reserved`: the replacements still to come of the nodes being drained now (their pods
 /// not evicted yet), so that a node started beside them never takes their room. Pure; `Err`
 /// names an allocatable that does not parse.
+/// The placement engine over `view` without the pods `leaving` (they are evicted, or about to
+/// be), the `closed` nodes taking no replacement.
+fn engine_without<'a>(
+    view: &ClusterView,
+    closed: &BTreeSet<String>,
+    leaving: impl Iterator<Item = &'a Pod>,
+) -> Result<Engine, String> {
+    let leaving: HashSet<Uid> = leaving
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .map(Uid::from)
+        .collect();
+    Engine::sharing(
+        &view.nodes,
+        view.residents.clone(),
+        |r| !leaving.contains(&r.uid),
+        closed,
+    )
+}
+
 pub(crate) fn fitting_now(
     view: &ClusterView,
     closed: &BTreeSet<String>,
@@ -330,19 +349,8 @@ pub(crate) fn fitting_now(
     candidates: &[(String, Vec<Pod>)],
     k: usize,
 ) -> Result<Vec<String>, String> {
-    let leaving: HashSet<Uid> = candidates
-        .iter()
-        .flat_map(|(_, pods)| pods)
-        .chain(reserved)
-        .filter_map(|p| p.metadata.uid.as_deref())
-        .map(Uid::from)
-        .collect();
-    let mut engine = Engine::sharing(
-        &view.nodes,
-        view.residents.clone(),
-        |r| !leaving.contains(&r.uid),
-        closed,
-    )?;
+    let leaving = candidates.iter().flat_map(|(_, pods)| pods).chain(reserved);
+    let mut engine = engine_without(view, closed, leaving)?;
     let mut pending: Vec<&Pod> = view.pending.iter().collect();
     pending.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
     for p in pending {
@@ -389,19 +397,8 @@ pub(crate) fn admissible(
     coming: &[Pod],
     asked: &[Pod],
 ) -> Result<Vec<usize>, String> {
-    let leaving: HashSet<Uid> = recent
-        .iter()
-        .chain(coming)
-        .chain(asked)
-        .filter_map(|p| p.metadata.uid.as_deref())
-        .map(Uid::from)
-        .collect();
-    let mut engine = Engine::sharing(
-        &view.nodes,
-        view.residents.clone(),
-        |r| !leaving.contains(&r.uid),
-        closed,
-    )?;
+    let leaving = recent.iter().chain(coming).chain(asked);
+    let mut engine = engine_without(view, closed, leaving)?;
     let by_size = |pods: &mut Vec<&Pod>| {
         pods.sort_by_key(|p| (placement::size_key(p), capacity::placement_key(p)));
     };

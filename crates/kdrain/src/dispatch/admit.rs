@@ -18,7 +18,7 @@
 //!
 //! [`Input::Admitted`]: super::core::Input::Admitted
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -28,7 +28,6 @@ use super::track::St;
 use crate::budget::{self, BudgetKey};
 use crate::events::WaitsFor;
 use crate::plan::Action;
-use crate::report::NodeOutcome;
 
 /// How long a pod refused for lack of room waits before it is asked for again (sooner when
 /// the node watch sees a node become schedulable).
@@ -128,12 +127,7 @@ impl Core {
             .into_iter()
             .map(|ix| (ix, self.tracks.at(ix).pod.clone()))
             .collect();
-        let closed: BTreeSet<String> = self
-            .nodes
-            .iter()
-            .filter(|n| n.outcome != Some(NodeOutcome::Drained))
-            .map(|n| n.name.clone())
-            .collect();
+        let closed = self.closed_targets();
         self.out.push(Command::AdmitRoom {
             asked,
             closed,

@@ -175,6 +175,16 @@ impl Core {
         }
     }
 
+    /// The targets that take no replacement: every target not drained yet (drained ones count
+    /// as room when they are schedulable and Ready).
+    pub(super) fn closed_targets(&self) -> BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.outcome != Some(NodeOutcome::Drained))
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
     /// The pods of node `i` still to evict (or delete) whose owner replaces them.
     fn replaced_pods(&self, i: usize) -> Vec<Pod> {
         self.nodes[i]
@@ -223,12 +233,7 @@ impl Core {
             .iter()
             .map(|&i| (i, self.nodes[i].name.clone(), self.replaced_pods(i)))
             .collect();
-        let closed: BTreeSet<String> = self
-            .nodes
-            .iter()
-            .filter(|n| n.outcome != Some(NodeOutcome::Drained))
-            .map(|n| n.name.clone())
-            .collect();
+        let closed = self.closed_targets();
         let reserved = self.reserved_pods();
         self.out.push(Command::ReadRoom {
             candidates,
