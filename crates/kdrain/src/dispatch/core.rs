@@ -3,6 +3,11 @@
 //! [`Core::next_wake`] says when it next needs a [`Input::Tick`]. It reads no clock and starts
 //! nothing itself, so its tests drive it with synthetic pods, budgets and answers and a clock
 //! they move by hand (see `tests.rs`). The shell in `mod.rs` carries the commands out.
+//!
+//! About 620 lines on purpose: this file declares the core's whole vocabulary (every input,
+//! every command, the state they act on) and the one loop that applies them, so that what
+//! can happen to a drain reads in one place; each decision lives in a sibling module (`gate`,
+//! `answers`, `node`, `room`, `admit`, `budgets`, `ledger`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
