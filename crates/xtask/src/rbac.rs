@@ -50,33 +50,43 @@ fn shipped() -> Result<(ServiceAccount, ClusterRole, ClusterRoleBinding)> {
 }
 
 /// A pool rotation beside the demo (tainted, so that the demo's pods stay off it, and its pods
-/// select its nodes): rot-1 and
-/// rot-2 (label rot=old) each run the two 1-CPU pods of their own Deployment; rot-spare has
-/// room for one node's. Drained with `--wait-for-capacity`, one node waits until the other is
-/// drained and brought back ([`bring_back`]).
+/// select its nodes), `POOL` standing for the pool's name: POOL-1 and POOL-2 (label
+/// rot=POOL-old) each run the two 1-CPU pods of their own Deployment; POOL-spare has room for
+/// one node's. Drained with `--wait-for-capacity`, one node waits until the other is drained and
+/// brought back ([`bring_back`]). Each rotation runs on a pool of its own ([`POOLS`]), so each
+/// starts from that state, whatever the one before left (a node still cordoned, pods moved).
 const ROTATION: &str = r#"
 nodes:
-  - {name: rot-spare, labels: {rot: spare, rotation: "yes"}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
-  - {name: rot-1, labels: {rot: old, rotation: "yes"}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
-  - {name: rot-2, labels: {rot: old, rotation: "yes"}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
+  - {name: POOL-spare, labels: {rot: POOL-spare, rotation: POOL}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
+  - {name: POOL-1, labels: {rot: POOL-old, rotation: POOL}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
+  - {name: POOL-2, labels: {rot: POOL-old, rotation: POOL}, allocatable: {cpu: "2"}, taints: [{key: kdrain.dev/rotation, effect: NoSchedule}]}
 workloads:
-  - {kind: Deployment, name: rot-a, namespace: rotation, replicas: 2, nodes: [rot-1], requests: {cpu: "1"}, nodeSelector: {rotation: "yes"}, tolerations: [{key: kdrain.dev/rotation, operator: Exists, effect: NoSchedule}], terminationSeconds: 0.5, readySeconds: 0.5}
-  - {kind: Deployment, name: rot-b, namespace: rotation, replicas: 2, nodes: [rot-2], requests: {cpu: "1"}, nodeSelector: {rotation: "yes"}, tolerations: [{key: kdrain.dev/rotation, operator: Exists, effect: NoSchedule}], terminationSeconds: 0.5, readySeconds: 0.5}
+  - {kind: Deployment, name: POOL-a, namespace: rotation, replicas: 2, nodes: [POOL-1], requests: {cpu: "1"}, nodeSelector: {rotation: POOL}, tolerations: [{key: kdrain.dev/rotation, operator: Exists, effect: NoSchedule}], terminationSeconds: 0.5, readySeconds: 0.5}
+  - {kind: Deployment, name: POOL-b, namespace: rotation, replicas: 2, nodes: [POOL-2], requests: {cpu: "1"}, nodeSelector: {rotation: POOL}, tolerations: [{key: kdrain.dev/rotation, operator: Exists, effect: NoSchedule}], terminationSeconds: 0.5, readySeconds: 0.5}
 "#;
 
-/// The rotation's drain.
-const ROTATE: [&str; 6] = [
-    "drain",
-    "-l",
-    "rot=old",
-    "--parallel",
-    "10",
-    "--wait-for-capacity",
-];
+/// The rotations' pools: the first for the run without watch on nodes, the second for the run
+/// with every rule.
+const POOLS: [&str; 2] = ["rot", "rot2"];
 
-/// The patch operator of the rotation: makes each rot=old node that is cordoned and empty (but
+/// The rotation's drain of `pool`.
+fn rotate_args(pool: &str) -> Vec<String> {
+    let selector = format!("rot={pool}-old");
+    [
+        "drain",
+        "-l",
+        &selector,
+        "--parallel",
+        "10",
+        "--wait-for-capacity",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// The patch operator of the rotation: makes each node of `pool` (rot=POOL-old) that is cordoned and empty (but
 /// for DaemonSet pods) schedulable again, once. Runs until aborted.
-async fn bring_back(admin: kube::Client) -> Result<()> {
+async fn bring_back(admin: kube::Client, pool: String) -> Result<()> {
     use k8s_openapi::api::core::v1::{Node, Pod};
     use kube::api::{ListParams, Patch, PatchParams};
     let nodes: Api<Node> = Api::all(admin.clone());
@@ -84,7 +94,7 @@ async fn bring_back(admin: kube::Client) -> Result<()> {
     let mut done = HashSet::new();
     loop {
         for n in nodes
-            .list(&ListParams::default().labels("rot=old"))
+            .list(&ListParams::default().labels(&format!("rot={pool}-old")))
             .await?
             .items
         {
@@ -118,13 +128,16 @@ async fn bring_back(admin: kube::Client) -> Result<()> {
 /// Runs the rotation's drain with `kubeconfig` while [`bring_back`] plays the operator: its
 /// exit code and the lines its output says it cannot watch nodes.
 async fn rotate(
+    pool: &str,
     admin: &kube::Client,
     kdrain: &Path,
     kubeconfig: &Path,
     log: &Path,
 ) -> Result<(i32, Vec<String>)> {
-    let operator = tokio::spawn(bring_back(admin.clone()));
-    let code = run_command(kdrain, kubeconfig, log, &ROTATE).await;
+    let operator = tokio::spawn(bring_back(admin.clone(), pool.to_string()));
+    let args = rotate_args(pool);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let code = run_command(kdrain, kubeconfig, log, &args).await;
     operator.abort();
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let refused = text
@@ -198,9 +211,11 @@ async fn check_on(state: &cluster::State, kdrain: &Path, out: &Path) -> Result<S
             w.nodes = demo_nodes.clone();
         }
     }
-    let rotation = kubesim::Scenario::from_yaml_str(ROTATION)?;
-    sc.nodes.extend(rotation.nodes);
-    sc.workloads.extend(rotation.workloads);
+    for pool in POOLS {
+        let rotation = kubesim::Scenario::from_yaml_str(&ROTATION.replace("POOL", pool))?;
+        sc.nodes.extend(rotation.nodes);
+        sc.workloads.extend(rotation.workloads);
+    }
     materialise(&admin, &pki, &state.server, &sc).await?;
     let (sa, role, binding) = shipped()?;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), "kube-system");
@@ -252,7 +267,7 @@ async fn check_on(state: &cluster::State, kdrain: &Path, out: &Path) -> Result<S
         if watches_nodes(rule) {
             let since = jiff::Timestamp::now();
             let log = out.join(format!("rbac-without-rule-{i}.log"));
-            let (code, refused) = rotate(&admin, kdrain, &kc, &log).await?;
+            let (code, refused) = rotate(POOLS[0], &admin, kdrain, &kc, &log).await?;
             let reqs = observer::client_requests(&state.audit_log, SA_USER, since)?;
             let watch = |code: u16| {
                 reqs.iter()
@@ -351,7 +366,7 @@ async fn check_on(state: &cluster::State, kdrain: &Path, out: &Path) -> Result<S
     // the rotation again, with every rule: it watches the nodes, nothing refused
     let since = jiff::Timestamp::now();
     let log = out.join("rbac-full-role-rotation.log");
-    let (code, refused) = rotate(&admin, kdrain, &kc, &log).await?;
+    let (code, refused) = rotate(POOLS[1], &admin, kdrain, &kc, &log).await?;
     let rot = observer::client_requests(&state.audit_log, SA_USER, since)?;
     let forbidden = rot.iter().filter(|r| r.key.code == 403).count();
     let watched = rot
