@@ -92,6 +92,15 @@ fn pairs(rules: &[RuleSpec]) -> BTreeSet<String> {
 }
 
 async fn until(api: &Api<NodeDrain>, name: &str, phase: Phase) {
+    until_seen(api, name, &format!("{phase:?}"), |n| {
+        crate::phase_of(n) == Some(phase)
+    })
+    .await;
+}
+
+/// Waits until NodeDrain `name` satisfies `ok`. Listed, not read by name: the test's own reads
+/// stay out of the requests compared.
+async fn until_seen(api: &Api<NodeDrain>, name: &str, what: &str, ok: impl Fn(&NodeDrain) -> bool) {
     let deadline = tokio::time::Instant::now() + crate::LIMIT;
     loop {
         let list = api.list(&Default::default()).await.unwrap();
@@ -99,15 +108,23 @@ async fn until(api: &Api<NodeDrain>, name: &str, phase: Phase) {
             .items
             .iter()
             .find(|n| n.metadata.name.as_deref() == Some(name));
-        if nd.and_then(crate::phase_of) == Some(phase) {
+        if nd.is_some_and(&ok) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{name} not {phase:?}: {nd:?}"
+            "{name} not {what}: {nd:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The NodeDrain waits for room for an old node's pods.
+fn waits_for_room(n: &NodeDrain) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.blocked_by.as_deref())
+        .is_some_and(|b| b.starts_with("room for the pods of old"))
 }
 
 #[tokio::test]
@@ -215,27 +232,7 @@ pdbs:
         "{nodeSelector: old=yes, maxUnavailableNodes: 2, ignoreDaemonSets: true, waitForCapacity: true}",
     )
     .await;
-    let deadline = tokio::time::Instant::now() + crate::LIMIT;
-    loop {
-        // listed, not read by name: the test's own reads stay out of the requests compared
-        let list = api.list(&Default::default()).await.unwrap();
-        let nd = list
-            .items
-            .iter()
-            .find(|n| n.metadata.name.as_deref() == Some("c"));
-        let status = nd.and_then(|n| n.status.as_ref());
-        let blocked = status
-            .and_then(|s| s.blocked_by.as_deref())
-            .unwrap_or_default();
-        if blocked.starts_with("room for the pods of old") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "c never waited for room"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_seen(&api, "c", "waiting for room", waits_for_room).await;
     let op = tokio::spawn(crate::capacity::operator(sim.client(), "old=yes"));
     until(&api, "c", Phase::Drained).await;
     op.abort();
@@ -356,19 +353,7 @@ workloads:
     let nd = NodeDrain::new("c", serde_yaml::from_str(spec).unwrap());
     api.create(&PostParams::default(), &nd).await.unwrap();
     // one old node waits for room (the drain then follows the nodes) before any comes back
-    let deadline = tokio::time::Instant::now() + crate::LIMIT;
-    loop {
-        let nd = api.get("c").await.unwrap();
-        let blocked = nd.status.and_then(|s| s.blocked_by).unwrap_or_default();
-        if blocked.starts_with("room for the pods of old") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "c never waited for room"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_seen(&api, "c", "waiting for room", waits_for_room).await;
     let op = tokio::spawn(crate::capacity::operator(sim.client(), "old=yes"));
     until(&api, "c", Phase::Drained).await;
     op.abort();
