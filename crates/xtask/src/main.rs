@@ -196,17 +196,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Build the kdrain binary of this workspace (a no-op when up to date) and return its path.
+/// Build the kdrain binary of this workspace (a no-op when up to date) and return its path, as
+/// cargo reports it (so a `CARGO_TARGET_DIR` or a configured target directory is followed).
 fn build_kdrain(root: &std::path::Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = std::process::Command::new(cargo)
+    let out = std::process::Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--locked", "-p", "kdrain-cli", "--bin", "kdrain"])
-        .status()?;
-    if !status.success() {
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            "kdrain-cli",
+            "--bin",
+            "kdrain",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
         anyhow::bail!(
-            "building kdrain failed ({status}); pass --kdrain PATH to use a built binary"
+            "building kdrain failed ({}); pass --kdrain PATH to use a built binary",
+            out.status
         );
     }
-    Ok(root.join("target").join("debug").join("kdrain"))
+    built_executable(&String::from_utf8_lossy(&out.stdout), "kdrain").ok_or_else(|| {
+        anyhow::anyhow!(
+            "cargo built kdrain but did not say where; pass --kdrain PATH to use a built binary"
+        )
+    })
+}
+
+/// The path of the executable `name` in cargo's `--message-format=json` output.
+fn built_executable(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::built_executable;
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_built_binary_is_where_cargo_says_not_under_a_fixed_target() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"kdrain","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"kdrain","kind":["bin"]},"executable":"/tmp/elsewhere/debug/kdrain"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            built_executable(messages, "kdrain"),
+            Some(PathBuf::from("/tmp/elsewhere/debug/kdrain"))
+        );
+        assert_eq!(built_executable(messages, "kubesim"), None);
+    }
 }
