@@ -44,6 +44,17 @@ impl BenchCase {
         dir.join(format!("{}.yaml", self.stem))
     }
 
+    /// The medium size of the case's scenario (`scenarios/bench/medium/`), if it has one: B4 at
+    /// 100 nodes × 110 pods, the size a real control plane on this machine holds.
+    pub fn medium_scenario_path(&self, root: &Path) -> Option<PathBuf> {
+        let path = root
+            .join("scenarios")
+            .join("bench")
+            .join("medium")
+            .join(format!("{}.yaml", self.stem));
+        path.exists().then_some(path)
+    }
+
     /// The arguments after the program name that drain this case's nodes, common to both tools.
     pub fn drain_args(&self, kubeconfig: &Path) -> Vec<String> {
         let mut args = vec!["drain".to_string()];
@@ -159,6 +170,10 @@ mod tests {
         assert_eq!(total("b2-budgets"), 20);
         assert_eq!(total("b3-pool"), 300);
         assert_eq!(total("b4-big"), 110_000);
+        assert_eq!(total("medium/b4-big"), 11_000);
+        let cases = all_cases(false);
+        assert!(cases[3].medium_scenario_path(&root()).is_some());
+        assert!(cases[0].medium_scenario_path(&root()).is_none());
     }
 
     #[test]

@@ -35,8 +35,18 @@ use serde_json::{Value, json};
 use crate::cluster::{READY_ANNOTATION, TERMINATION_ANNOTATION, client_for};
 use crate::pki::{Pki, kubeconfig};
 
-/// How long the materialised cluster may take to settle.
+/// How long the materialised cluster may take to settle, at least.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a cluster of `pods` pods may take to settle, and how often to look: the
+/// ReplicaSet controller adopts the pods written here one write each, through the
+/// controller-manager's client limit (20 writes/s upstream), so 11,000 pods take about 9
+/// minutes; and each look lists every pod, so it is spaced out on big clusters.
+fn settle_pace(pods: usize) -> (Duration, Duration) {
+    let timeout = SETTLE_TIMEOUT.max(Duration::from_secs(60 + pods as u64 / 12));
+    let every = Duration::from_millis(200).max(Duration::from_millis(pods as u64 / 10));
+    (timeout, every)
+}
 
 /// kubesim's placement: round robin over the preferred nodes (or all nodes), skipping full ones.
 struct Placer {
@@ -546,7 +556,8 @@ fn is_ready(p: &Pod) -> bool {
 
 /// Wait until `expected` pods are Ready, workloads report them, and budgets are current.
 async fn settle(client: &Client, expected: usize) -> Result<()> {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let (timeout, every) = settle_pace(expected);
+    let deadline = Instant::now() + timeout;
     let pods: Api<Pod> = Api::all(client.clone());
     let pdbs: Api<PodDisruptionBudget> = Api::all(client.clone());
     let deployments: Api<Deployment> = Api::all(client.clone());
@@ -643,9 +654,26 @@ async fn settle(client: &Client, expected: usize) -> Result<()> {
         if Instant::now() > deadline {
             bail!(
                 "the scenario did not settle within {} s: {why}",
-                SETTLE_TIMEOUT.as_secs()
+                timeout.as_secs()
             );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settle_pace;
+    use std::time::Duration;
+
+    #[test]
+    fn big_clusters_get_time_to_settle_and_are_looked_at_less_often() {
+        assert_eq!(
+            settle_pace(100),
+            (Duration::from_secs(120), Duration::from_millis(200))
+        );
+        let (timeout, every) = settle_pace(11_000);
+        assert_eq!(timeout, Duration::from_secs(60 + 916));
+        assert_eq!(every, Duration::from_millis(1_100));
     }
 }
