@@ -92,16 +92,71 @@ impl std::fmt::Display for BudgetKey {
 }
 
 /// The budgets (of the pod's namespace) whose selector matches the pod.
+#[cfg(test)]
 pub(crate) fn budgets_for<'a>(
     pod: &Pod,
     pdbs: &'a [PodDisruptionBudget],
 ) -> Vec<&'a PodDisruptionBudget> {
-    let empty = BTreeMap::new();
-    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
-    pdbs.iter()
-        .filter(|b| b.metadata.namespace == pod.metadata.namespace)
-        .filter(|b| selector_matches(b.spec.as_ref().and_then(|s| s.selector.as_ref()), labels))
-        .collect()
+    Compiled::new(pdbs).covering(pod)
+}
+
+/// Budgets with their selectors parsed once and their `namespace/name` keys made once, for a
+/// caller that asks which budgets cover many pods (the plan: B4 asks it of 2,200 pods under
+/// 110 budgets, and parsing each selector for each pod was half a million parses).
+pub(crate) struct Compiled<'a> {
+    items: Vec<CompiledBudget<'a>>,
+}
+
+struct CompiledBudget<'a> {
+    pdb: &'a PodDisruptionBudget,
+    key: String,
+    /// [`selector_matches`]'s selector, parsed (None matches nothing).
+    selector: Option<selectors::LabelSelector>,
+}
+
+impl<'a> Compiled<'a> {
+    pub(crate) fn new(pdbs: &'a [PodDisruptionBudget]) -> Self {
+        let items = pdbs
+            .iter()
+            .map(|pdb| CompiledBudget {
+                pdb,
+                key: pdb_key(pdb),
+                selector: sched::interpod::compiled_selector(
+                    pdb.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                ),
+            })
+            .collect();
+        Compiled { items }
+    }
+
+    /// The budgets (of the pod's namespace) whose selector matches the pod, in the given order.
+    pub(crate) fn covering(&self, pod: &Pod) -> Vec<&'a PodDisruptionBudget> {
+        self.items
+            .iter()
+            .filter(|b| b.covers(pod))
+            .map(|b| b.pdb)
+            .collect()
+    }
+
+    /// The first budget whose `namespace/name` is `key`, and a test of whether it covers a pod.
+    pub(crate) fn by_key(
+        &self,
+        key: &str,
+    ) -> Option<(&'a PodDisruptionBudget, impl Fn(&Pod) -> bool + '_)> {
+        let b = self.items.iter().find(|b| b.key == key)?;
+        Some((b.pdb, move |p: &Pod| b.covers(p)))
+    }
+}
+
+impl CompiledBudget<'_> {
+    fn covers(&self, pod: &Pod) -> bool {
+        if self.pdb.metadata.namespace != pod.metadata.namespace {
+            return false;
+        }
+        let empty = BTreeMap::new();
+        let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+        self.selector.as_ref().is_some_and(|s| s.matches(labels))
+    }
 }
 
 /// A budget's status as last written by the controller (or by evictions).

@@ -343,6 +343,7 @@ pub fn build(
     let mut needs: BTreeMap<String, (Vec<String>, i32, i64)> = BTreeMap::new();
     let mut shared: Vec<(String, Vec<String>)> = Vec::new();
     let mut node_estimates = Vec::new();
+    let compiled = budget::Compiled::new(pdbs);
     for input in nodes {
         let mut np = NodePlan {
             node: input.node.clone(),
@@ -366,7 +367,7 @@ pub fn build(
             let tier = select::tier(pod);
             let mut budget_name = None;
             if s.action == Action::Evict {
-                let covering = budget::budgets_for(pod, pdbs);
+                let covering = compiled.covering(pod);
                 if covering.len() > 1 {
                     let names: Vec<String> = covering
                         .iter()
@@ -424,7 +425,7 @@ pub fn build(
     }
     let mut extra = 0.0;
     for (key, (pods, replaceable, grace)) in needs {
-        let Some(pdb) = pdbs.iter().find(|b| budget::pdb_key(b) == key) else {
+        let Some((pdb, covers)) = compiled.by_key(&key) else {
             continue;
         };
         let now_st = BudgetNow::of(pdb);
@@ -433,7 +434,7 @@ pub fn build(
             nodes
                 .iter()
                 .flat_map(|n| &n.pods)
-                .filter(|p| budget::budgets_for(p, std::slice::from_ref(pdb)).len() == 1),
+                .filter(|p| covers(p)),
         );
         let shared_with: Vec<&String> = shared
             .iter()
