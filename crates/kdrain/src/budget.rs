@@ -51,6 +51,7 @@ pub fn desired_healthy(pdb: &PodDisruptionBudget, expected: i32) -> Result<i32, 
 /// matches every pod of the namespace; an invalid one matches nothing (the server skips it).
 /// It is `sched`'s matcher over the workspace's `selectors` crate, the one kubesim uses too, so
 /// the simulator and the drainer cannot disagree about which pods a budget covers.
+#[cfg(test)]
 pub(crate) use sched::interpod::selector_matches;
 
 /// `namespace/name` of an object.
@@ -110,7 +111,8 @@ pub(crate) struct Compiled<'a> {
 struct CompiledBudget<'a> {
     pdb: &'a PodDisruptionBudget,
     key: String,
-    /// [`selector_matches`]'s selector, parsed (None matches nothing).
+    /// The selector as `sched::interpod::selector_matches` reads it, parsed (None matches
+    /// nothing).
     selector: Option<selectors::LabelSelector>,
 }
 

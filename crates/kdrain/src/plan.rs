@@ -430,12 +430,8 @@ pub fn build(
         };
         let now_st = BudgetNow::of(pdb);
         let needed = pods.len() as i32;
-        let ready_secs = median_ready_seconds(
-            nodes
-                .iter()
-                .flat_map(|n| &n.pods)
-                .filter(|p| covers(p)),
-        );
+        let ready_secs =
+            median_ready_seconds(nodes.iter().flat_map(|n| &n.pods).filter(|p| covers(p)));
         let shared_with: Vec<&String> = shared
             .iter()
             .filter(|(_, keys)| keys.contains(&key))

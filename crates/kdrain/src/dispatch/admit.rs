@@ -115,7 +115,7 @@ impl Core {
                 continue;
             }
             let sent_lately = t.last_sent.is_some_and(|s| now < s + REPLACEMENT_LAG);
-            match &t.st {
+            match t.st() {
                 // not evicted yet (never sent, or refused): its replacement is still to come
                 St::Queued | St::Waiting(_) => coming.push(t.pod.clone()),
                 St::InFlight => recent.push(t.pod.clone()),
@@ -162,7 +162,7 @@ impl Core {
         };
         for ix in asked {
             let t = self.tracks.at(ix);
-            if t.done() || !matches!(t.st, St::Queued | St::Waiting(_)) {
+            if t.done() || !matches!(t.st(), St::Queued | St::Waiting(_)) {
                 continue;
             }
             if fits.contains(&ix) {
@@ -190,13 +190,19 @@ impl Core {
     pub(super) fn wake_room_waiters(&mut self) {
         let now = self.now.instant;
         let ixs: Vec<usize> = self
-            .live_ix()
-            .filter(|(_, t)| t.st.waiting().is_some_and(|w| w.cause == WaitsFor::Room))
-            .map(|(ix, _)| ix)
+            .tracks
+            .waiting()
+            .filter(|&ix| self.is_live(self.tracks.at(ix).node))
+            .filter(|&ix| {
+                let t = self.tracks.at(ix);
+                t.st().waiting().is_some_and(|w| w.cause == WaitsFor::Room)
+            })
             .collect();
         for ix in ixs {
-            if let St::Waiting(w) = &mut self.tracks.at_mut(ix).st {
+            if let St::Waiting(w) = self.tracks.at(ix).st() {
+                let mut w = w.clone();
                 w.next_at = now;
+                self.tracks.set_st(ix, St::Waiting(w));
             }
         }
     }

@@ -92,9 +92,9 @@ impl Core {
         match d.attempt {
             Attempt::Accepted => {
                 t.unblock(now);
-                t.st = St::Following;
                 t.accepted = Some(self.now.wall);
                 let pod = t.r.clone();
+                self.tracks.set_st_of(&d.uid, St::Following);
                 self.emit(Event::Evicted { node, pod });
             }
             Attempt::DryRunPassed => self.finish(&d.uid, PodOutcome::DryRun),
@@ -154,7 +154,7 @@ impl Core {
             }
             Attempt::NamespaceTerminating { message } => {
                 if t.pod.metadata.deletion_timestamp.is_some() || dry == DryRun::Server {
-                    t.st = St::Following;
+                    self.tracks.set_st_of(&d.uid, St::Following);
                     if dry == DryRun::Server {
                         self.finish(&d.uid, PodOutcome::DryRun);
                     }
@@ -228,9 +228,10 @@ impl Core {
         if outcome == PodOutcome::Gone {
             t.gone = Some(self.now.wall);
         }
-        t.st = St::Done(outcome.clone());
         let node = self.nodes[t.node].name.clone();
         let pod = t.r.clone();
+        let reason = (outcome == PodOutcome::Skipped).then(|| t.reason.clone());
+        self.tracks.set_st_of(uid, St::Done(outcome.clone()));
         match outcome {
             PodOutcome::Gone => self.emit(Event::Gone { node, pod }),
             PodOutcome::Failed { error, kind } => self.emit(Event::PodFailed {
@@ -240,7 +241,7 @@ impl Core {
                 kind,
             }),
             PodOutcome::Skipped => {
-                let reason = t.reason.clone();
+                let reason = reason.unwrap_or_default();
                 self.emit(Event::Skipped { node, pod, reason })
             }
             PodOutcome::Blocked | PodOutcome::DryRun => {}

@@ -49,7 +49,7 @@ impl BudgetState {
         self.pdb = pdb;
     }
 
-    /// Whether the budget selects a pod with `labels` ([`budget::selector_matches`]).
+    /// Whether the budget selects a pod with `labels` (`sched::interpod::selector_matches`).
     pub(super) fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
         self.selector.as_ref().is_some_and(|s| s.matches(labels))
     }
@@ -205,13 +205,15 @@ impl Core {
     }
 
     pub(super) fn wake(&mut self, touched: &[BudgetKey], any_change: bool, now: Instant) {
-        let uids: Vec<String> = self
-            .live()
-            .filter(|(_, t)| t.st.waits_for_budget())
-            .map(|(u, _)| u.clone())
+        // the pods waiting for a budget, on the nodes draining now (each is woken or not on
+        // its own: the order does not matter)
+        let ixs: Vec<usize> = self
+            .tracks
+            .budget_waiting()
+            .filter(|&ix| self.is_live(self.tracks.at(ix).node))
             .collect();
-        for uid in uids {
-            let cover = self.covering(&self.tracks[&uid].pod);
+        for ix in ixs {
+            let cover = self.covering(&self.tracks.at(ix).pod);
             let hit = cover.iter().any(|k| touched.contains(k))
                 || (any_change && (cover.is_empty() || cover.len() > 1));
             if !hit {
@@ -219,10 +221,11 @@ impl Core {
             }
             let allows = cover.len() != 1
                 || (self.budgets.contains_key(&cover[0]) && self.effective(&cover[0]) > 0);
-            let t = self.tracks.get_mut(&uid).expect("track");
-            if allows && let St::Waiting(w) = &mut t.st {
+            if allows && let St::Waiting(w) = self.tracks.at(ix).st() {
+                let mut w = w.clone();
                 w.next_at = now;
                 w.not_before = None;
+                self.tracks.set_st(ix, St::Waiting(w));
             }
         }
     }

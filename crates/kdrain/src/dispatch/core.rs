@@ -4,7 +4,7 @@
 //! nothing itself, so its tests drive it with synthetic pods, budgets and answers and a clock
 //! they move by hand (see `tests.rs`). The shell in `mod.rs` carries the commands out.
 //!
-//! About 620 lines on purpose: this file declares the core's whole vocabulary (every input,
+//! About 650 lines on purpose: this file declares the core's whole vocabulary (every input,
 //! every command, the state they act on) and the one loop that applies them, so that what
 //! can happen to a drain reads in one place; each decision lives in a sibling module (`gate`,
 //! `answers`, `node`, `room`, `admit`, `budgets`, `ledger`).
@@ -419,6 +419,8 @@ impl Core {
             self.apply(input);
         }
         self.step();
+        #[cfg(test)]
+        self.tracks.check_index();
         std::mem::take(&mut self.out)
     }
 
@@ -522,7 +524,15 @@ impl Core {
         self.opts.dry_run
     }
 
-    /// The tracks not done yet of the nodes being drained now (active and not finished).
+    /// Node `i` is being drained now (active and not finished).
+    pub(super) fn is_live(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        n.active && n.outcome.is_none()
+    }
+
+    /// The tracks not done yet of the nodes being drained now (active and not finished), in
+    /// each node's order. A scan of every pod in play: the paths run after every batch use the
+    /// tracks' indexes instead ([`Tracks`]).
     pub(super) fn live(&self) -> impl Iterator<Item = (&String, &Track)> {
         self.live_ix().map(|(_, t)| (&t.uid, t))
     }
@@ -537,22 +547,28 @@ impl Core {
             .filter(|(_, t)| !t.done())
     }
 
-    /// The lowest tier with pods still to go, per node (Karpenter's order).
+    /// The lowest tier with pods still to go, per node (Karpenter's order); `u8::MAX` for the
+    /// nodes not being drained now.
     pub(super) fn open_tiers(&self) -> Vec<u8> {
-        let mut open = vec![u8::MAX; self.nodes.len()];
-        for (_, t) in self.live() {
-            if t.is_target() && !t.done() && t.tier < open[t.node] {
-                open[t.node] = t.tier;
-            }
-        }
-        open
+        (0..self.nodes.len())
+            .map(|i| {
+                if self.is_live(i) {
+                    self.tracks.open_tier(i).unwrap_or(u8::MAX)
+                } else {
+                    u8::MAX
+                }
+            })
+            .collect()
     }
 
-    /// Drops the tracks that are done from the running nodes' open lists.
+    /// Drops the tracks that are done from the running nodes' open lists, once at least half of
+    /// a list is done ones (so each track is dropped at a cost of O(1), not visited per batch).
     fn compact_open(&mut self) {
         let tracks = &self.tracks;
-        for n in self.nodes.iter_mut().filter(|n| n.active) {
-            n.open.retain(|&ix| !tracks.at(ix).done());
+        for (i, n) in self.nodes.iter_mut().enumerate().filter(|(_, n)| n.active) {
+            if n.open.len() >= 2 * tracks.live_count(i) + 16 {
+                n.open.retain(|&ix| !tracks.at(ix).done());
+            }
         }
     }
 
@@ -568,18 +584,23 @@ impl Core {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
             }
         };
-        let skip_wait = self.opts.skip_wait_for_delete_timeout;
-        for (_, t) in self.live() {
-            if let St::Waiting(w) = &t.st {
-                at(w.due());
-            }
-            if let Some(limit) = skip_wait
-                && matches!(t.st, St::Following | St::Waiting(_))
-                && let Some(dt) = t.pod.metadata.deletion_timestamp.as_ref()
-            {
-                let due = dt.0 + jiff::SignedDuration::from_secs(limit.as_secs() as i64 + 1);
-                let secs = due.duration_since(self.now.wall).as_secs_f64().max(0.0);
-                at(self.now.instant + Duration::from_secs_f64(secs));
+        // the first wait due after the last input, on a node being drained
+        if let Some((due, _)) = self
+            .tracks
+            .due_after(last)
+            .find(|&(_, ix)| self.is_live(self.tracks.at(ix).node))
+        {
+            at(due);
+        }
+        if let Some(limit) = self.opts.skip_wait_for_delete_timeout {
+            for (_, t) in self.live() {
+                if matches!(t.st(), St::Following | St::Waiting(_))
+                    && let Some(dt) = t.pod.metadata.deletion_timestamp.as_ref()
+                {
+                    let due = dt.0 + jiff::SignedDuration::from_secs(limit.as_secs() as i64 + 1);
+                    let secs = due.duration_since(self.now.wall).as_secs_f64().max(0.0);
+                    at(self.now.instant + Duration::from_secs_f64(secs));
+                }
             }
         }
         for (i, n) in self.nodes.iter().enumerate() {

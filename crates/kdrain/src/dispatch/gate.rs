@@ -21,27 +21,23 @@ impl Core {
             return;
         }
         let open = self.open_tiers();
-        // indexes, not uids: most of the queue waits for a free slot, and this runs per event
-        let mut due: Vec<(u8, usize, usize)> = self
-            .live_ix()
-            .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
-            .filter(|(_, t)| match &t.st {
-                St::Queued => true,
-                St::Waiting(w) => w.next_at <= now,
-                _ => false,
-            })
-            .filter(|(_, t)| {
-                t.st.waiting()
-                    .and_then(|w| w.not_before)
-                    .is_none_or(|n| n <= now)
-            })
-            .filter(|(_, t)| t.tier <= open[t.node])
-            .filter(|(_, t)| self.nodes[t.node].expired.is_none())
-            .map(|(ix, t)| (t.tier, t.seq, ix))
-            .collect();
-        due.sort_unstable();
+        let mut due = self.due(&open, now);
+        #[cfg(test)]
+        {
+            let mut all = Vec::new();
+            let mut probe = self.due(&open, now);
+            while let Some(k) = probe.next(self) {
+                all.push(k);
+            }
+            assert_eq!(
+                all,
+                self.due_by_scan(&open, now),
+                "the due tracks, indexed and scanned"
+            );
+        }
         let mut want = Vec::new();
-        for (_, _, ix) in due {
+        // in dispatch order (tier, seq), each at most once; only the track handled changes
+        while let Some((_, _, ix)) = due.next(self) {
             if self.inflight >= max {
                 break;
             }
@@ -69,7 +65,7 @@ impl Core {
                         // Spent in one step with every drain sharing the ledger. Blocked by
                         // the budget as seen: nothing is sent, except one probe per budget and
                         // ceiling in case the view is stale.
-                        let may_probe = self.tracks[&uid].st.waits_for_budget();
+                        let may_probe = self.tracks[&uid].st().waits_for_budget();
                         let pod = self.tracks[&uid].r.name.clone();
                         let ceiling = self.opts.budget_retry_ceiling;
                         match self.account.spend(&key, &pod, b, now, ceiling, may_probe) {
@@ -110,6 +106,57 @@ impl Core {
         self.ask_admission(want);
     }
 
+    /// The tracks due now, in dispatch order: queued ones and waits that are over, to evict or
+    /// delete, on the nodes draining and not timed out, of their node's open tier or lower.
+    fn due(&self, open: &[u8], now: Instant) -> Due {
+        let nodes: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.is_live(i) && self.nodes[i].expired.is_none())
+            .collect();
+        let mut waits: Vec<(u8, usize, usize)> = self
+            .tracks
+            .due_by(now)
+            .map(|ix| (ix, self.tracks.at(ix)))
+            .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
+            .filter(|(_, t)| self.is_live(t.node) && self.nodes[t.node].expired.is_none())
+            .filter(|(_, t)| t.tier <= open[t.node])
+            .map(|(ix, t)| (t.tier, t.seq, ix))
+            .collect();
+        waits.sort_unstable();
+        Due {
+            nodes,
+            open: open.to_vec(),
+            waits,
+            next_wait: 0,
+            after: None,
+        }
+    }
+
+    /// [`Self::due`] by a scan of every track in play (what the indexes replace), for the
+    /// tests that check they agree.
+    #[cfg(test)]
+    fn due_by_scan(&self, open: &[u8], now: Instant) -> Vec<(u8, usize, usize)> {
+        let mut due: Vec<(u8, usize, usize)> = self
+            .live_ix()
+            .filter(|(_, t)| matches!(t.action, Action::Evict | Action::Delete))
+            .filter(|(_, t)| match t.st() {
+                St::Queued => true,
+                St::Waiting(w) => w.next_at <= now,
+                _ => false,
+            })
+            .filter(|(_, t)| {
+                t.st()
+                    .waiting()
+                    .and_then(|w| w.not_before)
+                    .is_none_or(|n| n <= now)
+            })
+            .filter(|(_, t)| t.tier <= open[t.node])
+            .filter(|(_, t)| self.nodes[t.node].expired.is_none())
+            .map(|(ix, t)| (t.tier, t.seq, ix))
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
     pub(super) fn block_locally(&mut self, uid: &str, key: &BudgetKey, now: Instant) {
         let st = BudgetNow::of(&self.budgets[key].pdb);
         let name = key.name.clone();
@@ -142,7 +189,7 @@ impl Core {
         let Some(until) = t.protected_until else {
             return;
         };
-        if t.st != St::Queued || self.dry() != DryRun::None {
+        if *t.st() != St::Queued || self.dry() != DryRun::None {
             return;
         }
         let now = self.now.instant;
@@ -181,14 +228,18 @@ impl Core {
     ) {
         let by_budget = waits_for.is_budget();
         let wall = self.now.wall;
-        let node = self.nodes[self.tracks[uid].node].name.clone();
         let healthy = self.healthy_of(uid, by.as_deref(), waits_for);
-        let t = self.tracks.get_mut(uid).expect("track");
-        t.st = St::Waiting(Wait {
-            cause: waits_for,
-            next_at: next,
-            not_before,
-        });
+        let ix = self.tracks.idx(uid).expect("track");
+        self.tracks.set_st(
+            ix,
+            St::Waiting(Wait {
+                cause: waits_for,
+                next_at: next,
+                not_before,
+            }),
+        );
+        let t = self.tracks.at_mut(ix);
+        let node = self.nodes[t.node].name.clone();
         t.last_wait = Some(waits_for);
         t.blocked_by = by.clone().or_else(|| Some(cause.clone()));
         if by_budget {
@@ -216,8 +267,9 @@ impl Core {
     pub(super) fn send(&mut self, uid: &str, spend: Option<BudgetKey>, now: Instant) {
         let dry = self.dry();
         let wall = self.now.wall;
-        let t = self.tracks.get_mut(uid).expect("track");
-        t.st = St::InFlight;
+        let ix = self.tracks.idx(uid).expect("track");
+        self.tracks.set_st(ix, St::InFlight);
+        let t = self.tracks.at_mut(ix);
         t.attempts += 1;
         t.first_attempt.get_or_insert(wall);
         t.inflight_budget = spend;
@@ -256,5 +308,49 @@ impl Core {
     pub(super) fn retry_jitter(&mut self) -> Duration {
         let cap = (self.opts.budget_retry_ceiling / 10).min(Duration::from_millis(500));
         Duration::from_millis(self.rng.u64(0..=cap.as_millis() as u64))
+    }
+}
+
+/// The tracks due at the start of a dispatch, handed out in dispatch order (tier, seq, track
+/// index), each at most once: the queued ones are read from each node's queue as they are
+/// needed (a dispatch that fills the free slots visits those it sends, not the whole queue),
+/// the waits that are over were taken when it started.
+pub(super) struct Due {
+    /// The nodes whose tracks may go.
+    nodes: Vec<usize>,
+    /// Each node's open tier.
+    open: Vec<u8>,
+    /// The waits over at the start, in dispatch order.
+    waits: Vec<(u8, usize, usize)>,
+    next_wait: usize,
+    /// The last track handed out.
+    after: Option<(u8, usize, usize)>,
+}
+
+impl Due {
+    /// The next track due after the last one handed out. A track handed out and still queued
+    /// (not sent) is not handed out again, nor is one whose wait begins now.
+    fn next(&mut self, core: &Core) -> Option<(u8, usize, usize)> {
+        let queued = self
+            .nodes
+            .iter()
+            .filter_map(|&i| core.tracks.next_queued(i, self.after))
+            .filter(|&(tier, _, ix)| tier <= self.open[core.tracks.at(ix).node])
+            .min();
+        let wait = self.waits.get(self.next_wait).copied();
+        let next = match (queued, wait) {
+            (Some(q), Some(w)) if w < q => {
+                self.next_wait += 1;
+                w
+            }
+            (Some(q), _) => q,
+            (None, Some(w)) => {
+                self.next_wait += 1;
+                w
+            }
+            (None, None) => return None,
+        };
+        self.after = Some(next);
+        Some(next)
     }
 }

@@ -33,8 +33,9 @@ pub(super) struct NodeRun {
     pub(super) seconds: f64,
     /// The node's tracks (indexes into [`Tracks`]), in plan order.
     pub(super) order: Vec<usize>,
-    /// A superset of the node's tracks not done yet, so that the scans run on every event only
-    /// visit pods still in play (done ones are dropped by [`Core::compact_open`]).
+    /// A superset of the node's tracks not done yet, so that the scans that remain (options and
+    /// `wait_for_capacity` reads, [`Core::live`]) mostly visit pods still in play (done ones
+    /// are dropped by [`Core::compact_open`]).
     pub(super) open: Vec<usize>,
     pub(super) final_list_retry: Option<Instant>,
     /// When the timeout was reached: nothing more is sent for this node, and it closes once the
@@ -78,12 +79,14 @@ impl Core {
             let error = "interrupted before this node's drain started".to_string();
             let mut pending = Vec::new();
             for ix in left {
-                let t = self.tracks.at_mut(ix);
-                t.st = St::Done(PodOutcome::Failed {
-                    error: error.clone(),
-                    kind: FailureKind::Interrupted,
-                });
-                pending.push(t.r.clone());
+                self.tracks.set_st(
+                    ix,
+                    St::Done(PodOutcome::Failed {
+                        error: error.clone(),
+                        kind: FailureKind::Interrupted,
+                    }),
+                );
+                pending.push(self.tracks.at(ix).r.clone());
             }
             let n = &mut self.nodes[i];
             n.outcome = Some(NodeOutcome::Failed {
@@ -116,9 +119,8 @@ impl Core {
         if self.opts.dry_run == DryRun::Server {
             // nothing changes in a server dry run: there is nothing to wait for
             for &ix in &self.nodes[i].order {
-                let t = self.tracks.at_mut(ix);
-                if t.action == Action::Wait {
-                    t.st = St::Done(PodOutcome::DryRun);
+                if self.tracks.at(ix).action == Action::Wait {
+                    self.tracks.set_st(ix, St::Done(PodOutcome::DryRun));
                 }
             }
         }
@@ -162,10 +164,8 @@ impl Core {
             {
                 continue;
             }
-            let open = self.nodes[i].open.iter().any(|&ix| {
-                let t = self.tracks.at(ix);
-                t.is_target() && !t.done()
-            }) || self.parked.iter().any(|(n, _)| *n == i);
+            let open =
+                self.tracks.open_tier(i).is_some() || self.parked.iter().any(|(n, _)| *n == i);
             if !open {
                 if self.answer_due(i).is_some_and(|until| now < until) {
                     continue;
@@ -187,7 +187,7 @@ impl Core {
                 let in_flight = self.nodes[i]
                     .order
                     .iter()
-                    .any(|&ix| self.tracks.at(ix).st == St::InFlight);
+                    .any(|&ix| self.tracks.at(ix).st() == &St::InFlight);
                 if in_flight && now < expired + IN_FLIGHT_GRACE {
                     continue;
                 }
@@ -261,11 +261,11 @@ impl Core {
             // Blocked by a budget last, or its budget still blocks it (a transient error
             // on the last probe does not make the budget any less the reason).
             let holds = self.budget_holding(&t.pod);
-            let by_budget = t.st.waits_for_budget();
+            let by_budget = t.st().waits_for_budget();
             let budget_blocks = by_budget || (t.blocked_first.is_some() && holds.is_some());
             let outcome = if budget_blocks
                 && t.accepted.is_none()
-                && matches!(t.st, St::Waiting(_))
+                && matches!(t.st(), St::Waiting(_))
                 && !terminating
             {
                 if !by_budget && let Some(name) = holds {
@@ -273,7 +273,7 @@ impl Core {
                 }
                 PodOutcome::Blocked
             } else {
-                let what = match (&t.st, t.action) {
+                let what = match (t.st(), t.action) {
                     (_, Action::Wait) => "waiting for it to complete".to_string(),
                     (St::Waiting(_) | St::Queued, _) if terminating => {
                         "it is terminating, but kdrain's request was not seen accepted".to_string()
@@ -299,7 +299,7 @@ impl Core {
             };
             let t = self.tracks.get_mut(&uid).expect("track");
             t.unblock(now);
-            t.st = St::Done(outcome);
+            self.tracks.set_st_of(&uid, St::Done(outcome));
         }
         self.close_node(i, now);
     }
@@ -316,7 +316,7 @@ impl Core {
             .order
             .iter()
             .map(|&ix| self.tracks.at(ix))
-            .filter(|t| t.is_target() && !t.done() && t.st != St::InFlight)
+            .filter(|t| t.is_target() && !t.done() && *t.st() != St::InFlight)
             .filter(|t| !present.contains(&t.uid))
             .map(|t| t.uid.clone())
             .collect();
@@ -339,7 +339,7 @@ impl Core {
         for p in listed.items {
             let uid = p.metadata.uid.clone().unwrap_or_default();
             if let Some(t) = self.tracks.get_mut(&uid) {
-                if t.is_target() && t.st == St::Done(PodOutcome::Gone) {
+                if t.is_target() && *t.st() == St::Done(PodOutcome::Gone) {
                     // Never report a pod gone that a fresh list still shows.
                     tracing::warn!(pod = %t.r, "pod marked gone is still listed; draining it again");
                     t.gone = None;
@@ -349,17 +349,18 @@ impl Core {
                     }
                     let retry = self.now.instant
                         + self.opts.budget_retry_ceiling.min(Duration::from_secs(1));
-                    let t = self.tracks.at_mut(ix);
-                    if t.accepted.is_some() {
-                        t.st = St::Following;
+                    let t = self.tracks.at(ix);
+                    let st = if t.accepted.is_some() {
+                        St::Following
                     } else {
                         // e.g. a 404 from something other than the pod being gone: try again
-                        t.st = St::Waiting(Wait {
+                        St::Waiting(Wait {
                             cause: t.last_wait.unwrap_or(WaitsFor::Error),
                             next_at: retry,
                             not_before: None,
-                        });
-                    }
+                        })
+                    };
+                    self.tracks.set_st(ix, st);
                     clean = false;
                 }
                 continue;
@@ -385,7 +386,7 @@ impl Core {
         let mut left = Vec::new();
         for &ix in &self.nodes[i].order {
             let t = self.tracks.at(ix);
-            match &t.st {
+            match t.st() {
                 St::Done(PodOutcome::Blocked) => {
                     blocked = true;
                     left.push(t.r.clone());
@@ -461,7 +462,7 @@ impl Core {
                             gone: t.gone,
                             blocked_by: t.blocked_by.clone(),
                             blocked_seconds: (t.blocked_total + ongoing).as_secs_f64(),
-                            outcome: match &t.st {
+                            outcome: match t.st() {
                                 St::Done(o) => o.clone(),
                                 _ => PodOutcome::Failed {
                                     error: "the drain ended before this pod did".into(),

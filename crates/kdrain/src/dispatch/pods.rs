@@ -60,7 +60,6 @@ impl Core {
         if self.ignored.contains(&uid) {
             return;
         }
-        let node_name = self.nodes[node].name.clone();
         if let Some(t) = self.tracks.get_mut(&uid) {
             t.pod = p;
             if t.done() || !t.is_target() {
@@ -72,13 +71,14 @@ impl Core {
                 t.terminating_seen = true;
                 let left = dt.0.duration_since(self.now.wall).as_secs_f64().max(0.0);
                 let pod = t.r.clone();
-                if matches!(&t.st, St::Waiting(w) if !w.cause.is_budget()) && t.accepted.is_none() {
+                if matches!(t.st(), St::Waiting(w) if !w.cause.is_budget()) && t.accepted.is_none()
+                {
                     // terminating namespace: the namespace controller deletes it; just wait
-                    t.st = St::Following;
                     t.unblock(self.now.instant);
+                    self.tracks.set_st_of(&uid, St::Following);
                 }
                 self.emit(Event::Terminating {
-                    node: node_name,
+                    node: self.nodes[node].name.clone(),
                     pod,
                     grace_left_seconds: left,
                 });
@@ -150,7 +150,7 @@ impl Core {
         match st {
             St::Queued | St::Following => {
                 self.emit(Event::Warning {
-                    node: node_name,
+                    node: self.nodes[node].name.clone(),
                     message: format!(
                         "pod {r} landed on the node during the drain; draining it too"
                     ),
@@ -158,12 +158,12 @@ impl Core {
                 self.hold_if_protected(ix);
             }
             St::Done(PodOutcome::Skipped) => self.emit(Event::Skipped {
-                node: node_name,
+                node: self.nodes[node].name.clone(),
                 pod: r,
                 reason: sel.reason,
             }),
             St::Done(PodOutcome::Failed { error, kind }) => self.emit(Event::PodFailed {
-                node: node_name,
+                node: self.nodes[node].name.clone(),
                 pod: r,
                 error,
                 kind,
@@ -221,7 +221,7 @@ impl Core {
         let now = self.now.wall;
         let stale: Vec<String> = self
             .live()
-            .filter(|(_, t)| t.is_target() && matches!(t.st, St::Following | St::Waiting(_)))
+            .filter(|(_, t)| t.is_target() && matches!(t.st(), St::Following | St::Waiting(_)))
             .filter(|(_, t)| {
                 select::seconds_since_deletion(&t.pod, now)
                     .is_some_and(|s| s.floor() > limit.as_secs() as f64)

@@ -203,7 +203,7 @@ impl Core {
         self.live()
             .map(|(_, t)| t)
             .filter(|t| matches!(t.action, Action::Evict | Action::Delete))
-            .filter(|t| matches!(t.st, St::Queued | St::Waiting(_) | St::InFlight))
+            .filter(|t| matches!(t.st(), St::Queued | St::Waiting(_) | St::InFlight))
             .filter(|t| crate::capacity::is_replaced(&t.pod))
             .map(|t| t.pod.clone())
             .collect()
@@ -351,15 +351,18 @@ impl Core {
         for i in std::mem::take(&mut self.waiting) {
             let mut pending = Vec::new();
             for ix in self.nodes[i].order.clone() {
-                let t = self.tracks.at_mut(ix);
+                let t = self.tracks.at(ix);
                 if !t.is_target() || t.done() {
                     continue;
                 }
-                t.st = St::Done(PodOutcome::Failed {
-                    error: pod_error.clone(),
-                    kind: FailureKind::NoRoom,
-                });
-                pending.push(t.r.clone());
+                self.tracks.set_st(
+                    ix,
+                    St::Done(PodOutcome::Failed {
+                        error: pod_error.clone(),
+                        kind: FailureKind::NoRoom,
+                    }),
+                );
+                pending.push(self.tracks.at(ix).r.clone());
             }
             let n = &mut self.nodes[i];
             n.outcome = Some(NodeOutcome::PodsLeft);

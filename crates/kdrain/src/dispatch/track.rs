@@ -1,6 +1,11 @@
-//! One pod's state in the dispatcher ([`Track`]) and the table of all of them ([`Tracks`]).
+//! One pod's state in the dispatcher ([`Track`]) and the table of all of them ([`Tracks`]),
+//! with the indexes that let the core's per-batch work follow what changed rather than the
+//! number of pods: per node, its queued tracks in dispatch order and its open targets by tier;
+//! every waiting track by when it is due; the tracks waiting for a budget. A track's state is
+//! only changed through [`Tracks::set_st`], which keeps them; the unit tests check them
+//! against a full scan after every batch of inputs ([`Tracks::check_index`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -69,7 +74,9 @@ pub(super) struct Track {
     pub(super) action: Action,
     pub(super) reason: String,
     pub(super) tier: u8,
-    pub(super) st: St,
+    /// Where it is: read with [`Track::st`], changed with [`Tracks::set_st`] (the indexes
+    /// follow it).
+    st: St,
     pub(super) attempts: u32,
     pub(super) first_attempt: Option<jiff::Timestamp>,
     pub(super) accepted: Option<jiff::Timestamp>,
@@ -93,6 +100,11 @@ pub(super) struct Track {
 }
 
 impl Track {
+    /// Where the pod is.
+    pub(super) fn st(&self) -> &St {
+        &self.st
+    }
+
     pub(super) fn is_target(&self) -> bool {
         self.action.is_target()
     }
@@ -147,11 +159,88 @@ pub(super) fn new_track(
 }
 
 /// Every pod's track, stored once and reached either by uid or, on the paths run at every event,
-/// by its index (no hashing).
+/// by its index (no hashing); with the indexes of their states ([`Index`]).
 #[derive(Default)]
 pub(super) struct Tracks {
     slab: Vec<Track>,
     by_uid: HashMap<String, usize>,
+    index: Index,
+}
+
+/// Where the tracks are, kept as their states change, so that what runs after every batch of
+/// inputs visits the tracks concerned only.
+#[derive(Default, Debug, PartialEq, Clone)]
+struct Index {
+    /// Per node: its target tracks not done, counted by tier (the lowest is the node's open
+    /// tier, and none left means no target is open).
+    open: Vec<BTreeMap<u8, usize>>,
+    /// Per node: its tracks not done (of any action).
+    live: Vec<usize>,
+    /// Per node: its tracks to evict or delete that wait for their first attempt, in dispatch
+    /// order (tier, seq, track index).
+    queued: Vec<BTreeSet<(u8, usize, usize)>>,
+    /// Every waiting track, by when it is due ([`Wait::due`]).
+    waiting: BTreeSet<(Instant, usize)>,
+    /// The waiting tracks whose wait is for one or several budgets.
+    budget_waiting: BTreeSet<usize>,
+}
+
+impl Index {
+    fn grow(&mut self, node: usize) {
+        if self.open.len() <= node {
+            self.open.resize_with(node + 1, BTreeMap::new);
+            self.live.resize(node + 1, 0);
+            self.queued.resize_with(node + 1, BTreeSet::new);
+        }
+    }
+
+    /// Counts track `ix` in (`add`) or out of the indexes.
+    fn account(&mut self, t: &Track, ix: usize, add: bool) {
+        self.grow(t.node);
+        if !t.done() {
+            bump(&mut self.live[t.node], add);
+            if t.is_target() {
+                let n = self.open[t.node].entry(t.tier).or_default();
+                bump(n, add);
+                if *n == 0 {
+                    self.open[t.node].remove(&t.tier);
+                }
+            }
+        }
+        match &t.st {
+            St::Queued if matches!(t.action, Action::Evict | Action::Delete) => {
+                let key = (t.tier, t.seq, ix);
+                if add {
+                    self.queued[t.node].insert(key);
+                } else {
+                    self.queued[t.node].remove(&key);
+                }
+            }
+            St::Waiting(w) => {
+                let budget = w.cause.is_budget();
+                if add {
+                    self.waiting.insert((w.due(), ix));
+                    if budget {
+                        self.budget_waiting.insert(ix);
+                    }
+                } else {
+                    self.waiting.remove(&(w.due(), ix));
+                    if budget {
+                        self.budget_waiting.remove(&ix);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn bump(n: &mut usize, add: bool) {
+    if add {
+        *n += 1;
+    } else {
+        *n -= 1;
+    }
 }
 
 impl Tracks {
@@ -165,13 +254,30 @@ impl Tracks {
     /// Stores a track (replacing one with the same uid) and returns its index.
     pub(super) fn insert(&mut self, t: Track) -> usize {
         if let Some(&ix) = self.by_uid.get(&t.uid) {
+            self.index.account(&self.slab[ix], ix, false);
+            self.index.account(&t, ix, true);
             self.slab[ix] = t;
             return ix;
         }
         let ix = self.slab.len();
         self.by_uid.insert(t.uid.clone(), ix);
+        self.index.account(&t, ix, true);
         self.slab.push(t);
         ix
+    }
+
+    /// Moves track `ix` to `st`.
+    pub(super) fn set_st(&mut self, ix: usize, st: St) {
+        let t = &mut self.slab[ix];
+        self.index.account(t, ix, false);
+        t.st = st;
+        self.index.account(t, ix, true);
+    }
+
+    /// [`Self::set_st`] by uid.
+    pub(super) fn set_st_of(&mut self, uid: &str, st: St) {
+        let ix = self.idx(uid).expect("track");
+        self.set_st(ix, st);
     }
 
     pub(super) fn idx(&self, uid: &str) -> Option<usize> {
@@ -200,6 +306,76 @@ impl Tracks {
 
     pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &Track)> {
         self.slab.iter().map(|t| (&t.uid, t))
+    }
+
+    /// The lowest tier among node `node`'s target tracks not done (None: none is left).
+    pub(super) fn open_tier(&self, node: usize) -> Option<u8> {
+        self.index
+            .open
+            .get(node)
+            .and_then(|m| m.first_key_value())
+            .map(|(t, _)| *t)
+    }
+
+    /// Node `node`'s tracks not done (of any action).
+    pub(super) fn live_count(&self, node: usize) -> usize {
+        self.index.live.get(node).copied().unwrap_or(0)
+    }
+
+    /// The first of node `node`'s queued tracks to evict or delete after `after` in dispatch
+    /// order (tier, seq, track index).
+    pub(super) fn next_queued(
+        &self,
+        node: usize,
+        after: Option<(u8, usize, usize)>,
+    ) -> Option<(u8, usize, usize)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let q = self.index.queued.get(node)?;
+        match after {
+            None => q.first().copied(),
+            Some(a) => q.range((Excluded(a), Unbounded)).next().copied(),
+        }
+    }
+
+    /// The waiting tracks due at or before `now` (track indexes, by due time).
+    pub(super) fn due_by(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
+        self.index
+            .waiting
+            .range(..=(now, usize::MAX))
+            .map(|&(_, ix)| ix)
+    }
+
+    /// The waiting tracks due after `after`, by due time (due time, track index).
+    pub(super) fn due_after(&self, after: Instant) -> impl Iterator<Item = (Instant, usize)> + '_ {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.index
+            .waiting
+            .range((Excluded((after, usize::MAX)), Unbounded))
+            .copied()
+    }
+
+    /// Every waiting track (by due time).
+    pub(super) fn waiting(&self) -> impl Iterator<Item = usize> + '_ {
+        self.index.waiting.iter().map(|&(_, ix)| ix)
+    }
+
+    /// The tracks waiting for one or several budgets (by index).
+    pub(super) fn budget_waiting(&self) -> impl Iterator<Item = usize> + '_ {
+        self.index.budget_waiting.iter().copied()
+    }
+
+    /// Panics unless the indexes agree with a full scan of the tracks.
+    #[cfg(test)]
+    pub(super) fn check_index(&self) {
+        let mut scan = Index::default();
+        for (ix, t) in self.slab.iter().enumerate() {
+            scan.account(t, ix, true);
+        }
+        let mut kept = self.index.clone();
+        // nodes with no track left have empty entries in the kept index only
+        scan.grow(kept.open.len().saturating_sub(1));
+        kept.grow(scan.open.len().saturating_sub(1));
+        assert_eq!(kept, scan, "the track indexes disagree with a full scan");
     }
 }
 

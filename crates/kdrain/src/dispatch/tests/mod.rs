@@ -5,7 +5,9 @@
 
 mod acks;
 mod admit;
+
 mod answers;
+mod index;
 mod nodes;
 mod room;
 mod shared;

@@ -247,7 +247,7 @@ fn under_any_interleaving_the_budget_is_never_overspent() {
                 .core
                 .tracks
                 .get("uid-a2")
-                .map(|t| format!("{:?}", t.st)),
+                .map(|t| format!("{:?}", t.st())),
             w.drains[1].core.effective(&key),
         );
     }
