@@ -43,9 +43,12 @@ impl BudgetState {
         b
     }
 
-    /// A new version of the budget, as the watch saw it.
+    /// A new version of the budget, as the watch saw it. The selector is parsed again only
+    /// when it changed (most versions are status writes: one or more per eviction).
     pub(super) fn update(&mut self, pdb: PodDisruptionBudget) {
-        self.selector = selector_of(&pdb);
+        if spec_selector(&pdb) != spec_selector(&self.pdb) {
+            self.selector = selector_of(&pdb);
+        }
         self.pdb = pdb;
     }
 
@@ -67,8 +70,14 @@ impl BudgetState {
     }
 }
 
+fn spec_selector(
+    pdb: &PodDisruptionBudget,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
+    pdb.spec.as_ref().and_then(|s| s.selector.as_ref())
+}
+
 fn selector_of(pdb: &PodDisruptionBudget) -> Option<selectors::LabelSelector> {
-    sched::interpod::compiled_selector(pdb.spec.as_ref().and_then(|s| s.selector.as_ref()))
+    sched::interpod::compiled_selector(spec_selector(pdb))
 }
 
 impl Counted for BudgetState {

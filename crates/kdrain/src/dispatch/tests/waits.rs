@@ -246,3 +246,17 @@ fn a_transient_error_backs_off_exponentially() {
     assert_eq!(sent(&d.tick_at(first + second)), ["a"]);
     assert_eq!(d.reports()[0].pods[0].attempts, 3);
 }
+
+#[test]
+fn a_budget_whose_selector_changes_no_longer_holds_the_pods_it_stopped_selecting() {
+    let mut d = Drain::new(
+        opts(),
+        vec![pod("a", "n1", "web")],
+        vec![pdb("web", "web", 0, 2, 2, &[])],
+    );
+    assert!(sent(&d.start()).is_empty(), "held by web");
+    // a status write, the selector unchanged: still held
+    assert!(sent(&d.budget(pdb("web", "web", 0, 2, 1, &[]))).is_empty());
+    // the same budget now selects other pods: nothing covers `a`, which goes at once
+    assert_eq!(sent(&d.budget(pdb("web", "other", 0, 2, 2, &[]))), ["a"]);
+}
