@@ -73,6 +73,7 @@ pub mod error;
 pub mod events;
 pub mod evict;
 pub mod fit;
+mod kept_pod;
 pub mod model;
 pub mod options;
 pub mod placement;
@@ -86,6 +87,7 @@ mod serde_secs;
 mod slim_pod;
 pub mod surge;
 mod watch;
+mod watch_stream;
 pub mod waves;
 #[cfg(test)]
 mod waves_tests;

@@ -4,18 +4,22 @@
 
 use std::fmt::Debug;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
-use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::api::{ListParams, WatchParams};
+use kube::core::ObjectList;
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::DrainError;
+use crate::kept_pod::ReadPod;
 use crate::requests::Requests;
 use crate::retry;
+use crate::watch_stream::{self, Event};
 
 /// A change seen on a watched collection.
 #[derive(Debug, Clone)]
@@ -51,6 +55,36 @@ pub(crate) struct Listed<K> {
     pub resource_version: String,
 }
 
+/// How kdrain reads objects of a kind from the API: as [`Readable::Read`], turned into what it
+/// keeps ([`Readable::keep`]). A pod is read slim ([`ReadPod`]); nodes and budgets whole.
+pub(crate) trait Readable: Sized {
+    /// What one object's JSON is deserialized into.
+    type Read: DeserializeOwned + Clone + Send + 'static;
+    /// The object kdrain keeps.
+    fn keep(read: Self::Read) -> Self;
+}
+
+impl Readable for Pod {
+    type Read = ReadPod;
+    fn keep(read: ReadPod) -> Pod {
+        read.into()
+    }
+}
+
+impl Readable for Node {
+    type Read = Node;
+    fn keep(read: Node) -> Node {
+        read
+    }
+}
+
+impl Readable for PodDisruptionBudget {
+    type Read = PodDisruptionBudget;
+    fn keep(read: PodDisruptionBudget) -> PodDisruptionBudget {
+        read
+    }
+}
+
 /// LISTs every pod bound to `node` (field selector `spec.nodeName`), page by page: what the
 /// plan, the permission probes and the dispatcher's catch-up and final LISTs read.
 pub(crate) async fn list_node_pods(
@@ -73,7 +107,7 @@ pub(crate) async fn list_all<K>(
     resource: &str,
 ) -> Result<Listed<K>, kube::Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource + Readable + Clone,
 {
     let mut items = Vec::new();
     let resource_version = list_pages(api, fields, labels, chunk, req, resource, |page| {
@@ -87,7 +121,8 @@ where
 }
 
 /// LISTs a collection page by page, handing each page to `on_page` (so a caller can keep a
-/// summary instead of every object); returns the list's resourceVersion.
+/// summary instead of every object); returns the list's resourceVersion. Each page is read as
+/// kube's `Api::list` reads it (an `ObjectList`), its items as [`Readable::Read`].
 pub(crate) async fn list_pages<K>(
     api: &Api<K>,
     fields: Option<&str>,
@@ -95,16 +130,21 @@ pub(crate) async fn list_pages<K>(
     chunk: u32,
     req: &Requests,
     resource: &str,
-    on_page: impl FnMut(Vec<K>),
+    mut on_page: impl FnMut(Vec<K>),
 ) -> Result<String, kube::Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource + Readable + Clone,
 {
-    let fetch = |lp: ListParams| async move {
-        let page = api.list(&lp).await?;
+    let client = kube::Client::from(api.clone());
+    let parse = |text: String| {
+        let page: ObjectList<K::Read> =
+            serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
         Ok((page.metadata, page.items))
     };
-    paged(fields, labels, chunk, req, resource, fetch, on_page).await
+    let on_page = |items: Vec<K::Read>| on_page(items.into_iter().map(K::keep).collect());
+    let url = api.resource_url().to_string();
+    let fetch = fetcher(client, url);
+    paged(fields, labels, chunk, req, resource, fetch, parse, on_page).await
 }
 
 /// One page of a LIST, its items read as `T`.
@@ -131,28 +171,13 @@ pub(crate) async fn list_parsed_pages<T: DeserializeOwned>(
     resource: &str,
     mut on_page: impl FnMut(&str, Vec<T>),
 ) -> Result<String, kube::Error> {
-    let request = kube::core::Request::new(url_path);
-    let fetch = |lp: ListParams| {
-        let built = request.list(&lp);
-        let client = client.clone();
-        async move {
-            let mut http = built.map_err(kube::Error::BuildRequest)?;
-            http.extensions_mut().insert("list");
-            let text = client.request_text(http).await?;
-            let page: Page<T> = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
-            Ok((page.metadata, (text, page.items.unwrap_or_default())))
-        }
+    let parse = |text: String| {
+        let page: Page<T> = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+        Ok((page.metadata, (text, page.items.unwrap_or_default())))
     };
-    paged(
-        fields,
-        labels,
-        chunk,
-        req,
-        resource,
-        fetch,
-        |(text, items)| on_page(&text, items),
-    )
-    .await
+    let fetch = fetcher(client.clone(), url_path.to_string());
+    let on_page = |(text, items): (String, Vec<T>)| on_page(&text, items);
+    paged(fields, labels, chunk, req, resource, fetch, parse, on_page).await
 }
 
 /// The items of a LIST page's JSON `text`, each left as its JSON text.
@@ -161,24 +186,42 @@ pub(crate) fn raw_items(text: &str) -> Result<Vec<Box<RawValue>>, serde_json::Er
     Ok(page.items.unwrap_or_default())
 }
 
-/// The paging loop of [`list_pages`] and [`list_parsed_pages`]: `fetch` reads one page (its
-/// list metadata and what `on_page` gets).
-async fn paged<P, F, Fut>(
+/// Sends one page's request (a LIST of the collection at `url`) and gives its JSON text.
+fn fetcher(
+    client: kube::Client,
+    url: String,
+) -> impl Fn(ListParams) -> BoxFuture<'static, Result<String, kube::Error>> + Clone + Send + Sync + 'static
+{
+    move |lp: ListParams| {
+        let built = kube::core::Request::new(&url).list(&lp);
+        let client = client.clone();
+        Box::pin(async move {
+            let mut http = built.map_err(kube::Error::BuildRequest)?;
+            http.extensions_mut().insert("list");
+            client.request_text(http).await
+        })
+    }
+}
+
+/// The paging loop of [`list_pages`] and [`list_parsed_pages`]: `fetch` sends one page's
+/// request (counted and retried here) and gives its text, `parse` reads the text into the
+/// page's list metadata and what `on_page` gets.
+#[allow(clippy::too_many_arguments)]
+async fn paged<P>(
     fields: Option<&str>,
     labels: Option<&str>,
     chunk: u32,
     req: &Requests,
     resource: &str,
-    mut fetch: F,
+    fetch: impl Fn(ListParams) -> BoxFuture<'static, Result<String, kube::Error>>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+    mut parse: impl FnMut(String) -> Result<(ListMeta, P), kube::Error>,
     mut on_page: impl FnMut(P),
-) -> Result<String, kube::Error>
-where
-    F: FnMut(ListParams) -> Fut,
-    Fut: Future<Output = Result<(ListMeta, P), kube::Error>>,
-{
-    let mut token: Option<String> = None;
-    let mut rv = String::new();
-    loop {
+) -> Result<String, kube::Error> {
+    let ask = |token: Option<String>| {
         let mut lp = ListParams::default();
         if let Some(f) = fields {
             lp = lp.fields(f);
@@ -192,11 +235,20 @@ where
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }
-        let (metadata, items) = retry::idempotent("list", || {
-            req.count("list", resource);
-            fetch(lp.clone())
-        })
-        .await?;
+        let (fetch, req, resource) = (fetch.clone(), req.clone(), resource.to_string());
+        async move {
+            retry::idempotent("list", || {
+                req.count("list", &resource);
+                fetch(lp.clone())
+            })
+            .await
+        }
+    };
+    let mut token: Option<String> = None;
+    let mut rv = String::new();
+    loop {
+        let text = ask(token.clone()).await?;
+        let (metadata, items) = parse(text)?;
         if rv.is_empty() {
             rv = metadata.resource_version.clone().unwrap_or_default();
         }
@@ -228,8 +280,10 @@ pub(crate) async fn run<K>(
     req: Requests,
     resource: &'static str,
 ) where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource + Readable + Clone + Debug + Send + 'static,
 {
+    let client = kube::Client::from(api.clone());
+    let url = api.resource_url().to_string();
     let mut backoff = new_backoff();
     let send = |change: Change<K>| tx.send(Seen { source, change }).is_ok();
     loop {
@@ -243,36 +297,37 @@ pub(crate) async fn run<K>(
         req.count("watch", resource);
         let mut relist = false;
         let mut got_event = false;
-        match api.watch(&wp, &rv).await {
-            Ok(stream) => {
-                let mut stream = std::pin::pin!(stream);
+        match watch_stream::open::<K::Read>(&client, &url, &wp, &rv).await {
+            Ok(mut stream) => {
                 while let Some(ev) = stream.next().await {
                     got_event = true;
                     match ev {
-                        Ok(WatchEvent::Added(o)) | Ok(WatchEvent::Modified(o)) => {
+                        Ok(Event::Added(o)) | Ok(Event::Modified(o)) => {
+                            let o = K::keep(o);
                             note_rv(&mut rv, &o);
                             backoff = new_backoff();
                             if !send(Change::Upsert(o)) {
                                 return;
                             }
                         }
-                        Ok(WatchEvent::Deleted(o)) => {
+                        Ok(Event::Deleted(o)) => {
+                            let o = K::keep(o);
                             note_rv(&mut rv, &o);
                             if !send(Change::Removed(o)) {
                                 return;
                             }
                         }
-                        Ok(WatchEvent::Bookmark(b)) => {
-                            if !b.metadata.resource_version.is_empty() {
-                                rv = b.metadata.resource_version;
+                        Ok(Event::Bookmark(version)) => {
+                            if !version.is_empty() {
+                                rv = version;
                             }
                         }
-                        Ok(WatchEvent::Error(s)) if s.code == 410 => {
+                        Ok(Event::Error(s)) if s.code == 410 => {
                             tracing::debug!(source, "watch expired (410): relisting");
                             relist = true;
                             break;
                         }
-                        Ok(WatchEvent::Error(s)) => {
+                        Ok(Event::Error(s)) => {
                             tracing::debug!(source, "watch error event: {}", s.message);
                             got_event = false;
                             break;
