@@ -203,9 +203,37 @@ fn fetcher(
     }
 }
 
+/// The next page, asked for while this one is read; its request is dropped with it.
+struct Ahead {
+    /// The continue token it was asked with.
+    token: String,
+    task: tokio::task::JoinHandle<Result<String, kube::Error>>,
+}
+
+impl Ahead {
+    async fn text(&mut self) -> Result<String, kube::Error> {
+        match (&mut self.task).await {
+            Ok(fetched) => fetched,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(kube::Error::Service(Box::new(e))),
+        }
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The paging loop of [`list_pages`] and [`list_parsed_pages`]: `fetch` sends one page's
 /// request (counted and retried here) and gives its text, `parse` reads the text into the
-/// page's list metadata and what `on_page` gets.
+/// page's list metadata and what `on_page` gets. Page k+1 is asked for as soon as page k's
+/// continue token is read from the start of its text ([`continue_token`]), before page k is
+/// parsed: the server writes one page while kdrain parses the one before. The pages, their
+/// requests and the errors are those of reading one page after the other (a page that does not
+/// parse fails the LIST with its parse error; a token sent twice is not asked for again and
+/// fails the LIST after that page).
 #[allow(clippy::too_many_arguments)]
 async fn paged<P>(
     fields: Option<&str>,
@@ -245,9 +273,17 @@ async fn paged<P>(
         }
     };
     let mut token: Option<String> = None;
+    let mut ahead: Option<Ahead> = None;
     let mut rv = String::new();
     loop {
-        let text = ask(token.clone()).await?;
+        let text = match ahead.take() {
+            Some(mut a) if token.as_ref() == Some(&a.token) => a.text().await?,
+            _ => ask(token.clone()).await?,
+        };
+        if let Some(next) = continue_token(&text).filter(|c| token.as_ref() != Some(c)) {
+            let task = tokio::spawn(ask(Some(next.clone())));
+            ahead = Some(Ahead { token: next, task });
+        }
         let (metadata, items) = parse(text)?;
         if rv.is_empty() {
             rv = metadata.resource_version.clone().unwrap_or_default();
@@ -265,6 +301,40 @@ async fn paged<P>(
         }
     }
     Ok(rv)
+}
+
+/// The continue token of a LIST page's JSON `text`, read from the list metadata at its start
+/// (API servers write `metadata` before `items`) without reading the items; `None` when there
+/// is none, or when the items come first (the page is then read whole before the next one is
+/// asked for).
+fn continue_token(text: &str) -> Option<String> {
+    struct Head<'a>(&'a mut Option<ListMeta>);
+    impl<'de> serde::de::Visitor<'de> for Head<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "metadata" => {
+                        *self.0 = Some(map.next_value()?);
+                        // stop here: what follows is the items, read by the page's parse
+                        return Err(serde::de::Error::custom("read up to the list metadata"));
+                    }
+                    "items" => return Err(serde::de::Error::custom("the items come first")),
+                    _ => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut meta = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = serde::Deserializer::deserialize_map(&mut de, Head(&mut meta));
+    meta?.continue_.filter(|c| !c.is_empty())
 }
 
 /// Watches `api` (with a field selector) from `rv` until the receiver goes away. Cut streams are
@@ -415,4 +485,37 @@ pub(crate) async fn list_pods_of(
             e,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_continue_token_is_read_from_the_metadata_before_the_items() {
+        let page = |meta: &str, items: &str| {
+            format!(r#"{{"kind":"PodList","apiVersion":"v1","metadata":{meta},"items":{items}}}"#)
+        };
+        let token = |text: &str| continue_token(text);
+        let items = r#"[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]"#;
+        assert_eq!(
+            token(&page(r#"{"resourceVersion":"7","continue":"next"}"#, items)).as_deref(),
+            Some("next")
+        );
+        // the items after the metadata are not read: a page cut there still tells its token
+        let whole = page(r#"{"continue":"next"}"#, items);
+        assert_eq!(token(&whole[..whole.len() - 20]).as_deref(), Some("next"));
+        // no token, an empty one, no metadata, the items first, not a list: none
+        assert_eq!(token(&page(r#"{"resourceVersion":"7"}"#, items)), None);
+        assert_eq!(token(&page(r#"{"continue":""}"#, items)), None);
+        assert_eq!(token(&format!(r#"{{"items":{items}}}"#)), None);
+        assert_eq!(
+            token(&format!(
+                r#"{{"items":{items},"metadata":{{"continue":"next"}}}}"#
+            )),
+            None
+        );
+        assert_eq!(token("[]"), None);
+        assert_eq!(token(r#"{"metadata":{"continue":3}}"#), None);
+    }
 }

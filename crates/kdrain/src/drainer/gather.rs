@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
@@ -17,6 +19,9 @@ use crate::plan::{self, NodeInput, Plan};
 use crate::requests::Requests;
 use crate::select::{self, DaemonSetLookup};
 use crate::watch::{self, Listed, list_pods_of};
+
+/// How many target nodes' pod LISTs the read phase has in flight at once.
+const NODE_LISTS_AT_ONCE: usize = 4;
 
 /// What the read phase found, for planning and draining. Each node's LIST is kept once: the
 /// pods the pod selector selects in `inputs` (what the plan reads), the others in `unselected`
@@ -55,6 +60,39 @@ impl Gathered {
                 }
             })
             .collect()
+    }
+}
+
+/// The pods of each target node, in the nodes' order: the first node's LIST alone, then
+/// [`NODE_LISTS_AT_ONCE`] in flight; when the first fails, only its error.
+async fn list_targets(
+    api: &Api<Pod>,
+    nodes: &[String],
+    reqs: &[Requests],
+    chunk: u32,
+) -> Vec<Result<Listed<Pod>, DrainError>> {
+    let mut waiting = nodes.iter().zip(reqs);
+    let mut running = FuturesOrdered::new();
+    let mut lists = Vec::with_capacity(nodes.len());
+    if let Some((node, req)) = waiting.next() {
+        let first = list_pods_of(api, node, chunk, req).await;
+        let failed = first.is_err();
+        lists.push(first);
+        if failed {
+            return lists;
+        }
+    }
+    loop {
+        while running.len() < NODE_LISTS_AT_ONCE {
+            let Some((node, req)) = waiting.next() else {
+                break;
+            };
+            running.push_back(list_pods_of(api, node, chunk, req));
+        }
+        match running.next().await {
+            Some(listed) => lists.push(listed),
+            None => return lists,
+        }
     }
 }
 
@@ -106,12 +144,20 @@ impl Drainer {
     ) -> Result<(Gathered, Option<ClusterView>), DrainError> {
         let pod_sel = self.pod_selector()?;
         let api: Api<Pod> = Api::all(self.client.clone());
+        let chunk = self.options.chunk_size;
+        // The target nodes' LISTs: the first one alone (a refused or failing LIST stops the
+        // read before any other request, as reading one node after the other did), then the
+        // others a few at a time; what they found is taken node by node, in order (the same
+        // first error, the DaemonSet lookups counted on the same node). The budgets' LIST and
+        // the capacity read follow, as before: the capacity read keeps both cores busy on its
+        // own (its pages are parsed while the server writes the next).
+        let lists = list_targets(&api, nodes, reqs, chunk).await;
         let mut inputs = Vec::new();
         let mut unselected = Vec::new();
         let mut resource_versions = Vec::new();
         let mut ds_cache: HashMap<(String, String), DaemonSetLookup> = HashMap::new();
-        for (i, node) in nodes.iter().enumerate() {
-            let listed = list_pods_of(&api, node, self.options.chunk_size, &reqs[i]).await?;
+        for (i, (node, listed)) in nodes.iter().zip(lists).enumerate() {
+            let listed = listed?;
             if let Some(message) = listed.items.iter().enumerate().find_map(|(i, p)| {
                 missing_identity(p).map(|field| format!("pod #{i} of the list has no {field}"))
             }) {
@@ -154,16 +200,7 @@ impl Drainer {
             None
         } else {
             let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
-            match watch::list_all(
-                &api,
-                None,
-                None,
-                self.options.chunk_size,
-                req,
-                "poddisruptionbudgets",
-            )
-            .await
-            {
+            match watch::list_all(&api, None, None, chunk, req, "poddisruptionbudgets").await {
                 Ok(l) => Some(l),
                 // Without the right to list budgets the plan cannot check them, but the
                 // evictions still respect them (the server does): go on, and say so.
