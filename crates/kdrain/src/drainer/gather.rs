@@ -166,11 +166,17 @@ impl Drainer {
                     message,
                 });
             }
-            let (pods, others): (Vec<Pod>, Vec<Pod>) = listed.items.into_iter().partition(|p| {
-                pod_sel.as_ref().is_none_or(|s| {
-                    s.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))
-                })
-            });
+            // the selected pods stay in the LIST's vector (no copy of every pod into vectors
+            // grown by doubling); the others are taken out, in order
+            let mut pods = listed.items;
+            let others: Vec<Pod> = match &pod_sel {
+                None => Vec::new(),
+                Some(s) => pods
+                    .extract_if(.., |p| {
+                        !s.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))
+                    })
+                    .collect(),
+            };
             for p in &pods {
                 if select::is_daemonset_pod(p) && !select::is_finished(p) {
                     let key = (
