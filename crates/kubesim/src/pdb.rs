@@ -157,10 +157,12 @@ pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, 
             disrupted.insert(pod_name.clone(), t.as_str().unwrap_or("").to_string());
         }
     }
-    let healthy = pods
-        .iter()
-        .filter(|(n, m)| !m.terminating && m.ready && !disrupted.contains_key(n.as_str()))
-        .count() as i64;
+    // the members Ready and not terminating, less those listed as disrupted
+    let listed = disrupted
+        .keys()
+        .filter(|n| pods.get(n.as_str()).is_some_and(Member::healthy))
+        .count();
+    let healthy = (st.pdbs.healthy(ns, meta::name(pdb)) - listed) as i64;
     let allowed = if expected <= 0 {
         0
     } else {
@@ -178,8 +180,5 @@ pub fn compute(st: &State, pdb: &Value, now: jiff::Timestamp) -> Result<Budget, 
 
 /// Live count of a PDB's Ready, non-terminating member pods (for the invariant ledger).
 pub fn live_healthy(st: &State, pdb: &Value) -> i64 {
-    st.pdbs
-        .members(meta::namespace(pdb), meta::name(pdb))
-        .map(|m| m.values().filter(|m| !m.terminating && m.ready).count() as i64)
-        .unwrap_or(0)
+    st.pdbs.healthy(meta::namespace(pdb), meta::name(pdb)) as i64
 }

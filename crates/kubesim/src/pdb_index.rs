@@ -44,6 +44,16 @@ pub struct PdbEntry {
     /// How many members each controller owner (kind, uid) has, so the budget arithmetic
     /// looks each owner up once instead of once per pod.
     owners: BTreeMap<(String, String), usize>,
+    /// How many members are Ready and not terminating, kept with `members` so a budget's
+    /// status does not count them pod by pod at every sync.
+    healthy: usize,
+}
+
+impl Member {
+    /// Ready and not terminating: counts as healthy for a budget.
+    pub fn healthy(&self) -> bool {
+        self.ready && !self.terminating
+    }
 }
 
 impl PdbEntry {
@@ -51,15 +61,22 @@ impl PdbEntry {
         if let Some((kind, uid)) = &m.controller {
             *self.owners.entry((kind.clone(), uid.clone())).or_default() += 1;
         }
+        self.healthy += usize::from(m.healthy());
         if let Some(old) = self.members.insert(name.to_string(), m) {
-            self.forget_owner(&old);
+            self.forget(&old);
         }
     }
 
     fn take(&mut self, name: &str) {
         if let Some(old) = self.members.remove(name) {
-            self.forget_owner(&old);
+            self.forget(&old);
         }
+    }
+
+    /// Takes a member that left out of the counts.
+    fn forget(&mut self, m: &Member) {
+        self.healthy -= usize::from(m.healthy());
+        self.forget_owner(m);
     }
 
     fn forget_owner(&mut self, m: &Member) {
@@ -87,6 +104,7 @@ impl PdbIndex {
             selector: None,
             members: BTreeMap::new(),
             owners: BTreeMap::new(),
+            healthy: 0,
         };
         if let Some(sel) = &selector {
             for p in pods
@@ -169,8 +187,74 @@ impl PdbIndex {
         self.by_ns.get(ns)?.get(name).map(|e| &e.members)
     }
 
+    /// How many of one PDB's members are Ready and not terminating.
+    pub fn healthy(&self, ns: &str, name: &str) -> usize {
+        self.by_ns
+            .get(ns)
+            .and_then(|m| m.get(name))
+            .map_or(0, |e| e.healthy)
+    }
+
     /// The controller owners (kind, uid) of one PDB's members, with how many members each has.
     pub fn owners(&self, ns: &str, name: &str) -> Option<&BTreeMap<(String, String), usize>> {
         self.by_ns.get(ns)?.get(name).map(|e| &e.owners)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(name: &str, app: &str, ready: bool, terminating: bool) -> Value {
+        let mut p = json!({
+            "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}},
+            "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]},
+        });
+        if terminating {
+            p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        p
+    }
+
+    /// The kept count equals a recount of the members after every change.
+    fn check(ix: &PdbIndex, want: usize) {
+        let recount = ix
+            .members("shop", "web")
+            .map_or(0, |m| m.values().filter(|m| m.healthy()).count());
+        assert_eq!(ix.healthy("shop", "web"), recount);
+        assert_eq!(ix.healthy("shop", "web"), want);
+    }
+
+    #[test]
+    fn the_healthy_count_follows_readiness_deletion_labels_and_removal() {
+        let pdb = json!({"metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}}});
+        let (a, b) = (pod("a", "web", true, false), pod("b", "web", false, false));
+        let mut ix = PdbIndex::default();
+        ix.set("shop", "web", PdbIndex::build_entry(&pdb, &[&a, &b]));
+        check(&ix, 1);
+        let b_ready = pod("b", "web", true, false);
+        ix.pod_changed(Some(&b), Some(&b_ready));
+        check(&ix, 2);
+        // written again unchanged: counted once
+        ix.pod_changed(Some(&b_ready), Some(&b_ready));
+        check(&ix, 2);
+        let a_going = pod("a", "web", true, true);
+        ix.pod_changed(Some(&a), Some(&a_going));
+        check(&ix, 1);
+        ix.pod_changed(Some(&a_going), None);
+        check(&ix, 1);
+        // relabelled out of the selector, then back in
+        let b_other = pod("b", "db", true, false);
+        ix.pod_changed(Some(&b_ready), Some(&b_other));
+        check(&ix, 0);
+        ix.pod_changed(Some(&b_other), Some(&b_ready));
+        check(&ix, 1);
+        // a new pod, and one of another app
+        ix.pod_changed(None, Some(&pod("c", "web", true, false)));
+        ix.pod_changed(None, Some(&pod("d", "db", true, false)));
+        check(&ix, 2);
     }
 }

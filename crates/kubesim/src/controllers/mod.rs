@@ -416,7 +416,14 @@ impl Controllers {
                 kubelet::stop(st, &pod, t.killed);
             }
         }
-        let uids: Vec<String> = self.starting.keys().cloned().collect();
+        // A pod waiting for its readiness time is only looked at once it is due: a pod that
+        // was deleted or began terminating meanwhile already left `starting` (observe_pod).
+        let uids: Vec<String> = self
+            .starting
+            .iter()
+            .filter(|(_, s)| s.ready_at.is_none_or(|at| at <= now))
+            .map(|(u, _)| u.clone())
+            .collect();
         for uid in uids {
             let Some(s) = self.starting.get(&uid) else {
                 continue;
