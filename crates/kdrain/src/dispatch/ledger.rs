@@ -33,7 +33,8 @@
 //! in-flight units at once (an eviction accepted in that instant shows in the budget's status
 //! soon after; until then a 429 is possible, never a broken budget: the server checks).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -115,6 +116,10 @@ impl BudgetLedger {
 struct Book {
     next_drain: u64,
     budgets: HashMap<BudgetKey, Spending>,
+    /// When accepted evictions stop counting, earliest first: (expiry, budget, pod). An entry
+    /// whose pod was accepted again since (a later expiry) is stale and skipped, so an expiry
+    /// looks at what expires and not at every accepted eviction.
+    expiries: BinaryHeap<Reverse<(Instant, BudgetKey, String)>>,
     /// Units released so far by every drain (answered evictions, expired acknowledgements,
     /// dropped drains).
     releases: u64,
@@ -220,6 +225,8 @@ impl Account {
         if accepted {
             s.accepted
                 .insert(pod.to_string(), Accepted { sent, expires });
+            book.expiries
+                .push(Reverse((expires, key.clone(), pod.to_string())));
         }
         if was_inflight {
             // refused: the unit is free; accepted: it is free for every view whose statuses
@@ -255,23 +262,29 @@ impl Account {
     /// the next expiry of those left.
     pub(crate) fn expire(&self, now: Instant) -> (Vec<BudgetKey>, Option<Instant>) {
         let mut book = self.ledger.lock();
-        let mut released = Vec::new();
-        let mut next: Option<Instant> = None;
+        let book = &mut *book;
+        let mut released = BTreeSet::new();
+        let mut next = None;
         let mut count = 0;
-        for (key, s) in book.budgets.iter_mut() {
-            let before = s.accepted.len();
-            s.accepted.retain(|_, a| now < a.expires);
-            if s.accepted.len() != before {
-                count += (before - s.accepted.len()) as u64;
-                released.push(key.clone());
+        while let Some(Reverse((at, key, pod))) = book.expiries.peek() {
+            let s = book.budgets.get_mut(key);
+            let current = s.as_ref().and_then(|s| s.accepted.get(pod.as_str()));
+            if current.is_some_and(|a| a.expires == *at) {
+                if now < *at {
+                    next = Some(*at);
+                    break;
+                }
+                if let Some(s) = s {
+                    s.accepted.remove(pod.as_str());
+                }
+                count += 1;
+                released.insert(key.clone());
             }
-            if let Some(e) = s.accepted.values().map(|a| a.expires).min() {
-                next = Some(next.map_or(e, |n| n.min(e)));
-            }
+            // expired now, or stale (the pod was accepted again, or is no longer counted)
+            book.expiries.pop();
         }
-        self.released(&mut book, count);
-        released.sort();
-        (released, next)
+        self.released(book, count);
+        (released.into_iter().collect(), next)
     }
 
     /// The evictions in flight under `key`, by every drain.
@@ -365,6 +378,36 @@ mod tests {
         // expired: no longer spent, and said so once
         assert_eq!(a.expire(expires), (vec![key()], None));
         assert_eq!(b.effective(&key(), &view, expires), 1);
+    }
+
+    #[test]
+    fn acknowledgements_expire_one_by_one_and_a_pod_accepted_again_counts_until_its_new_expiry() {
+        let ledger = BudgetLedger::new();
+        let a = ledger.open();
+        let other = BudgetKey {
+            namespace: "shop".into(),
+            name: "db".into(),
+        };
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        a.answered(&key(), "a1", true, t0, t0 + s(10));
+        a.answered(&other, "d1", true, t0, t0 + s(12));
+        a.answered(&key(), "a2", true, t0, t0 + s(14));
+        // a1 accepted again later (a retried eviction): its first expiry no longer applies
+        a.answered(&key(), "a1", true, t0 + s(5), t0 + s(15));
+        let view = View(5, HashMap::new());
+        assert_eq!(a.expire(t0 + s(9)), (vec![], Some(t0 + s(12))));
+        assert_eq!(a.expire(t0 + s(10)), (vec![], Some(t0 + s(12))));
+        assert_eq!(a.effective(&key(), &view, t0 + s(10)), 3);
+        assert_eq!(
+            a.expire(t0 + s(12)),
+            (vec![other.clone()], Some(t0 + s(14)))
+        );
+        assert_eq!(a.expire(t0 + s(14)), (vec![key()], Some(t0 + s(15))));
+        assert_eq!(a.effective(&key(), &view, t0 + s(14)), 4);
+        assert_eq!(a.expire(t0 + s(20)), (vec![key()], None));
+        assert_eq!(a.effective(&key(), &view, t0 + s(20)), 5);
+        assert_eq!(a.expire(t0 + s(30)), (vec![], None));
     }
 
     #[test]

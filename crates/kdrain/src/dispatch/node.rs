@@ -67,27 +67,8 @@ impl Core {
             if self.nodes[i].outcome.is_some() || self.nodes[i].active {
                 continue;
             }
-            let left: Vec<usize> = self.nodes[i]
-                .order
-                .iter()
-                .copied()
-                .filter(|&ix| {
-                    let t = self.tracks.at(ix);
-                    t.is_target() && !t.done()
-                })
-                .collect();
             let error = "interrupted before this node's drain started".to_string();
-            let mut pending = Vec::new();
-            for ix in left {
-                self.tracks.set_st(
-                    ix,
-                    St::Done(PodOutcome::Failed {
-                        error: error.clone(),
-                        kind: FailureKind::Interrupted,
-                    }),
-                );
-                pending.push(self.tracks.at(ix).r.clone());
-            }
+            let pending = self.fail_left(i, &error, FailureKind::Interrupted);
             let n = &mut self.nodes[i];
             n.outcome = Some(NodeOutcome::Failed {
                 error: error.clone(),
@@ -99,6 +80,32 @@ impl Core {
                 pending,
             });
         }
+    }
+
+    /// Ends node `i`'s target pods that are not done yet as failed (`error`, `kind`): their
+    /// references, in the node's order, for the node's failure event.
+    pub(super) fn fail_left(&mut self, i: usize, error: &str, kind: FailureKind) -> Vec<PodRef> {
+        let left: Vec<usize> = self.nodes[i]
+            .order
+            .iter()
+            .copied()
+            .filter(|&ix| {
+                let t = self.tracks.at(ix);
+                t.is_target() && !t.done()
+            })
+            .collect();
+        left.into_iter()
+            .map(|ix| {
+                self.tracks.set_st(
+                    ix,
+                    St::Done(PodOutcome::Failed {
+                        error: error.to_string(),
+                        kind,
+                    }),
+                );
+                self.tracks.at(ix).r.clone()
+            })
+            .collect()
     }
 
     pub(super) fn activate(&mut self, i: usize) {

@@ -24,7 +24,7 @@ use super::core::{Command, Core, NodesSeen};
 use super::track::St;
 use crate::events::Event;
 use crate::plan::Action;
-use crate::report::{FailureKind, NodeOutcome, PodOutcome};
+use crate::report::{FailureKind, NodeOutcome};
 use crate::watch::{Change, Seen};
 
 /// The first re-read of the cluster after a read that found no room.
@@ -349,21 +349,7 @@ impl Core {
         );
         self.stop_watching_nodes();
         for i in std::mem::take(&mut self.waiting) {
-            let mut pending = Vec::new();
-            for ix in self.nodes[i].order.clone() {
-                let t = self.tracks.at(ix);
-                if !t.is_target() || t.done() {
-                    continue;
-                }
-                self.tracks.set_st(
-                    ix,
-                    St::Done(PodOutcome::Failed {
-                        error: pod_error.clone(),
-                        kind: FailureKind::NoRoom,
-                    }),
-                );
-                pending.push(self.tracks.at(ix).r.clone());
-            }
+            let pending = self.fail_left(i, &pod_error, FailureKind::NoRoom);
             let n = &mut self.nodes[i];
             n.outcome = Some(NodeOutcome::PodsLeft);
             let node = n.name.clone();
