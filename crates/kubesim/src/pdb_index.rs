@@ -73,13 +73,9 @@ impl PdbEntry {
         }
     }
 
-    /// Takes a member that left out of the counts.
+    /// Takes a member that left out of the counts (healthy, and its owner's).
     fn forget(&mut self, m: &Member) {
         self.healthy -= usize::from(m.healthy());
-        self.forget_owner(m);
-    }
-
-    fn forget_owner(&mut self, m: &Member) {
         let Some(owner) = &m.controller else { return };
         if let Some(n) = self.owners.get_mut(owner) {
             *n -= 1;
