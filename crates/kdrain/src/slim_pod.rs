@@ -121,13 +121,13 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    /// Takes one page: `page` its items read slim, `text` the page's JSON, from which a pod not
+    /// Takes one page: `page` its items read slim, `json` the page's JSON, from which a pod not
     /// bound yet is read whole (the page's items split once, only when a page has such a pod).
-    pub(crate) fn page(&mut self, text: &str, page: Vec<Slim>) {
+    pub(crate) fn page(&mut self, json: &[u8], page: Vec<Slim>) {
         let mut raw: Option<Result<Vec<Box<RawValue>>, String>> = None;
         for (i, slim) in page.into_iter().enumerate() {
             let whole = || {
-                let items = raw.get_or_insert_with(|| raw_items(text).map_err(|e| e.to_string()));
+                let items = raw.get_or_insert_with(|| raw_items(json).map_err(|e| e.to_string()));
                 match items.as_ref().map(|items| items.get(i)) {
                     Ok(Some(item)) => serde_json::from_str(item.get()),
                     Ok(None) => Err(serde::de::Error::custom("the page's item is missing")),
@@ -273,7 +273,7 @@ mod tests {
         let text = page.to_string();
         let slim: Vec<Slim> = serde_json::from_value(page["items"].clone()).unwrap();
         let mut sink = Sink::default();
-        sink.page(&text, slim);
+        sink.page(text.as_bytes(), slim);
         let bound: Pod = serde_json::from_value(bound).unwrap();
         assert_eq!(sink.residents.len(), 1);
         assert_eq!(sink.residents[0], Resident::of(&bound).unwrap());
