@@ -50,6 +50,9 @@ pub struct Event {
     /// The object as it was stored before its deletion (DELETED only, with its own
     /// resourceVersion), so a paged LIST can still be served as of an older RV.
     pub removed: Option<Arc<Value>>,
+    /// When the change was made: the simulated kubelet starts a pod's graceful stop from the
+    /// time its deletion was written, not from when the controllers get to the event.
+    pub at: tokio::time::Instant,
 }
 
 /// How an object is kept: parsed (recently written), or packed as JSON bytes (bulk-loaded pods,
@@ -560,6 +563,7 @@ impl State {
             object: obj.clone(),
             prev: None,
             removed: None,
+            at: tokio::time::Instant::now(),
         });
         obj
     }
@@ -588,6 +592,7 @@ impl State {
             object: obj.clone(),
             prev: Some(old),
             removed: None,
+            at: tokio::time::Instant::now(),
         });
         obj
     }
@@ -609,6 +614,7 @@ impl State {
             object: last.clone(),
             prev: None,
             removed: Some(old),
+            at: tokio::time::Instant::now(),
         });
         Some(last)
     }

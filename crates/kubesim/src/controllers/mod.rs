@@ -32,12 +32,14 @@ use crate::store::{Event, EventType, State};
 /// Fallback wake-up when nothing else is due (time-based work without a tracked deadline).
 const FALLBACK_TICK: Duration = Duration::from_millis(50);
 /// How long to coalesce a burst of writes before reacting, and the shortest gap between two
-/// settle runs. The gap also grows to four times the last run's duration (up to the fallback tick),
+/// settle runs. The gap also grows to four times the last run's duration (up to [`MAX_GAP`]),
 /// so on a big cluster the controllers hold the store lock at most about a fifth of the time
-/// and a write storm is coalesced into fewer, larger runs.
+/// and a write storm is coalesced into fewer, larger runs ([`settle_gap`]).
 const DEBOUNCE: Duration = Duration::from_millis(3);
 /// Upper bound on controller passes per wake-up (a chain of reactions settles well within it).
 const MAX_PASSES: usize = 16;
+/// The longest gap after a settle run (see [`settle_gap`]); pods' stops are not held by it.
+const MAX_GAP: Duration = Duration::from_secs(1);
 const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 
 struct Terminating {
@@ -150,17 +152,19 @@ impl Controllers {
         }
         let pdbs: Vec<Key> = st.keys(PDBS, None);
         drop(st);
+        let now = Instant::now();
         for p in pods {
-            self.observe_pod(&p, None, false);
+            self.observe_pod(&p, None, false, now);
         }
         self.dirty_workloads.extend(workloads);
-        let now = Instant::now();
         for k in pdbs {
             self.dirty_pdb(k, now);
         }
     }
 
-    fn observe_pod(&mut self, pod: &Value, prev: Option<&Value>, deleted: bool) {
+    /// Queue the work a pod's change makes; `now` is when the change was written (a pod's
+    /// graceful stop starts then).
+    fn observe_pod(&mut self, pod: &Value, prev: Option<&Value>, deleted: bool, now: Instant) {
         let uid = meta::uid(pod).to_string();
         let key = meta::key(pod);
         let ns = meta::namespace(pod).to_string();
@@ -185,7 +189,6 @@ impl Controllers {
             return;
         }
         let node = meta::node_name(pod);
-        let now = Instant::now();
         if meta::is_terminating(pod) {
             self.starting.remove(&uid);
             self.unscheduled.remove(&key);
@@ -244,7 +247,7 @@ impl Controllers {
     pub fn observe(&mut self, ev: &Event) {
         let deleted = ev.ty == EventType::Deleted;
         match ev.res {
-            PODS => self.observe_pod(&ev.object, ev.prev.as_deref(), deleted),
+            PODS => self.observe_pod(&ev.object, ev.prev.as_deref(), deleted, ev.at),
             PDBS => {
                 let at = Instant::now() + self.delay();
                 self.dirty_pdb(meta::key(&ev.object), at);
@@ -371,6 +374,18 @@ impl Controllers {
     }
 
     fn kubelet(&mut self, st: &mut State, now: Instant) {
+        self.kubelet_stops(st, now);
+        self.kubelet_starts(st, now);
+    }
+
+    /// The earliest stop time of a terminating pod.
+    fn next_stop(&self) -> Option<Instant> {
+        self.terminating.values().map(|t| t.due).min()
+    }
+
+    /// The kubelet's `Killing` events for the pods that began terminating, and the stops that
+    /// are due.
+    fn kubelet_stops(&mut self, st: &mut State, now: Instant) {
         for (key, uid) in std::mem::take(&mut self.killing) {
             if let Some(pod) = st.get(PODS, &key.0, &key.1)
                 && meta::uid(&pod) == uid
@@ -416,6 +431,10 @@ impl Controllers {
                 kubelet::stop(st, &pod, t.killed);
             }
         }
+    }
+
+    /// Starts the bound pods and marks Ready those whose readiness time is due.
+    fn kubelet_starts(&mut self, st: &mut State, now: Instant) {
         // A pod waiting for its readiness time is only looked at once it is due: a pod that
         // was deleted or began terminating meanwhile already left `starting` (observe_pod).
         let uids: Vec<String> = self
@@ -653,46 +672,68 @@ impl Controllers {
         let started = Instant::now();
         self.settle(&mut rx);
         let mut last_settle = Instant::now();
-        let mut gap = (last_settle - started)
-            .saturating_mul(4)
-            .clamp(DEBOUNCE, FALLBACK_TICK);
+        let mut gap = settle_gap(last_settle - started);
+        // When the first change since the last settle run arrived.
+        let mut burst: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let earliest = last_settle + gap;
-            // Sleep until the earliest deadline, never past the fallback tick, and never sooner
-            // than the debounce gap after the previous run.
-            let wake = if self.work_pending(now) {
-                earliest
+            // Settle when work is queued: a burst of changes is coalesced for the debounce time,
+            // and never sooner than the gap after the previous run. Otherwise sleep until the
+            // earliest deadline, never past the fallback tick.
+            let settle_at = if self.work_pending(now) {
+                earliest.max(burst.map_or(now, |b| b + DEBOUNCE))
             } else {
                 self.next_deadline()
                     .map_or(now + FALLBACK_TICK, |d| d.min(now + FALLBACK_TICK))
                     .max(earliest)
             };
+            // A pod's stop is due at its own time, even within the gap.
+            let stop_at = self.next_stop().filter(|d| *d < settle_at);
             tokio::select! {
-                ev = rx.recv() => match ev {
-                    Ok(ev) => {
-                        self.observe(&ev);
-                        // Coalesce the rest of the burst before reacting.
-                        let until = (Instant::now() + DEBOUNCE).max(earliest);
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(until) => {}
-                            _ = shutdown.changed() => break,
-                        }
+                ev = rx.recv() => {
+                    match ev {
+                        Ok(ev) => self.observe(&ev),
+                        Err(RecvError::Lagged(_)) => self.full_resync(),
+                        Err(RecvError::Closed) => break,
                     }
-                    Err(RecvError::Lagged(_)) => self.full_resync(),
-                    Err(RecvError::Closed) => break,
-                },
-                _ = tokio::time::sleep_until(wake) => {}
+                    self.drain_events(&mut rx);
+                    burst.get_or_insert_with(Instant::now);
+                    // Take a storm's changes a few at a time, not one wake-up each.
+                    tokio::select! {
+                        _ = tokio::time::sleep(DEBOUNCE) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(stop_at.unwrap_or(settle_at)), if stop_at.is_some() => {
+                    let shared = self.shared.clone();
+                    let mut st = shared.store.lock();
+                    self.kubelet_stops(&mut st, Instant::now());
+                    continue;
+                }
+                _ = tokio::time::sleep_until(settle_at) => {}
                 _ = shutdown.changed() => break,
             }
             let started = Instant::now();
             self.settle(&mut rx);
+            burst = None;
             last_settle = Instant::now();
-            gap = (last_settle - started)
-                .saturating_mul(4)
-                .clamp(DEBOUNCE, FALLBACK_TICK);
+            let took = last_settle - started;
+            gap = settle_gap(took);
+            if took > Duration::from_millis(10) {
+                tracing::debug!(?took, ?gap, "slow settle run");
+            }
         }
     }
+}
+
+/// How long the controllers leave the store to the API after a settle run that took `took`:
+/// four times as long (so under load they hold its lock about a fifth of the time, as the real
+/// controllers, rate-limited clients of the API server, do not starve it), at least the
+/// debounce time, at most [`MAX_GAP`].
+fn settle_gap(took: Duration) -> Duration {
+    took.saturating_mul(4).clamp(DEBOUNCE, MAX_GAP)
 }
 
 /// A float number of seconds as a Duration, clamped to `0..=MAX_SECONDS` (NaN gives zero):
@@ -709,7 +750,88 @@ fn seconds(v: f64) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn controllers(params: HashMap<String, PodParams>) -> Controllers {
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        Controllers::new(Arc::new(Shared {
+            store: crate::store::Store::new(100),
+            ledger: crate::ledger::Ledger::default(),
+            faults: crate::faults::FaultSet::default(),
+            settings: crate::scenario::Settings::default(),
+            shutdown,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            params: std::sync::Mutex::new(params),
+            authz: None,
+            snapshots: crate::paging::Snapshots::new(Duration::from_secs(1)),
+            open_watches: Arc::default(),
+        }))
+    }
+
+    fn deleted_pod(uid: &str, grace: i64) -> Arc<Value> {
+        Arc::new(json!({
+            "metadata": {"name": uid, "namespace": "shop", "uid": uid,
+                         "deletionTimestamp": "2026-12-04T08:00:00Z",
+                         "deletionGracePeriodSeconds": grace},
+            "spec": {"nodeName": "n1"},
+            "status": {"phase": "Running"}
+        }))
+    }
+
+    fn modified(object: Arc<Value>, at: Instant) -> Event {
+        Event {
+            rv: 2,
+            res: PODS,
+            ty: EventType::Modified,
+            object,
+            prev: None,
+            removed: None,
+            at,
+        }
+    }
+
+    #[test]
+    fn a_pods_stop_counts_from_its_deletion_not_from_when_the_controllers_see_it() {
+        let params = |term| PodParams {
+            termination_seconds: term,
+            ready_seconds: 0.0,
+        };
+        let mut c = controllers(HashMap::from([
+            ("slow".to_string(), params(2.0)),
+            ("killed".to_string(), params(60.0)),
+        ]));
+        // the controllers get to the events 0.7 s after the deletions were written (a long
+        // settle run, or the gap after one)
+        let deleted_at = Instant::now() - Duration::from_millis(700);
+        c.observe(&modified(deleted_pod("slow", 30), deleted_at));
+        assert_eq!(c.next_stop(), Some(deleted_at + Duration::from_secs(2)));
+        // an app slower than its grace period is killed when the grace period ends
+        c.observe(&modified(deleted_pod("killed", 1), deleted_at));
+        assert_eq!(c.next_stop(), Some(deleted_at + Duration::from_secs(1)));
+        assert!(c.terminating["killed"].killed);
+        // seen again later (a status write), the stop keeps its time
+        c.observe(&modified(deleted_pod("slow", 30), Instant::now()));
+        assert_eq!(
+            c.terminating["slow"].due,
+            deleted_at + Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn the_controllers_leave_the_store_four_times_as_long_as_they_held_it() {
+        assert_eq!(settle_gap(Duration::ZERO), DEBOUNCE);
+        assert_eq!(
+            settle_gap(Duration::from_millis(20)),
+            Duration::from_millis(80)
+        );
+        assert_eq!(
+            settle_gap(Duration::from_millis(200)),
+            Duration::from_millis(800)
+        );
+        assert_eq!(settle_gap(Duration::from_secs(2)), MAX_GAP);
+    }
 
     #[test]
     fn seconds_clamp_instead_of_panicking() {
