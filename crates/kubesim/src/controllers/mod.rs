@@ -333,13 +333,16 @@ impl Controllers {
     /// The earliest time-based work: a pod's stop time, a pod's start or readiness time, a
     /// budget's requeue time.
     fn next_deadline(&self) -> Option<Instant> {
-        let stops = self.terminating.values().map(|t| t.due);
         let starts = self
             .starting
             .values()
             .map(|s| s.ready_at.unwrap_or_else(Instant::now));
         let budgets = self.pdb_due.values().copied();
-        stops.chain(starts).chain(budgets).min()
+        self.next_stop()
+            .into_iter()
+            .chain(starts)
+            .chain(budgets)
+            .min()
     }
 
     /// Take every queued store event; true when there was at least one.
